@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: set up everything (apt, venv, package), then run the whole test suite, including
+# the tests marked `kernel` that build and boot the real default tree.  Extra args go to pytest
+# (e.g. `ci/test.sh -m "not kernel"` for the fast unit tests only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ci/setup.sh
+exec .venv/bin/python -m pytest -ra "$@" tests

@@ -1,0 +1,148 @@
+"""The `ktest` command line.  Exit codes: 0 ok, 1 regressions found, 2 could not run, 130 interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__, kconfig
+from .cache import Cache
+from .errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, KtestError
+from .progress import Progress
+
+EPILOG = """\
+exit codes: 0 no regression, 1 regression found, 2 could not run (bad input or machine), 130 interrupted.
+Not the kernel's tools/testing/ktest/ktest.pl.
+"""
+
+
+def _tree_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("kernel tree")
+    g.add_argument("--kernel", default="6.12", metavar="VER",
+                   help="Debian linux-source version for the default tree: 6.12 (default) or 6.1")
+    g.add_argument("--tree", metavar="PATH", help="your own kernel git checkout instead (never modified)")
+    g.add_argument("--base", metavar="REV", default="HEAD", help="base revision in --tree (default HEAD)")
+
+
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--area", action="append", choices=kconfig.AREAS, metavar="AREA",
+                   help=f"kconfig areas to enable (default: all of {', '.join(kconfig.AREAS)})")
+    p.add_argument("-j", "--jobs", type=int, help="make -j (default: nproc)")
+
+
+def _common(defaults: bool) -> argparse.ArgumentParser:
+    """--cache/--debug, accepted before or after the subcommand."""
+    p = argparse.ArgumentParser(add_help=False)
+    sup = {} if defaults else {"default": argparse.SUPPRESS}
+    p.add_argument("--cache", metavar="DIR", help="cache dir (default $KTEST_CACHE or ~/.cache/ktest)",
+                   **({"default": None} if defaults else sup))
+    p.add_argument("--debug", action="store_true", help="show tracebacks", **sup)
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ktest", description=__doc__, epilog=EPILOG, parents=[_common(True)],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"ktest {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    common = [_common(False)]
+
+    p = sub.add_parser("tree", parents=common, help="prepare (once) and show the kernel tree",
+                       description="Prepare the default Debian tree (extract + git) or check --tree/--base.")
+    _tree_args(p)
+    p.add_argument("--json", action="store_true", help="print the tree record as JSON")
+
+    p = sub.add_parser("build", parents=common, help="build base (and each patch of a series) with the lean config",
+                       description="Build the base kernel and, given a series, each patch's commit. "
+                                   "Cached by (commit, kconfig, toolchain): a repeat build runs no make.")
+    p.add_argument("series", nargs="?", help="patch series: a dir of *.patch, a .patch or an mbox")
+    _tree_args(p)
+    _build_args(p)
+    p.add_argument("--json", action="store_true", help="print the build records as JSON")
+
+    p = sub.add_parser("run", parents=common, help="apply, build, boot and check base vs patched; write a report",
+                       description="The main job: for each series, build base and patched kernels and "
+                                   "compare them.")
+    p.add_argument("series", nargs="+", help="patch series (dirs, .patch files or mboxes)")
+    _tree_args(p)
+    _build_args(p)
+    return ap
+
+
+def _tree(args, cache: Cache, progress):
+    from .tree import debian_tree, user_tree
+
+    if args.tree:
+        return user_tree(cache, args.tree, args.base)
+    return debian_tree(cache, args.kernel, progress=progress.info)
+
+
+def cmd_tree(args, cache, progress) -> int:
+    t = _tree(args, cache, progress)
+    if args.json:
+        print(json.dumps(t.to_json(), indent=2))
+    else:
+        print(f"{t.name}: {t.kind} tree at {t.repo}, base {t.base_rev} = {t.base[:12]}, shadow {t.shadow}")
+    return 0
+
+
+def cmd_build(args, cache, progress) -> int:
+    from .pipeline import build_series
+
+    tree = _tree(args, cache, progress)
+    res = build_series(cache, tree, args.series, areas=args.area or kconfig.AREAS, jobs=args.jobs,
+                       progress=progress)
+    if args.json:
+        print(json.dumps(res.to_json(), indent=2))
+    else:
+        for label, b in res.builds():
+            print(f"{label:>10}  {b.commit[:12]}  {'cached' if b.cached else f'{b.duration_s:.0f}s'}  {b.bzimage}")
+        for p, ws in res.new_warnings.items():
+            for w in ws:
+                print(f"new warning in patch {p}: {w.file}:{w.line}: {w.message}")
+    return 0
+
+
+def cmd_run(args, cache, progress) -> int:
+    from .pipeline import build_series
+
+    tree = _tree(args, cache, progress)
+    for s in args.series:
+        build_series(cache, tree, s, areas=args.area or kconfig.AREAS, jobs=args.jobs, progress=progress)
+    return 0
+
+
+COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    progress = Progress()
+    try:
+        cache = Cache.open(Path(args.cache) if args.cache else None)
+        return COMMANDS[args.cmd](args, cache, progress)
+    except KtestError as e:
+        progress.clear()
+        if args.debug:
+            traceback.print_exc()
+        print(e.line(), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        progress.clear()
+        print("ktest: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a bug in ktest: still one line unless --debug
+        progress.clear()
+        if args.debug:
+            traceback.print_exc()
+        print(f"ktest: internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)",
+              file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

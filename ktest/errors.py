@@ -1,0 +1,146 @@
+"""One error hierarchy.  Every error renders as one line with a hint; the CLI maps it to an exit code.
+
+User errors are bad inputs (a path, a patch, a revision); infrastructure errors are the machine's
+(host tools, cache dir, a guest that hangs).  Both mean "could not run" (exit 2); exit 1 is kept for
+"regressions found".
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_COULD_NOT_RUN = 2
+EXIT_INTERRUPTED = 130
+
+
+class KtestError(Exception):
+    """Base: subclasses set `msg` (a format template over the keyword args), `hint` and `code`."""
+
+    kind = "user"
+    code = "error"
+    msg = "{detail}"
+    hint = ""
+    exit_code = EXIT_COULD_NOT_RUN
+
+    def __init__(self, **fields):
+        self.fields = fields
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        text = self.msg.format(**self.fields)
+        hint = self.hint.format(**self.fields) if self.hint else ""
+        return f"{text} (hint: {hint})" if hint else text
+
+    def line(self) -> str:
+        return f"ktest: {self.kind} error [{self.code}]: {self.render()}"
+
+
+class UserError(KtestError):
+    kind = "user"
+
+
+class InfraError(KtestError):
+    kind = "infra"
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+class SeriesNotFound(UserError):
+    code = "series-not-found"
+    msg = "series {path} does not exist"
+    hint = "give a directory of *.patch files, a .patch file or an mbox"
+
+
+class NotAPatch(UserError):
+    code = "not-a-patch"
+    msg = "{path} is not a patch: {why}"
+    hint = "expected `git format-patch` output (a mail with a diff)"
+
+
+class EmptySeries(UserError):
+    code = "empty-series"
+    msg = "series {path} holds no patches"
+    hint = "put *.patch files in it, or list them in a `series` file"
+
+
+class BadSeriesFile(UserError):
+    code = "bad-series-file"
+    msg = "{path}: lists {name}, which does not exist"
+
+
+class PatchDoesNotApply(UserError):
+    code = "patch-does-not-apply"
+    msg = "patch {index} '{subject}' ({name}) does not apply to {base}: {where}"
+    hint = "rebase the series onto {base}"
+
+
+class NotAGitTree(UserError):
+    code = "not-a-git-tree"
+    msg = "--tree {path} {why}"
+    hint = "give the top of a kernel git checkout, or omit --tree for the Debian 6.12 tree"
+
+
+class BadBase(UserError):
+    code = "bad-base"
+    msg = "--base {rev} does not name a commit in {path}"
+    hint = "use a commit, tag or branch that `git rev-parse` resolves there"
+
+
+class NotAKernelTree(UserError):
+    code = "not-a-kernel-tree"
+    msg = "{path} at {rev} has no top-level Makefile with VERSION/PATCHLEVEL"
+
+
+class UnknownKernel(UserError):
+    code = "unknown-kernel"
+    msg = "--kernel {version}: Debian has no linux-source-{version} here"
+    hint = "use 6.12 or 6.1, or --tree PATH"
+
+
+class UnknownArea(UserError):
+    code = "unknown-area"
+    msg = "unknown check area {name!r}"
+    hint = "known areas: {known}"
+
+
+class BuildFailed(UserError):
+    code = "build-failed"
+    msg = "build of {what} failed at {where}: {first_error}"
+    hint = "full log: {log}"
+
+
+class KconfigMissing(UserError):
+    code = "kconfig-missing"
+    msg = "after olddefconfig these requested symbols are not as asked: {missing}"
+    hint = "their dependencies are unmet in this tree; see {config}"
+
+
+# --- machine ----------------------------------------------------------------------------------
+
+class MissingHostTools(InfraError):
+    code = "missing-host-tools"
+    msg = "missing host tools: {missing}"
+    hint = "run ci/setup.sh, or apt-get install {packages}"
+
+
+class CacheNotWritable(InfraError):
+    code = "cache-not-writable"
+    msg = "cache dir {path} is not writable: {why}"
+    hint = "set KTEST_CACHE or --cache to a writable directory"
+
+
+class TreeSetupFailed(InfraError):
+    code = "tree-setup-failed"
+    msg = "could not prepare the {name} tree: {why}"
+
+
+class GitFailed(InfraError):
+    code = "git-failed"
+    msg = "git {args} failed in {cwd}: {why}"
+
+
+class Interrupted(KtestError):
+    kind = "user"
+    code = "interrupted"
+    msg = "interrupted during {stage}; nothing partial was kept"
+    exit_code = EXIT_INTERRUPTED

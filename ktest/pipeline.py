@@ -1,0 +1,76 @@
+"""Stages glued together: tree -> series -> apply -> builds.  (Boot, checks and report come after.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .build import Builder, check_host_tools, new_warnings
+from .cache import Cache
+from .progress import Progress
+from .records import Build, Series, Tree, Warning_
+from .series import apply_series, load_series
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+@dataclass
+class SeriesBuild:
+    tree: Tree
+    series: Series | None
+    base: Build
+    patches: list[Build] = field(default_factory=list)   # one per patch, in order
+    new_warnings: dict[int, list[Warning_]] = field(default_factory=dict)
+
+    @property
+    def patched(self) -> Build:
+        return self.patches[-1] if self.patches else self.base
+
+    def builds(self):
+        yield "base", self.base
+        for i, b in enumerate(self.patches, 1):
+            yield f"patch {i}", b
+
+    def to_json(self) -> dict:
+        return {
+            "tree": self.tree.to_json(),
+            "series": self.series.to_json() if self.series else None,
+            "base": self.base.to_json(),
+            "patches": [b.to_json() for b in self.patches],
+            "new_warnings": {str(k): [w.__dict__ for w in v] for k, v in self.new_warnings.items()},
+        }
+
+
+def build_series(cache: Cache, tree: Tree, series_path: str | None, areas, jobs=None,
+                 progress: Progress | None = None) -> SeriesBuild:
+    """Build the base and, for a series, every patch's commit (each patch alone on top of the ones
+    before it), so that a build break or a new warning is pinned to its patch."""
+    progress = progress or Progress()
+    series = load_series(series_path) if series_path else None  # validate input before any work
+    check_host_tools()
+    builder = Builder(cache, tree, areas=areas, jobs=jobs, progress=progress)
+    commits = []
+    if series:
+        work = cache.dir("work", new_run_id())
+        try:
+            n = len(series.patches)
+            progress.stage(f"applying {series.name} ({n} patch{'es' if n != 1 else ''}) to {tree.base_rev}")
+            commits = apply_series(tree, series, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    base = builder.build(tree.base, "base")
+    res = SeriesBuild(tree=tree, series=series, base=base)
+    prev = base
+    for i, c in enumerate(commits, 1):
+        b = builder.build(c, f"patch {i}/{len(commits)}")
+        res.patches.append(b)
+        if nw := new_warnings(prev.warnings, b.warnings):
+            res.new_warnings[i] = nw
+        prev = b
+    return res

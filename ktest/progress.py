@@ -1,0 +1,60 @@
+"""Terminal progress: stages, a transient status line, warnings.  Quiet when not a tty (CI logs get a
+line every `interval` seconds instead of a redraw per object)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console
+
+
+class Progress:
+    def __init__(self, stream=None, interval: float = 30.0):
+        self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
+        self.tty = self.console.is_terminal
+        self.interval = interval
+        self._last = 0.0
+        self._status = None
+
+    def stage(self, msg: str) -> None:
+        self.clear()
+        self.console.print(f"[bold]ktest:[/bold] {msg}", markup=True)
+
+    def info(self, msg: str) -> None:
+        self.clear()
+        self.console.print(f"ktest: {msg}", markup=False)
+
+    def warn(self, msg: str) -> None:
+        self.clear()
+        self.console.print(f"[yellow]ktest: warning:[/yellow] {msg}", markup=True)
+
+    def status(self, msg: str) -> None:
+        if self.tty:
+            if self._status is None:
+                self._status = self.console.status(msg)
+                self._status.start()
+            else:
+                self._status.update(msg)
+        elif time.monotonic() - self._last >= self.interval:
+            self._last = time.monotonic()
+            self.console.print(f"ktest: {msg}", markup=False)
+
+    def clear(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    __call__ = info
+
+
+class Silent(Progress):
+    def __init__(self):
+        pass
+
+    def stage(self, msg): pass
+    def info(self, msg): pass
+    def warn(self, msg): pass
+    def status(self, msg): pass
+    def clear(self): pass
+    __call__ = info

@@ -1,0 +1,125 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fakekernel import git, make_series
+from ktest.build import Builder, check_host_tools, first_error, parse_warnings
+from ktest.errors import BuildFailed, MissingHostTools
+from ktest.pipeline import build_series
+from ktest.progress import Silent
+from ktest.tree import user_tree
+
+
+@pytest.fixture
+def calls(tmp_path, monkeypatch):
+    f = tmp_path / "make-calls"
+    monkeypatch.setenv("KTEST_FAKE_CALLS", str(f))
+    return f
+
+
+def n_calls(f: Path) -> int:
+    return len(f.read_text().splitlines()) if f.exists() else 0
+
+
+def test_base_build_then_cache_hit_runs_no_make(cache, fake_tree, calls):
+    t = user_tree(cache, fake_tree)
+    b = Builder(cache, t, progress=Silent())
+    first = b.build(t.base, "base")
+    assert first.status == "PASS" and not first.cached
+    assert first.bzimage.read_text().startswith("fake bzImage")
+    assert (first.dir / "meta.json").exists() and (first.dir / "config").exists()
+    made = n_calls(calls)
+    assert made >= 1
+    again = Builder(cache, t, progress=Silent()).build(t.base, "base")
+    assert again.cached and again.dir == first.dir
+    assert n_calls(calls) == made, "a cache hit must not run make"
+
+
+def test_series_builds_each_patch_and_reports_new_warning(cache, fake_tree, fake_series, calls):
+    t = user_tree(cache, fake_tree)
+    res = build_series(cache, t, str(fake_series), areas=("linkwatch",), progress=Silent())
+    assert len(res.patches) == 2
+    assert len({res.base.key, res.patches[0].key, res.patches[1].key}) == 3
+    assert res.base.warnings == []
+    assert list(res.new_warnings) == [2], "only patch 2 adds a warning"
+    (w,) = res.new_warnings[2]
+    assert (w.file, w.line, w.message) == ("net/core/dev.c", 2, "new thing [-Wcpp]")
+
+
+def test_build_error_names_file_and_line(cache, tmp_path, fake_tree):
+    series = make_series(fake_tree, tmp_path / "broken", [
+        ("net/core/link_watch.c", "int a;\n#error expected ';' before '}' token\n", "net: break it")])
+    t = user_tree(cache, fake_tree)
+    with pytest.raises(BuildFailed) as e:
+        build_series(cache, t, str(series), areas=(), progress=Silent())
+    msg = str(e.value)
+    assert "net/core/link_watch.c:2" in msg and "expected ';'" in msg and "build-" in msg
+    # nothing trusted was left for the failed commit
+    arts = [p for p in (cache.root / "artifacts").iterdir() if not p.name.startswith(".")]
+    assert len(arts) == 1, "only the base artifact exists"
+
+
+def test_first_error_parsers():
+    src, obj = Path("/c/src"), Path("/c/obj")
+    log = "  CC      a.o\n/c/src/net/core/x.c:10:3: error: 'foo' undeclared\nmake[2]: *** [x] Error 1\n"
+    assert first_error(log, src, obj) == ("net/core/x.c:10", "'foo' undeclared")
+    log = "ld: vmlinux.o: in function `f':\nnet/core/y.c:(.text+0x1): undefined reference to `bar'\n"
+    assert first_error(log, src, obj) == ("net/core/y.c", "undefined reference to `bar'")
+    assert first_error("make: *** No rule to make target 'x'.  Stop.\n", src, obj)[0] == "make"
+    ws = parse_warnings("../src/a.c:1:2: warning: w1 [-Wx]\n../src/a.c:1:2: warning: w1 [-Wx]\n", src, obj)
+    assert [(w.file, w.line) for w in ws] == [("a.c", 1)]
+
+
+def test_missing_host_tools_listed_together():
+    with pytest.raises(MissingHostTools) as e:
+        check_host_tools(which=lambda t: None if t in ("flex", "bison") else "/usr/bin/" + t,
+                         header_dirs=("/nonexistent",))
+    msg = str(e.value)
+    assert "flex" in msg and "bison" in msg and "libelf.h" in msg and "libelf-dev" in msg
+
+
+def test_concurrent_builds_share_cache_safely(cache, fake_tree, calls):
+    t = user_tree(cache, fake_tree)
+    code = ("import sys; from ktest.cache import Cache; from ktest.tree import user_tree; "
+            "from ktest.build import Builder; from ktest.progress import Silent; "
+            "c = Cache.open(sys.argv[1]); t = user_tree(c, sys.argv[2]); "
+            "print(Builder(c, t, progress=Silent()).build(t.base).dir)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(cache.root), str(fake_tree)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0] == outs[1]
+    assert n_calls(calls) <= 3 * 2, "the second run waited for the lineage lock and took the cache hit"
+    assert Path(outs[0], "bzImage").exists()
+
+
+def test_ctrl_c_during_build_kills_make_and_leaves_no_artifact(cache, fake_tree, tmp_path):
+    (fake_tree / "SLOW").write_text("")
+    git(fake_tree, "add", "SLOW")
+    git(fake_tree, "commit", "-q", "-m", "slow")
+    env = dict(os.environ, KTEST_CACHE=str(cache.root))
+    p = subprocess.Popen([sys.executable, "-m", "ktest", "build", "--tree", str(fake_tree)],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if subprocess.run(["pgrep", "-f", f"fakebuild.py bzImage"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.2)
+    else:
+        p.kill()
+        pytest.fail("fake make never started")
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("ktest: user error [interrupted]")
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", "fakebuild.py bzImage"], capture_output=True).returncode != 0, \
+        "make must not outlive ktest"
+    arts = cache.root / "artifacts"
+    assert not arts.exists() or not [a for a in arts.iterdir() if (a / "meta.json").exists()]
