@@ -70,7 +70,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("series", nargs="+", help="patch series (dirs, .patch files or mboxes)")
     _tree_args(p)
     _build_args(p)
+    p = sub.add_parser("boot", parents=common, help="boot one kernel and run selected checks (for check authors)",
+                       description="Boot one kernel under virtme-ng and run checks from testcases/ in it. "
+                                   "Without --build/--bzimage, the default tree's base kernel is built (or "
+                                   "taken from the cache) first.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--build", metavar="KEY|DIR", help="an artifact key (cache/artifacts/KEY) or directory")
+    g.add_argument("--bzimage", metavar="PATH", help="any bzImage")
+    _tree_args(p)
+    _boot_args(p)
+    p.add_argument("--testcases", nargs="+", metavar="PATH", help="check files/dirs (default: testcases/)")
+    p.add_argument("--out", metavar="DIR", help="where logs and results go (default: reports/boot-<time>)")
+    p.add_argument("--json", action="store_true", help="print the guest run as JSON")
     return ap
+
+
+def _boot_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("boot")
+    g.add_argument("-k", dest="expr", metavar="EXPR", help="pytest -k expression selecting checks")
+    g.add_argument("--reps", type=int, default=5, help="repetitions per measurement (default 5)")
+    g.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                   help="auto probes once per host whether KVM really runs a guest (default)")
+    g.add_argument("--known-issues", metavar="FILE", type=Path,
+                   help="JSON list of {fingerprint, reason}: splats that are expected")
 
 
 def _tree(args, cache: Cache, progress):
@@ -116,7 +138,47 @@ def cmd_run(args, cache, progress) -> int:
     return 0
 
 
-COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run}
+def cmd_boot(args, cache, progress) -> int:
+    import time
+
+    from .checks import run_checks
+    from .errors import BootImageMissing
+
+    if args.bzimage:
+        bz = Path(args.bzimage)
+    elif args.build:
+        d = Path(args.build) if "/" in args.build else cache.root / "artifacts" / args.build
+        bz = d / "bzImage"
+    else:
+        from .build import Builder
+
+        tree = _tree(args, cache, progress)
+        bz = Builder(cache, tree, progress=progress).build(tree.base, "base").bzimage
+    if not bz.is_file():
+        raise BootImageMissing(path=bz)
+    out = Path(args.out) if args.out else Path("reports") / time.strftime("boot-%Y%m%d-%H%M%S")
+    run = run_checks(cache, bz.resolve(), out.resolve(), label=bz.parent.name, paths=args.testcases,
+                     expr=args.expr, reps=args.reps, accel=args.accel, known_issues=args.known_issues,
+                     progress=progress)
+    if args.json:
+        print(json.dumps(run.to_json(), indent=2))
+    else:
+        print(f"boot: {run.boot.outcome} (exit {run.boot.exit_code}) in {run.boot.duration_s:.1f}s, "
+              f"accel {run.env.get('accel')}, harness after {run.boot.started_after_s or float('nan'):.1f}s; "
+              f"logs in {out}")
+        for r in run.results:
+            m = "; ".join(f"{x['name']} p50={x.get('value', float('nan')):.1f}{x['unit']} n={x['n']}"
+                          for x in r["metrics"])
+            print(f"  {r['status']:5} {r['path']}  ({r['duration_s']:.2f}s){'  ' + m if m else ''}"
+                  f"{'  ' + r['message'] if r['message'] and r['status'] != 'PASS' else ''}")
+        for s in run.splats:
+            print(f"  SPLAT {s.kind} {s.fingerprint}{' (known: ' + s.known + ')' if s.known else ''}: {s.title}")
+    bad = run.crashed or run.boot.outcome != "ok" or any(r["status"] in ("FAIL", "ERROR") for r in run.results) \
+        or any(not s.known for s in run.splats)
+    return 1 if bad else 0
+
+
+COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "boot": cmd_boot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,6 +115,12 @@ class KconfigMissing(UserError):
     hint = "their dependencies are unmet in this tree; see {config}"
 
 
+class BootImageMissing(UserError):
+    code = "no-bzimage"
+    msg = "no kernel image at {path}"
+    hint = "give --bzimage PATH, or --build KEY from `ktest build --json`"
+
+
 # --- machine ----------------------------------------------------------------------------------
 
 class MissingHostTools(InfraError):

@@ -1,0 +1,156 @@
+"""Kernel console analysis: find splats (panic, Oops/BUG, WARNING, hung task, RCU stall, KASAN,
+lockdep, UBSAN), cut out each block, and fingerprint it by its first few meaningful functions.
+
+Pure: text in, records out.  A fingerprint ignores addresses, offsets, PIDs and timestamps, so the
+same bug gives the same fingerprint on every boot and build.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+TS = re.compile(r"^\s*\[\s*\d+\.\d+\]\s?")          # printk time prefix
+# (kind, pattern) in priority order; the first match on a line starts a splat
+HEADERS: list[tuple[str, re.Pattern]] = [
+    ("kasan", re.compile(r"BUG: KASAN: ")),
+    ("kfence", re.compile(r"BUG: KFENCE: ")),
+    ("ubsan", re.compile(r"UBSAN: ")),
+    ("lockdep", re.compile(r"WARNING: (possible circular locking dependency|possible recursive locking|"
+                           r"inconsistent lock state|suspicious RCU usage|held lock freed|"
+                           r"lock held when returning to user space|possible irq lock inversion)")),
+    ("hung_task", re.compile(r"INFO: task \S+ blocked for more than \d+ seconds")),
+    ("rcu_stall", re.compile(r"rcu: INFO: rcu_\w+ (self-)?detected stall|"
+                             r"INFO: rcu_\w+ (self-)?detected stalls? on CPU")),
+    ("soft_lockup", re.compile(r"watchdog: BUG: soft lockup")),
+    ("bug", re.compile(r"kernel BUG at |BUG: (?!KASAN|KFENCE)")),
+    ("oops", re.compile(r"Oops: |general protection fault")),
+    ("warning", re.compile(r"WARNING: CPU: \d+ PID: \d+ at ")),
+    ("panic", re.compile(r"Kernel panic - not syncing: ")),
+]
+END = re.compile(r"---\[ end (trace|Kernel panic)")
+FUNC = re.compile(r"^\s*(\? )?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
+RIP = re.compile(r"RIP: \d+:([A-Za-z_][\w.]*)\+0x")
+WARN_AT = re.compile(r"WARNING: CPU: \d+ PID: \d+ at \S+ ([A-Za-z_][\w.]*)\+0x")
+# Frames that say how we got to the report, not where the bug is.
+NOISE = {
+    "dump_stack", "dump_stack_lvl", "show_stack", "__warn", "warn_slowpath_fmt", "report_bug",
+    "handle_bug", "exc_invalid_op", "asm_exc_invalid_op", "panic", "vpanic", "die", "oops_end",
+    "__die", "die_body", "do_trap", "do_error_trap", "exc_page_fault", "asm_exc_page_fault",
+    "page_fault_oops", "kernelmode_fixup_or_oops", "__bad_area_nosemaphore", "bad_area_nosemaphore",
+    "do_user_addr_fault", "do_kern_addr_fault", "kasan_report", "print_report", "__asan_load8",
+    "__asan_store8", "check_panic_on_warn", "__warn_printk", "lkdtm_do_action", "direct_entry",
+    "entry_SYSCALL_64_after_hwframe", "do_syscall_64", "x64_sys_call", "ret_from_fork",
+    "ret_from_fork_asm", "kthread", "worker_thread", "process_one_work", "sysrq_handle_crash",
+    "exc_general_protection", "asm_exc_general_protection", "rcu_dump_cpu_stacks",
+    "print_cpu_stall", "rcu_sched_clock_irq", "update_process_times", "tick_nohz_handler",
+    "__hrtimer_run_queues", "hrtimer_interrupt", "__sysvec_apic_timer_interrupt",
+    "sysvec_apic_timer_interrupt", "asm_sysvec_apic_timer_interrupt", "lock_acquire",
+    "__lock_acquire", "validate_chain", "check_prev_add", "check_noncircular", "print_circular_bug",
+    "check_hung_task", "check_hung_uninterruptible_tasks", "watchdog", "__schedule", "schedule",
+}
+MAX_BLOCK = 120
+
+
+@dataclass
+class Splat:
+    kind: str
+    title: str                  # the header line, without timestamp
+    fingerprint: str            # kind:func1/func2/func3
+    functions: list[str]
+    text: str                   # the whole block
+    line: int                   # 1-based line in the console log
+    known: str | None = None    # reason, if a known-issues entry matched
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _kind(line: str) -> str | None:
+    for kind, pat in HEADERS:
+        if pat.search(line):
+            return kind
+    return None
+
+
+def _functions(block: list[str], n: int = 3) -> list[str]:
+    funcs: list[str] = []
+    for l in block:
+        for pat in (WARN_AT, RIP):
+            if m := pat.search(l):
+                if m.group(1) not in NOISE and m.group(1) not in funcs:
+                    funcs.append(m.group(1))
+    for l in block:
+        m = FUNC.match(l)
+        if not m or m.group(1):        # "? func" frames are unreliable guesses
+            continue
+        f = m.group(2)
+        if f not in NOISE and f not in funcs:
+            funcs.append(f)
+        if len(funcs) >= n:
+            break
+    return funcs[:n]
+
+
+def _title_key(title: str) -> str:
+    """A stable stand-in for call-trace-less splats: digits and addresses removed."""
+    t = re.sub(r"0x[0-9a-f]+|\b\d+\b", "N", title)
+    return re.sub(r"\s+", " ", t).strip()[:80]
+
+
+def parse(text: str) -> list[Splat]:
+    lines = [TS.sub("", l.rstrip("\r")) for l in text.splitlines()]
+    splats: list[Splat] = []
+    i = 0
+    while i < len(lines):
+        kind = _kind(lines[i])
+        if not kind:
+            i += 1
+            continue
+        start, j = i, i + 1
+        while j < len(lines) and j - start < MAX_BLOCK:
+            if END.search(lines[j]):
+                j += 1
+                break
+            nk = _kind(lines[j])
+            # a WARNING/BUG inside a panic's dump, or a panic after an oops, starts a new splat
+            if nk and not (kind == "lockdep" and nk == "warning"):
+                break
+            j += 1
+        block = lines[start:j]
+        funcs = _functions(block)
+        title = lines[start].strip()
+        fp = f"{kind}:{'/'.join(funcs) if funcs else _title_key(title)}"
+        splats.append(Splat(kind=kind, title=title, fingerprint=fp, functions=funcs,
+                            text="\n".join(block), line=start + 1))
+        i = j
+    return splats
+
+
+@dataclass
+class KnownIssues:
+    """known-issues.json: [{"fingerprint": "warning:foo/*", "reason": "..."}]; fnmatch patterns."""
+
+    entries: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path | None) -> "KnownIssues":
+        if not path or not Path(path).exists():
+            return cls()
+        return cls(json.loads(Path(path).read_text()))
+
+    def mark(self, splats: list[Splat]) -> list[Splat]:
+        for s in splats:
+            for e in self.entries:
+                if fnmatch.fnmatchcase(s.fingerprint, e["fingerprint"]):
+                    s.known = e.get("reason", "known issue")
+                    break
+        return splats
+
+
+def crashed(splats: list[Splat]) -> bool:
+    """A splat that ends the guest (as opposed to a WARNING the kernel survives)."""
+    return any(s.kind in ("panic",) for s in splats)

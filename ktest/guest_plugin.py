@@ -1,0 +1,136 @@
+"""pytest plugin for checks running in the guest: the `record` fixture (metrics with units and
+samples, timelines, notes), the `reps` fixture, and one JSON line per check in results.jsonl."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+_records: dict[str, "Recorder"] = {}
+_reports: dict[str, dict] = {}
+
+
+class Recorder:
+    def __init__(self):
+        self.metrics: list[dict] = []
+        self.timelines: list[dict] = []
+        self.notes: dict = {}
+
+    def metric(self, name: str, samples, unit: str, lower_is_better: bool = True) -> dict:
+        """Record a measured quantity: every sample, its unit, and a summary."""
+        samples = [float(s) for s in samples]
+        m = {"name": name, "unit": unit, "samples": samples, "n": len(samples),
+             "lower_is_better": lower_is_better}
+        if samples:
+            m["value"] = statistics.median(samples)
+        self.metrics.append(m)
+        return m
+
+    def timeline(self, name: str, events: list[dict]) -> None:
+        """An ordered list of observed events, each {"t_ms": float, ...}."""
+        self.timelines.append({"name": name, "events": events})
+
+    def note(self, key: str, value) -> None:
+        self.notes[key] = value
+
+    def to_json(self) -> dict:
+        return {"metrics": self.metrics, "timelines": self.timelines, "notes": self.notes}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--ktest-out", default=None, help="results dir (rwdir)")
+    parser.addoption("--ktest-reps", type=int, default=5, help="repetitions per measurement")
+
+
+@pytest.fixture
+def record(request) -> Recorder:
+    r = Recorder()
+    _records[request.node.nodeid] = r
+    return r
+
+
+@pytest.fixture(scope="session")
+def reps(request) -> int:
+    return max(1, int(request.config.getoption("--ktest-reps")))
+
+
+def dotted_path(nodeid: str) -> str:
+    """testcases/linkwatch/test_bounce.py::test_latency[0.1] -> linkwatch.bounce.latency.0_1"""
+    file, _, rest = nodeid.partition("::")
+    parts = [p for p in Path(file).with_suffix("").parts if p != "testcases"]
+    parts = [re.sub(r"^test_", "", p) for p in parts]
+    name, _, param = rest.partition("[")
+    parts += [re.sub(r"^test_", "", n) for n in name.split("::")]
+    if param:
+        parts.append(param.rstrip("]"))
+    return ".".join(re.sub(r"[^\w-]+", "_", p) for p in parts if p)
+
+
+def _out(config) -> Path | None:
+    o = config.getoption("--ktest-out")
+    return Path(o) if o else None
+
+
+def pytest_runtest_logreport(report):
+    r = _reports.setdefault(report.nodeid, {"status": "PASS", "duration_s": 0.0, "message": None})
+    r["duration_s"] += report.duration
+    if report.failed:
+        r["status"] = "FAIL" if report.when == "call" else "ERROR"
+        r["message"] = r["message"] or _short(report)
+    elif report.skipped:
+        r["status"] = "SKIP"
+        r["message"] = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    for sec, text in report.sections:  # later phases repeat earlier sections: keep one of each
+        if text.strip():
+            r.setdefault("sections", {})[sec] = text[-8000:]
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _flush(nodeid)
+
+
+_config = None
+_done: set[str] = set()
+
+
+def pytest_configure(config):
+    global _config
+    _config = config
+
+
+def _short(report) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return f"{crash.message.splitlines()[0][:300]} ({Path(crash.path).name}:{crash.lineno})"
+    return str(report.longrepr).strip().splitlines()[-1][:300]
+
+
+def _flush(nodeid: str) -> None:
+    if nodeid in _done or _config is None:
+        return
+    _done.add(nodeid)
+    out = _out(_config)
+    rep = dict(_reports.get(nodeid, {"status": "ERROR", "duration_s": 0.0, "message": "no report"}))
+    rep["log"] = "".join(f"--- {k} ---\n{v}\n" for k, v in rep.pop("sections", {}).items())
+    rec = _records.get(nodeid)
+    line = {"id": nodeid, "path": dotted_path(nodeid), **rep, **(rec.to_json() if rec else
+            {"metrics": [], "timelines": [], "notes": {}}), "finished_at_uptime_s": _uptime()}
+    if out is None:
+        return
+    with open(out / "results.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _uptime() -> float:
+    try:
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return time.monotonic()

@@ -1,0 +1,271 @@
+"""Boot a kernel under virtme-ng non-interactively, with timeouts, cleanup and console capture.
+
+vng runs in its own process group (QEMU can outlive the vng parent), so a timeout or Ctrl-C kills
+the whole group.  The guest tells us it is up by writing `started.json` into the rwdir (the harness
+does this first thing), which ends the boot-timeout phase.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .cache import Cache, short_hash, write_json_atomic
+from .errors import Interrupted, MissingHostTools
+from .progress import Progress
+
+VNG_EXIT_DIED = 255  # vng's code for "panic or QEMU died"
+
+
+@dataclass
+class BootSpec:
+    bzimage: Path
+    command: str                 # shell command run inside the guest
+    rwdir: Path                  # host dir, mounted read-write at the same path in the guest
+    accel: str = "tcg"           # "kvm" | "tcg"
+    cpus: int = 2
+    memory: str = "1G"
+    boot_timeout: float = 90.0   # until started.json appears
+    idle_timeout: float = 180.0  # no console/stdout output and no rwdir writes
+    hard_timeout: float = 1800.0
+    append: tuple[str, ...] = ("panic=-1", "net.ifnames=0")
+    qemu_opts: tuple[str, ...] = ()
+    wait_started: bool = True    # False for probes that run no harness
+
+
+@dataclass
+class BootResult:
+    outcome: str                 # ok | script-failed | panic | boot-timeout | idle-timeout | hard-timeout | qemu-died
+    exit_code: int | None
+    duration_s: float
+    started_after_s: float | None  # host wall time from launch to the harness's started.json
+    console_log: Path
+    stdout_log: Path
+    attempts: int = 1
+    retried_because: str | None = None
+    env: dict = field(default_factory=dict)
+
+    @property
+    def infra_failure(self) -> bool:
+        """Failed before the guest harness started: the machine's problem, worth one retry."""
+        return self.started_after_s is None and self.outcome in ("boot-timeout", "qemu-died", "idle-timeout")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["console_log"], d["stdout_log"] = str(self.console_log), str(self.stdout_log)
+        return d
+
+
+def vng_binary() -> str:
+    import sys
+
+    here = Path(sys.executable).parent / "vng"
+    found = os.environ.get("KTEST_VNG") or (str(here) if here.exists() else shutil.which("vng"))
+    if not found:
+        raise MissingHostTools(missing="vng", packages="virtme-ng (pip)")
+    for tool, pkg in (("qemu-system-x86_64", "qemu-system-x86"), ("udevadm", "udev")):
+        if not shutil.which(tool) and not Path("/usr/bin", tool).exists() and not Path("/usr/sbin", tool).exists():
+            raise MissingHostTools(missing=tool, packages=pkg)
+    return found
+
+
+def vng_command(spec: BootSpec) -> list[str]:
+    cmd = [vng_binary(), "-r", str(spec.bzimage), "--skip-modules", "--user", "root",
+           "--cpus", str(spec.cpus), "--memory", spec.memory, "--network", "loop", "--no-dhcp",
+           "--force-9p", f"--rwdir={spec.rwdir}", "-v"]
+    if spec.accel == "tcg":
+        cmd.append("--disable-kvm")
+    if spec.append:
+        cmd += ["--append", " ".join(spec.append)]
+    if spec.qemu_opts:
+        cmd.append("--qemu-opts=" + " ".join(spec.qemu_opts))
+    cmd += ["--exec", spec.command]
+    return cmd
+
+
+def kill_group(proc: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM then SIGKILL the whole process group, and reap it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            proc.poll()
+            time.sleep(0.05)
+        else:
+            continue
+        break
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _pump(stream, path: Path, activity: list[float], tee=None) -> None:
+    with open(path, "w", errors="replace") as f:
+        for line in iter(stream.readline, ""):
+            f.write(line)
+            f.flush()
+            activity[0] = time.monotonic()
+            if tee:
+                tee(line)
+
+
+def _latest_mtime(d: Path) -> float:
+    try:
+        return max((p.stat().st_mtime for p in d.iterdir()), default=0.0)
+    except OSError:
+        return 0.0
+
+
+def boot(spec: BootSpec, logdir: Path, progress: Progress | None = None, label: str = "") -> BootResult:
+    progress = progress or Progress()
+    logdir.mkdir(parents=True, exist_ok=True)
+    spec.rwdir.mkdir(parents=True, exist_ok=True)
+    console_log, stdout_log = logdir / "console.log", logdir / "stdout.log"
+    started_file = spec.rwdir / "started.json"
+    started_file.unlink(missing_ok=True)
+    cmd = vng_command(spec)
+    (logdir / "vng-cmd.txt").write_text(shlex.join(cmd) + "\n")
+    activity = [time.monotonic()]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace", start_new_session=True,
+                            env=dict(os.environ, LC_ALL="C"))
+    pumps = [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity), daemon=True),
+             threading.Thread(target=_pump, args=(proc.stdout, stdout_log, activity), daemon=True)]
+    for t in pumps:
+        t.start()
+    outcome, started_after = None, None
+    try:
+        while True:
+            rc = proc.poll()
+            now = time.monotonic()
+            if started_after is None and started_file.exists():
+                started_after = now - t0
+            if rc is not None:
+                break
+            idle = now - max(activity[0], t0)
+            if spec.wait_started and started_after is None and now - t0 > spec.boot_timeout:
+                outcome = "boot-timeout"
+            elif idle > spec.idle_timeout and time.time() - _latest_mtime(spec.rwdir) > spec.idle_timeout:
+                outcome = "idle-timeout"
+            elif now - t0 > spec.hard_timeout:
+                outcome = "hard-timeout"
+            if outcome:
+                kill_group(proc)
+                break
+            progress.status(f"boot {label}: {now - t0:.0f}s" + (" (guest harness running)" if started_after else ""))
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        kill_group(proc)
+        raise Interrupted(stage=f"boot {label}") from None
+    finally:
+        progress.clear()
+        kill_group(proc)  # nothing of this boot may outlive it, even on success
+        for t in pumps:
+            t.join(timeout=5)
+    rc = proc.returncode
+    if outcome is None:
+        from .console import crashed, parse
+
+        if crashed(parse(console_log.read_text(errors="replace"))):
+            outcome = "panic"
+        elif rc == 0:
+            outcome = "ok"
+        elif rc == VNG_EXIT_DIED:
+            outcome = "qemu-died"
+        else:
+            outcome = "script-failed"
+    return BootResult(outcome=outcome, exit_code=rc if outcome not in ("boot-timeout", "idle-timeout", "hard-timeout") else None,
+                      duration_s=time.monotonic() - t0, started_after_s=started_after,
+                      console_log=console_log, stdout_log=stdout_log)
+
+
+def boot_with_retry(spec: BootSpec, logdir: Path, progress: Progress | None = None, label: str = "") -> BootResult:
+    """A boot that fails for infrastructure reasons (never reached the harness) is retried once."""
+    progress = progress or Progress()
+    first = boot(spec, logdir / "attempt-1", progress, label)
+    if not first.infra_failure:
+        return first
+    progress.warn(f"boot {label}: {first.outcome} before the guest harness started; retrying once")
+    second = boot(spec, logdir / "attempt-2", progress, label)
+    second.attempts, second.retried_because = 2, first.outcome
+    return second
+
+
+# --- KVM probe --------------------------------------------------------------------------------
+
+def _qemu_version() -> str:
+    try:
+        p = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, timeout=10)
+        return p.stdout.splitlines()[0] if p.stdout else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def host_key() -> str:
+    return short_hash(platform.release(), _qemu_version(), platform.node())
+
+
+def probe_kvm(cache: Cache, bzimage: Path, progress: Progress | None = None, timeout: float = 25.0) -> tuple[bool, str]:
+    """Does KVM really run a guest here?  /dev/kvm existing is not enough (a PVM host opens it and
+    then hangs the guest), so boot `bzimage` with KVM and `true` as the command, under a short
+    timeout.  The answer is cached per host (kernel release, QEMU version)."""
+    progress = progress or Progress()
+    path = cache.root / "kvm-probe.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    key = host_key()
+    if key in known:
+        return known[key]["ok"], known[key]["reason"]
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        ok, reason = False, "/dev/kvm is missing or not accessible"
+    else:
+        progress.info(f"probing whether KVM really runs a guest ({timeout:.0f}s at most, once per host)")
+        d = cache.dir("work", f"kvm-probe-{os.getpid()}")
+        spec = BootSpec(bzimage=bzimage, command="true", rwdir=d / "rw", accel="kvm", boot_timeout=timeout,
+                        idle_timeout=timeout, hard_timeout=timeout, wait_started=False)
+        res = boot(spec, d, Progress(interval=3600))
+        ok = res.outcome == "ok"
+        reason = (f"a KVM guest booted in {res.duration_s:.1f}s" if ok else
+                  f"a KVM guest did not finish 'true' ({res.outcome}, exit {res.exit_code}, {res.duration_s:.0f}s)")
+        shutil.rmtree(d, ignore_errors=True)
+    known[key] = {"ok": ok, "reason": reason, "qemu": _qemu_version(), "host_kernel": platform.release(),
+                  "at": time.time()}
+    write_json_atomic(path, known)
+    return ok, reason
+
+
+def choose_accel(cache: Cache, bzimage: Path, want: str, progress: Progress) -> str:
+    if want in ("kvm", "tcg"):
+        return want
+    ok, reason = probe_kvm(cache, bzimage, progress)
+    if ok:
+        return "kvm"
+    progress.warn(f"KVM is not usable ({reason}); falling back to TCG emulation, which is much slower")
+    return "tcg"
+
+
+def host_env(spec: BootSpec) -> dict:
+    vng = vng_binary()
+    try:
+        v = subprocess.run([vng, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        v = "?"
+    return {"qemu": _qemu_version(), "vng": v, "accel": spec.accel, "cpus": spec.cpus, "memory": spec.memory,
+            "host_kernel": platform.release(), "host": platform.node()}

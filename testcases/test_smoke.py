@@ -1,0 +1,19 @@
+"""Smoke: the guest is the kernel we built, with the two virtio-net NICs that the checks use."""
+
+import platform
+from pathlib import Path
+
+from ktest.guestlib import uptime_s, virtio_nics
+
+
+def test_virtio_nics_present(record):
+    nics = virtio_nics()
+    record.note("virtio_nics", nics)
+    assert len(nics) == 2, f"vng --network loop should give two virtio-net NICs, found {nics}"
+
+
+def test_guest_basics(record):
+    record.note("kernel_release", platform.release())
+    record.metric("boot_to_check", [uptime_s() * 1000.0], "ms")
+    assert Path("/sys/module/bonding/parameters").is_dir(), "bonding is built in"
+    assert Path("/proc/sys/net/ipv6").is_dir(), "IPv6 is built in"

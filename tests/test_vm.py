@@ -1,0 +1,111 @@
+"""Timeouts, retries and cleanup of the vng launcher, against a fake vng (no VM)."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ktest.checks import run_checks
+from ktest.vm import BootSpec, boot, boot_with_retry, vng_command
+from ktest.progress import Silent
+
+FAKE = Path(__file__).parent / "fakevng.py"
+
+
+@pytest.fixture
+def fake_vng(monkeypatch, tmp_path):
+    monkeypatch.setenv("KTEST_VNG", str(FAKE))
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("FAKE_VNG_PIDS", str(pids))
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[1][0] != "Z"
+
+
+def spec(tmp_path, **kw):
+    return BootSpec(bzimage=tmp_path / "bzImage", command="true", rwdir=tmp_path / "rw", **kw)
+
+
+def test_command_line_is_non_interactive_and_captures_console(tmp_path, fake_vng):
+    cmd = vng_command(spec(tmp_path, accel="tcg"))
+    for flag in ("--skip-modules", "--force-9p", "--no-dhcp", "-v", "--disable-kvm", "--exec"):
+        assert flag in cmd
+    assert cmd[cmd.index("--network") + 1] == "loop" and cmd[cmd.index("--user") + 1] == "root"
+    assert "--disable-kvm" not in vng_command(spec(tmp_path, accel="kvm"))
+
+
+def test_ok(tmp_path, fake_vng, monkeypatch):
+    monkeypatch.setenv("FAKE_VNG_MODE", "ok")
+    r = boot(spec(tmp_path), tmp_path / "log", Silent())
+    assert r.outcome == "ok" and r.exit_code == 0 and r.started_after_s is not None
+    assert "Linux version" in r.console_log.read_text()
+
+
+def test_boot_timeout_kills_whole_group(tmp_path, fake_vng, monkeypatch):
+    monkeypatch.setenv("FAKE_VNG_MODE", "hang")
+    r = boot(spec(tmp_path, boot_timeout=2.0), tmp_path / "log", Silent())
+    assert r.outcome == "boot-timeout" and r.exit_code is None and r.infra_failure
+    vng_pid, qemu_pid = map(int, fake_vng.read_text().split())
+    time.sleep(0.2)
+    assert not alive(vng_pid) and not alive(qemu_pid), "no qemu may outlive ktest"
+
+
+def test_idle_timeout_after_harness_started(tmp_path, fake_vng, monkeypatch):
+    monkeypatch.setenv("FAKE_VNG_MODE", "stall")
+    r = boot(spec(tmp_path, boot_timeout=30, idle_timeout=2.0), tmp_path / "log", Silent())
+    assert r.outcome == "idle-timeout" and r.started_after_s is not None and not r.infra_failure
+    _, qemu_pid = map(int, fake_vng.read_text().split())
+    assert not alive(qemu_pid)
+
+
+def test_hard_cap(tmp_path, fake_vng, monkeypatch):
+    monkeypatch.setenv("FAKE_VNG_MODE", "stall")
+    r = boot(spec(tmp_path, boot_timeout=30, idle_timeout=30, hard_timeout=2.0), tmp_path / "log", Silent())
+    assert r.outcome == "hard-timeout"
+
+
+def test_qemu_died_is_retried_once_and_recorded(tmp_path, fake_vng, monkeypatch):
+    monkeypatch.setenv("FAKE_VNG_MODE", "die")
+    r = boot_with_retry(spec(tmp_path), tmp_path / "log", Silent())
+    assert r.outcome == "qemu-died" and r.attempts == 2 and r.retried_because == "qemu-died"
+    assert (tmp_path / "log" / "attempt-1" / "console.log").exists()
+
+
+def test_panic_mid_run_keeps_results_and_the_crash(tmp_path, fake_vng, monkeypatch, cache):
+    monkeypatch.setenv("FAKE_VNG_MODE", "panic")
+    run = run_checks(cache, tmp_path / "bzImage", tmp_path / "out", accel="tcg", progress=Silent())
+    assert run.boot.outcome == "panic" and run.boot.attempts == 1, "a panic after start is not retried"
+    assert [r["path"] for r in run.results] == ["smoke.a"]
+    assert run.crashed and run.splats[0].kind == "panic"
+    assert run.splats[0].fingerprint == "panic:__handle_sysrq/write_sysrq_trigger"
+    assert (tmp_path / "out" / "guest-run.json").exists()
+
+
+def test_ctrl_c_kills_group(tmp_path, fake_vng, monkeypatch):
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from ktest.vm import BootSpec, boot; "
+            "boot(BootSpec(bzimage=Path('x'), command='true', rwdir=Path(sys.argv[1])), Path(sys.argv[2]))")
+    env = dict(os.environ, FAKE_VNG_MODE="hang")
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "rw"), str(tmp_path / "log")], env=env,
+                         stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        if fake_vng.exists() and fake_vng.read_text().strip():
+            break
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=20)
+    vng_pid, qemu_pid = map(int, fake_vng.read_text().split())
+    time.sleep(0.2)
+    assert not alive(vng_pid) and not alive(qemu_pid)
