@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 from . import console
 from .cache import Cache, write_json_atomic
 from .progress import Progress
-from .vm import BootResult, BootSpec, boot_with_retry, choose_accel, host_env
+from .vm import BootResult, BootSpec, boot_with_retry, choose_accel, host_env, lean_udev_rules
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_TESTCASES = PROJECT / "testcases"
@@ -57,12 +58,40 @@ def _read_results(p: Path) -> list[dict]:
 
 
 def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int) -> str:
-    args = [sys.executable, "-m", "ktest.guest", "--out", str(rwdir), "--reps", str(reps)]
+    """Write the guest's command into rwdir/run.sh and return a short command that runs it: the
+    command travels on the kernel command line (base64), which is cut at 2048 bytes on x86.
+
+    Python runs with -S and an explicit PYTHONPATH: under TCG, site.py's .pth processing (the editable
+    install's finder pulls in importlib.metadata) costs about a second; plugin autoload is off too."""
+    import sysconfig
+
+    args = [sys.executable, "-S", "-m", "ktest.guest", "--out", str(rwdir), "--reps", str(reps)]
     if expr:
         args += ["-k", expr]
     args += [str(p) for p in paths]
-    env = "PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    return f"cd {shlex.quote(str(PROJECT))} && env {env} {shlex.join(args)}"
+    pypath = os.pathsep.join([str(PROJECT), sysconfig.get_paths()["purelib"]])
+    script = rwdir / "run.sh"
+    script.write_text("\n".join([
+        "#!/bin/sh",
+        "export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1",
+        f"export PYTHONPATH={shlex.quote(pypath)}",
+        "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        f"cd {shlex.quote(str(PROJECT))}",
+        f"exec {shlex.join(args)}",
+        ""]))
+    return f"sh {shlex.quote(str(script))}"
+
+
+def _precompile(paths: list[Path]) -> None:
+    """The guest's root is read-only, so it cannot cache bytecode; compiling under TCG is slow.
+    Write the .pyc files on the host first (compileall writes even with PYTHONDONTWRITEBYTECODE)."""
+    import compileall
+
+    for p in paths:
+        if p.is_dir():
+            compileall.compile_dir(str(p), quiet=2)
+        elif p.suffix == ".py":
+            compileall.compile_file(str(p), quiet=2)
 
 
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel", paths=None,
@@ -77,7 +106,9 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     for stale in ("results.jsonl", "started.json", "finished.json"):
         (rwdir / stale).unlink(missing_ok=True)
     spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps), rwdir=rwdir, accel=accel,
-                    boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0))
+                    boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
+                    udev_rules=lean_udev_rules(outdir / "udev-rules.d"))
+    _precompile([PROJECT / "ktest", *paths])
     progress.stage(f"booting {label} ({accel}) and running checks")
     t0 = time.time()
     res = boot_with_retry(spec, outdir, progress, label)

@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     import pytest
 
     t_pytest = time.monotonic()
-    pa = ["-p", "ktest.guest_plugin", "-p", "no:cacheprovider", "-q", "-rfEs", "--color=no",
+    # Plugins the checks do not use cost import time under TCG.
+    pa = ["-p", "ktest.guest_plugin", "-p", "no:cacheprovider", "-p", "no:doctest", "-p", "no:pastebin",
+          "-p", "no:junitxml", "-p", "no:nose", "-p", "no:legacypath", "-p", "no:unittest", "-p", "no:faulthandler",
+          "-q", "-rfEs", "--color=no",
           f"--ktest-out={args.out}", f"--ktest-reps={args.reps}", *args.paths]
     if args.expr:
         pa += ["-k", args.expr]

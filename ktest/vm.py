@@ -37,14 +37,20 @@ class BootSpec:
     boot_timeout: float = 90.0   # until started.json appears
     idle_timeout: float = 180.0  # no console/stdout output and no rwdir writes
     hard_timeout: float = 1800.0
-    append: tuple[str, ...] = ("panic=-1", "net.ifnames=0")
+    # root=/dev/root: vng tags its 9p root export "/dev/root" and passes no root=, relying on the
+    # block layer's fallback; our lean kernels have no block layer, so name the 9p root directly.
+    # cache=loose on the (read-only) 9p root: Python imports do thousands of lookups, and with vng's
+    # default cache=none each is a round trip to the host.
+    append: tuple[str, ...] = ("root=/dev/root", "panic=-1", "net.ifnames=0",
+                               "rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000,cache=loose")
     qemu_opts: tuple[str, ...] = ()
     wait_started: bool = True    # False for probes that run no harness
+    udev_rules: Path | None = None  # guest /run/udev/rules.d (see lean_udev_rules)
 
 
 @dataclass
 class BootResult:
-    outcome: str                 # ok | script-failed | panic | boot-timeout | idle-timeout | hard-timeout | qemu-died
+    outcome: str  # ok | script-failed | panic | boot-timeout | idle-timeout | hard-timeout | qemu-died | no-harness
     exit_code: int | None
     duration_s: float
     started_after_s: float | None  # host wall time from launch to the harness's started.json
@@ -57,7 +63,8 @@ class BootResult:
     @property
     def infra_failure(self) -> bool:
         """Failed before the guest harness started: the machine's problem, worth one retry."""
-        return self.started_after_s is None and self.outcome in ("boot-timeout", "qemu-died", "idle-timeout")
+        return self.started_after_s is None and self.outcome in ("boot-timeout", "qemu-died", "idle-timeout",
+                                                                 "no-harness")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -88,8 +95,32 @@ def vng_command(spec: BootSpec) -> list[str]:
         cmd += ["--append", " ".join(spec.append)]
     if spec.qemu_opts:
         cmd.append("--qemu-opts=" + " ".join(spec.qemu_opts))
+    if spec.udev_rules:
+        cmd.append(f"--rodir=/run/udev/rules.d={spec.udev_rules}")
     cmd += ["--exec", spec.command]
     return cmd
+
+
+def _vng_env() -> dict:
+    """vng runs its helpers (virtme-run, ...) from PATH: put the venv's bin dir first."""
+    import sys
+
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin"),
+                            "/usr/sbin", "/sbin"])
+    return dict(os.environ, LC_ALL="C", PATH=path)
+
+
+def lean_udev_rules(dest: Path) -> Path:
+    """A /run/udev/rules.d for the guest that masks every udev rule file of the host by name and keeps
+    only the virtio-ports symlink rule that vng's script I/O needs.  The guest runs the host's udev,
+    whose coldplug under TCG costs seconds and renames the NICs; with no rules it does neither."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for d in ("/usr/lib/udev/rules.d", "/lib/udev/rules.d", "/etc/udev/rules.d"):
+        for f in Path(d).glob("*.rules") if Path(d).is_dir() else ():
+            (dest / f.name).write_text("")
+    (dest / "50-udev-default.rules").write_text(
+        'SUBSYSTEM=="virtio-ports", KERNEL=="vport*", ATTR{name}=="?*", SYMLINK+="virtio-ports/$attr{name}"\n')
+    return dest
 
 
 def kill_group(proc: subprocess.Popen, grace: float = 3.0) -> None:
@@ -146,7 +177,7 @@ def boot(spec: BootSpec, logdir: Path, progress: Progress | None = None, label: 
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, errors="replace", start_new_session=True,
-                            env=dict(os.environ, LC_ALL="C"))
+                            env=_vng_env())
     pumps = [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity), daemon=True),
              threading.Thread(target=_pump, args=(proc.stdout, stdout_log, activity), daemon=True)]
     for t in pumps:
@@ -186,10 +217,12 @@ def boot(spec: BootSpec, logdir: Path, progress: Progress | None = None, label: 
 
         if crashed(parse(console_log.read_text(errors="replace"))):
             outcome = "panic"
-        elif rc == 0:
-            outcome = "ok"
         elif rc == VNG_EXIT_DIED:
             outcome = "qemu-died"
+        elif spec.wait_started and started_after is None:
+            outcome = "no-harness"  # vng or the guest failed before the harness could start
+        elif rc == 0:
+            outcome = "ok"
         else:
             outcome = "script-failed"
     return BootResult(outcome=outcome, exit_code=rc if outcome not in ("boot-timeout", "idle-timeout", "hard-timeout") else None,

@@ -1,0 +1,48 @@
+"""Real boots of the default tree's base kernel under virtme-ng (KVM where it works, else TCG)."""
+
+import pytest
+
+from ktest.build import Builder
+from ktest.cache import Cache
+from ktest.checks import run_checks
+from ktest.progress import Progress
+from ktest.tree import debian_tree
+
+pytestmark = pytest.mark.kernel
+HERE = __import__("pathlib").Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def base_kernel():
+    cache = Cache.open()
+    tree = debian_tree(cache, "6.12")
+    build = Builder(cache, tree, progress=Progress(interval=60)).build(tree.base, "base")
+    return cache, tree, build
+
+
+def test_boot_runs_smoke_checks_and_returns_structured_results(base_kernel, tmp_path):
+    cache, tree, build = base_kernel
+    run = run_checks(cache, build.bzimage, tmp_path / "boot", label="base",
+                     paths=[HERE.parent / "testcases" / "test_smoke.py"], progress=Progress(interval=60))
+    assert run.boot.outcome == "ok", run.boot.console_log.read_text()[-3000:]
+    assert {r["path"]: r["status"] for r in run.results} == {
+        "smoke.virtio_nics_present": "PASS", "smoke.guest_basics": "PASS"}
+    basics = next(r for r in run.results if r["path"] == "smoke.guest_basics")
+    assert basics["metrics"][0]["unit"] == "ms" and basics["metrics"][0]["n"] == 1
+    assert run.env["kernel_release"] == tree.version
+    assert run.env["accel"] in ("kvm", "tcg") and run.env["clocksource"]
+    assert run.started["uptime_at_harness_s"] > 0 and run.finished["pytest_exit"] == 0
+    assert run.splats == []
+
+
+def test_crash_mid_run_keeps_results_and_splats(base_kernel, tmp_path):
+    cache, _, build = base_kernel
+    run = run_checks(cache, build.bzimage, tmp_path / "crash", label="base",
+                     paths=[HERE / "guest_cases" / "test_crash_selftest.py"], progress=Progress(interval=60))
+    assert run.boot.outcome == "panic" and run.boot.attempts == 1
+    assert [r["status"] for r in run.results] == ["PASS", "PASS"], "results written before the panic survive"
+    kinds = [s.kind for s in run.splats]
+    assert "warning" in kinds and kinds[-1] == "panic"
+    warn = next(s for s in run.splats if s.kind == "warning")
+    assert warn.fingerprint.startswith("warning:lkdtm_WARNING")
+    assert run.crashed
