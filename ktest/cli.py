@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__, kconfig
 from .cache import Cache
-from .errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, KtestError
+from .errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, KtestError, ResultMissing
 from .progress import Progress
 
 EPILOG = """\
@@ -65,11 +65,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the build records as JSON")
 
     p = sub.add_parser("run", parents=common, help="apply, build, boot and check base vs patched; write a report",
-                       description="The main job: for each series, build base and patched kernels and "
-                                   "compare them.")
+                       description="The main job: for each series, build base and patched kernels (and each "
+                                   "patch), boot both sides interleaved, compare, and write reports/<run-id>/.")
     p.add_argument("series", nargs="+", help="patch series (dirs, .patch files or mboxes)")
     _tree_args(p)
     _build_args(p)
+    _boot_args(p)
+    p.add_argument("--rounds", type=int, default=2, help="boots per side, interleaved (default 2)")
+    p.add_argument("--testcases", nargs="+", metavar="PATH", help="check files/dirs (default: testcases/)")
+    p.add_argument("--reports", default="reports", metavar="DIR", help="output root (default reports/)")
+    p.add_argument("--no-bisect", action="store_true", help="do not search the culprit patch")
+
+    p = sub.add_parser("report", parents=common, help="re-render a stored run from its result.json",
+                       description="Re-render index.html, junit.xml, kcidb.json and summary.md from result.json.")
+    p.add_argument("result", help="a result.json or a run directory")
+
+    p = sub.add_parser("history", parents=common, help="list recorded runs",
+                       description="Runs recorded in the history database (cache/history.sqlite).")
+    p.add_argument("--series", help="only this series name")
+    p.add_argument("--db", help="history database (default cache/history.sqlite)")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("boot", parents=common, help="boot one kernel and run selected checks (for check authors)",
                        description="Boot one kernel under virtme-ng and run checks from testcases/ in it. "
                                    "Without --build/--bzimage, the default tree's base kernel is built (or "
@@ -130,11 +147,62 @@ def cmd_build(args, cache, progress) -> int:
 
 
 def cmd_run(args, cache, progress) -> int:
-    from .pipeline import build_series
+    from .run import RunOptions, run_series
 
     tree = _tree(args, cache, progress)
+    opts = RunOptions(rounds=args.rounds, reps=args.reps, accel=args.accel, areas=tuple(args.area or kconfig.AREAS),
+                      testcases=[Path(p) for p in args.testcases] if args.testcases else RunOptions().testcases,
+                      expr=args.expr, known_issues=args.known_issues, reports=Path(args.reports), jobs=args.jobs,
+                      bisect=not args.no_bisect)
+    worst = 0
     for s in args.series:
-        build_series(cache, tree, s, areas=args.area or kconfig.AREAS, jobs=args.jobs, progress=progress)
+        try:
+            result, outdir = run_series(cache, tree, s, opts, progress, argv=["ktest", *sys.argv[1:]])
+        except KtestError as e:
+            print(e.line(), file=sys.stderr)
+            worst = max(worst, e.exit_code)
+            continue
+        v = result["verdict"]
+        print(f"{result['series']['name']}: {v['status']}"
+              + (f" ({', '.join(v['regressions'])})" if v["regressions"] else "")
+              + f"; report {outdir / 'index.html'}")
+        for e in result["expected"]:
+            held = {True: "held", False: "did NOT hold", None: "not measured"}[e["held"]]
+            print(f"  expected {e['change']:8} {e['check']} {e['metric']}: {held}")
+        worst = max(worst, v["exit_code"])
+    return worst
+
+
+def cmd_report(args, cache, progress) -> int:
+    from .outputs import write_all
+
+    path = Path(args.result)
+    if path.is_dir():
+        path = path / "result.json"
+    if not path.is_file():
+        raise ResultMissing(path=path)
+    try:
+        result = json.loads(path.read_text())
+    except ValueError as e:
+        raise ResultMissing(path=f"{path} ({e})") from None
+    write_all(result, path.parent)
+    print(f"rendered {path.parent / 'index.html'}")
+    return 0
+
+
+def cmd_history(args, cache, progress) -> int:
+    from .history import History
+
+    h = History.open(Path(args.db) if args.db else cache.root / "history.sqlite")
+    rows = h.runs(args.series, args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['created']}  {r['run_id']:34}  {r['series']:20} {r['status']:14} "
+              f"regressions={r['n_regressions']}  {r['result_path']}")
+    if not rows:
+        print("no runs recorded yet")
     return 0
 
 
@@ -178,7 +246,8 @@ def cmd_boot(args, cache, progress) -> int:
     return 1 if bad else 0
 
 
-COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "boot": cmd_boot}
+COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "boot": cmd_boot,
+            "report": cmd_report, "history": cmd_history}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,6 +121,12 @@ class BootImageMissing(UserError):
     hint = "give --bzimage PATH, or --build KEY from `ktest build --json`"
 
 
+class ResultMissing(UserError):
+    code = "no-result"
+    msg = "no readable result.json at {path}"
+    hint = "give reports/<run-id>/result.json or the run directory"
+
+
 # --- machine ----------------------------------------------------------------------------------
 
 class MissingHostTools(InfraError):

@@ -45,3 +45,81 @@ def mono_ms() -> float:
 
 def uptime_s() -> float:
     return float(Path("/proc/uptime").read_text().split()[0])
+
+
+# --- network namespaces, in-process ----------------------------------------------------------------
+
+CLONE_NEWNET = 0x40000000
+
+
+class netns:
+    """`with netns("kt_sw"):` runs the block in that network namespace (setns on /run/netns/NAME);
+    sockets created inside stay bound to it after the block.  Not thread-safe: it switches the
+    calling thread."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        import ctypes
+
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
+        fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        try:
+            if self.libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns({self.name})")
+        finally:
+            os.close(fd)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if self.libc.setns(self.home, CLONE_NEWNET) != 0:
+                import ctypes
+
+                raise OSError(ctypes.get_errno(), "setns(back)")
+        finally:
+            os.close(self.home)
+
+
+# --- kernel timestamps via the printk ring buffer --------------------------------------------------
+
+class KMsg:
+    """Kernel timestamps without kprobes: a marker written to /dev/kmsg and the kernel's own log lines
+    (e.g. bonding's "making interface the new active one") carry the same printk clock, in us.
+    Needs printk.devkmsg=on (ktest boots with it) so markers are not rate limited."""
+
+    def __init__(self):
+        self.fd = os.open("/dev/kmsg", os.O_RDWR | os.O_NONBLOCK)
+        os.lseek(self.fd, 0, os.SEEK_END)
+
+    def mark(self, text: str) -> None:
+        os.write(self.fd, f"ktest: {text}".encode())
+
+    def read(self) -> list[tuple[float, str]]:
+        """New records since the last read: [(t_ms, message)]."""
+        out = []
+        while True:
+            try:
+                rec = os.read(self.fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                return out
+            except BrokenPipeError:  # overwritten records: skip ahead
+                continue
+            head, _, msg = rec.partition(";")
+            fields = head.split(",")
+            if len(fields) >= 3:
+                out.append((int(fields[2]) / 1000.0, msg.split("\n", 1)[0]))
+
+    @staticmethod
+    def interval(records: list[tuple[float, str]], start: str, end: str) -> float | None:
+        """ms from the first record containing `start` to the first later one containing `end`."""
+        t0 = next((t for t, m in records if start in m), None)
+        if t0 is None:
+            return None
+        t1 = next((t for t, m in records if t >= t0 and end in m), None)
+        return None if t1 is None else t1 - t0
+
+    def close(self) -> None:
+        os.close(self.fd)

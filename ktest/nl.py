@@ -20,7 +20,9 @@ RTMGRP_LINK = 1
 RTM_NEWLINK, RTM_DELLINK = 16, 17
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK = 1, 4
-IFLA_IFNAME, IFLA_OPERSTATE, IFLA_CARRIER = 3, 16, 33
+IFLA_IFNAME, IFLA_OPERSTATE, IFLA_CARRIER, IFLA_EVENT = 3, 16, 33, 44
+IFLA_EVENTS = {1: "REBOOT", 2: "FEATURES", 3: "BONDING_FAILOVER", 4: "NOTIFY_PEERS", 5: "IGMP_RESEND",
+               6: "BONDING_OPTIONS"}
 IFF_UP, IFF_RUNNING, IFF_LOWER_UP = 0x1, 0x40, 0x10000
 OPER = {0: "UNKNOWN", 1: "NOTPRESENT", 2: "DOWN", 3: "LOWERLAYERDOWN", 4: "TESTING", 5: "DORMANT", 6: "UP"}
 NLMSGHDR = struct.Struct("=IHHII")
@@ -39,6 +41,7 @@ class LinkEvent:
     name: str | None
     flags: int
     operstate: str | None
+    ifla_event: str | None = None   # e.g. BONDING_FAILOVER (IFLA_EVENT)
 
     @property
     def running(self) -> bool:
@@ -73,7 +76,8 @@ def parse_links(buf: bytes, t_ms: float) -> list[LinkEvent]:
             a = _attrs(buf, off + NLMSGHDR.size + IFINFOMSG.size, off + ln)
             name = a[IFLA_IFNAME].rstrip(b"\0").decode() if IFLA_IFNAME in a else None
             oper = OPER.get(a[IFLA_OPERSTATE][0]) if IFLA_OPERSTATE in a else None
-            out.append(LinkEvent(t_ms, "NEWLINK" if typ == RTM_NEWLINK else "DELLINK", index, name, flags, oper))
+            ev = IFLA_EVENTS.get(struct.unpack_from("=I", a[IFLA_EVENT])[0]) if len(a.get(IFLA_EVENT, b"")) >= 4 else None
+            out.append(LinkEvent(t_ms, "NEWLINK" if typ == RTM_NEWLINK else "DELLINK", index, name, flags, oper, ev))
         off += (ln + 3) & ~3
     return out
 

@@ -116,6 +116,16 @@ def apply_series(tree: Tree, series: Series, workdir: Path) -> list[str]:
     Commits get the patch's author date as committer date and a fixed committer, so the same series
     on the same base always yields the same shas (and so the same cached builds).  The worktree is
     removed afterwards; the commits stay in the shadow repo under refs/ktest/."""
+    key = f"{series.patchset_hash[:16]}-{tree.base[:12]}"
+    memo = tree.shadow / "ktest-applied" / f"{key}.json"
+    if memo.exists():  # applied before: the same patches on the same base give the same commits
+        commits = json.loads(memo.read_text())
+        if len(commits) == len(series.patches) and all(
+                git("--git-dir", str(tree.shadow), "cat-file", "-e", f"{c}^{{commit}}", check=False).returncode == 0
+                for c in commits):
+            for patch, c in zip(series.patches, commits):
+                patch.commit = c
+            return commits
     wt = workdir / f"apply-{uuid.uuid4().hex[:8]}"
     add_worktree(tree.shadow, wt, tree.base)
     try:
@@ -130,8 +140,10 @@ def apply_series(tree: Tree, series: Series, workdir: Path) -> list[str]:
                                         base=tree.base_rev, where=_failed_where(p.stdout + p.stderr))
             patch.commit = git("rev-parse", "HEAD", cwd=wt).stdout.strip()
             commits.append(patch.commit)
-        git("--git-dir", str(tree.shadow), "update-ref",
-            f"refs/ktest/{series.patchset_hash[:16]}-{tree.base[:12]}", commits[-1])
+        git("--git-dir", str(tree.shadow), "update-ref", f"refs/ktest/{key}", commits[-1])
+        from .cache import write_json_atomic
+
+        write_json_atomic(memo, commits)
         return commits
     finally:
         remove_worktree(tree.shadow, wt)

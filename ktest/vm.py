@@ -41,7 +41,7 @@ class BootSpec:
     # block layer's fallback; our lean kernels have no block layer, so name the 9p root directly.
     # cache=loose on the (read-only) 9p root: Python imports do thousands of lookups, and with vng's
     # default cache=none each is a round trip to the host.
-    append: tuple[str, ...] = ("root=/dev/root", "panic=-1", "net.ifnames=0",
+    append: tuple[str, ...] = ("root=/dev/root", "panic=-1", "net.ifnames=0", "printk.devkmsg=on",
                                "rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000,cache=loose")
     qemu_opts: tuple[str, ...] = ()
     wait_started: bool = True    # False for probes that run no harness

@@ -1,0 +1,207 @@
+"""Outputs of a run, all rendered from result.json alone: index.html, junit.xml, kcidb.json,
+summary.md.  `ktest report RESULT.json` re-renders them for any stored run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from .cache import write_json_atomic
+
+ORIGIN = "ktest"
+
+
+# --- SVG charts (numbers only; every text goes through escape) -----------------------------------
+
+def strip_chart(m: dict, width: int = 560) -> Markup:
+    """Both sides' samples on one linear axis: one row of dots per side, the median as a bar."""
+    rows = [("base", m.get("base_samples") or [], "#5b7db1"), ("patched", m.get("patched_samples") or [], "#d0663a")]
+    vals = [v for _, s, _ in rows for v in s]
+    if not vals:
+        return Markup("<em>no samples</em>")
+    lo, hi = min(0.0, min(vals)), max(vals)
+    hi = hi if hi > lo else lo + 1
+    x0, x1, rh = 70, width - 20, 28
+    sx = lambda v: x0 + (v - lo) / (hi - lo) * (x1 - x0)
+    h = rh * len(rows) + 30
+    parts = [f'<svg class="chart" role="img" width="{width}" height="{h}" viewBox="0 0 {width} {h}" '
+             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(m["metric"])} ({escape(m["unit"])})</title>']
+    for i, (name, samples, color) in enumerate(rows):
+        y = 15 + i * rh
+        parts.append(f'<text x="4" y="{y + 4}" font-size="12">{name} n={len(samples)}</text>')
+        parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y}" y2="{y}" stroke="#ddd"/>')
+        for v in samples:
+            parts.append(f'<circle cx="{sx(v):.1f}" cy="{y}" r="4" fill="{color}" fill-opacity="0.6">'
+                         f'<title>{v:.2f} {escape(m["unit"])}</title></circle>')
+        med = m.get(f"{name}_median")
+        if med is not None:
+            parts.append(f'<line x1="{sx(med):.1f}" x2="{sx(med):.1f}" y1="{y - 9}" y2="{y + 9}" stroke="{color}" '
+                         f'stroke-width="3"/>')
+    ya = 15 + len(rows) * rh - 8
+    for t in range(5):
+        v = lo + (hi - lo) * t / 4
+        parts.append(f'<text x="{sx(v):.1f}" y="{ya + 14}" font-size="10" text-anchor="middle">{v:.0f}</text>')
+    parts.append(f'<text x="{x1}" y="{ya + 26}" font-size="10" text-anchor="end">{escape(m["unit"])}</text></svg>')
+    return Markup("".join(parts))
+
+
+def _fmt(v, unit="") -> str:
+    if v is None:
+        return "–"
+    return f"{v:.1f}{(' ' + unit) if unit else ''}"
+
+
+def _tail(path: Path, n: int = 150) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(log not available)"
+    return "\n".join(lines[-n:])
+
+
+def render_html(result: dict, outdir: Path) -> str:
+    env = Environment(loader=PackageLoader("ktest", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = _fmt
+    env.globals["strip_chart"] = strip_chart
+    logs = []
+    for b in result.get("boots", []):
+        boot = b["boot"]
+        logs.append({"name": f"{b['side']} {b.get('purpose', 'round')} {b['round']}",
+                     "console": _tail(outdir / boot["console_log"]),
+                     "stdout": _tail(outdir / boot["stdout_log"], 80)})
+    return env.get_template("report.html.j2").render(r=result, logs=logs)
+
+
+# --- JUnit ------------------------------------------------------------------------------------
+
+def render_junit(result: dict) -> str:
+    from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+
+    suite = TestSuite(f"ktest.{result['series']['name']}")
+    for b in result.get("builds", []):
+        tc = TestCase(f"build.{b['label'].replace(' ', '_').replace('/', '_of_')}", classname="ktest.build")
+        if b["status"] != "PASS":
+            tc.result = [Failure(b.get("error") or "build failed")]
+        suite.add_testcase(tc)
+    for c in result.get("checks", []):
+        tc = TestCase(c["path"], classname="ktest.check")
+        tc.system_out = "\n".join(
+            f"{m['metric']}: base {_fmt(m['base_median'], m['unit'])} (n={m['n_base']}) -> patched "
+            f"{_fmt(m['patched_median'], m['unit'])} (n={m['n_patched']}): {m['verdict']} ({m['reason']})"
+            for m in c["metrics"])
+        if c["verdict"] in ("regression", "metric regression"):
+            msg = f"{c['base']['status']} -> {c['patched']['status']}"
+            tc.result = [Failure(f"{c['verdict']}: {msg}; " + "; ".join(c["messages"]["patched"]))]
+        elif c["verdict"] == "flaky":
+            tc.result = [Error(f"flaky on patched: {c['patched']['statuses']}")]
+        elif c["base"]["status"] == "SKIP" and c["patched"]["status"] == "SKIP":
+            tc.result = [Skipped("; ".join(c["messages"]["patched"]) or "skipped")]
+        suite.add_testcase(tc)
+    for s in result.get("splats", {}).get("new", []):
+        tc = TestCase(f"kernel.splat.{s['fingerprint']}", classname="ktest.kernel")
+        tc.result = [Failure(f"new {s['kind']} in the patched kernel: {s['title']}")]
+        suite.add_testcase(tc)
+    for e in result.get("expected", []):
+        tc = TestCase(f"expected.{e['check']}.{e['metric']}", classname="ktest.expected")
+        if e["held"] is False:
+            tc.result = [Failure(f"declared '{e['change']}' did not hold: {e['observed']}")]
+        elif e["held"] is None:
+            tc.result = [Skipped(f"not measured: {e['observed']}")]
+        suite.add_testcase(tc)
+    xml = JUnitXml()
+    xml.add_testsuite(suite)
+    return xml.tostring().decode() if isinstance(xml.tostring(), bytes) else xml.tostring()
+
+
+# --- KCIDB ------------------------------------------------------------------------------------
+
+def render_kcidb(result: dict) -> dict:
+    import kcidb_io
+
+    rid = result["run_id"].replace("-", "_").lower()
+    tree = result["tree"]
+    base_co = {"id": f"{ORIGIN}:{rid}_base", "origin": ORIGIN, "tree_name": tree["name"][:100],
+               "git_commit_hash": tree["base"], "git_commit_name": tree["base_rev"], "start_time": result["created"],
+               "valid": True}
+    co = {"id": f"{ORIGIN}:{rid}", "origin": ORIGIN, "tree_name": tree["name"][:100],
+          "git_commit_hash": tree["base"], "git_commit_name": tree["base_rev"], "start_time": result["created"],
+          "patchset_hash": result["checkout"]["patchset_hash"],
+          "patchset_files": [{"name": f["name"], "url": Path(result["series"]["path"], f["name"]).as_uri()
+                              if not f["name"].count("#") else Path(result["series"]["path"]).as_uri()}
+                             for f in result["checkout"]["patchset_files"]],
+          "valid": bool(result["checkout"]["valid"])}
+    builds, tests = [], []
+    side_build = {}
+    for b in result.get("builds", []):
+        if b["label"] != "base" and b is not result["builds"][-1]:
+            continue
+        side = "base" if b["label"] == "base" else "patched"
+        bid = f"{ORIGIN}:{rid}_{side}"
+        side_build[side] = bid
+        builds.append({"id": bid, "origin": ORIGIN, "checkout_id": base_co["id"] if side == "base" else co["id"],
+                       "architecture": "x86_64", "config_name": "ktest-lean", "compiler": "gcc",
+                       "duration": b["duration_s"] or 0.0, "status": "PASS" if b["status"] == "PASS" else "FAIL"})
+    status_map = {"FLAKY": "FAIL"}
+    for c in result.get("checks", []):
+        for side in ("base", "patched"):
+            if side not in side_build:
+                continue
+            st = c[side]["status"]
+            t = {"id": f"{ORIGIN}:{rid}_{side}_{c['path']}"[:255], "origin": ORIGIN, "build_id": side_build[side],
+                 "path": f"ktest.{c['path']}", "status": status_map.get(st, st)}
+            tests.append(t)
+            for m in c["metrics"]:
+                med = m[f"{side}_median"]
+                if med is None:
+                    continue
+                tests.append({"id": f"{t['id']}_{m['metric']}"[:255], "origin": ORIGIN, "build_id": side_build[side],
+                              "path": f"ktest.{c['path']}.{m['metric']}", "status": "DONE",
+                              "number": {"value": float(med), "unit": m["unit"]},
+                              "misc": {"samples": m[f"{side}_samples"], "p90": m[f"{side}_p90"]}})
+    data = {"version": {"major": kcidb_io.schema.LATEST.major, "minor": kcidb_io.schema.LATEST.minor},
+            "checkouts": [base_co, co], "builds": builds, "tests": tests}
+    kcidb_io.schema.LATEST.validate(data)
+    return data
+
+
+# --- Markdown summary ---------------------------------------------------------------------------
+
+def render_summary(result: dict) -> str:
+    v = result.get("verdict") or {}
+    icon = {"regression": "❌", "no regression": "✅"}.get(v.get("status"), "⚠️")
+    lines = [f"## {icon} ktest: {result['series']['name']} on {result['tree']['name']}: **{v.get('status', '?')}**", ""]
+    if v.get("error"):
+        lines += [f"`{v['error']}`", ""]
+    if result.get("culprit"):
+        c = result["culprit"]
+        lines += [f"Culprit: patch {c['patch']} “{c['subject']}”: {c['why']}", ""]
+    if result.get("checks"):
+        lines += ["| check | base | patched | verdict | key metric (median, base → patched) |", "|---|---|---|---|---|"]
+        for c in result["checks"]:
+            m = c["metrics"][0] if c["metrics"] else None
+            km = (f"{m['metric']}: {_fmt(m['base_median'], m['unit'])} → {_fmt(m['patched_median'], m['unit'])} "
+                  f"(n={m['n_base']}/{m['n_patched']})") if m else ""
+            lines.append(f"| {c['path']} | {c['base']['status']} | {c['patched']['status']} | {c['verdict']} | {km} |")
+        lines.append("")
+    for e in result.get("expected", []):
+        mark = {True: "held", False: "**did not hold**", None: "not measured"}[e["held"]]
+        lines.append(f"- expected {e['change']} of {e['check']} {e['metric']}: {mark} ({e['observed']})")
+    new = result.get("splats", {}).get("new", [])
+    for s in new:
+        lines.append(f"- new {s['kind']} in patched: `{s['fingerprint']}`")
+    s = result.get("settings", {})
+    lines += ["", f"{s.get('rounds')} boots per side × {s.get('reps')} repetitions, accel "
+                  f"{(result.get('env') or {}).get('accel', '?')}; run `{result['run_id']}`."]
+    return "\n".join(lines) + "\n"
+
+
+def write_all(result: dict, outdir: Path) -> None:
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "index.html").write_text(render_html(result, outdir))
+    (outdir / "junit.xml").write_text(render_junit(result))
+    write_json_atomic(outdir / "kcidb.json", render_kcidb(result))
+    (outdir / "summary.md").write_text(render_summary(result))

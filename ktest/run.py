@@ -1,0 +1,235 @@
+"""`ktest run`: apply -> build (base + each patch) -> boot base and patched, interleaved -> verdicts ->
+culprit -> outputs.  Writes reports/<run-id>/result.json (schema ktest.result/1) and renders from it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .build import Builder, check_host_tools, new_warnings
+from .cache import Cache, write_json_atomic
+from .checks import DEFAULT_TESTCASES, run_checks
+from .errors import BuildFailed, KtestError, PatchDoesNotApply
+from .pipeline import new_run_id
+from .progress import Progress
+from .records import Build, Series, Tree
+from .series import apply_series, load_series
+from .verdict import compare_checks, expected_effects, overall, splat_diff
+
+SCHEMA = "ktest.result/1"
+
+
+@dataclass
+class RunOptions:
+    rounds: int = 2                 # boots per side, interleaved base/patched
+    reps: int = 5                   # repetitions per measurement inside each boot
+    accel: str = "auto"
+    areas: tuple[str, ...] = ("linkwatch", "bonding")
+    testcases: list[Path] = field(default_factory=lambda: [DEFAULT_TESTCASES])
+    expr: str | None = None
+    known_issues: Path | None = None
+    reports: Path = Path("reports")
+    jobs: int | None = None
+    bisect: bool = True
+
+
+def _rel(p: Path, base: Path) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(p)
+
+
+def _build_json(label: str, b: Build | None, error: str | None = None, commit: str | None = None,
+                new: list | None = None) -> dict:
+    d = {"label": label, "commit": b.commit if b else commit, "status": "PASS" if b else "FAIL",
+         "cached": b.cached if b else False, "duration_s": round(b.duration_s, 1) if b else None,
+         "key": b.key if b else None, "n_warnings": len(b.warnings) if b else None,
+         "new_warnings": [w.__dict__ for w in (new or [])], "error": error}
+    return d
+
+
+def _boot_json(run, side: str, rnd: int, outdir: Path, purpose: str = "round") -> dict:
+    d = run.to_json()
+    for k in ("console_log", "stdout_log"):
+        d["boot"][k] = _rel(Path(d["boot"][k]), outdir)
+    d.update(side=side, round=rnd, purpose=purpose)
+    return d
+
+
+def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, progress: Progress,
+               argv: list[str] | None = None) -> tuple[dict, Path]:
+    series = load_series(series_path)
+    check_host_tools()
+    run_id = new_run_id()
+    outdir = (opts.reports / run_id).resolve()
+    outdir.mkdir(parents=True)
+    t0 = time.time()
+    result: dict = {
+        "schema": SCHEMA, "ktest_version": __version__, "run_id": run_id,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+        "command": shlex.join(argv or ["ktest", "run", series_path]),
+        "tree": tree.to_json(), "series": series.to_json(),
+        "checkout": {"valid": None, "patchset_hash": series.patchset_hash,
+                     "patchset_files": [{"name": p.name, "hash": p.sha256} for p in series.patches]},
+        "settings": {"rounds": opts.rounds, "reps": opts.reps, "areas": list(opts.areas), "expr": opts.expr,
+                     "testcases": [str(p) for p in opts.testcases]},
+        "builds": [], "boots": [], "checks": [], "splats": {"base": [], "patched": [], "new": []},
+        "expected": [], "culprit": None, "verdict": None,
+    }
+
+    def save():
+        result["duration_s"] = round(time.time() - t0, 1)
+        write_json_atomic(outdir / "result.json", result)
+
+    def could_not_run(e: KtestError, stage: str):
+        result["verdict"] = {"status": "could not run", "stage": stage, "error": e.line(), "regressions": [],
+                             "improvements": [], "flaky": [], "exit_code": e.exit_code}
+        save()
+        _outputs(result, outdir, cache, opts)
+
+    # 1. apply
+    work = cache.dir("work", run_id)
+    try:
+        progress.stage(f"[{series.name}] applying {len(series.patches)} patch(es) to {tree.name} {tree.base_rev}")
+        apply_series(tree, series, work)
+        result["checkout"]["valid"] = True
+        result["series"] = series.to_json()
+    except PatchDoesNotApply as e:
+        result["checkout"]["valid"] = False
+        result["culprit"] = {"patch": e.fields["index"], "subject": e.fields["subject"], "why": "does not apply",
+                             "error": e.render()}
+        could_not_run(e, "apply")
+        raise
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+    # 2. build base and each patch
+    builder = Builder(cache, tree, areas=opts.areas, jobs=opts.jobs, progress=progress)
+    try:
+        base = builder.build(tree.base, "base")
+        result["builds"].append(_build_json("base", base))
+        builds, prev = [], base
+        for p in series.patches:
+            label = f"patch {p.index}/{len(series.patches)}"
+            try:
+                b = builder.build(p.commit, label)
+            except BuildFailed as e:
+                result["builds"].append(_build_json(label, None, e.render(), p.commit))
+                result["culprit"] = {"patch": p.index, "subject": p.subject, "why": "does not build",
+                                     "error": e.render()}
+                raise
+            result["builds"].append(_build_json(label, b, new=new_warnings(prev.warnings, b.warnings)))
+            builds.append(b)
+            prev = b
+    except BuildFailed as e:
+        could_not_run(e, "build")
+        raise
+    patched = builds[-1]
+    save()
+
+    # 3. boot both sides, interleaved
+    runs = {"base": [], "patched": []}
+    kernels = {"base": base, "patched": patched}
+    n = opts.rounds * 2
+    k = 0
+    for rnd in range(1, opts.rounds + 1):
+        for side in ("base", "patched"):
+            k += 1
+            progress.stage(f"[{series.name}] boot {k}/{n}: {side}, round {rnd}")
+            gr = run_checks(cache, kernels[side].bzimage, outdir / "boots" / f"{side}-{rnd}", label=f"{side}-{rnd}",
+                            paths=opts.testcases, expr=opts.expr, reps=opts.reps, accel=opts.accel,
+                            known_issues=opts.known_issues, progress=progress)
+            runs[side].append(gr.to_json())
+            result["boots"].append(_boot_json(gr, side, rnd, outdir))
+            result["env"] = gr.env
+            save()
+
+    # 4. retry what failed on the patched side only, before flagging it
+    suspects = _suspects(runs)
+    if suspects:
+        progress.stage(f"[{series.name}] retrying {len(suspects)} failing check(s) on patched: {', '.join(suspects)}")
+        for side in ("base", "patched"):
+            gr = run_checks(cache, kernels[side].bzimage, outdir / "boots" / f"{side}-retry", label=f"{side}-retry",
+                            paths=opts.testcases, expr=_expr_for(suspects), reps=opts.reps, accel=opts.accel,
+                            known_issues=opts.known_issues, progress=progress)
+            runs[side].append(gr.to_json())
+            result["boots"].append(_boot_json(gr, side, 0, outdir, purpose="retry"))
+
+    # 5. verdicts
+    checks = compare_checks(runs["base"], runs["patched"])
+    splats = splat_diff(runs["base"], runs["patched"])
+    result.update(checks=checks, splats=splats, expected=expected_effects(series.expected, checks))
+    result["verdict"] = overall(checks, splats)
+
+    # 6. culprit: which patch of a multi-patch series first shows the regression
+    if result["verdict"]["exit_code"] == 1 and len(builds) > 1 and opts.bisect:
+        result["culprit"] = _bisect(cache, series, builds, runs["base"], result["verdict"]["regressions"], opts,
+                                    outdir, progress, result)
+    elif result["verdict"]["exit_code"] == 1:
+        p = series.patches[-1]
+        result["culprit"] = {"patch": p.index, "subject": p.subject, "why": "only patch of the series"
+                             if len(builds) == 1 else "bisect disabled"}
+    save()
+    _outputs(result, outdir, cache, opts)
+    return result, outdir
+
+
+def _suspects(runs: dict) -> list[str]:
+    """Checks that fail on patched in fewer than two boots while passing on base: retry them."""
+    from .verdict import _collect
+
+    b, p = _collect(runs["base"]), _collect(runs["patched"])
+    out = []
+    for path, pc in p.items():
+        fails = sum(s in ("FAIL", "ERROR") for s in pc["statuses"])
+        if fails and fails < 2 and all(s == "PASS" for s in b.get(path, {}).get("statuses", ["PASS"])):
+            out.append(path)
+    return out
+
+
+def _expr_for(paths: list[str]) -> str:
+    # pytest -k matches on test names; the last dotted component is the test (or its parameter id)
+    names = sorted({p.split(".")[-1] for p in paths} | {p.split(".")[-2] for p in paths if p.count(".") >= 2})
+    return " or ".join(names)
+
+
+def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, opts, outdir, progress, result):
+    paths = [r for r in regressions if not r.startswith("new ")]
+    expr = _expr_for(paths) if paths else None
+    for i, b in enumerate(builds[:-1], 1):
+        progress.stage(f"[{series.name}] culprit search: patch {i}/{len(builds)}")
+        gr = run_checks(cache, b.bzimage, outdir / "boots" / f"bisect-{i}", label=f"patch-{i}",
+                        paths=opts.testcases, expr=expr, reps=opts.reps, accel=opts.accel,
+                        known_issues=opts.known_issues, progress=progress)
+        result["boots"].append(_boot_json(gr, f"patch {i}", 0, outdir, purpose="bisect"))
+        v = overall(compare_checks(base_runs, [gr.to_json()]), splat_diff(base_runs, [gr.to_json()]))
+        mine = [r for r in v["regressions"] if r in regressions or r.startswith("new ")]
+        if mine:
+            p = series.patches[i - 1]
+            return {"patch": i, "subject": p.subject, "why": "first patch that shows: " + ", ".join(mine)}
+    p = series.patches[-1]
+    return {"patch": len(builds), "subject": p.subject, "why": "earlier patches do not show the regression"}
+
+
+def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None:
+    from .history import History
+    from .outputs import write_all
+
+    hist = History.open(cache.root / "history.sqlite")
+    result["history"] = hist.context(result)
+    write_json_atomic(outdir / "result.json", result)
+    write_all(result, outdir)
+    hist.record(result, outdir / "result.json")
+    latest = opts.reports / "latest"
+    tmp = opts.reports / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(outdir.name)
+    os.replace(tmp, latest)

@@ -1,0 +1,285 @@
+"""active-backup: enslave, prio selection, miimon failover and failback, signalling, transmit path.
+
+Assertions are behaviour a correct kernel shows (which slave is active, which events happen, whether
+traffic flows); timings are metrics.  6.12 semantics (drivers/net/bonding/bond_main.c,
+bond_choose_primary_or_current): with no primary, the up slave with the highest prio is preferred and
+primary_reselect decides whether it takes over from a healthy current slave.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from bondlib import BOND, H1, H2, H2_IP, SW, BondTopo, ipj, ping
+from ktest.guestlib import KMsg, netns, sh
+
+
+def test_enslave_first_slave_active_others_backup(record):
+    with BondTopo() as t:
+        assert t.active() == "s0", "with equal prio the first enslaved slave becomes active"
+        assert t.proc_active() == t.active(), "/proc/net/bonding and sysfs agree"
+        states = {s: t.slave_state(s) for s in t.slaves}
+        record.note("slave_states", states)
+        assert states == {"s0": "active", "s1": "backup", "s2": "backup"}
+        proc = t.proc()
+        assert proc.count("Slave Interface:") == 3 and "Bonding Mode: fault-tolerance (active-backup)" in proc
+
+
+def test_prio_selects_highest(record):
+    with BondTopo(prios=[0, 10, 5]) as t:
+        t.wait_active("s1")
+        assert t.proc_active() == "s1"
+
+
+def test_prio_change_at_runtime_reselects():
+    with BondTopo(prios=[0, 10, 5]) as t:
+        t.wait_active("s1")
+        t.set_prio("s2", 20)
+        t.wait_active("s2")
+
+
+def test_prio_negative_and_extreme_values():
+    with BondTopo(prios=[-5, -2147483648, 2147483647]) as t:
+        t.wait_active("s2")
+        prios = {s["ifname"]: s["linkinfo"]["info_slave_data"]["prio"]
+                 for s in ipj(H1, "-d link show") if s.get("master") == BOND}
+        assert prios == {"s0": -5, "s1": -2147483648, "s2": 2147483647}
+        t.set_prio("s2", -2147483648)
+        t.wait_active("s0")
+
+
+def test_primary_takes_precedence_over_prio():
+    with BondTopo(prios=[0, 10, 5], post="primary s0") as t:
+        t.wait_active("s0")
+        t.set_prio("s2", 100)
+        time.sleep(0.2)
+        assert t.active() == "s0", "prio changes do not override a configured primary"
+
+
+NEW_ACTIVE = "(slave {}): making interface the new active one"
+
+
+def _failover_latency(t: BondTopo, frm: str, to: str, km: KMsg) -> float:
+    """Cut `frm`; kernel time (printk clock) from the fault to bonding's 'new active' message."""
+    km.read()
+    km.mark(f"cut {frm}")
+    t.cut(frm)
+    t.wait_active(to)
+    ms = KMsg.interval(km.read(), f"ktest: cut {frm}", NEW_ACTIVE.format(to))
+    assert ms is not None, f"no kernel record of {to} becoming active"
+    return ms
+
+
+@pytest.mark.parametrize("miimon", [10, 100], ids=lambda m: f"miimon_{m}")
+def test_failover_to_highest_prio_survivor(record, reps, miimon):
+    km = KMsg()
+    with BondTopo(miimon=miimon, prios=[0, 10, 5]) as t:
+        t.wait_active("s1")
+        lat = []
+        for _ in range(reps):
+            lat.append(_failover_latency(t, "s1", "s2", km))
+            assert t.slave_state("s1") == "backup"
+            t.plug("s1")
+            t.wait_active("s1")  # prio failback (primary_reselect always, the default)
+        record.metric("failover_latency", lat, "ms")
+        record.note("miimon_ms", miimon)
+    km.close()
+
+
+def test_downdelay_is_honoured(record, reps):
+    downdelay = 200
+    km = KMsg()
+    with BondTopo(miimon=10, prios=[0, 10, 5], opts=f"downdelay {downdelay}") as t:
+        t.wait_active("s1")
+        lat = []
+        for _ in range(max(3, reps // 2)):
+            lat.append(_failover_latency(t, "s1", "s2", km))
+            t.plug("s1")
+            t.wait_active("s1")
+        record.metric("failover_latency", lat, "ms")
+        assert min(lat) >= downdelay, f"failed over before downdelay {downdelay} ms: {lat}"
+    km.close()
+
+
+@pytest.mark.parametrize("reselect,expect_back", [("always", True), ("failure", False)])
+def test_failback_follows_primary_reselect(reselect, expect_back):
+    with BondTopo(prios=[0, 10, 5]) as t:
+        t.wait_active("s1")
+        t.bond_set(f"primary_reselect {reselect}")
+        t.cut("s1")
+        t.wait_active("s2")
+        t.plug("s1")
+        t.wait(lambda: "up" in sh(f"ip netns exec {H1} cat /sys/class/net/s1/bonding_slave/mii_status"),
+               what="s1 back up")
+        time.sleep(0.3)
+        assert t.active() == ("s1" if expect_back else "s2")
+
+
+def test_updelay_is_honoured(record):
+    updelay = 300
+    km = KMsg()
+    with BondTopo(miimon=10, prios=[0, 10, 5], opts=f"updelay {updelay}") as t:
+        t.wait_active("s1", timeout=15)
+        t.cut("s1")
+        t.wait_active("s2")
+        km.read()
+        km.mark("plug s1")
+        t.plug("s1")
+        t.wait_active("s1")
+        ms = KMsg.interval(km.read(), "ktest: plug s1", NEW_ACTIVE.format("s1"))
+        assert ms is not None
+        record.metric("failback_latency", [ms], "ms")
+        assert ms >= updelay, f"failed back {ms:.0f} ms after the cable came back, updelay {updelay}"
+    km.close()
+
+
+# --- signalling -------------------------------------------------------------------------------
+
+ETH_P_ALL = 0x0003
+
+
+def _capture(ns: str, dev: str, seconds: float, out: list) -> None:
+    with netns(ns):
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.bind((dev, 0))
+    s.settimeout(0.1)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            pkt, addr = s.recvfrom(2048)
+        except socket.timeout:
+            continue
+        if addr[2] == socket.PACKET_OUTGOING:
+            continue
+        out.append(pkt)
+    s.close()
+
+
+def _is_grat_arp(p: bytes, mac: bytes) -> bool:
+    if len(p) < 42 or p[12:14] != b"\x08\x06" or p[6:12] != mac:
+        return False
+    spa, tpa = p[28:32], p[38:42]
+    return spa == tpa
+
+
+def _is_unsol_na(p: bytes, mac: bytes) -> bool:
+    # Ethernet / IPv6 (next header 58, ICMPv6) / type 136 (neighbour advertisement)
+    return len(p) >= 62 and p[12:14] == b"\x86\xdd" and p[6:12] == mac and p[20] == 58 and p[54] == 136
+
+
+def test_failover_event_and_peer_notification(record):
+    n_arp, n_na = 3, 3
+    with BondTopo(prios=[0, 10, 5], opts=f"num_grat_arp {n_arp} num_unsol_na {n_na}") as t:
+        t.wait_active("s1")
+        time.sleep(0.5)  # let IPv6 settle so the bond has its link-local/global address
+        mac = bytes.fromhex(sh(f"ip netns exec {H1} cat /sys/class/net/{BOND}/address").strip().replace(":", ""))
+        from ktest.nl import Monitor
+        with netns(H1):
+            mon = Monitor()
+        pkts: list[bytes] = []
+        cap = threading.Thread(target=_capture, args=(SW, t.peer("s2"), 3.0, pkts))
+        cap.start()
+        time.sleep(0.2)
+        t.cut("s1")
+        t.wait_active("s2")
+        sink: list = []
+        mon.wait_for(lambda e: False, 1500.0, sink)  # collect link events for 1.5 s
+        mon.close()
+        cap.join()
+        failovers = [e for e in sink if e.name == BOND and e.ifla_event == "BONDING_FAILOVER"]
+        arps = sum(_is_grat_arp(p, mac) for p in pkts)
+        nas = sum(_is_unsol_na(p, mac) for p in pkts)
+        record.metric("grat_arp_seen", [arps], "count", lower_is_better=False)
+        record.metric("unsol_na_seen", [nas], "count", lower_is_better=False)
+        record.note("failover_events", len(failovers))
+        assert len(failovers) == 1, f"one NETDEV_BONDING_FAILOVER per failover, saw {len(failovers)}"
+        assert arps == n_arp, f"expected num_grat_arp={n_arp} gratuitous ARPs on the new active's peer, saw {arps}"
+        assert nas == n_na, f"expected num_unsol_na={n_na} unsolicited NAs on the new active's peer, saw {nas}"
+
+
+# --- transmit ---------------------------------------------------------------------------------
+
+def test_xmit_only_through_active(record):
+    with BondTopo(prios=[0, 10, 5]) as t:
+        t.wait_active("s1")
+        ping(H1, H2_IP, count=3)
+        before = t.peer_rx()
+        ping(H1, H2_IP, count=20, interval=0.02)
+        after = t.peer_rx()
+        delta = {s: after[s] - before[s] for s in t.slaves}
+        record.note("tx_per_slave", delta)
+        assert delta["s1"] >= 20, delta
+        assert delta["s0"] == 0 and delta["s2"] == 0, f"backup slaves must not transmit: {delta}"
+
+
+def test_all_slaves_down_drops(record):
+    with BondTopo() as t:
+        for s in t.slaves:
+            t.cut(s)
+        t.wait_active(None)
+        before, rx0 = t.bond_stats()["tx"]["dropped"], t.peer_rx()
+        ping(H1, H2_IP, count=5, interval=0.02, check=False)  # its ARP requests have nowhere to go
+        after, rx1 = t.bond_stats()["tx"]["dropped"], t.peer_rx()
+        record.note("tx_dropped_delta", after - before)
+        assert rx1 == rx0, "nothing leaves a bond with no slave up"
+        assert after > before, "the bond counts what it had to drop"
+
+
+def test_loss_during_failover(record, reps):
+    """A UDP stream with sequence numbers, h1 -> h2, across a failover: lost packets and the outage."""
+    period = 0.002
+    lost, outage = [], []
+    with BondTopo(prios=[0, 10, 5]) as t:
+        t.wait_active("s1")
+        ping(H1, H2_IP, count=2)
+        for _ in range(max(3, reps // 2)):
+            with netns(H2):
+                rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rx.bind((H2_IP, 9999))
+            rx.settimeout(0.2)
+            with netns(H1):
+                tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            got: list[tuple[int, float]] = []
+            stop = threading.Event()
+
+            def recv():
+                while not stop.is_set():
+                    try:
+                        data = rx.recv(64)
+                    except socket.timeout:
+                        continue
+                    got.append((struct.unpack("!I", data[:4])[0], time.monotonic()))
+
+            th = threading.Thread(target=recv)
+            th.start()
+            sent = 0
+            t_end = time.monotonic() + 1.5
+            cut_at = time.monotonic() + 0.5
+            cut_done = False
+            while time.monotonic() < t_end:
+                tx.sendto(struct.pack("!I", sent), (H2_IP, 9999))
+                sent += 1
+                if not cut_done and time.monotonic() >= cut_at:
+                    threading.Thread(target=t.cut, args=("s1",)).start()
+                    cut_done = True
+                time.sleep(period)
+            time.sleep(0.3)
+            stop.set()
+            th.join()
+            rx.close()
+            tx.close()
+            seqs = sorted(s for s, _ in got)
+            assert got and max(seqs) >= sent - 50, "traffic flows again after the failover"
+            times = [ts for _, ts in sorted(got)]
+            lost.append(sent - len(set(seqs)))
+            outage.append(max(b - a for a, b in zip(times, times[1:])) * 1000.0)
+            t.plug("s1")
+            t.wait_active("s1")
+            time.sleep(0.2)
+    record.metric("lost_packets", lost, "count")
+    record.metric("outage", outage, "ms")

@@ -1,0 +1,66 @@
+from ktest.verdict import compare_checks, expected_effects, overall, side_status, splat_diff, transition
+
+
+def run(results, splats=()):
+    return {"results": results, "splats": list(splats)}
+
+
+def res(path, status="PASS", samples=None, unit="ms"):
+    m = [{"name": "lat", "unit": unit, "samples": samples, "n": len(samples)}] if samples else []
+    return {"path": path, "status": status, "metrics": m, "timelines": [], "notes": {}, "message": None}
+
+
+def test_side_status():
+    assert side_status(["PASS", "PASS"]) == "PASS"
+    assert side_status(["PASS", "FAIL"]) == "FLAKY"
+    assert side_status([]) == "MISS"
+    assert side_status(["SKIP", "SKIP"]) == "SKIP"
+
+
+def test_transitions():
+    assert transition("PASS", "FAIL") == "regression"
+    assert transition("FAIL", "PASS") == "fixed"
+    assert transition("PASS", "FLAKY") == "flaky"
+    assert transition("PASS", "MISS") == "regression"
+
+
+def test_status_regression_and_fix_across_rounds():
+    base = [run([res("a"), res("b", "FAIL")]), run([res("a"), res("b", "FAIL")])]
+    patched = [run([res("a", "FAIL"), res("b")]), run([res("a", "FAIL"), res("b")])]
+    checks = {c["path"]: c for c in compare_checks(base, patched)}
+    assert checks["a"]["verdict"] == "regression" and checks["a"]["patched"]["statuses"] == ["FAIL", "FAIL"]
+    assert checks["b"]["verdict"] == "fixed"
+    v = overall(list(checks.values()), {"new": []})
+    assert v["exit_code"] == 1 and v["regressions"] == ["a"] and v["improvements"] == ["b"]
+
+
+def test_flaky_is_not_a_regression():
+    base = [run([res("a")]), run([res("a")])]
+    patched = [run([res("a", "FAIL")]), run([res("a")])]
+    (c,) = compare_checks(base, patched)
+    assert c["verdict"] == "flaky"
+    assert overall([c], {"new": []})["exit_code"] == 0
+
+
+def test_metric_samples_pool_across_rounds_and_improve():
+    base = [run([res("lw", samples=[900, 905, 899])]), run([res("lw", samples=[902, 898, 901])])]
+    patched = [run([res("lw", samples=[3, 4, 3])]), run([res("lw", samples=[4, 3, 5])])]
+    (c,) = compare_checks(base, patched)
+    (m,) = c["metrics"]
+    assert m["n_base"] == 6 and m["n_patched"] == 6 and m["verdict"] == "improved"
+    assert c["verdict"] == "metric improvement"
+    exp = expected_effects({"metrics": [{"check": "lw", "metric": "lat", "change": "decrease"},
+                                        {"check": "lw", "metric": "lat", "change": "none"},
+                                        {"check": "zz", "metric": "lat", "change": "decrease"}]}, [c])
+    assert [e["held"] for e in exp] == [True, False, None]
+
+
+def test_new_splat_in_patched_is_a_regression_even_when_checks_pass():
+    warn = {"kind": "warning", "fingerprint": "warning:foo/bar", "title": "WARNING: ..."}
+    known = {"kind": "warning", "fingerprint": "warning:known", "title": "...", "known": "tracked"}
+    old = {"kind": "warning", "fingerprint": "warning:old", "title": "..."}
+    d = splat_diff([run([res("a")], [old])], [run([res("a")], [old, warn, known])])
+    assert [s["fingerprint"] for s in d["new"]] == ["warning:foo/bar"]
+    checks = compare_checks([run([res("a")])], [run([res("a")])])
+    v = overall(checks, d)
+    assert v["exit_code"] == 1 and v["regressions"] == ["new warning: warning:foo/bar"]
