@@ -117,7 +117,7 @@ class Builder:
     def key(self, commit: str) -> str:
         if self._toolchain is None:
             self._toolchain = toolchain_id()
-        return short_hash(commit, self.config_key, self._toolchain, n=24)
+        return short_hash(commit, self.config_key, self._toolchain, "artifact/v2", n=24)
 
     def cached(self, commit: str) -> Build | None:
         art = self.cache.root / "artifacts" / self.key(commit)
@@ -246,6 +246,22 @@ class Builder:
         write_json_atomic(path, by_file)
         return [Warning_(**w) for f in sorted(by_file) for w in by_file[f]]
 
+    # The tree's own selftests travel with the kernel they belong to (the guest runs them).
+    SELFTEST_PATHS = ("tools/testing/selftests/drivers/net/bonding", "tools/testing/selftests/net/forwarding",
+                      "tools/testing/selftests/net/lib.sh", "tools/testing/selftests/net/lib",
+                      "tools/testing/selftests/kselftest")
+
+    def _export_selftests(self, commit: str, dest: Path) -> None:
+        gd = ["--git-dir", str(self.tree.shadow)]
+        paths = [p for p in self.SELFTEST_PATHS
+                 if git(*gd, "cat-file", "-e", f"{commit}:{p}", check=False).returncode == 0]
+        dest.mkdir(parents=True)
+        if not paths:
+            return
+        archive = subprocess.run(["git", *gd, "archive", "--format=tar", commit, *paths], capture_output=True)
+        if archive.returncode == 0:
+            subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=False)
+
     def _store(self, commit, key, obj, log_path, warnings, duration) -> Build:
         arts = self.cache.dir("artifacts")
         final = arts / key
@@ -257,6 +273,7 @@ class Builder:
         if (obj / "System.map").exists():
             shutil.copy2(obj / "System.map", staging / "System.map")
         shutil.copy2(log_path, staging / "build.log")
+        self._export_selftests(commit, staging / "selftests")
         meta = {"key": key, "commit": commit, "config_key": self.config_key, "tree": self.tree.name,
                 "toolchain": self._toolchain, "duration_s": round(duration, 2), "built_at": time.time(),
                 "warnings": [asdict(w) for w in warnings]}

@@ -57,7 +57,8 @@ def _read_results(p: Path) -> list[dict]:
     return out
 
 
-def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int) -> str:
+def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int,
+                  selftests: Path | None = None) -> str:
     """Write the guest's command into rwdir/run.sh and return a short command that runs it: the
     command travels on the kernel command line (base64), which is cut at 2048 bytes on x86.
 
@@ -76,10 +77,16 @@ def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int) -
         "export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1",
         f"export PYTHONPATH={shlex.quote(pypath)}",
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        f"export KTEST_SELFTESTS={shlex.quote(str(selftests or ''))}",
         f"cd {shlex.quote(str(PROJECT))}",
         f"exec {shlex.join(args)}",
         ""]))
     return f"sh {shlex.quote(str(script))}"
+
+
+def _selftests_of(bzimage: Path) -> Path | None:
+    d = bzimage.parent / "selftests" / "tools" / "testing" / "selftests"
+    return d if d.is_dir() else None
 
 
 def _precompile(paths: list[Path]) -> None:
@@ -97,6 +104,8 @@ def _precompile(paths: list[Path]) -> None:
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel", paths=None,
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
                progress: Progress | None = None, boot_timeout: float | None = None) -> GuestRun:
+    """Boot `bzimage` and run the checks.  The kernel tree's selftests are taken from the build
+    artifact next to the image (bzimage.parent/selftests), when it has them."""
     progress = progress or Progress()
     paths = [Path(p).resolve() for p in (paths or [DEFAULT_TESTCASES])]
     accel = choose_accel(cache, bzimage, accel, progress)
@@ -105,7 +114,7 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     rwdir.mkdir(exist_ok=True)
     for stale in ("results.jsonl", "started.json", "finished.json"):
         (rwdir / stale).unlink(missing_ok=True)
-    spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps), rwdir=rwdir, accel=accel,
+    spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage)), rwdir=rwdir, accel=accel,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
                     udev_rules=lean_udev_rules(outdir / "udev-rules.d"))
     _precompile([PROJECT / "ktest", *paths])

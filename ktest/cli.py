@@ -72,7 +72,8 @@ def parser() -> argparse.ArgumentParser:
     _build_args(p)
     _boot_args(p)
     p.add_argument("--rounds", type=int, default=2, help="boots per side, interleaved (default 2)")
-    p.add_argument("--testcases", nargs="+", metavar="PATH", help="check files/dirs (default: testcases/)")
+    p.add_argument("--testcases", nargs="+", metavar="PATH",
+                   help="check files/dirs (default: the areas whose files the series touches, plus smoke)")
     p.add_argument("--reports", default="reports", metavar="DIR", help="output root (default reports/)")
     p.add_argument("--no-bisect", action="store_true", help="do not search the culprit patch")
 
@@ -151,7 +152,7 @@ def cmd_run(args, cache, progress) -> int:
 
     tree = _tree(args, cache, progress)
     opts = RunOptions(rounds=args.rounds, reps=args.reps, accel=args.accel, areas=tuple(args.area or kconfig.AREAS),
-                      testcases=[Path(p) for p in args.testcases] if args.testcases else RunOptions().testcases,
+                      testcases=[Path(p) for p in args.testcases] if args.testcases else None,
                       expr=args.expr, known_issues=args.known_issues, reports=Path(args.reports), jobs=args.jobs,
                       bisect=not args.no_bisect)
     worst = 0

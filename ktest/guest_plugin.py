@@ -21,6 +21,7 @@ class Recorder:
         self.metrics: list[dict] = []
         self.timelines: list[dict] = []
         self.notes: dict = {}
+        self.subresults: list[dict] = []
 
     def metric(self, name: str, samples, unit: str, lower_is_better: bool = True) -> dict:
         """Record a measured quantity: every sample, its unit, and a summary."""
@@ -38,6 +39,11 @@ class Recorder:
 
     def note(self, key: str, value) -> None:
         self.notes[key] = value
+
+    def subresult(self, name: str, status: str, message: str | None = None) -> None:
+        """A result of its own under this check's path (e.g. each case of an upstream selftest)."""
+        assert status in ("PASS", "FAIL", "SKIP", "ERROR"), status
+        self.subresults.append({"name": name, "status": status, "message": message})
 
     def to_json(self) -> dict:
         return {"metrics": self.metrics, "timelines": self.timelines, "notes": self.notes}
@@ -69,7 +75,11 @@ def dotted_path(nodeid: str) -> str:
     parts += [re.sub(r"^test_", "", n) for n in name.split("::")]
     if param:
         parts.append(param.rstrip("]"))
-    return ".".join(re.sub(r"[^\w-]+", "_", p) for p in parts if p)
+    return ".".join(_safe(p) for p in parts if p)
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^\w-]+", "_", part).strip("_")
 
 
 def _out(config) -> Path | None:
@@ -123,8 +133,14 @@ def _flush(nodeid: str) -> None:
             {"metrics": [], "timelines": [], "notes": {}}), "finished_at_uptime_s": _uptime()}
     if out is None:
         return
+    lines = [line]
+    for sub in (rec.subresults if rec else []):
+        lines.append({"id": f"{nodeid}::{sub['name']}", "path": f"{line['path']}.{_safe(sub['name'])}",
+                      "status": sub["status"], "message": sub["message"], "duration_s": 0.0, "log": "",
+                      "metrics": [], "timelines": [], "notes": {}, "finished_at_uptime_s": line["finished_at_uptime_s"]})
     with open(out / "results.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
+        for l in lines:
+            f.write(json.dumps(l) + "\n")
         f.flush()
         os.fsync(f.fileno())
 

@@ -24,9 +24,9 @@ def strip_chart(m: dict, width: int = 560) -> Markup:
         return Markup("<em>no samples</em>")
     lo, hi = min(0.0, min(vals)), max(vals)
     hi = hi if hi > lo else lo + 1
-    x0, x1, rh = 70, width - 20, 28
+    x0, x1, rh = 100, width - 20, 28
     sx = lambda v: x0 + (v - lo) / (hi - lo) * (x1 - x0)
-    h = rh * len(rows) + 30
+    h = rh * len(rows) + 22
     parts = [f'<svg class="chart" role="img" width="{width}" height="{h}" viewBox="0 0 {width} {h}" '
              f'xmlns="http://www.w3.org/2000/svg"><title>{escape(m["metric"])} ({escape(m["unit"])})</title>']
     for i, (name, samples, color) in enumerate(rows):
@@ -43,8 +43,8 @@ def strip_chart(m: dict, width: int = 560) -> Markup:
     ya = 15 + len(rows) * rh - 8
     for t in range(5):
         v = lo + (hi - lo) * t / 4
-        parts.append(f'<text x="{sx(v):.1f}" y="{ya + 14}" font-size="10" text-anchor="middle">{v:.0f}</text>')
-    parts.append(f'<text x="{x1}" y="{ya + 26}" font-size="10" text-anchor="end">{escape(m["unit"])}</text></svg>')
+        parts.append(f'<text x="{sx(v):.1f}" y="{ya + 14}" font-size="10" text-anchor="middle">{v:.3g}</text>')
+    parts.append(f'<text x="4" y="{ya + 14}" font-size="10">{escape(m["unit"])}</text></svg>')
     return Markup("".join(parts))
 
 

@@ -7,6 +7,7 @@ import sys
 import time
 
 from rich.console import Console
+from rich.markup import escape
 
 
 class Progress:
@@ -19,7 +20,7 @@ class Progress:
 
     def stage(self, msg: str) -> None:
         self.clear()
-        self.console.print(f"[bold]ktest:[/bold] {msg}", markup=True)
+        self.console.print(f"[bold]ktest:[/bold] {escape(msg)}", markup=True)
 
     def info(self, msg: str) -> None:
         self.clear()
@@ -27,15 +28,15 @@ class Progress:
 
     def warn(self, msg: str) -> None:
         self.clear()
-        self.console.print(f"[yellow]ktest: warning:[/yellow] {msg}", markup=True)
+        self.console.print(f"[yellow]ktest: warning:[/yellow] {escape(msg)}", markup=True)
 
     def status(self, msg: str) -> None:
         if self.tty:
             if self._status is None:
-                self._status = self.console.status(msg)
+                self._status = self.console.status(escape(msg))
                 self._status.start()
             else:
-                self._status.update(msg)
+                self._status.update(escape(msg))
         elif time.monotonic() - self._last >= self.interval:
             self._last = time.monotonic()
             self.console.print(f"ktest: {msg}", markup=False)

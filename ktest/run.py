@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
@@ -30,7 +30,7 @@ class RunOptions:
     reps: int = 5                   # repetitions per measurement inside each boot
     accel: str = "auto"
     areas: tuple[str, ...] = ("linkwatch", "bonding")
-    testcases: list[Path] = field(default_factory=lambda: [DEFAULT_TESTCASES])
+    testcases: list[Path] | None = None   # None: chosen from the files the series touches
     expr: str | None = None
     known_issues: Path | None = None
     reports: Path = Path("reports")
@@ -66,6 +66,13 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
                argv: list[str] | None = None) -> tuple[dict, Path]:
     series = load_series(series_path)
     check_host_tools()
+    from . import areas as areas_mod
+
+    if opts.testcases is None:
+        chosen, why = areas_mod.select(series)
+        opts = replace(opts, testcases=areas_mod.testcases_for(chosen))
+    else:
+        chosen, why = [], "given with --testcases"
     run_id = new_run_id()
     outdir = (opts.reports / run_id).resolve()
     outdir.mkdir(parents=True)
@@ -77,8 +84,9 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
         "tree": tree.to_json(), "series": series.to_json(),
         "checkout": {"valid": None, "patchset_hash": series.patchset_hash,
                      "patchset_files": [{"name": p.name, "hash": p.sha256} for p in series.patches]},
-        "settings": {"rounds": opts.rounds, "reps": opts.reps, "areas": list(opts.areas), "expr": opts.expr,
-                     "testcases": [str(p) for p in opts.testcases]},
+        "settings": {"rounds": opts.rounds, "reps": opts.reps, "kconfig_areas": list(opts.areas), "expr": opts.expr,
+                     "check_areas": chosen, "check_areas_why": why,
+                     "testcases": [_rel(p, DEFAULT_TESTCASES.parent) for p in opts.testcases]},
         "builds": [], "boots": [], "checks": [], "splats": {"base": [], "patched": [], "new": []},
         "expected": [], "culprit": None, "verdict": None,
     }
@@ -196,9 +204,17 @@ def _suspects(runs: dict) -> list[str]:
 
 
 def _expr_for(paths: list[str]) -> str:
-    # pytest -k matches on test names; the last dotted component is the test (or its parameter id)
-    names = sorted({p.split(".")[-1] for p in paths} | {p.split(".")[-2] for p in paths if p.count(".") >= 2})
-    return " or ".join(names)
+    """A pytest -k expression that selects (at least) these checks: their test function names, which
+    are the dotted path's components after the module (parameter ids and sub-results are dropped)."""
+    import re
+
+    names = set()
+    for p in paths:
+        parts = p.split(".")
+        for part in parts[2:3] or parts[-1:]:
+            if re.fullmatch(r"[A-Za-z_]\w*", part):
+                names.add(part)
+    return " or ".join(sorted(names)) or "not_a_test_name"
 
 
 def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, opts, outdir, progress, result):

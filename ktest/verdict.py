@@ -108,6 +108,11 @@ def expected_effects(expected: dict | None, checks: list[dict]) -> list[dict]:
     none: no significant change.  Not measured: held is None."""
     out = []
     by_path = {c["path"]: c for c in checks}
+    for e in (expected or {}).get("checks", []):  # status transitions, e.g. "fixed"
+        c = by_path.get(e["check"])
+        held = None if c is None else c["transition"] == e["transition"]
+        observed = "not run" if c is None else f"{c['base']['status']} -> {c['patched']['status']} ({c['transition']})"
+        out.append({**e, "metric": "status", "change": e["transition"], "held": held, "observed": observed})
     for e in (expected or {}).get("metrics", []):
         c = by_path.get(e["check"])
         m = next((m for m in (c or {}).get("metrics", []) if m["metric"] == e["metric"]), None)

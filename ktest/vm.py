@@ -290,8 +290,13 @@ def choose_accel(cache: Cache, bzimage: Path, want: str, progress: Progress) -> 
     ok, reason = probe_kvm(cache, bzimage, progress)
     if ok:
         return "kvm"
-    progress.warn(f"KVM is not usable ({reason}); falling back to TCG emulation, which is much slower")
+    if not _warned:
+        progress.warn(f"KVM is not usable ({reason}); falling back to TCG emulation, which is much slower")
+        _warned.append(reason)
     return "tcg"
+
+
+_warned: list[str] = []  # the TCG fallback is announced once per process
 
 
 def host_env(spec: BootSpec) -> dict:

@@ -5,6 +5,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# guest_cases/ run inside a VM (see test_kernel_boot.py), never on the host
+collect_ignore = ["guest_cases"]
+
 from fakekernel import make_series, make_tree  # noqa: E402
 
 from ktest.cache import Cache  # noqa: E402

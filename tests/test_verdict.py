@@ -64,3 +64,13 @@ def test_new_splat_in_patched_is_a_regression_even_when_checks_pass():
     checks = compare_checks([run([res("a")])], [run([res("a")])])
     v = overall(checks, d)
     assert v["exit_code"] == 1 and v["regressions"] == ["new warning: warning:foo/bar"]
+
+
+def test_expected_status_transition():
+    base = [run([res("a", "FAIL")])]
+    patched = [run([res("a", "PASS")])]
+    checks = compare_checks(base, patched)
+    (e,) = expected_effects({"checks": [{"check": "a", "transition": "fixed"}]}, checks)
+    assert e["held"] is True and e["metric"] == "status" and "FAIL -> PASS" in e["observed"]
+    (e,) = expected_effects({"checks": [{"check": "a", "transition": "fixed"}]}, compare_checks(base, base))
+    assert e["held"] is False

@@ -1,0 +1,92 @@
+"""802.3ad between two bonds in two namespaces, LACP over veth (no bridge: LACPDUs are link-local)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+
+from ktest.guestlib import sh
+
+A, B = "kt_la", "kt_lb"
+A_IP, B_IP = "198.51.100.1", "198.51.100.2"
+# LACP port state bits (IEEE 802.1AX)
+SYNC, COLLECTING, DISTRIBUTING = 0x08, 0x10, 0x20
+
+
+def proc(ns: str, bond: str) -> str:
+    return sh(f"ip netns exec {ns} cat /proc/net/bonding/{bond}")
+
+
+def slaves(text: str) -> dict[str, dict]:
+    out = {}
+    for block in text.split("Slave Interface: ")[1:]:
+        name = block.split("\n", 1)[0].strip()
+        agg = re.search(r"Aggregator ID: (\d+)", block)
+        actor = re.search(r"details actor lacp pdu:.*?port state: (\d+)", block, re.S)
+        partner = re.search(r"details partner lacp pdu:.*?port state: (\d+)", block, re.S)
+        out[name] = {"agg": int(agg.group(1)) if agg else None,
+                     "actor_state": int(actor.group(1)) if actor else 0,
+                     "partner_state": int(partner.group(1)) if partner else 0,
+                     "mii": re.search(r"MII Status: (\w+)", block).group(1)}
+    return out
+
+
+def active_agg(text: str) -> dict:
+    m = re.search(r"Active Aggregator Info:\s+Aggregator ID: (\d+)\s+Number of ports: (\d+).*?"
+                  r"Partner Mac Address: ([0-9a-f:]+)", text, re.S)
+    return {"id": int(m.group(1)), "ports": int(m.group(2)), "partner": m.group(3)} if m else {}
+
+
+@pytest.fixture
+def lacp_pair():
+    sh(f"ip netns del {A}; ip netns del {B}", check=False)
+    for ns, bond, ip in ((A, "ka0", A_IP), (B, "kb0", B_IP)):
+        sh(f"ip netns add {ns} && ip -n {ns} link set lo up && "
+           f"ip -n {ns} link add {bond} type bond mode 802.3ad lacp_rate fast miimon 50")
+    for i in range(2):
+        sh(f"ip link add a{i} netns {A} type veth peer name b{i} netns {B}")
+        sh(f"ip -n {A} link set a{i} master ka0 && ip -n {B} link set b{i} master kb0")
+    for ns, bond, ip in ((A, "ka0", A_IP), (B, "kb0", B_IP)):
+        sh(f"ip -n {ns} addr add {ip}/24 dev {bond} && ip -n {ns} link set {bond} up")
+    yield
+    sh(f"ip netns del {A}; ip netns del {B}", check=False)
+
+
+def _converged() -> bool:
+    a, b = proc(A, "ka0"), proc(B, "kb0")
+    ok = SYNC | COLLECTING | DISTRIBUTING
+    return all(active_agg(t).get("ports") == 2 and all((s["partner_state"] & ok) == ok for s in slaves(t).values())
+               for t in (a, b))
+
+
+def test_aggregator_forms_and_survives_a_port_failure(record, lacp_pair):
+    t0 = time.monotonic()
+    deadline = t0 + 30
+    while not _converged():
+        assert time.monotonic() < deadline, f"LACP did not converge in 30 s:\n{proc(A, 'ka0')}"
+        time.sleep(0.2)
+    record.metric("lacp_converge", [(time.monotonic() - t0) * 1000.0], "ms")
+    a, b = proc(A, "ka0"), proc(B, "kb0")
+    mac_b = sh(f"ip netns exec {B} cat /sys/class/net/kb0/address").strip()
+    assert active_agg(a)["partner"] == mac_b, "A's partner is B's bond"
+    sa = slaves(a)
+    assert len({s["agg"] for s in sa.values()}) == 1 and next(iter(sa.values()))["agg"] == active_agg(a)["id"], \
+        "both ports are in the active aggregator"
+    sh(f"ip netns exec {A} ping -q -c 3 -i 0.1 -W 1 {B_IP}")
+    # one port fails: the other carries on
+    sh(f"ip -n {B} link set b0 down")
+    time.sleep(0.5)
+    sh(f"ip netns exec {A} ping -q -c 5 -i 0.1 -W 1 {B_IP}")
+    assert active_agg(proc(A, "ka0"))["ports"] == 1
+
+
+def test_actor_port_prio(lacp_pair):
+    """Newer kernels let each port carry an actor port priority; detect support, do not assume it."""
+    help_text = subprocess.run(["ip", "link", "help", "bond_slave"], capture_output=True, text=True)
+    if "actor_port_prio" not in help_text.stdout + help_text.stderr:
+        pytest.skip("iproute2 here cannot set actor_port_prio (the kernel may support it)")
+    sh(f"ip -n {A} link set a0 type bond_slave actor_port_prio 100")
+    assert "actor_port_prio 100" in sh(f"ip -n {A} -d link show a0")

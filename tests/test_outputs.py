@@ -1,0 +1,94 @@
+"""Rendering, JUnit, KCIDB and summary from a recorded run (tests/fixtures/result-linkwatch.json, the
+result.json of a real `ktest run patches/linkwatch` on this machine), with no VM."""
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from junitparser import JUnitXml
+
+from ktest.outputs import render_html, render_junit, render_kcidb, render_summary, write_all
+
+FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
+
+
+@pytest.fixture
+def result():
+    return json.loads(FIXTURE.read_text())
+
+
+def test_fixture_is_a_real_run(result):
+    assert result["schema"] == "ktest.result/1"
+    assert result["checkout"]["valid"] is True and len(result["builds"]) == 3
+    assert {b["side"] for b in result["boots"]} == {"base", "patched"}
+
+
+def test_kcidb_is_valid_and_carries_numbers(result):
+    data = render_kcidb(result)  # validates against kcidb-io's latest schema, raises otherwise
+    assert data["checkouts"][1]["patchset_hash"] == result["checkout"]["patchset_hash"]
+    nums = [t for t in data["tests"] if "number" in t]
+    assert nums and all(t["number"]["unit"] == "ms" for t in nums if "linkwatch" in t["path"])
+    assert {t["build_id"] for t in data["tests"]} == {b["id"] for b in data["builds"]}
+
+
+def test_junit_round_trips(result, tmp_path):
+    f = tmp_path / "junit.xml"
+    f.write_text(render_junit(result))
+    suites = list(JUnitXml.fromfile(str(f)))
+    cases = [c for s in suites for c in s]
+    want = len(result["builds"]) + len(result["checks"]) + len(result["splats"]["new"]) + len(result["expected"])
+    assert len(cases) == want
+    failed = {c.name for c in cases if any(r.__class__.__name__ == "Failure" for r in c.result)}
+    regressed = {c["path"] for c in result["checks"] if c["verdict"] in ("regression", "metric regression")}
+    assert regressed <= failed
+
+
+def test_summary_states_verdict_and_expectations(result):
+    md = render_summary(result)
+    assert result["verdict"]["status"] in md.splitlines()[0]
+    assert md.count("expected ") == len(result["expected"])
+
+
+def test_hostile_text_is_escaped(result, tmp_path):
+    r = copy.deepcopy(result)
+    evil = '<script>alert("x")</script>'
+    r["series"]["patches"][0]["subject"] = evil
+    r["checks"][0]["messages"]["patched"] = ['</code><img src=x onerror="alert(1)">']
+    r["splats"]["patched"] = [{"kind": "warning", "fingerprint": "warning:<b>x</b>", "title": evil,
+                               "text": "</pre>" + evil, "functions": [], "line": 1, "known": None}]
+    out = tmp_path / "run"
+    (out / "boots").mkdir(parents=True)
+    log = out / "boots" / "console.log"
+    log.write_text("kernel says " + evil + "\n")
+    for b in r["boots"]:
+        b["boot"]["console_log"] = "boots/console.log"
+    html = render_html(r, out)
+    assert "<script" not in html and "<img src=x" not in html and "<b>x</b>" not in html
+    assert "&lt;script&gt;alert" in html
+
+
+def test_report_is_self_contained(result, tmp_path):
+    write_all(result, tmp_path)
+    html = (tmp_path / "index.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "fetches nothing"
+    assert "<script" not in html
+    assert html.count("<svg") == sum(len(c["metrics"]) for c in result["checks"])
+
+
+def test_ktest_report_rerenders_a_stored_run(result, tmp_path):
+    (tmp_path / "result.json").write_text(json.dumps(result))
+    p = subprocess.run([sys.executable, "-m", "ktest", "report", str(tmp_path / "result.json")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    for f in ("index.html", "junit.xml", "kcidb.json", "summary.md"):
+        assert (tmp_path / f).stat().st_size > 100
+
+
+def test_report_missing_result_is_one_line(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "ktest", "report", str(tmp_path / "nope.json")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "[no-result]" in p.stderr and "Traceback" not in p.stderr

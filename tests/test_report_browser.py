@@ -1,0 +1,55 @@
+"""The HTML report in a real browser: headless Chromium loads a report rendered from a recorded run,
+the verdict and the charts are there, and the page logs nothing to the console."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ktest.outputs import write_all
+
+FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "reports" / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0", "--window-size=1280,2600"]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (ci/setup.sh installs it)")
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def console_lines(stderr: str) -> list[str]:
+    return [l for l in stderr.splitlines() if re.search(r":CONSOLE(\(\d+\)|:\d+)?\]", l)]
+
+
+def test_console_detector_sees_a_console_error(tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text("<!doctype html><title>x</title><script>console.error('ktest-probe-error')</script>")
+    p = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert any("ktest-probe-error" in l for l in console_lines(p.stderr)), p.stderr[-2000:]
+
+
+def test_report_renders_in_chromium(tmp_path):
+    result = json.loads(FIXTURE.read_text())
+    out = tmp_path / "run"
+    write_all(result, out)
+    page = (out / "index.html").as_uri()
+    dom = chromium(tmp_path, "--dump-dom", page)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'id="verdict"' in dom.stdout and "Verdict: " + result["verdict"]["status"] in dom.stdout
+    n_charts = dom.stdout.count('class="chart"')
+    assert n_charts == sum(len(c["metrics"]) for c in result["checks"]) and n_charts > 0
+    assert console_lines(dom.stderr) == [], console_lines(dom.stderr)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report-screenshot.png"
+    p = chromium(tmp_path, f"--screenshot={shot}", page)
+    assert p.returncode == 0 and shot.stat().st_size > 10_000
+    assert console_lines(p.stderr) == []
