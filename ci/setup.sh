@@ -9,7 +9,7 @@ APT_PKGS=(
   # kernel build
   build-essential flex bison bc libelf-dev libssl-dev cpio kmod ccache git rsync lz4
   # default trees
-  linux-source-6.12 linux-source-6.1 xz-utils
+  linux-source-6.12 xz-utils
   # boot: qemu, udev (vng's script I/O ports need it), 9p
   qemu-system-x86 udev
   # guest-side userspace (the guest runs the host's root fs)

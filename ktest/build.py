@@ -21,6 +21,7 @@ from . import kconfig
 from .cache import Cache, short_hash, write_json_atomic
 from .errors import BuildFailed, Interrupted, MissingHostTools
 from .gitutil import add_worktree, git
+from .proc import kill_group
 from .progress import Progress
 from .records import Build, Tree, Warning_
 
@@ -200,7 +201,7 @@ class Builder:
                     self.progress.status(f"build {label}: {n}{of} objects, {time.monotonic() - t0:.0f}s, {line.split()[-1]}")
             rc = proc.wait()
         except KeyboardInterrupt:
-            _kill_group(proc)
+            kill_group(proc, grace=5.0, first=signal.SIGINT)
             raise Interrupted(stage=f"build {label}") from None
         finally:
             self.progress.clear()
@@ -284,16 +285,3 @@ class Builder:
         self.progress.info(f"built {commit[:12]} in {duration:.0f}s -> {final}/bzImage")
         return Build(commit=commit, config_key=self.config_key, key=key, dir=final, status="PASS",
                      cached=False, duration_s=duration, warnings=warnings)
-
-
-def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    for sig in (signal.SIGINT, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue

@@ -58,7 +58,7 @@ def _read_results(p: Path) -> list[dict]:
 
 
 def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int,
-                  selftests: Path | None = None) -> str:
+                  selftests: Path | None = None, env: dict | None = None) -> str:
     """Write the guest's command into rwdir/run.sh and return a short command that runs it: the
     command travels on the kernel command line (base64), which is cut at 2048 bytes on x86.
 
@@ -78,6 +78,7 @@ def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int,
         f"export PYTHONPATH={shlex.quote(pypath)}",
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         f"export KTEST_SELFTESTS={shlex.quote(str(selftests or ''))}",
+        *(f"export {k}={shlex.quote(str(v))}" for k, v in (env or {}).items()),
         f"cd {shlex.quote(str(PROJECT))}",
         f"exec {shlex.join(args)}",
         ""]))
@@ -103,9 +104,11 @@ def _precompile(paths: list[Path]) -> None:
 
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel", paths=None,
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
-               progress: Progress | None = None, boot_timeout: float | None = None) -> GuestRun:
+               progress: Progress | None = None, boot_timeout: float | None = None,
+               slow: bool = True) -> GuestRun:
     """Boot `bzimage` and run the checks.  The kernel tree's selftests are taken from the build
-    artifact next to the image (bzimage.parent/selftests), when it has them."""
+    artifact next to the image (bzimage.parent/selftests), when it has them.  slow=False tells
+    checks marked slow (the upstream selftests) to skip: `ktest run` runs them in round 1 only."""
     progress = progress or Progress()
     paths = [Path(p).resolve() for p in (paths or [DEFAULT_TESTCASES])]
     accel = choose_accel(cache, bzimage, accel, progress)
@@ -114,7 +117,8 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     rwdir.mkdir(exist_ok=True)
     for stale in ("results.jsonl", "started.json", "finished.json"):
         (rwdir / stale).unlink(missing_ok=True)
-    spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage)), rwdir=rwdir, accel=accel,
+    spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage),
+                                                          {"KTEST_SLOW": "1" if slow else "0"}), rwdir=rwdir, accel=accel,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
                     udev_rules=lean_udev_rules(outdir / "udev-rules.d"))
     _precompile([PROJECT / "ktest", *paths])

@@ -26,8 +26,9 @@ HEADERS: list[tuple[str, re.Pattern]] = [
     ("rcu_stall", re.compile(r"rcu: INFO: rcu_\w+ (self-)?detected stall|"
                              r"INFO: rcu_\w+ (self-)?detected stalls? on CPU")),
     ("soft_lockup", re.compile(r"watchdog: BUG: soft lockup")),
+    # a page fault in the kernel is reported as "BUG: ..." and then "Oops: ...": it is an Oops
+    ("oops", re.compile(r"BUG: (kernel NULL pointer dereference|unable to handle)|Oops: |general protection fault")),
     ("bug", re.compile(r"kernel BUG at |BUG: (?!KASAN|KFENCE)")),
-    ("oops", re.compile(r"Oops: |general protection fault")),
     ("warning", re.compile(r"WARNING: CPU: \d+ PID: \d+ at ")),
     ("panic", re.compile(r"Kernel panic - not syncing: ")),
 ]
@@ -116,8 +117,11 @@ def parse(text: str) -> list[Splat]:
                 j += 1
                 break
             nk = _kind(lines[j])
-            # a WARNING/BUG inside a panic's dump, or a panic after an oops, starts a new splat
-            if nk and not (kind == "lockdep" and nk == "warning"):
+            # "kernel BUG at"/"BUG: kernel NULL pointer dereference" are followed by their own
+            # "Oops: ..." line, and lockdep reports start with a WARNING line: same splat.
+            # Any other header (a panic after an oops, a second WARNING) starts a new one.
+            same = (nk == "oops" and kind in ("bug", "oops") and j - start <= 4) or (kind == "lockdep" and nk == "warning")
+            if nk and not same:
                 break
             j += 1
         block = lines[start:j]

@@ -3,7 +3,6 @@ summary.md.  `ktest report RESULT.json` re-renders them for any stored run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape

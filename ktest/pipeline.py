@@ -1,4 +1,4 @@
-"""Stages glued together: tree -> series -> apply -> builds.  (Boot, checks and report come after.)"""
+"""`ktest build`: tree -> series -> apply -> builds of the base and of each patch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .build import Builder, check_host_tools, new_warnings
 from .cache import Cache

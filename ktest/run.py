@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -154,7 +153,7 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
             progress.stage(f"[{series.name}] boot {k}/{n}: {side}, round {rnd}")
             gr = run_checks(cache, kernels[side].bzimage, outdir / "boots" / f"{side}-{rnd}", label=f"{side}-{rnd}",
                             paths=opts.testcases, expr=opts.expr, reps=opts.reps, accel=opts.accel,
-                            known_issues=opts.known_issues, progress=progress)
+                            known_issues=opts.known_issues, progress=progress, slow=rnd == 1)
             runs[side].append(gr.to_json())
             result["boots"].append(_boot_json(gr, side, rnd, outdir))
             result["env"] = gr.env

@@ -12,7 +12,6 @@ import os
 import platform
 import shlex
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from .cache import Cache, short_hash, write_json_atomic
 from .errors import Interrupted, MissingHostTools
+from .proc import kill_group
 from .progress import Progress
 
 VNG_EXIT_DIED = 255  # vng's code for "panic or QEMU died"
@@ -121,30 +121,6 @@ def lean_udev_rules(dest: Path) -> Path:
     (dest / "50-udev-default.rules").write_text(
         'SUBSYSTEM=="virtio-ports", KERNEL=="vport*", ATTR{name}=="?*", SYMLINK+="virtio-ports/$attr{name}"\n')
     return dest
-
-
-def kill_group(proc: subprocess.Popen, grace: float = 3.0) -> None:
-    """SIGTERM then SIGKILL the whole process group, and reap it."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                break
-            proc.poll()
-            time.sleep(0.05)
-        else:
-            continue
-        break
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def _pump(stream, path: Path, activity: list[float], tee=None) -> None:

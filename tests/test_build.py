@@ -84,7 +84,6 @@ def test_missing_host_tools_listed_together():
 
 
 def test_concurrent_builds_share_cache_safely(cache, fake_tree, calls):
-    t = user_tree(cache, fake_tree)
     code = ("import sys; from ktest.cache import Cache; from ktest.tree import user_tree; "
             "from ktest.build import Builder; from ktest.progress import Silent; "
             "c = Cache.open(sys.argv[1]); t = user_tree(c, sys.argv[2]); "
@@ -107,7 +106,7 @@ def test_ctrl_c_during_build_kills_make_and_leaves_no_artifact(cache, fake_tree,
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if subprocess.run(["pgrep", "-f", f"fakebuild.py bzImage"], capture_output=True).returncode == 0:
+        if subprocess.run(["pgrep", "-f", "fakebuild.py bzImage"], capture_output=True).returncode == 0:
             break
         time.sleep(0.2)
     else:

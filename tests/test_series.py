@@ -2,7 +2,6 @@ import hashlib
 
 import pytest
 
-from fakekernel import make_series
 from ktest.errors import BadSeriesFile, EmptySeries, NotAPatch, SeriesNotFound
 from ktest.series import load_series
 

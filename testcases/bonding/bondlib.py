@@ -59,7 +59,11 @@ class BondTopo:
         sh(f"ip -n {H1} link set {BOND} addrgenmode none")
         sh(f"ip -n {H1} addr add {H1_IP}/24 dev {BOND} && ip -n {H1} addr add {H1_IP6}/64 dev {BOND} nodad && "
            f"ip -n {H1} link set {BOND} up")
-        self.wait(lambda: self.active() is not None, what="an active slave")
+        if self.mode in ("active-backup", "balance-tlb", "balance-alb"):
+            self.wait(lambda: self.active() is not None, what="an active slave")
+        else:  # no single active slave: wait for the bond to be up
+            self.wait(lambda: sh(f"ip netns exec {H1} cat /sys/class/net/{BOND}/operstate").strip() == "up",
+                      what="the bond up")
         return self
 
     def __exit__(self, *exc):

@@ -70,8 +70,9 @@ def test_aggregator_forms_and_survives_a_port_failure(record, lacp_pair):
         time.sleep(0.2)
     record.metric("lacp_converge", [(time.monotonic() - t0) * 1000.0], "ms")
     a, b = proc(A, "ka0"), proc(B, "kb0")
+    mac_a = sh(f"ip netns exec {A} cat /sys/class/net/ka0/address").strip()
     mac_b = sh(f"ip netns exec {B} cat /sys/class/net/kb0/address").strip()
-    assert active_agg(a)["partner"] == mac_b, "A's partner is B's bond"
+    assert active_agg(a)["partner"] == mac_b and active_agg(b)["partner"] == mac_a, "each bond's partner is the other"
     sa = slaves(a)
     assert len({s["agg"] for s in sa.values()}) == 1 and next(iter(sa.values()))["agg"] == active_agg(a)["id"], \
         "both ports are in the active aggregator"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bondlib import BOND, H1, H2_IP, BondTopo, ping
+from bondlib import H1, H2_IP, BondTopo, ping
 from ktest.guestlib import netns, sh
 
 

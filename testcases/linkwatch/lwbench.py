@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from ktest.nl import Link, LinkEvent, Monitor, ifindex, now_ms
+from ktest.nl import Link, LinkEvent, Monitor, now_ms
 
 SETTLE_S = 1.2          # > 1 s: the previous rate-limited linkwatch run has expired
 RUNNING_TIMEOUT_MS = 5000.0
