@@ -75,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
                    help="check files/dirs (default: the areas whose files the series touches, plus smoke)")
     p.add_argument("--reports", default="reports", metavar="DIR", help="output root (default reports/)")
     p.add_argument("--no-bisect", action="store_true", help="do not search the culprit patch")
+    p.add_argument("--db", help="history database (default cache/history.sqlite)")
 
     p = sub.add_parser("report", parents=common, help="re-render a stored run from its result.json",
                        description="Re-render index.html, junit.xml, kcidb.json and summary.md from result.json.")
@@ -153,7 +154,7 @@ def cmd_run(args, cache, progress) -> int:
     opts = RunOptions(rounds=args.rounds, reps=args.reps, accel=args.accel, areas=tuple(args.area or kconfig.AREAS),
                       testcases=[Path(p) for p in args.testcases] if args.testcases else None,
                       expr=args.expr, known_issues=args.known_issues, reports=Path(args.reports), jobs=args.jobs,
-                      bisect=not args.no_bisect)
+                      bisect=not args.no_bisect, db=Path(args.db) if args.db else None)
     worst = 0
     for s in args.series:
         try:

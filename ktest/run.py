@@ -35,6 +35,7 @@ class RunOptions:
     reports: Path = Path("reports")
     jobs: int | None = None
     bisect: bool = True
+    db: Path | None = None          # history database (default cache/history.sqlite)
 
 
 def _rel(p: Path, base: Path) -> str:
@@ -238,7 +239,7 @@ def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None
     from .history import History
     from .outputs import write_all
 
-    hist = History.open(cache.root / "history.sqlite")
+    hist = History.open(opts.db or cache.root / "history.sqlite")
     result["history"] = hist.context(result)
     write_json_atomic(outdir / "result.json", result)
     write_all(result, outdir)

@@ -1,0 +1,106 @@
+"""`ktest run` orchestration on a fake tree with canned guest results (no VM): interleaving, retry of
+patched-only failures, the culprit search within a series, history, and the outputs."""
+
+from pathlib import Path
+
+import pytest
+
+from fakekernel import make_series
+from ktest import run as run_mod
+from ktest.checks import GuestRun
+from ktest.progress import Silent
+from ktest.run import RunOptions, run_series
+from ktest.tree import user_tree
+from ktest.vm import BootResult
+
+
+def canned(behaviour):
+    """A run_checks stand-in: behaviour(kernel_text, label, expr) -> list of (path, status, samples)."""
+    calls = []
+
+    def fake_run_checks(cache, bzimage, outdir, *, label="kernel", expr=None, slow=True, **kw):
+        outdir.mkdir(parents=True, exist_ok=True)
+        (outdir / "console.log").write_text("[    0.000000] Linux version fake\n")
+        (outdir / "stdout.log").write_text("")
+        calls.append((label, expr, slow))
+        results = [{"id": p, "path": p, "status": st, "duration_s": 0.1, "message": None, "log": "",
+                    "metrics": [{"name": "lat", "unit": "ms", "samples": s, "n": len(s)}] if s else [],
+                    "timelines": [], "notes": {}}
+                   for p, st, s in behaviour(Path(bzimage).read_text(), label, expr)]
+        boot = BootResult(outcome="ok", exit_code=0, duration_s=1.0, started_after_s=0.5,
+                          console_log=outdir / "console.log", stdout_log=outdir / "stdout.log")
+        return GuestRun(label=label, boot=boot, started={}, finished={}, results=results, splats=[],
+                        env={"accel": "tcg"})
+
+    return fake_run_checks, calls
+
+
+@pytest.fixture
+def three_patches(tmp_path, fake_tree):
+    return make_series(fake_tree, tmp_path / "s", [
+        ("net/core/dev.c", "int d1;\n", "net: one"),
+        ("net/core/dev.c", "int d2;\n", "net: two"),
+        ("net/core/dev.c", "int d3;\n", "net: three")])
+
+
+def test_culprit_is_the_first_patch_that_shows_the_regression(tmp_path, fake_tree, three_patches, cache,
+                                                              monkeypatch):
+    t = user_tree(cache, fake_tree)
+    images = {}
+
+    def behaviour(image, label, expr):
+        images.setdefault(label, image)
+        # patch 2 (and so patch 3, the series head) breaks check "a"
+        bad = label.startswith("patched") or label == "patch-2"
+        return [("area.a", "FAIL" if bad else "PASS", [10.0, 11, 12]), ("area.b", "PASS", [5.0, 5, 6])]
+
+    fake, calls = canned(behaviour)
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")])
+    result, outdir = run_series(cache, t, str(three_patches), opts, Silent())
+    labels = [c[0] for c in calls]
+    assert labels[:4] == ["base-1", "patched-1", "base-2", "patched-2"], "interleaved"
+    assert [c[2] for c in calls[:4]] == [True, True, False, False], "slow checks in round 1 only"
+    assert "patch-1" in labels and "patch-2" in labels
+    assert result["verdict"]["exit_code"] == 1 and result["verdict"]["regressions"] == ["area.a"]
+    assert result["culprit"]["patch"] == 2 and result["culprit"]["subject"] == "net: two"
+    assert (outdir / "index.html").exists() and (tmp_path / "reports" / "latest").resolve() == outdir
+
+
+def test_patched_only_failure_is_retried_and_labelled_flaky(tmp_path, fake_tree, three_patches, cache,
+                                                            monkeypatch):
+    t = user_tree(cache, fake_tree)
+    fails = {"n": 0}
+
+    def behaviour(image, label, expr):
+        st = "PASS"
+        if label == "patched-1" and fails["n"] == 0:
+            fails["n"] += 1
+            st = "FAIL"
+        return [("area.a", st, [])]
+
+    fake, calls = canned(behaviour)
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")])
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    retries = [c for c in calls if c[0].endswith("-retry")]
+    assert [c[0] for c in retries] == ["base-retry", "patched-retry"] and retries[0][1] == "a"
+    (check,) = result["checks"]
+    assert check["patched"]["statuses"] == ["FAIL", "PASS", "PASS"] and check["verdict"] == "flaky"
+    assert result["verdict"]["exit_code"] == 0 and result["verdict"]["flaky"] == ["area.a"]
+
+
+def test_history_links_runs_of_the_same_series(tmp_path, fake_tree, three_patches, cache, monkeypatch):
+    t = user_tree(cache, fake_tree)
+    state = {"bad": False}
+    fake, _ = canned(lambda image, label, expr: [("area.a", "FAIL" if state["bad"] and "patched" in label
+                                                  else "PASS", [])])
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=1, reps=3, reports=tmp_path / "reports", testcases=[Path("x")], bisect=False)
+    first, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    state["bad"] = True
+    second, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    h = second["history"]
+    assert h["previous"]["run_id"] == first["run_id"] and h["previous"]["same_patches"]
+    assert h["last_good"]["run_id"] == first["run_id"]
+    assert h["changes"] == [{"path": "area.a", "before": "unchanged", "now": "regression"}]
