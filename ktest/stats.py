@@ -3,7 +3,10 @@ noise floor.  Pure functions; no VM, no I/O.
 
 A change is called only when (a) each side has at least MIN_SAMPLES samples, (b) the sample ranges
 separate or the rank test gives p < ALPHA, and (c) the median moved by more than the noise floor:
-max(REL_FLOOR x base median, ABS_FLOOR in the metric's unit).  This mirrors 0-day/LKP's practice.
+max(REL_FLOOR x base median, ABS_FLOOR in the metric's unit, the base samples' interquartile range).
+The IQR term keeps metrics that are noisy by nature (a failover waits for the next miimon tick, so its
+latency is spread over a whole tick) from being called changed on a lucky draw.  This mirrors
+0-day/LKP's practice of asking for a change larger than the noise.
 """
 
 from __future__ import annotations
@@ -83,7 +86,8 @@ def compare(metric: str, unit: str, base: list[float], patched: list[float],
     floor_abs = ABS_FLOOR.get(unit, 0.0)
     bm = statistics.median(base) if base else None
     pm = statistics.median(patched) if patched else None
-    floor = max(REL_FLOOR * abs(bm), floor_abs) if bm is not None else floor_abs
+    iqr = (percentile(base, 0.75) - percentile(base, 0.25)) if len(base) >= 2 else 0.0
+    floor = max(REL_FLOOR * abs(bm), floor_abs, iqr) if bm is not None else floor_abs
     c = Comparison(metric=metric, unit=unit, n_base=len(base), n_patched=len(patched), base_median=bm,
                    patched_median=pm, base_p90=percentile(base, 0.9), patched_p90=percentile(patched, 0.9),
                    delta=None, delta_pct=None, p_value=None, separated=False, noise_floor=floor,

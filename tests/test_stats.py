@@ -43,3 +43,11 @@ def test_percentile():
     assert percentile([1, 2, 3, 4, 5], 0.5) == 3
     assert percentile([1, 2, 3, 4, 5], 0.9) == pytest.approx(4.6)
     assert percentile([], 0.5) is None
+
+
+def test_spread_out_metric_needs_a_shift_beyond_its_iqr():
+    # failover latency with miimon 100: uniform over the tick; a 14 ms median shift is noise
+    base = [12.0, 38.6, 61.0, 85.0, 30.0]
+    patched = [52.9, 40.0, 70.0, 95.0, 48.0]
+    c = compare("failover_latency", "ms", base, patched)
+    assert c.verdict == "unchanged" and c.noise_floor >= 30
