@@ -34,15 +34,6 @@ def virtio_nics() -> list[str]:
     return out
 
 
-def operstate(dev: str, ns_root: Path = Path("/sys/class/net")) -> str:
-    """Passive: reading sysfs operstate does not force a linkwatch sync (carrier does)."""
-    return (ns_root / dev / "operstate").read_text().strip()
-
-
-def mono_ms() -> float:
-    return time.clock_gettime(time.CLOCK_MONOTONIC) * 1000.0
-
-
 def uptime_s() -> float:
     return float(Path("/proc/uptime").read_text().split()[0])
 
