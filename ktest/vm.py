@@ -7,6 +7,7 @@ does this first thing), which ends the boot-timeout phase.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -220,6 +221,7 @@ def boot_with_retry(spec: BootSpec, logdir: Path, progress: Progress | None = No
 
 # --- KVM probe --------------------------------------------------------------------------------
 
+@functools.cache
 def _qemu_version() -> str:
     try:
         p = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, timeout=10)
@@ -275,11 +277,14 @@ def choose_accel(cache: Cache, bzimage: Path, want: str, progress: Progress) -> 
 _warned: list[str] = []  # the TCG fallback is announced once per process
 
 
-def host_env(spec: BootSpec) -> dict:
-    vng = vng_binary()
+@functools.cache
+def _vng_version(vng: str) -> str:
     try:
-        v = subprocess.run([vng, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+        return subprocess.run([vng, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
-        v = "?"
-    return {"qemu": _qemu_version(), "vng": v, "accel": spec.accel, "cpus": spec.cpus, "memory": spec.memory,
-            "host_kernel": platform.release(), "host": platform.node()}
+        return "?"
+
+
+def host_env(spec: BootSpec) -> dict:
+    return {"qemu": _qemu_version(), "vng": _vng_version(vng_binary()), "accel": spec.accel, "cpus": spec.cpus,
+            "memory": spec.memory, "host_kernel": platform.release(), "host": platform.node()}
