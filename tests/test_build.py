@@ -104,9 +104,11 @@ def test_ctrl_c_during_build_kills_make_and_leaves_no_artifact(cache, fake_tree,
     env = dict(os.environ, KTEST_CACHE=str(cache.root))
     p = subprocess.Popen([sys.executable, "-m", "ktest", "build", "--tree", str(fake_tree)],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # only this test's fake make: other runs on the machine may have their own fakebuild.py going
+    mine = ["pgrep", "-f", f"{cache.root}/.*fakebuild.py bzImage"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if subprocess.run(["pgrep", "-f", "fakebuild.py bzImage"], capture_output=True).returncode == 0:
+        if subprocess.run(mine, capture_output=True).returncode == 0:
             break
         time.sleep(0.2)
     else:
@@ -118,7 +120,7 @@ def test_ctrl_c_during_build_kills_make_and_leaves_no_artifact(cache, fake_tree,
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("ktest: user error [interrupted]")
     time.sleep(0.5)
-    assert subprocess.run(["pgrep", "-f", "fakebuild.py bzImage"], capture_output=True).returncode != 0, \
+    assert subprocess.run(mine, capture_output=True).returncode != 0, \
         "make must not outlive ktest"
     arts = cache.root / "artifacts"
     assert not arts.exists() or not [a for a in arts.iterdir() if (a / "meta.json").exists()]
