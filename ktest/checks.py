@@ -28,6 +28,7 @@ class GuestRun:
     results: list[dict]
     splats: list[console.Splat]
     env: dict = field(default_factory=dict)
+    selection: dict | None = None   # selection.json: what was collected, what this shard ran
 
     @property
     def crashed(self) -> bool:
@@ -36,7 +37,7 @@ class GuestRun:
     def to_json(self) -> dict:
         return {"label": self.label, "boot": self.boot.to_json(), "started": self.started,
                 "finished": self.finished, "results": self.results,
-                "splats": [s.to_json() for s in self.splats], "env": self.env}
+                "splats": [s.to_json() for s in self.splats], "env": self.env, "selection": self.selection}
 
 
 def _read_json(p: Path) -> dict | None:
@@ -58,7 +59,8 @@ def _read_results(p: Path) -> list[dict]:
 
 
 def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int,
-                  selftests: Path | None = None, env: dict | None = None) -> str:
+                  selftests: Path | None = None, env: dict | None = None,
+                  shard: tuple[int, int] | None = None) -> str:
     """Write the guest's command into rwdir/run.sh and return a short command that runs it: the
     command travels on the kernel command line (base64), which is cut at 2048 bytes on x86.
 
@@ -69,6 +71,8 @@ def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int,
     args = [sys.executable, "-S", "-m", "ktest.guest", "--out", str(rwdir), "--reps", str(reps)]
     if expr:
         args += ["-k", expr]
+    if shard:
+        args += ["--shard", f"{shard[0]}/{shard[1]}"]
     args += [str(p) for p in paths]
     pypath = os.pathsep.join([str(PROJECT), sysconfig.get_paths()["purelib"]])
     script = rwdir / "run.sh"
@@ -105,20 +109,22 @@ def _precompile(paths: list[Path]) -> None:
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel", paths=None,
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
                progress: Progress | None = None, boot_timeout: float | None = None,
-               slow: bool = True) -> GuestRun:
+               slow: bool = True, shard: tuple[int, int] | None = None) -> GuestRun:
     """Boot `bzimage` and run the checks.  The kernel tree's selftests are taken from the build
     artifact next to the image (bzimage.parent/selftests), when it has them.  slow=False tells
-    checks marked slow (the upstream selftests) to skip: `ktest run` runs them in round 1 only."""
+    checks marked slow (the upstream selftests) to skip: `ktest run` runs them in round 1 only.
+    shard=(i, n) runs only the i-th of n parts of the collected checks (ktest.shard)."""
     progress = progress or Progress()
     paths = [Path(p).resolve() for p in (paths or [DEFAULT_TESTCASES])]
     accel = choose_accel(cache, bzimage, accel, progress)
     outdir.mkdir(parents=True, exist_ok=True)
     rwdir = outdir / "rw"
     rwdir.mkdir(exist_ok=True)
-    for stale in ("results.jsonl", "started.json", "finished.json"):
+    for stale in ("results.jsonl", "started.json", "finished.json", "selection.json"):
         (rwdir / stale).unlink(missing_ok=True)
     spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage),
-                                                          {"KTEST_SLOW": "1" if slow else "0"}), rwdir=rwdir, accel=accel,
+                                                          {"KTEST_SLOW": "1" if slow else "0"}, shard),
+                    rwdir=rwdir, accel=accel,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
                     udev_rules=lean_udev_rules(outdir / "udev-rules.d"))
     _precompile([PROJECT / "ktest", *paths])
@@ -134,6 +140,7 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
                    guest_uptime_at_harness_s=started.get("uptime_at_harness_s"),
                    launch_to_harness_s=round(res.started_after_s, 2) if res.started_after_s else None)
     run = GuestRun(label=label, boot=res, started=started, finished=_read_json(rwdir / "finished.json"),
-                   results=_read_results(rwdir / "results.jsonl"), splats=splats, env=env)
+                   results=_read_results(rwdir / "results.jsonl"), splats=splats, env=env,
+                   selection=_read_json(rwdir / "selection.json"))
     write_json_atomic(outdir / "guest-run.json", {**run.to_json(), "wall_start": t0})
     return run

@@ -76,6 +76,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default="reports", metavar="DIR", help="output root (default reports/)")
     p.add_argument("--no-bisect", action="store_true", help="do not search the culprit patch")
     p.add_argument("--db", help="history database (default cache/history.sqlite)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="run only part I of N of the checks (same builds and boots); combine with `ktest merge`")
+
+    p = sub.add_parser("merge", parents=common, help="combine the reports of sharded runs into whole-run reports",
+                       description="Pool the shards of each run found under DIR... (run dirs, or folders holding "
+                                   "them, e.g. downloaded CI artifacts) and write one report per run plus an "
+                                   "overview index.html, junit.xml, summary.md and merge.json into --out. Exit 1 "
+                                   "if any run regressed, 2 if any could not run.")
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("--out", metavar="DIR", help="output dir (default reports/merged-<time>)")
+    p.add_argument("--db", help="history database (default cache/history.sqlite)")
 
     p = sub.add_parser("report", parents=common, help="re-render a stored run from its result.json",
                        description="Re-render index.html, junit.xml, kcidb.json and summary.md from result.json.")
@@ -148,13 +159,15 @@ def cmd_build(args, cache, progress) -> int:
 
 
 def cmd_run(args, cache, progress) -> int:
+    from . import shard
     from .run import RunOptions, run_series
 
+    shard_spec = shard.parse(args.shard)
     tree = _tree(args, cache, progress)
     opts = RunOptions(rounds=args.rounds, reps=args.reps, accel=args.accel, areas=tuple(args.area or kconfig.AREAS),
                       testcases=[Path(p) for p in args.testcases] if args.testcases else None,
                       expr=args.expr, known_issues=args.known_issues, reports=Path(args.reports), jobs=args.jobs,
-                      bisect=not args.no_bisect, db=Path(args.db) if args.db else None)
+                      bisect=not args.no_bisect, db=Path(args.db) if args.db else None, shard=shard_spec)
     worst = 0
     for s in args.series:
         try:
@@ -172,6 +185,21 @@ def cmd_run(args, cache, progress) -> int:
             print(f"  expected {e['change']:8} {e['check']} {e['metric']}: {held}")
         worst = max(worst, v["exit_code"])
     return worst
+
+
+def cmd_merge(args, cache, progress) -> int:
+    import time
+
+    from .merge import merge
+
+    out = Path(args.out) if args.out else Path("reports") / time.strftime("merged-%Y%m%d-%H%M%S")
+    m = merge([Path(d) for d in args.dirs], out, cache, Path(args.db) if args.db else None)
+    for r in m["runs"]:
+        print(f"{r['series']} on {r['kernel']} ({r['shards']} shard(s)): {r['status']}"
+              + (f" ({', '.join(r['regressions'])})" if r["regressions"] else "")
+              + (f": {r['error']}" if r["error"] else ""))
+    print(f"merged report {out / 'index.html'}")
+    return m["exit_code"]
 
 
 def cmd_report(args, cache, progress) -> int:
@@ -247,7 +275,7 @@ def cmd_boot(args, cache, progress) -> int:
     return 1 if bad else 0
 
 
-COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "boot": cmd_boot,
+COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "boot": cmd_boot, "merge": cmd_merge,
             "report": cmd_report, "history": cmd_history}
 
 

@@ -127,6 +127,29 @@ class ResultMissing(UserError):
     hint = "give reports/<run-id>/result.json or the run directory"
 
 
+class BadShard(UserError):
+    code = "bad-shard"
+    msg = "--shard {spec}: {why}"
+
+
+class NoResults(UserError):
+    code = "no-results"
+    msg = "no result.json under {paths}"
+    hint = "give the report directories of `ktest run --shard I/N` (or their parent)"
+
+
+class ShardsIncomplete(UserError):
+    code = "shards-incomplete"
+    msg = "cannot merge {what}: {why}"
+    hint = "merge every shard 1..N of the same run, each once"
+
+
+class ShardsDisagree(UserError):
+    code = "shards-disagree"
+    msg = "cannot merge {what}: shards differ in {field} ({a} vs {b})"
+    hint = "shards must run the same series on the same tree with the same settings"
+
+
 # --- machine ----------------------------------------------------------------------------------
 
 class MissingHostTools(InfraError):

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("-k", dest="expr")
+    ap.add_argument("--shard", help="I/N")
     ap.add_argument("paths", nargs="+")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
           f"--ktest-out={args.out}", f"--ktest-reps={args.reps}", *args.paths]
     if args.expr:
         pa += ["-k", args.expr]
+    if args.shard:
+        pa += [f"--ktest-shard={args.shard}"]
     rc = pytest.main(pa)
     _write(args.out / "finished.json", {
         "pytest_exit": int(rc),

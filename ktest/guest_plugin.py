@@ -52,6 +52,35 @@ class Recorder:
 def pytest_addoption(parser):
     parser.addoption("--ktest-out", default=None, help="results dir (rwdir)")
     parser.addoption("--ktest-reps", type=int, default=5, help="repetitions per measurement")
+    parser.addoption("--ktest-shard", default=None, help="I/N: run only shard I of N (see ktest.shard)")
+
+
+def _cost(item) -> float:
+    from ktest.shard import DEFAULT_COST
+
+    m = item.get_closest_marker("cost")
+    return float(m.args[0]) if m and m.args else DEFAULT_COST
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Shard selection runs first, on the whole collection, so -k (applied after) cannot move a
+    check to another shard.  selection.json tells the host what was collected and what ran here."""
+    from ktest import shard as shard_mod
+
+    spec = shard_mod.parse(config.getoption("--ktest-shard"))
+    costs = {it.nodeid: _cost(it) for it in items}
+    keep = set(shard_mod.select(costs, spec))
+    if spec:
+        dropped = [it for it in items if it.nodeid not in keep]
+        items[:] = [it for it in items if it.nodeid in keep]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+    out = _out(config)
+    if out is not None:
+        sel = {"shard": list(spec) if spec else None, "collected": [{"id": k, "cost": v} for k, v in costs.items()],
+               "selected": [k for k in costs if k in keep]}
+        (out / "selection.json").write_text(json.dumps(sel, indent=1) + "\n")
 
 
 @pytest.fixture
@@ -112,6 +141,7 @@ _done: set[str] = set()
 def pytest_configure(config):
     global _config
     _config = config
+    config.addinivalue_line("markers", "cost(seconds): the check's run time under TCG, to balance shards")
 
 
 def _short(report) -> str:

@@ -69,7 +69,8 @@ def render_html(result: dict, outdir: Path) -> str:
     logs = []
     for b in result.get("boots", []):
         boot = b["boot"]
-        logs.append({"name": f"{b['side']} {b.get('purpose', 'round')} {b['round']}",
+        shard = f"shard {b['shard']}: " if b.get("shard") else ""
+        logs.append({"name": f"{shard}{b['side']} {b.get('purpose', 'round')} {b['round']}",
                      "console": _tail(outdir / boot["console_log"]),
                      "stdout": _tail(outdir / boot["stdout_log"], 80)})
     return env.get_template("report.html.j2").render(r=result, logs=logs)
@@ -78,9 +79,23 @@ def render_html(result: dict, outdir: Path) -> str:
 # --- JUnit ------------------------------------------------------------------------------------
 
 def render_junit(result: dict) -> str:
-    from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+    return junit_xml([junit_suite(result)])
 
-    suite = TestSuite(f"ktest.{result['series']['name']}")
+
+def junit_xml(suites: list) -> str:
+    from junitparser import JUnitXml
+
+    xml = JUnitXml()
+    for suite in suites:
+        xml.add_testsuite(suite)
+    out = xml.tostring()
+    return out.decode() if isinstance(out, bytes) else out
+
+
+def junit_suite(result: dict, name: str | None = None):
+    from junitparser import Error, Failure, Skipped, TestCase, TestSuite
+
+    suite = TestSuite(name or f"ktest.{result['series']['name']}")
     for b in result.get("builds", []):
         tc = TestCase(f"build.{b['label'].replace(' ', '_').replace('/', '_of_')}", classname="ktest.build")
         if b["status"] != "PASS":
@@ -111,9 +126,12 @@ def render_junit(result: dict) -> str:
         elif e["held"] is None:
             tc.result = [Skipped(f"not measured: {e['observed']}")]
         suite.add_testcase(tc)
-    xml = JUnitXml()
-    xml.add_testsuite(suite)
-    return xml.tostring().decode() if isinstance(xml.tostring(), bytes) else xml.tostring()
+    v = result.get("verdict") or {}
+    if v.get("status") == "could not run":
+        tc = TestCase(f"run.{v.get('stage', 'run')}", classname="ktest.run")
+        tc.result = [Error(v.get("error") or "could not run")]
+        suite.add_testcase(tc)
+    return suite
 
 
 # --- KCIDB ------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class RunOptions:
     jobs: int | None = None
     bisect: bool = True
     db: Path | None = None          # history database (default cache/history.sqlite)
+    shard: tuple[int, int] | None = None   # (i, n): run only part i of n of the checks (ktest.shard)
 
 
 def _rel(p: Path, base: Path) -> str:
@@ -86,7 +87,8 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
                      "patchset_files": [{"name": p.name, "hash": p.sha256} for p in series.patches]},
         "settings": {"rounds": opts.rounds, "reps": opts.reps, "kconfig_areas": list(opts.areas), "expr": opts.expr,
                      "check_areas": chosen, "check_areas_why": why,
-                     "testcases": [_rel(p, DEFAULT_TESTCASES.parent) for p in opts.testcases]},
+                     "testcases": [_rel(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
+                     "shard": {"index": opts.shard[0], "count": opts.shard[1]} if opts.shard else None},
         "builds": [], "boots": [], "checks": [], "splats": {"base": [], "patched": [], "new": []},
         "expected": [], "culprit": None, "verdict": None,
     }
@@ -154,7 +156,7 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
             progress.stage(f"[{series.name}] boot {k}/{n}: {side}, round {rnd}")
             gr = run_checks(cache, kernels[side].bzimage, outdir / "boots" / f"{side}-{rnd}", label=f"{side}-{rnd}",
                             paths=opts.testcases, expr=opts.expr, reps=opts.reps, accel=opts.accel,
-                            known_issues=opts.known_issues, progress=progress, slow=rnd == 1)
+                            known_issues=opts.known_issues, progress=progress, slow=rnd == 1, shard=opts.shard)
             runs[side].append(gr.to_json())
             result["boots"].append(_boot_json(gr, side, rnd, outdir))
             result["env"] = gr.env
@@ -167,15 +169,12 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
         for side in ("base", "patched"):
             gr = run_checks(cache, kernels[side].bzimage, outdir / "boots" / f"{side}-retry", label=f"{side}-retry",
                             paths=opts.testcases, expr=_expr_for(suspects), reps=opts.reps, accel=opts.accel,
-                            known_issues=opts.known_issues, progress=progress)
+                            known_issues=opts.known_issues, progress=progress, shard=opts.shard)
             runs[side].append(gr.to_json())
             result["boots"].append(_boot_json(gr, side, 0, outdir, purpose="retry"))
 
     # 5. verdicts
-    checks = compare_checks(runs["base"], runs["patched"])
-    splats = splat_diff(runs["base"], runs["patched"])
-    result.update(checks=checks, splats=splats, expected=expected_effects(series.expected, checks))
-    result["verdict"] = overall(checks, splats)
+    conclude(result, runs["base"], runs["patched"])
 
     # 6. culprit: which patch of a multi-patch series first shows the regression
     if result["verdict"]["exit_code"] == 1 and len(builds) > 1 and opts.bisect:
@@ -188,6 +187,15 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
     save()
     _outputs(result, outdir, cache, opts)
     return result, outdir
+
+
+def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict]) -> None:
+    """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries).
+    `ktest merge` calls this too, on the pooled runs of all shards."""
+    checks = compare_checks(base_runs, patched_runs)
+    splats = splat_diff(base_runs, patched_runs)
+    result.update(checks=checks, splats=splats, expected=expected_effects(result["series"].get("expected"), checks))
+    result["verdict"] = overall(checks, splats)
 
 
 def _suspects(runs: dict) -> list[str]:
@@ -224,7 +232,7 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
         progress.stage(f"[{series.name}] culprit search: patch {i}/{len(builds)}")
         gr = run_checks(cache, b.bzimage, outdir / "boots" / f"bisect-{i}", label=f"patch-{i}",
                         paths=opts.testcases, expr=expr, reps=opts.reps, accel=opts.accel,
-                        known_issues=opts.known_issues, progress=progress)
+                        known_issues=opts.known_issues, progress=progress, shard=opts.shard)
         result["boots"].append(_boot_json(gr, f"patch {i}", 0, outdir, purpose="bisect"))
         v = overall(compare_checks(base_runs, [gr.to_json()]), splat_diff(base_runs, [gr.to_json()]))
         mine = [r for r in v["regressions"] if r in regressions or r.startswith("new ")]
@@ -240,10 +248,15 @@ def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None
     from .outputs import write_all
 
     hist = History.open(opts.db or cache.root / "history.sqlite")
-    result["history"] = hist.context(result)
+    partial = bool((result.get("settings") or {}).get("shard"))
+    # a shard holds part of the checks: comparing it with whole runs would report the rest as changed;
+    # `ktest merge` records the merged run instead
+    result["history"] = hist.context(result) if not partial else {"previous": None, "last_good": None,
+                                                                    "changes": [], "skipped": "shard run"}
     write_json_atomic(outdir / "result.json", result)
     write_all(result, outdir)
-    hist.record(result, outdir / "result.json")
+    if not partial:
+        hist.record(result, outdir / "result.json")
     latest = opts.reports / "latest"
     tmp = opts.reports / f".latest-{os.getpid()}"
     tmp.unlink(missing_ok=True)

@@ -1,0 +1,272 @@
+"""`ktest merge DIR...`: combine the reports of `ktest run --shard I/N` into the report of the whole run.
+
+Shards of one run (same series, tree, settings and kernels) are pooled: their boots are put together
+and the verdicts are computed by the same code as an unsharded run (run.conclude), so the merged
+report has the same checks and verdicts as one machine running all of them.  Before pooling, the
+shards must be complete (each of 1..N once), agree on what they ran, and their check selections must be
+disjoint and cover the collection.  Unsharded runs pass through as runs of one shard.
+
+Several runs (for example a kernel x series matrix) merge into one output directory: one full report
+per run, and on top an overview index.html, one junit.xml, one summary.md and merge.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from . import __version__
+from .cache import Cache, write_json_atomic
+from .errors import EXIT_COULD_NOT_RUN, NoResults, ShardsDisagree, ShardsIncomplete
+from .pipeline import new_run_id
+
+# what every shard of one run must share (dotted paths into result.json)
+MUST_AGREE = ("series.patchset_hash", "tree.base", "settings.rounds", "settings.reps", "settings.kconfig_areas",
+              "settings.expr", "settings.testcases", "settings.check_areas")
+
+
+def find_results(paths: list[Path]) -> list[Path]:
+    """result.json files: each path is a run directory, a result.json, or a directory holding run
+    directories at any depth (a downloaded artifact tree).  `latest` links are not followed twice."""
+    found: dict[Path, Path] = {}
+    for p in paths:
+        p = Path(p)
+        cands = [p] if p.is_file() else ([p / "result.json"] if (p / "result.json").is_file()
+                                         else sorted(p.rglob("result.json")) if p.is_dir() else [])
+        for c in cands:
+            found.setdefault(c.resolve(), c)
+    if not found:
+        raise NoResults(paths=", ".join(map(str, paths)))
+    return list(found.values())
+
+
+def _get(d: dict, dotted: str):
+    for k in dotted.split("."):
+        d = (d or {}).get(k) if isinstance(d, dict) else None
+    return d
+
+
+def _shard_of(r: dict) -> tuple[int, int]:
+    s = (r.get("settings") or {}).get("shard")
+    return (s["index"], s["count"]) if s else (1, 1)
+
+
+def _load(path: Path) -> dict:
+    try:
+        r = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise NoResults(paths=f"{path} ({e})") from None
+    if r.get("schema") != "ktest.result/1":
+        raise NoResults(paths=f"{path} (not a ktest result: schema {r.get('schema')!r})")
+    r["_dir"] = str(path.parent)
+    return r
+
+
+def group(results: list[dict]) -> "OrderedDict[tuple, list[dict]]":
+    """Runs of the same series on the same tree belong together; validate() says whether they fit."""
+    out: OrderedDict[tuple, list[dict]] = OrderedDict()
+    for r in sorted(results, key=lambda r: (r["series"]["name"], r["tree"]["name"], _shard_of(r))):
+        out.setdefault((r["series"]["name"], r["tree"]["name"], r["tree"]["base"]), []).append(r)
+    return out
+
+
+def validate(rs: list[dict]) -> None:
+    what = f"{rs[0]['series']['name']} on {rs[0]['tree']['name']}"
+    counts = {_shard_of(r)[1] for r in rs}
+    if len(counts) > 1:
+        raise ShardsDisagree(what=what, field="shard count", a=min(counts), b=max(counts))
+    n = counts.pop()
+    seen = [_shard_of(r)[0] for r in rs]
+    dup = sorted({i for i in seen if seen.count(i) > 1})
+    if dup:
+        runs = [r["run_id"] for r in rs if _shard_of(r)[0] == dup[0]]
+        raise ShardsIncomplete(what=what, why=f"shard {dup[0]}/{n} given {seen.count(dup[0])} times "
+                                              f"(runs {', '.join(runs)})")
+    missing = [i for i in range(1, n + 1) if i not in seen]
+    if missing:
+        raise ShardsIncomplete(what=what, why=f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing")
+    for key in MUST_AGREE:
+        vals = [json.dumps(_get(r, key), sort_keys=True) for r in rs]
+        if len(set(vals)) > 1:
+            raise ShardsDisagree(what=what, field=key, a=vals[0], b=next(v for v in vals if v != vals[0]))
+    keys = [[b.get("key") for b in r.get("builds", [])] for r in rs if r.get("builds")]
+    if any(k != keys[0] for k in keys):
+        raise ShardsDisagree(what=what, field="kernel builds", a=keys[0], b=next(k for k in keys if k != keys[0]))
+    _check_cover(what, rs)
+
+
+def _selection(r: dict) -> dict | None:
+    return next((b["selection"] for b in r.get("boots", []) if b.get("selection")), None)
+
+
+def _check_cover(what: str, rs: list[dict]) -> None:
+    """Every boot of a shard ran the same part; the shards' parts are disjoint and cover the collection."""
+    for r in rs:
+        parts = {json.dumps(b["selection"]["selected"]) for b in r.get("boots", []) if b.get("selection")}
+        if len(parts) > 1:
+            raise ShardsDisagree(what=what, field=f"the checks of shard {_shard_of(r)[0]} from boot to boot",
+                                 a=f"{len(json.loads(min(parts)))} checks", b=f"{len(json.loads(max(parts)))}")
+    sels = [(r, _selection(r)) for r in rs]
+    sels = [(r, s) for r, s in sels if s]
+    if len(sels) < 2:
+        return
+    collected = [c["id"] for c in sels[0][1]["collected"]]
+    owner: dict[str, int] = {}
+    for r, s in sels:
+        if [c["id"] for c in s["collected"]] != collected:
+            raise ShardsDisagree(what=what, field="collected checks", a=f"{len(collected)} checks",
+                                 b=f"{len(s['collected'])} in shard {_shard_of(r)[0]}")
+        for nid in s["selected"]:
+            if nid in owner:
+                raise ShardsIncomplete(what=what, why=f"{nid} ran in shards {owner[nid]} and {_shard_of(r)[0]}")
+            owner[nid] = _shard_of(r)[0]
+    if len(sels) == len(rs):
+        lost = [nid for nid in collected if nid not in owner]
+        if lost:
+            raise ShardsIncomplete(what=what, why=f"{len(lost)} check(s) ran in no shard, e.g. {lost[0]}")
+
+
+def _order_key(collected: list[str]):
+    pos = {nid: k for k, nid in enumerate(collected)}
+
+    def key(check: dict) -> int:
+        nid = check.get("_id") or ""
+        while nid and nid not in pos:
+            nid = nid.rpartition("::")[0]
+        return pos.get(nid, len(pos))
+    return key
+
+
+def merge_group(rs: list[dict], outdir: Path) -> dict:
+    """Pool the shards of one run into a result dict for outdir (logs are copied under shard-I/)."""
+    from .run import conclude
+    from .verdict import overall
+
+    validate(rs)
+    rs = sorted(rs, key=_shard_of)
+    n = _shard_of(rs[0])[1]
+    m = copy.deepcopy({k: v for k, v in rs[0].items() if k != "_dir"})
+    m.update(run_id=new_run_id(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             ktest_version=__version__, boots=[], culprit=None)
+    m["command"] = "ktest merge " + " ".join(r["_dir"] for r in rs)
+    m["settings"]["shard"] = None
+    m["settings"]["merged_from"] = [
+        {"shard": f"{_shard_of(r)[0]}/{n}", "run_id": r["run_id"], "dir": r["_dir"], "duration_s": r.get("duration_s"),
+         "accel": (r.get("env") or {}).get("accel"), "verdict": (r.get("verdict") or {}).get("status")} for r in rs]
+    outdir.mkdir(parents=True, exist_ok=True)
+    for r in rs:
+        i = _shard_of(r)[0]
+        prefix = f"shard-{i}" if n > 1 else "."
+        src = Path(r["_dir"]) / "boots"
+        if src.is_dir():
+            shutil.copytree(src, outdir / prefix / "boots", dirs_exist_ok=True)
+        for b in r.get("boots", []):
+            b = copy.deepcopy(b)
+            if n > 1:
+                b["shard"] = i
+                for k in ("console_log", "stdout_log"):
+                    if b["boot"].get(k):
+                        b["boot"][k] = f"{prefix}/{b['boot'][k]}"
+            m["boots"].append(b)
+    m["env"] = next((r["env"] for r in rs if r.get("env")), None)
+    m["duration_s"] = max((r.get("duration_s") or 0.0) for r in rs)
+    m["machine_s"] = round(sum((r.get("duration_s") or 0.0) for r in rs), 1)
+
+    sides = {"base": [], "patched": []}
+    for b in m["boots"]:
+        if b["side"] in sides and b.get("purpose", "round") in ("round", "retry"):
+            sides[b["side"]].append(b)
+    conclude(m, sides["base"], sides["patched"])
+    sel = _selection(rs[0])
+    if sel:
+        ids = {r["path"]: r["id"] for b in m["boots"] for r in b.get("results", [])}
+        for c in m["checks"]:
+            c["_id"] = ids.get(c["path"])
+        m["checks"].sort(key=_order_key([c["id"] for c in sel["collected"]]))
+        for c in m["checks"]:
+            c.pop("_id", None)
+        m["verdict"] = overall(m["checks"], m["splats"])   # its lists follow the check order
+
+    failed = [r for r in rs if (r.get("verdict") or {}).get("status") == "could not run"]
+    if failed:
+        v = failed[0]["verdict"]
+        m["verdict"] = {**m["verdict"], "status": "could not run", "stage": v.get("stage"),
+                        "error": f"shard {_shard_of(failed[0])[0]}/{n}: {v.get('error')}",
+                        "exit_code": max(EXIT_COULD_NOT_RUN, v.get("exit_code", EXIT_COULD_NOT_RUN))}
+    culprits = [r["culprit"] for r in rs if r.get("culprit")]
+    if culprits and (failed or m["verdict"]["exit_code"] == 1):
+        # each shard searched with its own regressions; the whole run's first bad patch is the earliest
+        m["culprit"] = min(culprits, key=lambda c: c["patch"])
+    return m
+
+
+def _slug(r: dict, taken: set[str]) -> str:
+    import re
+
+    base = re.sub(r"[^\w.-]+", "_", f"{r['series']['name']}-{r['tree']['version']}")
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) -> dict:
+    """Merge everything under `paths` into `out`; returns merge.json's content (with exit_code)."""
+    from .history import History
+    from .outputs import junit_suite, junit_xml, render_summary, write_all
+
+    results = [_load(p) for p in find_results(paths)]
+    groups = group(results)
+    for rs in groups.values():   # validate all before writing anything
+        validate(rs)
+    out.mkdir(parents=True, exist_ok=True)
+    hist = History.open(db or cache.root / "history.sqlite")
+    taken: set[str] = set()
+    runs, suites, summaries = [], [], []
+    for rs in groups.values():
+        sub = _slug(rs[0], taken)
+        m = merge_group(rs, out / sub)
+        m["history"] = hist.context(m)
+        write_json_atomic(out / sub / "result.json", m)
+        write_all(m, out / sub)
+        hist.record(m, out / sub / "result.json")
+        v = m["verdict"]
+        runs.append({"dir": sub, "series": m["series"]["name"], "tree": m["tree"]["name"],
+                     "kernel": m["tree"]["version"], "run_id": m["run_id"], "shards": len(rs),
+                     "status": v["status"], "exit_code": v["exit_code"], "regressions": v.get("regressions", []),
+                     "improvements": v.get("improvements", []), "error": v.get("error"),
+                     "expected": [{"check": e["check"], "metric": e["metric"], "change": e["change"],
+                                   "held": e["held"]} for e in m.get("expected", [])]})
+        suites.append(junit_suite(m, name=f"ktest.{m['series']['name']}.{m['tree']['version']}"))
+        summaries.append(render_summary(m))
+    codes = [r["exit_code"] for r in runs]
+    exit_code = EXIT_COULD_NOT_RUN if EXIT_COULD_NOT_RUN in codes else max(codes)
+    merged = {"schema": "ktest.merge/1", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "inputs": [str(p) for p in paths], "runs": runs, "exit_code": exit_code}
+    write_json_atomic(out / "merge.json", merged)
+    (out / "junit.xml").write_text(junit_xml(suites))
+    (out / "summary.md").write_text(_overview_md(runs) + "\n" + "\n".join(summaries))
+    (out / "index.html").write_text(_overview_html(merged))
+    return merged
+
+
+def _overview_md(runs: list[dict]) -> str:
+    icon = {0: "✅", 1: "❌"}
+    lines = ["# ktest: merged results", "", "| series | kernel | shards | verdict | regressions |", "|---|---|---|---|---|"]
+    for r in runs:
+        lines.append(f"| {r['series']} | {r['kernel']} | {r['shards']} | {icon.get(r['exit_code'], '⚠️')} {r['status']} "
+                     f"| {', '.join(r['regressions']) or '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _overview_html(merged: dict) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("ktest", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("merge.html.j2").render(m=merged)

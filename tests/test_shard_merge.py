@@ -1,0 +1,233 @@
+"""`ktest run --shard I/N` + `ktest merge` against the unsharded run, on recorded guest results (no VM).
+
+The recorded runs are real: tests/fixtures/result-{linkwatch,bonding}.json are `ktest run` results of
+patches/linkwatch and patches/bonding on 6.12 under TCG.  A stand-in for run_checks replays each boot's
+recorded results, keeping under --shard only the checks that ktest.shard assigns to that shard.  The
+guest plugin's own selection (the code that runs in the VM) is tested on a real pytest session below.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fakekernel import make_series
+from ktest import run as run_mod
+from ktest import shard
+from ktest.checks import GuestRun
+from ktest.errors import BadShard, NoResults, ShardsDisagree, ShardsIncomplete
+from ktest.merge import merge
+from ktest.progress import Silent
+from ktest.run import RunOptions, run_series
+from ktest.tree import user_tree
+from ktest.vm import BootResult
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def _parent(nodeid: str) -> str:
+    file, _, rest = nodeid.partition("::")
+    return f"{file}::{rest.partition('::')[0]}"
+
+
+def _costs(results: list[dict]) -> dict[str, float]:
+    """A check's cost: its recorded run time (in the guest it is the static @pytest.mark.cost)."""
+    costs: dict[str, float] = {}
+    for r in results:
+        costs[_parent(r["id"])] = costs.get(_parent(r["id"]), 0.0) + (r.get("duration_s") or 0.0)
+    return costs
+
+
+def _guest_run(outdir: Path, label: str, results: list[dict], costs: dict, shard_spec) -> GuestRun:
+    """What run_checks returns, with selection.json's content computed as the guest plugin does."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "console.log").write_text("[    0.000000] Linux version replay\n")
+    (outdir / "stdout.log").write_text("")
+    keep = shard.select(costs, shard_spec)
+    sel = {"shard": list(shard_spec) if shard_spec else None,
+           "collected": [{"id": k, "cost": v} for k, v in costs.items()], "selected": keep}
+    boot = BootResult(outcome="ok", exit_code=0, duration_s=1.0, started_after_s=0.5,
+                      console_log=outdir / "console.log", stdout_log=outdir / "stdout.log")
+    return GuestRun(label=label, boot=boot, started={}, finished={}, selection=sel, env={"accel": "tcg"},
+                    results=[r for r in results if _parent(r["id"]) in keep], splats=[])
+
+
+def replay(recorded: dict):
+    boots = {f"{b['side']}-{b['round']}": b for b in recorded["boots"] if b.get("purpose", "round") == "round"}
+    costs = _costs(recorded["boots"][0]["results"])
+
+    def fake_run_checks(cache, bzimage, outdir, *, label="kernel", shard=None, **kw):
+        return _guest_run(outdir, label, boots[label]["results"], costs, shard)
+    return fake_run_checks
+
+
+def canned(results_for):
+    """results_for(label) -> [(id, status)], for runs that need retries and a culprit search."""
+    def fake_run_checks(cache, bzimage, outdir, *, label="kernel", expr=None, shard=None, **kw):
+        names = set(expr.split(" or ")) if expr else None
+        res = [{"id": i, "path": i.split("::")[1], "status": st, "duration_s": 1.0, "message": None, "log": "",
+                "metrics": [], "timelines": [], "notes": {}} for i, st in results_for(label)
+               if names is None or i.split("::")[1] in names]
+        return _guest_run(outdir, label, res, {i: 1.0 for i, _ in results_for("base-1")}, shard)
+    return fake_run_checks
+
+
+def _essence(result: dict) -> dict:
+    """What must be the same whether the work was sharded or not."""
+    return {
+        "checks": [(c["path"], c["base"]["status"], c["patched"]["status"], c["transition"], c["verdict"],
+                    [(m["metric"], m["verdict"], m["base_samples"], m["patched_samples"]) for m in c["metrics"]])
+                   for c in result["checks"]],
+        "verdict": {k: result["verdict"][k] for k in ("status", "regressions", "improvements", "flaky", "exit_code")},
+        "expected": [(e["check"], e["metric"], e["change"], e["held"]) for e in result["expected"]],
+        "culprit": (result["culprit"] or {}).get("patch"),
+    }
+
+
+def _run(cache, tree, series, tmp_path, name, rounds, shard_spec=None):
+    opts = RunOptions(rounds=rounds, reps=5, reports=tmp_path / name, testcases=[Path("testcases")],
+                      shard=shard_spec, db=tmp_path / "history.sqlite")
+    return run_series(cache, tree, str(series), opts, Silent())
+
+
+@pytest.mark.parametrize("fixture", ["result-linkwatch.json", "result-bonding.json"])
+def test_two_shards_merged_equal_the_unsharded_run(tmp_path, fake_tree, cache, monkeypatch, fixture):
+    recorded = json.loads((FIXTURES / fixture).read_text())
+    series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
+    (series / "expected.json").write_text(json.dumps(recorded["series"]["expected"]))
+    t = user_tree(cache, fake_tree)
+    monkeypatch.setattr(run_mod, "run_checks", replay(recorded))
+    rounds = recorded["settings"]["rounds"]
+
+    whole, _ = _run(cache, t, series, tmp_path, "whole", rounds)
+    parts = [_run(cache, t, series, tmp_path, f"shard{i}", rounds, (i, 2)) for i in (1, 2)]
+    m = merge([parts[1][1], parts[0][1]], tmp_path / "merged", cache, tmp_path / "history.sqlite")
+
+    # the replay reproduces the recorded run, so the comparison below is about real results
+    assert [c["verdict"] for c in whole["checks"]] == [c["verdict"] for c in recorded["checks"]]
+    assert whole["verdict"]["improvements"] and whole["expected"]
+    paths = [{c["path"] for c in r["checks"]} for r, _ in parts]
+    assert paths[0] and paths[1] and not paths[0] & paths[1], "each shard has its own, non-empty part"
+    assert all(r["settings"]["shard"]["count"] == 2 and r["history"].get("skipped") for r, _ in parts)
+
+    (run,) = m["runs"]
+    merged = json.loads((tmp_path / "merged" / run["dir"] / "result.json").read_text())
+    assert _essence(merged) == _essence(whole)
+    assert m["exit_code"] == whole["verdict"]["exit_code"] == 0 and run["shards"] == 2
+    assert [x["shard"] for x in merged["settings"]["merged_from"]] == ["1/2", "2/2"]
+    for b in merged["boots"]:   # logs were copied and their paths still resolve
+        assert (tmp_path / "merged" / run["dir"] / b["boot"]["console_log"]).is_file()
+    junit = (tmp_path / "merged" / "junit.xml").read_text()
+    assert junit.count("<testcase") == len(whole["checks"]) + len(whole["builds"]) + len(whole["expected"])
+    assert "merged results" in (tmp_path / "merged" / "index.html").read_text()
+    assert run["series"] in (tmp_path / "merged" / "summary.md").read_text()
+
+
+def test_sharded_regression_keeps_its_retry_and_culprit(tmp_path, fake_tree, cache, monkeypatch):
+    """Patch 2 of 3 breaks check `a`; `f` fails once on patched and passes on retry (flaky).  Sharded
+    and merged, the verdicts, the flaky label and the culprit are those of the unsharded run."""
+    series = make_series(fake_tree, tmp_path / "series", [
+        ("net/core/dev.c", "int d1;\n", "net: one"), ("net/core/dev.c", "int d2;\n", "net: two"),
+        ("net/core/dev.c", "int d3;\n", "net: three")])
+    t = user_tree(cache, fake_tree)
+    ids = [f"testcases/x/test_x.py::{n}" for n in "abcdef"]
+
+    def results_for(label):
+        broken = label.startswith("patched") or label == "patch-2"
+        return [(i, "FAIL" if (i.endswith("::a") and broken) or (i.endswith("::f") and label == "patched-1")
+                 else "PASS") for i in ids]
+
+    monkeypatch.setattr(run_mod, "run_checks", canned(results_for))
+    whole, _ = _run(cache, t, series, tmp_path, "whole", 2)
+    parts = [_run(cache, t, series, tmp_path, f"shard{i}", 2, (i, 2)) for i in (1, 2)]
+    m = merge([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "merged", cache, tmp_path / "h.sqlite")
+    merged = json.loads((tmp_path / "merged" / m["runs"][0]["dir"] / "result.json").read_text())
+    assert whole["verdict"]["regressions"] == ["a"] and whole["verdict"]["flaky"] == ["f"]
+    assert whole["culprit"]["patch"] == 2
+    assert _essence(merged) == _essence(whole)
+    assert m["exit_code"] == 1
+    shard_of_a = next(r for r, _ in parts if any(c["path"] == "a" for c in r["checks"]))
+    other = next(r for r, _ in parts if r is not shard_of_a)
+    assert shard_of_a["culprit"]["patch"] == 2 and other["verdict"]["exit_code"] in (0, 1)
+
+
+def test_merge_refuses_incomplete_duplicate_or_mismatched_shards(tmp_path, fake_tree, cache, monkeypatch):
+    recorded = json.loads((FIXTURES / "result-linkwatch.json").read_text())
+    series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
+    t = user_tree(cache, fake_tree)
+    monkeypatch.setattr(run_mod, "run_checks", replay(recorded))
+    _, d1 = _run(cache, t, series, tmp_path, "s1", 2, (1, 2))
+    _, d2 = _run(cache, t, series, tmp_path, "s2", 2, (2, 2))
+    _, d1b = _run(cache, t, series, tmp_path, "s1b", 2, (1, 2))
+    out = tmp_path / "out"
+    with pytest.raises(ShardsIncomplete, match=r"shard\(s\) 2/2 missing"):
+        merge([d1], out, cache)
+    with pytest.raises(ShardsIncomplete, match="shard 1/2 given 2 times"):
+        merge([d1, d1b, d2], out, cache)
+    _, d3 = _run(cache, t, series, tmp_path, "s3", 1, (2, 2))   # one round instead of two
+    with pytest.raises(ShardsDisagree, match="settings.rounds"):
+        merge([d1, d3], out, cache)
+    with pytest.raises(NoResults):
+        merge([tmp_path / "series"], out, cache)
+    assert not out.exists(), "nothing is written when the inputs do not fit"
+
+
+def test_merge_cli_one_line_errors_and_exit_codes(tmp_path):
+    env_cmd = [sys.executable, "-m", "ktest", "--cache", str(tmp_path / "c")]
+    p = subprocess.run([*env_cmd, "merge", str(tmp_path)], capture_output=True, text=True, cwd=PROJECT)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "[no-results]" in p.stderr, p.stderr
+    p = subprocess.run([*env_cmd, "run", "--shard", "3/2", "patches/noop"], capture_output=True, text=True,
+                       cwd=PROJECT)
+    assert p.returncode == 2 and "[bad-shard]" in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_shard_spec_and_partition_properties():
+    assert shard.parse("2/3") == (2, 3) and shard.parse(None) is None
+    for bad in ("0/2", "3/2", "1/0", "x", "1/2/3"):
+        with pytest.raises(BadShard):
+            shard.parse(bad)
+    costs = {f"t{i}": c for i, c in enumerate([500, 110, 10, 10, 10, 10, 10, 10, 8, 7])}
+    parts = shard.partition(costs, 3)
+    assert sorted(x for p in parts for x in p) == sorted(costs), "disjoint and complete"
+    assert parts == shard.partition(dict(reversed(costs.items())), 3) or \
+        [set(p) for p in parts] == [set(p) for p in shard.partition(dict(reversed(costs.items())), 3)]
+    assert parts[0] == ["t0"], "the 500 s check gets a shard of its own"
+    assert all(p == sorted(p, key=list(costs).index) for p in parts), "collection order kept"
+    assert shard.partition({"a": 1.0}, 3)[1:] == [[], []]
+
+
+def test_guest_plugin_shards_the_whole_collection_before_k(tmp_path):
+    """The plugin that runs in the guest, in a real pytest session: shards are disjoint, cover the
+    collection, honour @pytest.mark.cost, and -k filters within a shard without moving checks."""
+    tc = tmp_path / "tc"
+    tc.mkdir()
+    (tc / "test_a.py").write_text(
+        "import pytest\n"
+        "@pytest.mark.cost(500)\ndef test_slow(): pass\n"
+        "@pytest.mark.parametrize('n', range(6))\ndef test_fast(n): pass\n"
+        "def test_other(): pass\n")
+
+    def session(spec, k=None):
+        out = tmp_path / f"out-{spec}-{k}".replace("/", "_")
+        out.mkdir()
+        args = [sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest_plugin", "-p", "no:cacheprovider",
+                f"--ktest-out={out}", f"--ktest-shard={spec}", "--rootdir", str(tmp_path), str(tc)]
+        p = subprocess.run(args + (["-k", k] if k else []), capture_output=True, text=True, cwd=PROJECT,
+                           env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
+        assert p.returncode in (0, 5), p.stdout + p.stderr
+        sel = json.loads((out / "selection.json").read_text())
+        ran = [json.loads(l)["id"] for l in (out / "results.jsonl").read_text().splitlines()] \
+            if (out / "results.jsonl").exists() else []
+        return sel, ran
+
+    (s1, ran1), (s2, ran2) = session("1/2"), session("2/2")
+    assert len(s1["collected"]) == 8 and s1["collected"] == s2["collected"]
+    assert set(ran1) == set(s1["selected"]) and set(ran2) == set(s2["selected"])
+    assert not set(ran1) & set(ran2) and len(ran1) + len(ran2) == 8
+    assert ran1 == [i for i in ran1 if i.endswith("test_slow")], "the costly check is alone on shard 1"
+    s2k, ran2k = session("2/2", k="test_fast")
+    assert s2k["selected"] == s2["selected"], "-k does not change the partition"
+    assert ran2k == [i for i in ran2 if "test_fast" in i]
