@@ -15,16 +15,16 @@ if [ -d "$main_cache/trees" ] && [ ! -e "$KTEST_CACHE/trees" ] && [ "$main_cache
   ln -s "$main_cache/trees" "$KTEST_CACHE/trees"
 fi
 out=${BENCH_OUT:-/tmp/ktest-bench-$(date +%Y%m%d-%H%M%S).txt}
-t() { local s=$(date +%s.%N); "$@" >/dev/null; python3 -c "print(f'{$(date +%s.%N)-$s:.1f}')"; }
+t() { local s; s=$(date +%s.%N); "$@" >/dev/null; python3 -c "print(f'{$(date +%s.%N)-$s:.1f}')"; }
 
 $KT tree >/dev/null                                   # extraction is not part of the build timings
 rm -rf "$KTEST_CACHE"/{lineages,artifacts,ccache}
-cold=$(t $KT build)
+cold=$(t "$KT" build)
 rm -rf "$KTEST_CACHE"/{lineages,artifacts}
-warm=$(t $KT build)
+warm=$(t "$KT" build)
 $KT build patches/linkwatch --json > "$KTEST_CACHE/incr.json"
 incr=$(python3 -c "import json; d=json.load(open('$KTEST_CACHE/incr.json')); print(' '.join(f\"{b['duration_s']:.1f}\" for b in d['patches']))")
-hit=$(t $KT build patches/linkwatch)
+hit=$(t "$KT" build patches/linkwatch)
 {
   echo "ktest build benchmark $(date -u +%FT%TZ) on $(nproc) cores, $(gcc --version | head -1)"
   echo "cold lean build (empty ccache):        ${cold} s"

@@ -14,8 +14,10 @@ APT_PKGS=(
   qemu-system-x86 udev
   # guest-side userspace (the guest runs the host's root fs)
   iproute2 iputils-ping ethtool jq tcpdump procps psmisc
-  # report tests
-  chromium
+  # Python for the venv (a bare Debian image has none)
+  python3 python3-venv ca-certificates
+  # report tests; shellcheck lets actionlint check the workflow's shell
+  chromium shellcheck
 )
 
 if [ "${KTEST_SKIP_APT:-0}" != 1 ]; then

@@ -88,6 +88,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output dir (default reports/merged-<time>)")
     p.add_argument("--db", help="history database (default cache/history.sqlite)")
 
+    p = sub.add_parser("kvm", parents=common, help="probe whether KVM really runs a guest here",
+                       description="Boot the base kernel with KVM and `true` under a 25 s cap (/dev/kvm opening is "
+                                   "not enough: a PVM host opens it and hangs the guest). The answer is cached per "
+                                   "host; --fresh probes again. Exit 0 either way, unless --require and KVM is not "
+                                   "usable (exit 2).")
+    _tree_args(p)
+    p.add_argument("--fresh", action="store_true", help="ignore the cached answer")
+    p.add_argument("--require", action="store_true", help="fail (exit 2) if KVM is not usable")
+
     p = sub.add_parser("report", parents=common, help="re-render a stored run from its result.json",
                        description="Re-render index.html, junit.xml, kcidb.json and summary.md from result.json.")
     p.add_argument("result", help="a result.json or a run directory")
@@ -187,6 +196,22 @@ def cmd_run(args, cache, progress) -> int:
     return worst
 
 
+def cmd_kvm(args, cache, progress) -> int:
+    from .build import Builder
+    from .errors import KvmUnusable
+    from .vm import forget_kvm_probe, probe_kvm
+
+    tree = _tree(args, cache, progress)
+    bz = Builder(cache, tree, progress=progress).build(tree.base, "base").bzimage
+    if args.fresh:
+        forget_kvm_probe(cache)
+    ok, reason = probe_kvm(cache, bz, progress)
+    if not ok and args.require:
+        raise KvmUnusable(reason=reason)
+    print(f"kvm: {'usable' if ok else 'NOT usable, ktest will use TCG'} ({reason})")
+    return 0
+
+
 def cmd_merge(args, cache, progress) -> int:
     import time
 
@@ -275,7 +300,7 @@ def cmd_boot(args, cache, progress) -> int:
     return 1 if bad else 0
 
 
-COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "boot": cmd_boot, "merge": cmd_merge,
+COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "boot": cmd_boot, "merge": cmd_merge, "kvm": cmd_kvm,
             "report": cmd_report, "history": cmd_history}
 
 

@@ -169,6 +169,12 @@ class TreeSetupFailed(InfraError):
     msg = "could not prepare the {name} tree: {why}"
 
 
+class KvmUnusable(InfraError):
+    code = "kvm-unusable"
+    msg = "KVM does not run a guest here: {reason}"
+    hint = "check /dev/kvm permissions (udev rule) and that the host is not a nested PVM host"
+
+
 class GitFailed(InfraError):
     code = "git-failed"
     msg = "git {args} failed in {cwd}: {why}"

@@ -262,6 +262,15 @@ def probe_kvm(cache: Cache, bzimage: Path, progress: Progress | None = None, tim
     return ok, reason
 
 
+def forget_kvm_probe(cache: Cache) -> None:
+    """Drop this host's cached probe answer (after fixing KVM, or on a CI runner)."""
+    path = cache.root / "kvm-probe.json"
+    if path.exists():
+        known = json.loads(path.read_text())
+        known.pop(host_key(), None)
+        write_json_atomic(path, known)
+
+
 def choose_accel(cache: Cache, bzimage: Path, want: str, progress: Progress) -> str:
     if want in ("kvm", "tcg"):
         return want
