@@ -10,7 +10,7 @@ cache="$HOME/.cache/ktest"
 mkdir -p "$cache"
 kvm=(); [ -e /dev/kvm ] && kvm=(--device /dev/kvm)
 docker run --rm "${kvm[@]}" -v "$PWD:/src" -v "$cache:/root/.cache/ktest" -w /src \
-  -e GITHUB_STEP_SUMMARY=/src/.step-summary -e KTEST_REPORTS -e CI -e GITHUB_ACTIONS \
+  -e GITHUB_STEP_SUMMARY=/src/.step-summary -e KTEST_REPORTS -e KTEST_TREE -e KTEST_BASE -e CI -e GITHUB_ACTIONS \
   "${KTEST_IMAGE:-debian:12}" bash "$@"
 rc=$?
 [ -f .step-summary ] && [ -n "${GITHUB_STEP_SUMMARY:-}" ] && cat .step-summary >> "$GITHUB_STEP_SUMMARY"
