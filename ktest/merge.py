@@ -220,7 +220,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
     from .history import History
     from .outputs import junit_suite, junit_xml, render_summary, write_all
 
-    results = [_load(p) for p in find_results(paths)]
+    results = list({r["run_id"]: r for r in map(_load, find_results(paths))}.values())   # `latest` copies
     groups = group(results)
     for rs in groups.values():   # validate all before writing anything
         validate(rs)

@@ -75,6 +75,9 @@ def test_two_shards_merged_equal_the_unsharded_run(tmp_path, fake_tree, cache, m
     junit = (tmp_path / "merged" / "junit.xml").read_text()
     assert junit.count("<testcase") == len(whole["checks"]) + len(whole["builds"]) + len(whole["expected"])
     assert "merged results" in (tmp_path / "merged" / "index.html").read_text()
+    assert 'id="shard"' in (parts[0][1] / "index.html").read_text(), "a shard's page says it is partial"
+    page = (tmp_path / "merged" / run["dir"] / "index.html").read_text()
+    assert 'id="merged"' in page and 'id="shard"' not in page
     assert run["series"] in (tmp_path / "merged" / "summary.md").read_text()
 
 
