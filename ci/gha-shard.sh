@@ -14,8 +14,11 @@ ci/setup.sh || exit 2
 ktest=.venv/bin/ktest
 tree=(--kernel "$kernel")
 if [ -n "${KTEST_TREE:-}" ]; then tree=(--tree "$KTEST_TREE" --base "${KTEST_BASE:-HEAD}"); fi
-$ktest build "${tree[@]}" "$series" || exit $?
-$ktest kvm "${tree[@]}" --fresh || exit $?
+# a failing build is not the end: `ktest run` meets it again and records it in result.json, so the
+# merge reports "could not run: build failed at ..." rather than a missing shard
+if $ktest build "${tree[@]}" "$series"; then
+  $ktest kvm "${tree[@]}" --fresh
+fi
 $ktest run "${tree[@]}" --shard "$shard" --reports "$reports" "$@" "$series"
 rc=$?
 echo "$rc" > "$reports/exit-code"

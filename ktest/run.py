@@ -196,6 +196,13 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict]) -> N
     splats = splat_diff(base_runs, patched_runs)
     result.update(checks=checks, splats=splats, expected=expected_effects(result["series"].get("expected"), checks))
     result["verdict"] = overall(checks, splats)
+    # Without a base that ran its checks there is nothing to compare against: a kernel that cannot
+    # boot on both sides is not "no regression".  (A patched side that cannot boot is a regression.)
+    if base_runs and all(r.get("started") is None for r in base_runs):
+        outcomes = ", ".join(sorted({(r.get("boot") or {}).get("outcome", "?") for r in base_runs}))
+        result["verdict"].update(status="could not run", stage="boot", exit_code=2,
+                                 error=f"the base kernel never reached the guest harness in {len(base_runs)} "
+                                       f"boot(s) ({outcomes}); see its console log")
 
 
 def _suspects(runs: dict) -> list[str]:

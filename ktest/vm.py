@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .cache import Cache, short_hash, write_json_atomic
@@ -141,8 +141,45 @@ def _latest_mtime(d: Path) -> float:
         return 0.0
 
 
+ROOT_ARG = "root=/dev/root"
+# Kernels before 6.5 (init/do_mounts.c) strip "/dev/" from root= before mounting a root that is not
+# a block device, so the 9p tag they ask for is "root" and vng's export "/dev/root" is not found.
+# Given root=/dev//dev/root they ask for "/dev/root".  Newer kernels take the name as it is.
+ROOT_ARG_STRIPPED = "root=/dev//dev/root"
+ROOT_TAG_MISSING = "9pnet_virtio: no channels available for device root"
+_root_arg: dict[tuple, str] = {}   # (bzImage, size, mtime) -> the root= that mounted its 9p root
+
+
+def _image_id(bz: Path) -> tuple:
+    st = Path(bz).stat()
+    return (str(Path(bz).resolve()), st.st_size, st.st_mtime_ns)
+
+
 def boot(spec: BootSpec, logdir: Path, progress: Progress | None = None, label: str = "") -> BootResult:
+    """Boot once.  If the kernel cannot find vng's 9p root under the name root= gives (a kernel that
+    strips "/dev/" from it, see ROOT_ARG_STRIPPED), boot again with the other spelling; what worked
+    is remembered per image for the rest of the process."""
     progress = progress or Progress()
+    try:
+        image = _image_id(spec.bzimage)
+    except OSError:
+        image = None
+    if image in _root_arg and ROOT_ARG in spec.append:
+        spec = replace(spec, append=tuple(_root_arg[image] if a == ROOT_ARG else a for a in spec.append))
+    res = _boot_once(spec, logdir, progress, label)
+    if (res.outcome == "panic" and ROOT_ARG in spec.append and res.console_log.exists()
+            and ROOT_TAG_MISSING in res.console_log.read_text(errors="replace")):
+        progress.info(f"boot {label}: this kernel looks for the 9p root under another name; "
+                      f"booting again with {ROOT_ARG_STRIPPED}")
+        os.replace(res.console_log, logdir / "console-root-not-found.log")
+        spec = replace(spec, append=tuple(ROOT_ARG_STRIPPED if a == ROOT_ARG else a for a in spec.append))
+        res = _boot_once(spec, logdir, progress, label)
+        if image is not None and res.outcome != "panic":
+            _root_arg[image] = ROOT_ARG_STRIPPED
+    return res
+
+
+def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> BootResult:
     logdir.mkdir(parents=True, exist_ok=True)
     spec.rwdir.mkdir(parents=True, exist_ok=True)
     console_log, stdout_log = logdir / "console.log", logdir / "stdout.log"

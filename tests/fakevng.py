@@ -2,7 +2,9 @@
 """A stand-in for vng in unit tests.  FAKE_VNG_MODE picks the behaviour:
 ok: write started.json + one result, exit 0 | hang: hang before the harness (with a child "qemu")
 | die: print a little console and exit 255 | stall: start the harness, then hang silently
-| panic: start, write one result, print a real-looking panic, exit 255."""
+| panic: start, write one result, print a real-looking panic, exit 255
+| root-stripped: like a 6.1 kernel without a block layer, which finds the 9p root only when given
+  root=/dev//dev/root (the lines printed are those of a real 6.1.192 boot)."""
 import json, os, subprocess, sys, time
 from pathlib import Path
 
@@ -23,6 +25,21 @@ def result(name, status="PASS"):
                             "metrics": [], "timelines": [], "notes": {}}) + "\n")
 
 
+if mode == "root-stripped":
+    append = " ".join(a for a in args if "root=" in a)
+    with open(os.environ["FAKE_VNG_LOG"], "a") as f:
+        f.write(append + "\n")
+    if "root=/dev//dev/root" not in append:
+        for l in ["[    3.373442] 9pnet_virtio: no channels available for device root",
+                  "[    3.374320] devtmpfs: mounted",
+                  "[    4.136748] Kernel panic - not syncing: Requested init /usr/lib/virtme-ng-init failed (error -2).",
+                  "[    4.137348] CPU: 0 PID: 1 Comm: swapper/0 Not tainted 6.1.192+ #1",
+                  "[    4.137759] Call Trace:", "[    4.139999]  <TASK>", "[    4.139999]  dump_stack_lvl+0x33/0x42",
+                  "[    4.139999]  panic+0xfc/0x267", "[    4.139999]  kernel_init+0xad/0xfc",
+                  "[    4.139999]  ret_from_fork+0x1f/0x30", "[    4.139999]  </TASK>"]:
+            print(l, file=sys.stderr, flush=True)
+        sys.exit(255)
+    mode = "ok"
 if mode == "ok":
     started(); result("smoke.a"); sys.exit(0)
 if mode == "die":

@@ -56,3 +56,27 @@ def test_two_ci_shards_merged_give_the_unsharded_verdicts(unsharded, tmp_path):
     assert [(e["check"], e["held"]) for e in merged["expected"]] == [(e["check"], e["held"]) for e in whole["expected"]]
     n = {c["path"]: [m["n_base"] for m in c["metrics"]] for c in merged["checks"]}
     assert n == {c["path"]: [m["n_base"] for m in c["metrics"]] for c in whole["checks"]}, "same number of samples"
+
+
+def test_ci_shard_that_cannot_apply_is_could_not_run_after_merge(tmp_path):
+    """A series that does not apply to 6.12: the shard step still leaves a result (exit 2), and the merge
+    step says "could not run", not "regression" nor "shard missing"."""
+    series = tmp_path / "bad"
+    series.mkdir()
+    (series / "0001-net-nothing.patch").write_text(
+        "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+        "From: A U Thor <a@example.org>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"
+        "Subject: [PATCH] net: change a line that is not there\n\n---\n"
+        " net/core/link_watch.c | 2 +-\n 1 file changed, 1 insertion(+), 1 deletion(-)\n\n"
+        "diff --git a/net/core/link_watch.c b/net/core/link_watch.c\n"
+        "--- a/net/core/link_watch.c\n+++ b/net/core/link_watch.c\n"
+        "@@ -1,3 +1,3 @@\n no such line one\n-no such line two\n+a replacement\n no such line three\n-- \n2.39.5\n")
+    for i in (1, 2):
+        s = subprocess.run(["bash", "ci/gha-shard.sh", "6.12", str(series), f"{i}/2"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=1800, env={**os.environ, "KTEST_REPORTS": str(tmp_path / f"art-{i}")})
+        assert s.returncode == 2 and "[patch-does-not-apply]" in s.stderr, s.stderr[-2000:]
+    m = subprocess.run(["bash", "ci/gha-merge.sh", str(tmp_path), str(tmp_path / "merged")], cwd=ROOT,
+                       capture_output=True, text=True, env={**os.environ, "GITHUB_STEP_SUMMARY": str(tmp_path / "s.md")})
+    assert m.returncode == 2 and "::error title=ktest: could not run::" in m.stdout, m.stdout + m.stderr
+    (run,) = json.loads((tmp_path / "merged" / "merge.json").read_text())["runs"]
+    assert run["status"] == "could not run" and "does not apply" in run["error"]

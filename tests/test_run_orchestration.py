@@ -104,3 +104,23 @@ def test_history_links_runs_of_the_same_series(tmp_path, fake_tree, three_patche
     assert h["previous"]["run_id"] == first["run_id"] and h["previous"]["same_patches"]
     assert h["last_good"]["run_id"] == first["run_id"]
     assert h["changes"] == [{"path": "area.a", "before": "unchanged", "now": "regression"}]
+
+
+def test_a_base_kernel_that_never_boots_is_could_not_run_not_no_regression(tmp_path, fake_tree, three_patches,
+                                                                          cache, monkeypatch):
+    """Found on 6.1: every boot of both sides panicked before the harness; the run said "no regression"."""
+    t = user_tree(cache, fake_tree)
+    fake, _ = canned(lambda image, label, expr: [])
+
+    def never_started(*a, **kw):
+        gr = fake(*a, **kw)
+        gr.started, gr.boot.outcome, gr.boot.exit_code = None, "panic", 255
+        return gr
+
+    monkeypatch.setattr(run_mod, "run_checks", never_started)
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("x")])
+    result, outdir = run_series(cache, t, str(three_patches), opts, Silent())
+    v = result["verdict"]
+    assert v["status"] == "could not run" and v["exit_code"] == 2 and v["stage"] == "boot"
+    assert "never reached the guest harness in 2 boot(s) (panic)" in v["error"]
+    assert "could not run" in (outdir / "summary.md").read_text()

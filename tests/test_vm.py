@@ -50,6 +50,19 @@ def test_ok(tmp_path, fake_vng, monkeypatch):
     assert "Linux version" in r.console_log.read_text()
 
 
+def test_kernel_that_strips_dev_from_root_gets_the_other_spelling_once(tmp_path, fake_vng, monkeypatch):
+    monkeypatch.setenv("FAKE_VNG_MODE", "root-stripped")
+    monkeypatch.setenv("FAKE_VNG_LOG", str(tmp_path / "appends"))
+    (tmp_path / "bzImage").write_text("a 6.1 kernel")
+    r = boot(spec(tmp_path), tmp_path / "log", Silent())
+    assert r.outcome == "ok" and "9pnet_virtio" not in r.console_log.read_text()
+    assert "no channels available" in (tmp_path / "log" / "console-root-not-found.log").read_text()
+    r2 = boot(spec(tmp_path), tmp_path / "log2", Silent())
+    assert r2.outcome == "ok"
+    tried = [("root=/dev//dev/root" in l, "root=/dev/root " in l) for l in (tmp_path / "appends").read_text().splitlines()]
+    assert tried == [(False, True), (True, False), (True, False)], "the second boot goes straight to what worked"
+
+
 def test_boot_timeout_kills_whole_group(tmp_path, fake_vng, monkeypatch):
     monkeypatch.setenv("FAKE_VNG_MODE", "hang")
     r = boot(spec(tmp_path, boot_timeout=2.0), tmp_path / "log", Silent())
