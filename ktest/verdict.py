@@ -71,8 +71,11 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict]) -> list[dict
             bm, pm = bc["metrics"].get(name), pc["metrics"].get(name)
             unit = (bm or pm)["unit"]
             lib = (bm or pm)["lower_is_better"]
-            cmp = compare(name, unit, bm["samples"] if bm else [], pm["samples"] if pm else [], lib)
-            metrics.append({**cmp.to_json(), "base_samples": bm["samples"] if bm else [],
+            cmp = compare(name, unit, bm["samples"] if bm else [], pm["samples"] if pm else [], lib).to_json()
+            skipped = [side for side, st in (("base", bs), ("patched", ps)) if st == "SKIP"]
+            if skipped:   # a check that skipped asserted nothing; numbers it left behind prove nothing either
+                cmp.update(verdict="inconclusive", reason=f"not compared: the check skipped on {' and '.join(skipped)}")
+            metrics.append({**cmp, "base_samples": bm["samples"] if bm else [],
                             "patched_samples": pm["samples"] if pm else []})
         verdict = tr
         if tr == "unchanged" and any(m["verdict"] == "regressed" for m in metrics):

@@ -74,3 +74,16 @@ def test_expected_status_transition():
     assert e["held"] is True and e["metric"] == "status" and "FAIL -> PASS" in e["observed"]
     (e,) = expected_effects({"checks": [{"check": "a", "transition": "fixed"}]}, compare_checks(base, base))
     assert e["held"] is False
+
+
+def test_numbers_left_by_a_skipped_check_are_not_compared():
+    """Found on 6.1: the bounce skipped after measuring, and its leftover samples made a 'metric improvement'
+    and decided a declared expectation."""
+    base = [run([res("a", "SKIP", [900.0, 910, 905, 899, 902])])]
+    patched = [run([res("a", "SKIP", [2.0, 3, 2, 2, 1])])]
+    (c,) = compare_checks(base, patched)
+    assert c["verdict"] == "unchanged" and c["metrics"][0]["verdict"] == "inconclusive"
+    assert "skipped on base and patched" in c["metrics"][0]["reason"]
+    (e,) = expected_effects({"metrics": [{"check": "a", "metric": "lat", "change": "decrease"}]}, [c])
+    assert e["held"] is None and "skipped" in e["observed"]
+    assert overall([c], {"new": []})["improvements"] == []
