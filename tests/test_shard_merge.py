@@ -186,3 +186,17 @@ def test_guest_plugin_shards_the_whole_collection_before_k(tmp_path):
     s2k, ran2k = session("2/2", k="test_fast")
     assert s2k["selected"] == s2["selected"], "-k does not change the partition"
     assert ran2k == [i for i in ran2 if "test_fast" in i]
+
+
+def test_an_unsharded_run_merges_as_one_shard(tmp_path, fake_tree, cache, monkeypatch):
+    recorded = json.loads((FIXTURES / "result-bonding.json").read_text())
+    series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
+    monkeypatch.setattr(run_mod, "run_checks", replay(recorded))
+    whole, d = _run(cache, user_tree(cache, fake_tree), series, tmp_path, "whole", 1)
+    m = merge([tmp_path / "whole"], tmp_path / "merged", cache, tmp_path / "h.sqlite")
+    (run,) = m["runs"]
+    merged = json.loads((tmp_path / "merged" / run["dir"] / "result.json").read_text())
+    assert run["shards"] == 1 and _essence(merged) == _essence(whole)
+    assert "fixed" in [c["transition"] for c in merged["checks"]]
+    for b in merged["boots"]:
+        assert (tmp_path / "merged" / run["dir"] / b["boot"]["console_log"]).is_file()
