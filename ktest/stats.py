@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass
 MIN_SAMPLES = 3
 ALPHA = 0.05
 REL_FLOOR = 0.10                       # 10 % of the base median
-ABS_FLOOR = {"ms": 5.0, "s": 0.005, "count": 1.0, "%": 1.0}   # per unit; 0 for unknown units
+# per unit; 0 for unknown units.  Counts move by whole events: a significant shift of one event is a
+# change (2 -> 3 notifications), half an event of median shift is not.
+ABS_FLOOR = {"ms": 5.0, "s": 0.005, "count": 0.5, "%": 1.0}
 
 
 @dataclass

@@ -51,3 +51,11 @@ def test_spread_out_metric_needs_a_shift_beyond_its_iqr():
     patched = [52.9, 40.0, 70.0, 95.0, 48.0]
     c = compare("failover_latency", "ms", base, patched)
     assert c.verdict == "unchanged" and c.noise_floor >= 30
+
+
+def test_a_count_that_moves_by_one_event_every_time_is_a_change():
+    """Found on 6.1: 2 -> 3 gratuitous ARPs in all 6+6 samples was called 'within noise floor 1.0 count'."""
+    c = compare("grat_arp_seen", "count", [2] * 6, [3] * 6, lower_is_better=False)
+    assert c.verdict == "improved" and c.separated
+    c = compare("lost_packets", "count", [2, 2, 1, 3, 2, 2], [1, 2, 2, 1, 2, 1])
+    assert c.verdict == "unchanged"
