@@ -224,17 +224,56 @@ def test_xmit_only_through_active(record):
         assert delta["s0"] == 0 and delta["s2"] == 0, f"backup slaves must not transmit: {delta}"
 
 
-def test_all_slaves_down_drops(record):
+def _counts_drops_of_a_deactivated_qdisc() -> bool:
+    """Does this kernel count, in the device's tx_dropped, a frame handed to a device whose carrier is
+    off (its qdisc deactivated by linkwatch)?  6.12 does (core dev_queue_xmit); 6.1 drops it uncounted.
+    Probed on a dummy device, in a namespace of its own, with one frame sent on an AF_PACKET socket."""
+    ns = "kt_dropprobe"
+    sh(f"ip netns add {ns} && ip -n {ns} link add kt_d type dummy && ip -n {ns} link set kt_d up && "
+       f"ip -n {ns} link set kt_d carrier off")
+    try:
+        stat = f"ip netns exec {ns} cat /sys/class/net/kt_d/operstate /sys/class/net/kt_d/statistics/tx_dropped"
+        t0 = time.monotonic()
+        while sh(stat).split()[0] != "down":   # linkwatch deactivates the qdisc (it may wait up to 1 s)
+            assert time.monotonic() - t0 < 5, "the dummy's operstate never went down after carrier off"
+            time.sleep(0.05)
+        before = int(sh(stat).split()[1])
+        with netns(ns):
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind(("kt_d", 0))
+        s.send(b"\xff" * 6 + b"\x02\0\0\0\0\x01" + b"\x88\xb5" + b"\0" * 46)   # local experimental ethertype
+        s.close()
+        return int(sh(stat).split()[1]) > before
+    finally:
+        sh(f"ip netns del {ns}", check=False)
+
+
+def test_all_slaves_down_nothing_leaves(record):
     with BondTopo() as t:
         for s in t.slaves:
             t.cut(s)
         t.wait_active(None)
         before, rx0 = t.bond_stats()["tx"]["dropped"], t.peer_rx()
         ping(H1, H2_IP, count=5, interval=0.02, check=False)  # its ARP requests have nowhere to go
-        after, rx1 = t.bond_stats()["tx"]["dropped"], t.peer_rx()
+        record.note("tx_dropped_delta", t.bond_stats()["tx"]["dropped"] - before)
+        assert t.peer_rx() == rx0, "nothing leaves a bond with no slave up"
+
+
+def test_all_slaves_down_drops_are_counted(record):
+    """With no slave up the bond has no carrier, so what the stack hands it is dropped at its deactivated
+    qdisc before bond xmit; whether that drop is counted is the core's behaviour, probed first."""
+    if not _counts_drops_of_a_deactivated_qdisc():
+        pytest.skip("this kernel does not count frames dropped at a deactivated qdisc (probed on a dummy with "
+                    "carrier off: tx_dropped did not move), so the bond's drops cannot be seen")
+    with BondTopo() as t:
+        for s in t.slaves:
+            t.cut(s)
+        t.wait_active(None)
+        before = t.bond_stats()["tx"]["dropped"]
+        ping(H1, H2_IP, count=5, interval=0.02, check=False)
+        after = t.bond_stats()["tx"]["dropped"]
         record.note("tx_dropped_delta", after - before)
-        assert rx1 == rx0, "nothing leaves a bond with no slave up"
-        assert after > before, "the bond counts what it had to drop"
+        assert after > before, "the frames the stack handed to the bond with no slave up are counted as dropped"
 
 
 def test_loss_during_failover(record, reps):
