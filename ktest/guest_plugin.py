@@ -23,11 +23,12 @@ class Recorder:
         self.notes: dict = {}
         self.subresults: list[dict] = []
 
-    def metric(self, name: str, samples, unit: str, lower_is_better: bool = True) -> dict:
-        """Record a measured quantity: every sample, its unit, and a summary."""
+    def metric(self, name: str, samples, unit: str, lower_is_better: bool = True, context: bool = False) -> dict:
+        """Record a measured quantity: every sample, its unit, and a summary.  context=True: shown to
+        explain the check's own metrics (e.g. the harness's part of a timing), never a verdict."""
         samples = [float(s) for s in samples]
         m = {"name": name, "unit": unit, "samples": samples, "n": len(samples),
-             "lower_is_better": lower_is_better}
+             "lower_is_better": lower_is_better, "context": context}
         if samples:
             m["value"] = statistics.median(samples)
         self.metrics.append(m)

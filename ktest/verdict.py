@@ -37,7 +37,8 @@ def _collect(runs: list[dict]) -> "OrderedDict[str, dict]":
                 c["messages"].append(r["message"])
             for m in r.get("metrics", []):
                 d = c["metrics"].setdefault(m["name"], {"unit": m["unit"], "samples": [],
-                                                        "lower_is_better": m.get("lower_is_better", True)})
+                                                        "lower_is_better": m.get("lower_is_better", True),
+                                                        "context": m.get("context", False)})
                 d["samples"].extend(m["samples"])
             c["timelines"].extend(r.get("timelines", []))
             c["notes"].update(r.get("notes", {}))
@@ -75,6 +76,8 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict]) -> list[dict
             skipped = [side for side, st in (("base", bs), ("patched", ps)) if st == "SKIP"]
             if skipped:   # a check that skipped asserted nothing; numbers it left behind prove nothing either
                 cmp.update(verdict="inconclusive", reason=f"not compared: the check skipped on {' and '.join(skipped)}")
+            elif (bm or pm).get("context"):
+                cmp.update(verdict="context", reason="recorded to explain the check's metrics; not compared")
             metrics.append({**cmp, "base_samples": bm["samples"] if bm else [],
                             "patched_samples": pm["samples"] if pm else []})
         verdict = tr
@@ -120,7 +123,7 @@ def expected_effects(expected: dict | None, checks: list[dict]) -> list[dict]:
         c = by_path.get(e["check"])
         m = next((m for m in (c or {}).get("metrics", []) if m["metric"] == e["metric"]), None)
         held, observed = None, "not measured"
-        if m and m["verdict"] != "inconclusive":
+        if m and m["verdict"] not in ("inconclusive", "context"):
             sig = m["verdict"] in ("improved", "regressed")
             if e["change"] == "decrease":
                 held = sig and m["delta"] < 0

@@ -87,3 +87,15 @@ def test_numbers_left_by_a_skipped_check_are_not_compared():
     (e,) = expected_effects({"metrics": [{"check": "a", "metric": "lat", "change": "decrease"}]}, [c])
     assert e["held"] is None and "skipped" in e["observed"]
     assert overall([c], {"new": []})["improvements"] == []
+
+
+def test_a_context_metric_is_shown_but_never_a_verdict():
+    """Found on 6.1: the harness's bind-to-up time (11 -> 23 ms, p 0.03) made a run a 'regression'."""
+    def ctx(status, samples):
+        r = res("a", status, samples)
+        r["metrics"][0]["context"] = True
+        return r
+    (c,) = compare_checks([run([ctx("PASS", [10.0, 11, 11, 12, 13, 16])])], [run([ctx("PASS", [19.0, 26, 33, 39, 48, 81])])])
+    assert c["metrics"][0]["verdict"] == "context" and c["verdict"] == "unchanged"
+    assert c["metrics"][0]["patched_samples"] == [19.0, 26, 33, 39, 48, 81], "still shown"
+    assert overall([c], {"new": []})["regressions"] == []
