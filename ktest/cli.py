@@ -196,13 +196,19 @@ def cmd_run(args, cache, progress) -> int:
     return worst
 
 
-def cmd_kvm(args, cache, progress) -> int:
+def _base_image(args, cache: Cache, progress) -> Path:
+    """The bzImage of the chosen tree's base (built, or taken from the cache)."""
     from .build import Builder
+
+    tree = _tree(args, cache, progress)
+    return Builder(cache, tree, progress=progress).build(tree.base, "base").bzimage
+
+
+def cmd_kvm(args, cache, progress) -> int:
     from .errors import KvmUnusable
     from .vm import forget_kvm_probe, probe_kvm
 
-    tree = _tree(args, cache, progress)
-    bz = Builder(cache, tree, progress=progress).build(tree.base, "base").bzimage
+    bz = _base_image(args, cache, progress)
     if args.fresh:
         forget_kvm_probe(cache)
     ok, reason = probe_kvm(cache, bz, progress)
@@ -272,10 +278,7 @@ def cmd_boot(args, cache, progress) -> int:
         d = Path(args.build) if "/" in args.build else cache.root / "artifacts" / args.build
         bz = d / "bzImage"
     else:
-        from .build import Builder
-
-        tree = _tree(args, cache, progress)
-        bz = Builder(cache, tree, progress=progress).build(tree.base, "base").bzimage
+        bz = _base_image(args, cache, progress)
     if not bz.is_file():
         raise BootImageMissing(path=bz)
     out = Path(args.out) if args.out else Path("reports") / time.strftime("boot-%Y%m%d-%H%M%S")

@@ -130,23 +130,24 @@ def _check_cover(what: str, rs: list[dict]) -> None:
             raise ShardsIncomplete(what=what, why=f"{len(lost)} check(s) ran in no shard, e.g. {lost[0]}")
 
 
-def _order_key(collected: list[str]):
+def _collection_order(boots: list[dict], collected: list[str]):
+    """A sort key putting checks in collection order; a sub-result (id "NODEID::name") follows its check."""
     pos = {nid: k for k, nid in enumerate(collected)}
-
-    def key(check: dict) -> int:
-        nid = check.get("_id") or ""
-        while nid and nid not in pos:
-            nid = nid.rpartition("::")[0]
-        return pos.get(nid, len(pos))
-    return key
+    rank = {}
+    for b in boots:
+        for r in b.get("results", []):
+            nid = r["id"]
+            while nid and nid not in pos:
+                nid = nid.rpartition("::")[0]
+            rank.setdefault(r["path"], pos.get(nid, len(pos)))
+    return lambda check: rank.get(check["path"], len(pos))
 
 
 def merge_group(rs: list[dict], outdir: Path) -> dict:
-    """Pool the shards of one run into a result dict for outdir (logs are copied under shard-I/)."""
+    """Pool the validated shards of one run into a result dict for outdir (logs are copied under
+    shard-I/)."""
     from .run import conclude
-    from .verdict import overall
 
-    validate(rs)
     rs = sorted(rs, key=_shard_of)
     n = _shard_of(rs[0])[1]
     m = copy.deepcopy({k: v for k, v in rs[0].items() if k != "_dir"})
@@ -180,16 +181,9 @@ def merge_group(rs: list[dict], outdir: Path) -> dict:
     for b in m["boots"]:
         if b["side"] in sides and b.get("purpose", "round") in ("round", "retry"):
             sides[b["side"]].append(b)
-    conclude(m, sides["base"], sides["patched"])
     sel = _selection(rs[0])
-    if sel:
-        ids = {r["path"]: r["id"] for b in m["boots"] for r in b.get("results", [])}
-        for c in m["checks"]:
-            c["_id"] = ids.get(c["path"])
-        m["checks"].sort(key=_order_key([c["id"] for c in sel["collected"]]))
-        for c in m["checks"]:
-            c.pop("_id", None)
-        m["verdict"] = overall(m["checks"], m["splats"])   # its lists follow the check order
+    conclude(m, sides["base"], sides["patched"],
+             order=_collection_order(m["boots"], [c["id"] for c in sel["collected"]]) if sel else None)
 
     failed = [r for r in rs if (r.get("verdict") or {}).get("status") == "could not run"]
     if failed:
@@ -265,8 +259,6 @@ def _overview_md(runs: list[dict]) -> str:
 
 
 def _overview_html(merged: dict) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from .outputs import template_env
 
-    env = Environment(loader=PackageLoader("ktest", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("merge.html.j2").render(m=merged)
+    return template_env().get_template("merge.html.j2").render(m=merged)

@@ -61,11 +61,17 @@ def _tail(path: Path, n: int = 150) -> str:
     return "\n".join(lines[-n:])
 
 
-def render_html(result: dict, outdir: Path) -> str:
+def template_env() -> Environment:
+    """The package's templates (report.html.j2, merge.html.j2), autoescaped, with fmt and strip_chart."""
     env = Environment(loader=PackageLoader("ktest", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = _fmt
     env.globals["strip_chart"] = strip_chart
+    return env
+
+
+def render_html(result: dict, outdir: Path) -> str:
+    env = template_env()
     logs = []
     for b in result.get("boots", []):
         boot = b["boot"]

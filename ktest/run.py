@@ -189,10 +189,13 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
     return result, outdir
 
 
-def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict]) -> None:
+def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict], order=None) -> None:
     """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries).
-    `ktest merge` calls this too, on the pooled runs of all shards."""
+    `ktest merge` calls this too, on the pooled runs of all shards, with `order` (a sort key for the
+    checks) so that they come in collection order, as in one run."""
     checks = compare_checks(base_runs, patched_runs)
+    if order is not None:
+        checks.sort(key=order)
     splats = splat_diff(base_runs, patched_runs)
     result.update(checks=checks, splats=splats, expected=expected_effects(result["series"].get("expected"), checks))
     result["verdict"] = overall(checks, splats)

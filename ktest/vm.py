@@ -150,6 +150,10 @@ ROOT_TAG_MISSING = "9pnet_virtio: no channels available for device root"
 _root_arg: dict[tuple, str] = {}   # (bzImage, size, mtime) -> the root= that mounted its 9p root
 
 
+def _with_root(spec: BootSpec, root: str) -> BootSpec:
+    return replace(spec, append=tuple(root if a == ROOT_ARG else a for a in spec.append))
+
+
 def _image_id(bz: Path) -> tuple:
     st = Path(bz).stat()
     return (str(Path(bz).resolve()), st.st_size, st.st_mtime_ns)
@@ -165,14 +169,14 @@ def boot(spec: BootSpec, logdir: Path, progress: Progress | None = None, label: 
     except OSError:
         image = None
     if image in _root_arg and ROOT_ARG in spec.append:
-        spec = replace(spec, append=tuple(_root_arg[image] if a == ROOT_ARG else a for a in spec.append))
+        spec = _with_root(spec, _root_arg[image])
     res = _boot_once(spec, logdir, progress, label)
     if (res.outcome == "panic" and ROOT_ARG in spec.append and res.console_log.exists()
             and ROOT_TAG_MISSING in res.console_log.read_text(errors="replace")):
         progress.info(f"boot {label}: this kernel looks for the 9p root under another name; "
                       f"booting again with {ROOT_ARG_STRIPPED}")
         os.replace(res.console_log, logdir / "console-root-not-found.log")
-        spec = replace(spec, append=tuple(ROOT_ARG_STRIPPED if a == ROOT_ARG else a for a in spec.append))
+        spec = _with_root(spec, ROOT_ARG_STRIPPED)
         res = _boot_once(spec, logdir, progress, label)
         if image is not None and res.outcome != "panic":
             _root_arg[image] = ROOT_ARG_STRIPPED

@@ -200,3 +200,23 @@ def test_an_unsharded_run_merges_as_one_shard(tmp_path, fake_tree, cache, monkey
     assert "fixed" in [c["transition"] for c in merged["checks"]]
     for b in merged["boots"]:
         assert (tmp_path / "merged" / run["dir"] / b["boot"]["console_log"]).is_file()
+
+
+def test_merged_shards_whose_base_never_booted_are_could_not_run(tmp_path, fake_tree, cache, monkeypatch):
+    """As for one run: a base that never reached the harness leaves nothing to compare against."""
+    series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
+    fake = canned(lambda label: [(f"testcases/x/test_x.py::{n}", "PASS") for n in "ab"])
+
+    def never_started(*a, **kw):
+        gr = fake(*a, **kw)
+        gr.started, gr.results, gr.boot.outcome = None, [], "panic"
+        return gr
+
+    monkeypatch.setattr(run_mod, "run_checks", never_started)
+    t = user_tree(cache, fake_tree)
+    whole, _ = _run(cache, t, series, tmp_path, "whole", 1)
+    for i in (1, 2):
+        _run(cache, t, series, tmp_path, f"shard{i}", 1, (i, 2))
+    m = merge([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "merged", cache, tmp_path / "h.sqlite")
+    assert whole["verdict"]["status"] == m["runs"][0]["status"] == "could not run"
+    assert m["exit_code"] == 2 and "never reached the guest harness" in m["runs"][0]["error"]
