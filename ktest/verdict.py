@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .stats import compare
+from .stats import RULE, compare, judge
 
 STATUS_ORDER = ["FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP"]
 
@@ -25,10 +25,11 @@ def side_status(statuses: list[str]) -> str:
     return min(s, key=STATUS_ORDER.index)
 
 
-def _collect(runs: list[dict]) -> "OrderedDict[str, dict]":
-    """path -> {statuses, metrics{name: {unit, samples, lower_is_better}}, timeline, message}"""
+def collect(runs: list[dict]) -> "OrderedDict[str, dict]":
+    """path -> {statuses, metrics{name: {unit, samples, boots, lower_is_better, min_effect}}, timelines,
+    messages, notes}.  `boots` keeps each boot's samples apart: the boot is the unit of replication."""
     out: OrderedDict[str, dict] = OrderedDict()
-    for run in runs:
+    for bi, run in enumerate(runs):
         for r in run.get("results", []):
             c = out.setdefault(r["path"], {"statuses": [], "metrics": OrderedDict(), "timelines": [],
                                            "messages": [], "notes": {}})
@@ -36,13 +37,20 @@ def _collect(runs: list[dict]) -> "OrderedDict[str, dict]":
             if r.get("message"):
                 c["messages"].append(r["message"])
             for m in r.get("metrics", []):
-                d = c["metrics"].setdefault(m["name"], {"unit": m["unit"], "samples": [],
+                d = c["metrics"].setdefault(m["name"], {"unit": m["unit"], "samples": [], "boots": {},
                                                         "lower_is_better": m.get("lower_is_better", True),
-                                                        "context": m.get("context", False)})
+                                                        "context": m.get("context", False),
+                                                        "min_effect": m.get("min_effect")})
                 d["samples"].extend(m["samples"])
+                d["boots"].setdefault(bi, []).extend(m["samples"])
             c["timelines"].extend(r.get("timelines", []))
             c["notes"].update(r.get("notes", {}))
     return out
+
+
+EMPTY = {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}}
+REGRESSIONS = ("regression", "metric regression", "still failing, worse")
+IMPROVEMENTS = ("fixed", "metric improvement", "still failing, better")
 
 
 def transition(base: str, patched: str) -> str:
@@ -59,41 +67,56 @@ def transition(base: str, patched: str) -> str:
     return "unchanged"
 
 
-def compare_checks(base_runs: list[dict], patched_runs: list[dict]) -> list[dict]:
-    b, p = _collect(base_runs), _collect(patched_runs)
-    checks = []
+def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration: dict | None = None) -> list[dict]:
+    """Per-check verdicts.  `calibration`: {"<path>/<metric>": {"centre": floor, "tail": floor}} from
+    `ktest calibrate`, the measured noise of each metric on this kernel and accel.  All metrics of the
+    run are judged together (the multiple-testing correction is run-wide, see stats)."""
+    b, p = collect(base_runs), collect(patched_runs)
+    checks, pending = [], []
     for path in list(b) + [x for x in p if x not in b]:
-        bc = b.get(path, {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}})
-        pc = p.get(path, {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}})
+        bc, pc = b.get(path, EMPTY), p.get(path, EMPTY)
         bs, ps = side_status(bc["statuses"]), side_status(pc["statuses"])
         tr = transition(bs, ps)
         metrics = []
         for name in list(bc["metrics"]) + [n for n in pc["metrics"] if n not in bc["metrics"]]:
             bm, pm = bc["metrics"].get(name), pc["metrics"].get(name)
-            unit = (bm or pm)["unit"]
-            lib = (bm or pm)["lower_is_better"]
-            cmp = compare(name, unit, bm["samples"] if bm else [], pm["samples"] if pm else [], lib).to_json()
+            m0 = bm or pm
+            cmp = compare(name, m0["unit"], list((bm or {}).get("boots", {}).values()),
+                          list((pm or {}).get("boots", {}).values()), m0["lower_is_better"],
+                          min_effect=m0.get("min_effect"), calibrated=(calibration or {}).get(f"{path}/{name}"))
             skipped = [side for side, st in (("base", bs), ("patched", ps)) if st == "SKIP"]
             if skipped:   # a check that skipped asserted nothing; numbers it left behind prove nothing either
-                cmp.update(verdict="inconclusive", reason=f"not compared: the check skipped on {' and '.join(skipped)}")
-            elif (bm or pm).get("context"):
-                cmp.update(verdict="context", reason="recorded to explain the check's metrics; not compared")
-            metrics.append({**cmp, "base_samples": bm["samples"] if bm else [],
-                            "patched_samples": pm["samples"] if pm else []})
-        verdict = tr
-        if tr == "unchanged" and any(m["verdict"] == "regressed" for m in metrics):
-            verdict = "metric regression"
-        elif tr == "unchanged" and any(m["verdict"] == "improved" for m in metrics):
-            verdict = "metric improvement"
+                cmp.verdict, cmp.reason = "inconclusive", f"not compared: the check skipped on {' and '.join(skipped)}"
+            elif m0.get("context"):
+                cmp.verdict, cmp.reason = "context", "recorded to explain the check's metrics; not compared"
+            pending.append((cmp, bm, pm))
+            metrics.append(cmp)
         checks.append({
             "path": path, "base": {"status": bs, "statuses": bc["statuses"]},
-            "patched": {"status": ps, "statuses": pc["statuses"]}, "transition": tr, "verdict": verdict,
+            "patched": {"status": ps, "statuses": pc["statuses"]}, "transition": tr, "verdict": tr,
             "metrics": metrics,
             "timelines": {"base": bc["timelines"][:1], "patched": pc["timelines"][:1]},
             "messages": {"base": bc["messages"][:3], "patched": pc["messages"][:3]},
             "notes": {"base": bc["notes"], "patched": pc["notes"]},
         })
+    judge([c for c, _, _ in pending])
+    js = {id(c): {**c.to_json(), "base_samples": bm["samples"] if bm else [], "patched_samples": pm["samples"] if pm else []}
+          for c, bm, pm in pending}
+    for c in checks:
+        c["metrics"] = [js[id(m)] for m in c["metrics"]]
+        c["verdict"] = check_verdict(c["transition"], [m["verdict"] for m in c["metrics"]])
     return checks
+
+
+def check_verdict(tr: str, metric_verdicts: list[str]) -> str:
+    """A check's verdict from its status transition and its metrics.  A check that fails on both sides
+    is still compared on its metrics: it can get worse (or better) while failing."""
+    worse, better = "regressed" in metric_verdicts, "improved" in metric_verdicts
+    if tr == "unchanged":
+        return "metric regression" if worse else "metric improvement" if better else tr
+    if tr == "still failing":
+        return "still failing, worse" if worse else "still failing, better" if better else tr
+    return tr
 
 
 def splat_diff(base_runs: list[dict], patched_runs: list[dict]) -> dict:
@@ -138,13 +161,27 @@ def expected_effects(expected: dict | None, checks: list[dict]) -> list[dict]:
     return out
 
 
+def has_evidence(checks: list[dict]) -> bool:
+    """Did both sides run at least one check that asserted something (PASS or FAIL, not SKIP/MISS)?"""
+    ran = ("PASS", "FAIL", "ERROR", "FLAKY")
+    return any(c["base"]["status"] in ran and c["patched"]["status"] in ran for c in checks) or \
+        any(c["transition"] == "regression" for c in checks)
+
+
 def overall(checks: list[dict], splats: dict, builds_ok: bool = True) -> dict:
-    regressions = [c["path"] for c in checks if c["verdict"] in ("regression", "metric regression")]
+    regressions = [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
     regressions += [f"new {s['kind']}: {s['fingerprint']}" for s in splats.get("new", [])]
-    return {
+    v = {
         "status": "regression" if regressions else "no regression",
+        "rule": RULE,
         "regressions": regressions,
-        "improvements": [c["path"] for c in checks if c["verdict"] in ("fixed", "metric improvement")],
+        "improvements": [c["path"] for c in checks if c["verdict"] in IMPROVEMENTS],
         "flaky": [c["path"] for c in checks if c["verdict"] == "flaky"],
+        "inconclusive": [f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"] if m.get("needs_boots")],
         "exit_code": 1 if regressions else 0,
     }
+    if not regressions and not has_evidence(checks):
+        # a run with no evidence is never "no regression"
+        v.update(status="could not run", stage="checks", exit_code=2,
+                 error="no check ran and asserted something on both sides: there is no evidence either way")
+    return v

@@ -99,3 +99,35 @@ def test_a_context_metric_is_shown_but_never_a_verdict():
     assert c["metrics"][0]["verdict"] == "context" and c["verdict"] == "unchanged"
     assert c["metrics"][0]["patched_samples"] == [19.0, 26, 33, 39, 48, 81], "still shown"
     assert overall([c], {"new": []})["regressions"] == []
+
+
+def test_a_failing_check_that_gets_worse_is_a_regression():
+    """6.12: the base already fails the peer-notification check (2 of 3 gratuitous ARPs); a patch that
+    sends 1 in 6/6 samples was 'still failing' and went unreported."""
+    base = [run([res("pn", "FAIL", [2, 2, 2], "count")]), run([res("pn", "FAIL", [2, 2, 2], "count")])]
+    patched = [run([res("pn", "FAIL", [1, 1, 1], "count")]), run([res("pn", "FAIL", [1, 1, 1], "count")])]
+    for r in base + patched:
+        r["results"][0]["metrics"][0]["lower_is_better"] = False
+    (c,) = compare_checks(base, patched)
+    assert c["transition"] == "still failing" and c["verdict"] == "still failing, worse"
+    v = overall([c], {"new": []})
+    assert v["exit_code"] == 1 and v["regressions"] == ["pn"]
+    (c,) = compare_checks(patched, base)
+    assert c["verdict"] == "still failing, better" and overall([c], {"new": []})["improvements"] == ["pn"]
+
+
+def test_a_run_without_evidence_is_never_no_regression():
+    """--rounds 0, or every check skipped: nothing asserted on both sides."""
+    v = overall(compare_checks([], []), {"new": []})
+    assert v["status"] == "could not run" and v["exit_code"] == 2
+    v = overall(compare_checks([run([res("a", "SKIP")])], [run([res("a", "SKIP")])]), {"new": []})
+    assert v["exit_code"] == 2
+    assert overall(compare_checks([run([res("a")])], [run([res("a")])]), {"new": []})["exit_code"] == 0
+
+
+def test_calibrated_floor_is_looked_up_per_check_and_metric():
+    base = [run([res("lw", samples=[3.0, 3.1, 3.3, 3.4, 3.4])]), run([res("lw", samples=[3.5, 3.6, 4.0, 4.4, 5.1])])]
+    patched = [run([res("lw", samples=[6.8, 8.0, 8.9, 9.2, 9.4])]), run([res("lw", samples=[9.6, 10.1, 11, 12.5, 15.3])])]
+    assert compare_checks(base, patched)[0]["verdict"] == "metric regression"
+    (c,) = compare_checks(base, patched, calibration={"lw/lat": {"centre": 12.0, "tail": 14.0}})
+    assert c["verdict"] == "unchanged" and c["metrics"][0]["floor_source"] == "calibrated"
