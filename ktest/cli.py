@@ -71,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
     _build_args(p)
     _boot_args(p)
     p.add_argument("--rounds", type=int, default=2, help="boots per side, interleaved (default 2)")
+    p.add_argument("--max-rounds", type=int, metavar="N",
+                   help="while a metric is inconclusive in a way more boots can settle, boot more rounds, up "
+                        "to N per side (default 2x --rounds)")
     p.add_argument("--testcases", nargs="+", metavar="PATH",
                    help="check files/dirs (default: the areas whose files the series touches, plus smoke)")
     p.add_argument("--reports", default="reports", metavar="DIR", help="output root (default reports/)")
@@ -78,6 +81,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="history database (default cache/history.sqlite)")
     p.add_argument("--shard", metavar="I/N",
                    help="run only part I of N of the checks (same builds and boots); combine with `ktest merge`")
+
+    p = sub.add_parser("calibrate", parents=common, help="measure the A/B rule's false-alarm rate and each metric's noise",
+                       description="Boot one kernel (the tree's base) K times with an area's checks, judge every "
+                                   "split of those boots into two run-sized groups with the rule `ktest run` uses, and "
+                                   "report the false-alarm rate per metric, per check and per run, and the smallest "
+                                   "change the rule tells from noise. Stored per (kernel, accel, area, rule) in the "
+                                   "cache; `ktest run` then uses each metric's measured noise as its floor.")
+    _tree_args(p)
+    _boot_args(p)
+    p.add_argument("--area", required=True, choices=("linkwatch", "bonding"), help="check area to calibrate")
+    p.add_argument("--boots", type=int, default=8, metavar="K", help="boots of the kernel (default 8)")
+    p.add_argument("--rounds", type=int, default=2, help="boots per side in a run (default 2, as `ktest run`)")
+    p.add_argument("--out", metavar="DIR", help="boot logs and calibration.json (default reports/calibrate-<time>)")
 
     p = sub.add_parser("merge", parents=common, help="combine the reports of sharded runs into whole-run reports",
                        description="Pool the shards of each run found under DIR... (run dirs, or folders holding "
@@ -127,6 +143,8 @@ def _boot_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("boot")
     g.add_argument("-k", dest="expr", metavar="EXPR", help="pytest -k expression selecting checks")
     g.add_argument("--reps", type=int, default=5, help="repetitions per measurement (default 5)")
+    g.add_argument("--vms", type=int, metavar="N",
+                   help="guests to run at once (default: from cores, memory and accel; 2 on a 2-core TCG host)")
     g.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                    help="auto probes once per host whether KVM really runs a guest (default)")
     g.add_argument("--known-issues", metavar="FILE", type=Path,
@@ -167,13 +185,92 @@ def cmd_build(args, cache, progress) -> int:
     return 0
 
 
+def _bounded(option: str, value, lo: int, hi: int) -> None:
+    from .errors import BadOption
+
+    if value is not None and not lo <= value <= hi:
+        raise BadOption(option=option, value=value, why=f"must be between {lo} and {hi}")
+
+
+def _vms(args) -> int:
+    from .pool import MAX_VMS, default_vms
+
+    _bounded("--vms", args.vms, 1, MAX_VMS)
+    if args.vms:
+        return args.vms
+    return default_vms("kvm" if args.accel == "kvm" else "tcg")
+
+
+def validate_run(args) -> None:
+    """Numbers checked before any work: one line, exit 2."""
+    from .errors import BadOption
+
+    _bounded("--rounds", args.rounds, 1, 50)
+    _bounded("--reps", args.reps, 1, 100)
+    _bounded("--jobs", args.jobs, 1, 1024)
+    _bounded("--vms", args.vms, 1, 8)
+    if getattr(args, "max_rounds", None) is not None:
+        _bounded("--max-rounds", args.max_rounds, 1, 50)
+        if args.max_rounds < args.rounds:
+            raise BadOption(option="--max-rounds", value=args.max_rounds, why=f"is less than --rounds {args.rounds}")
+
+
+def cmd_calibrate(args, cache, progress) -> int:
+    import time
+
+    from . import areas, calibration, vm
+    from .build import Builder
+    from .errors import NoCalibrationBoots
+    from .pool import BootJob, run_jobs
+
+    _bounded("--boots", args.boots, 2, 64)
+    _bounded("--rounds", args.rounds, 1, 16)
+    _bounded("--reps", args.reps, 1, 100)
+    if args.boots < 2 * args.rounds:
+        from .errors import BadOption
+        raise BadOption(option="--boots", value=args.boots, why=f"needs at least 2 x --rounds ({2 * args.rounds})")
+    vms = _vms(args)
+    tree = _tree(args, cache, progress)
+    bz = Builder(cache, tree, progress=progress).build(tree.base, "base").bzimage
+    accel = vm.choose_accel(cache, bz, args.accel, progress)
+    out = (Path(args.out) if args.out else Path("reports") / time.strftime("calibrate-%Y%m%d-%H%M%S")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    paths = areas.testcases_for([args.area])
+    jobs = [BootJob(f"cal-{i}", bz, out / f"boot-{i}", f"calibrate-{i}",
+                    dict(paths=paths, expr=args.expr, reps=args.reps, accel=accel, known_issues=args.known_issues,
+                         slow=False)) for i in range(1, args.boots + 1)]
+    t0 = time.monotonic()
+    got = run_jobs(cache, jobs, vms, progress)
+    runs = [got[j.key].to_json() for j in jobs]
+    ok = [r for r in runs if r.get("started")]
+    if len(ok) < 2 * args.rounds:
+        raise NoCalibrationBoots(ok=len(ok), k=args.boots, need=2 * args.rounds, out=out)
+    data = calibration.record(cache, tree, args.area, accel, ok, args.rounds, args.reps)
+    data["wall_s"] = round(time.monotonic() - t0, 1)
+    (out / "calibration.json").write_text(json.dumps(data, indent=1) + "\n")
+    print(f"calibration {data['key']}: {len(ok)} boots of {tree.name} {tree.base_rev} ({accel}), {args.area}, "
+          f"{data['splits']} splits into 2 x {args.rounds} boots, {data['wall_s']:.0f}s with {vms} guest(s) at once")
+    for name, rate in data["rates"].items():
+        print(f"  run-level rate, {name}: {rate * 100:.1f}%")
+    for k, m in sorted(data["metrics"].items()):
+        print(f"  {k}: noise {m.get('centre', float('nan')):.1f} {m['unit']} (median), "
+              f"{(m.get('tail') or float('nan')):.1f} (p90); false change old {m['false_change_v1'] * 100:.0f}%, "
+              f"new {m['false_change_v2'] * 100:.0f}%")
+    for p, c in sorted(data["checks"].items()):
+        if c["regression"] or c["flaky"]:
+            print(f"  check {p}: false regression {c['regression'] * 100:.1f}%, flaky {c['flaky'] * 100:.1f}%")
+    print(f"stored {calibration.path_for(cache, data['key'])}; details {out / 'calibration.json'}")
+    return 0
+
+
 def cmd_run(args, cache, progress) -> int:
     from . import shard
     from .run import RunOptions, run_series
 
+    validate_run(args)
     shard_spec = shard.parse(args.shard)
     tree = _tree(args, cache, progress)
-    opts = RunOptions(rounds=args.rounds, reps=args.reps, accel=args.accel, areas=tuple(args.area or kconfig.AREAS),
+    opts = RunOptions(rounds=args.rounds, max_rounds=args.max_rounds, vms=_vms(args), reps=args.reps, accel=args.accel, areas=tuple(args.area or kconfig.AREAS),
                       testcases=[Path(p) for p in args.testcases] if args.testcases else None,
                       expr=args.expr, known_issues=args.known_issues, reports=Path(args.reports), jobs=args.jobs,
                       bisect=not args.no_bisect, db=Path(args.db) if args.db else None, shard=shard_spec)
@@ -303,11 +400,21 @@ def cmd_boot(args, cache, progress) -> int:
     return 1 if bad else 0
 
 
-COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "boot": cmd_boot, "merge": cmd_merge, "kvm": cmd_kvm,
+COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "calibrate": cmd_calibrate, "boot": cmd_boot, "merge": cmd_merge, "kvm": cmd_kvm,
             "report": cmd_report, "history": cmd_history}
 
 
+def _terminate(signum, frame):
+    """SIGTERM (timeout, CI cancellation) and SIGHUP end ktest like Ctrl-C: guests and builds are killed
+    on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     args = parser().parse_args(argv)
     progress = Progress()
     try:

@@ -127,6 +127,17 @@ class ResultMissing(UserError):
     hint = "give reports/<run-id>/result.json or the run directory"
 
 
+class BadOption(UserError):
+    code = "bad-option"
+    msg = "{option} {value}: {why}"
+
+
+class NoCalibrationBoots(UserError):
+    code = "calibration-failed"
+    msg = "only {ok} of {k} calibration boots ran the checks; need at least {need}"
+    hint = "see the console logs under {out}"
+
+
 class BadShard(UserError):
     code = "bad-shard"
     msg = "--shard {spec}: {why}"

@@ -12,9 +12,11 @@ from pathlib import Path
 from . import __version__
 from .build import Builder, check_host_tools, new_warnings
 from .cache import Cache, write_json_atomic
+from . import calibration
 from .checks import DEFAULT_TESTCASES, run_checks
 from .errors import BuildFailed, KtestError, PatchDoesNotApply
 from .pipeline import new_run_id
+from .pool import BootJob, run_jobs
 from .progress import Progress
 from .records import Build, Series, Tree
 from .series import apply_series, load_series
@@ -37,6 +39,8 @@ class RunOptions:
     bisect: bool = True
     db: Path | None = None          # history database (default cache/history.sqlite)
     shard: tuple[int, int] | None = None   # (i, n): run only part i of n of the checks (ktest.shard)
+    vms: int = 2                    # guests at once (ktest.pool)
+    max_rounds: int | None = None   # adaptive: boot more rounds while a metric is inconclusive (default 2x rounds)
 
 
 def _rel(p: Path, base: Path) -> str:
@@ -85,7 +89,7 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
         "tree": tree.to_json(), "series": series.to_json(),
         "checkout": {"valid": None, "patchset_hash": series.patchset_hash,
                      "patchset_files": [{"name": p.name, "hash": p.sha256} for p in series.patches]},
-        "settings": {"rounds": opts.rounds, "reps": opts.reps, "kconfig_areas": list(opts.areas), "expr": opts.expr,
+        "settings": {"rounds": opts.rounds, "max_rounds": opts.max_rounds, "vms": opts.vms, "reps": opts.reps, "kconfig_areas": list(opts.areas), "expr": opts.expr,
                      "check_areas": chosen, "check_areas_why": why,
                      "testcases": [_rel(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
                      "shard": {"index": opts.shard[0], "count": opts.shard[1]} if opts.shard else None},
@@ -145,41 +149,64 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
     patched = builds[-1]
     save()
 
-    # 3. boot both sides, interleaved
-    runs = {"base": [], "patched": []}
+    # 3. boots: rounds x sides on the guest pool; base and patched of a round start side by side
+    runs: dict[str, list[dict]] = {"base": [], "patched": []}
     kernels = {"base": base, "patched": patched}
-    n = opts.rounds * 2
-    k = 0
-    for rnd in range(1, opts.rounds + 1):
-        for side in ("base", "patched"):
-            k += 1
-            progress.stage(f"[{series.name}] boot {k}/{n}: {side}, round {rnd}")
-            gr = run_checks(cache, kernels[side].bzimage, outdir / "boots" / f"{side}-{rnd}", label=f"{side}-{rnd}",
-                            paths=opts.testcases, expr=opts.expr, reps=opts.reps, accel=opts.accel,
-                            known_issues=opts.known_issues, progress=progress, slow=rnd == 1, shard=opts.shard)
-            runs[side].append(gr.to_json())
-            result["boots"].append(_boot_json(gr, side, rnd, outdir))
-            result["env"] = gr.env
-            save()
+    common = dict(paths=opts.testcases, reps=opts.reps, accel=opts.accel, known_issues=opts.known_issues,
+                  shard=opts.shard)
+    cal = calibration.for_run(cache, tree, result["settings"]["check_areas"] or chosen)
+    result["calibration"] = cal.summary() if cal else None
+
+    def boot_rounds(rnds: list[int]) -> None:
+        jobs = [BootJob(f"{side}-{r}", kernels[side].bzimage, outdir / "boots" / f"{side}-{r}", f"{side}-{r}",
+                        {**common, "expr": opts.expr, "slow": r == 1}) for r in rnds for side in ("base", "patched")]
+        got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
+        for r in rnds:
+            for side in ("base", "patched"):
+                gr = got[f"{side}-{r}"]
+                runs[side].append(gr.to_json())
+                result["boots"].append(_boot_json(gr, side, r, outdir))
+                result["env"] = {**gr.env, "vms": opts.vms}
+        save()
+
+    planned = list(range(1, opts.rounds + 1))
+    boot_rounds(planned)
+    # 3b. adaptive rounds: while a metric is inconclusive in a way more boots can settle, boot more
+    max_rounds = opts.max_rounds if opts.max_rounds is not None else 2 * opts.rounds
+    result["rounds"] = {"planned": opts.rounds, "max": max_rounds, "booted": opts.rounds, "extra": []}
+    done = opts.rounds
+    while done < max_rounds and runs["base"]:
+        pending = overall(compare_checks(runs["base"], runs["patched"], cal.floors if cal else None),
+                          {"new": []})["inconclusive"]
+        if not pending:
+            break
+        batch = list(range(done + 1, min(max_rounds, done + max(1, opts.vms // 2)) + 1))
+        progress.stage(f"[{series.name}] {len(pending)} metric(s) inconclusive ({', '.join(pending[:3])}"
+                       f"{' ...' if len(pending) > 3 else ''}): booting round(s) {batch[0]}-{batch[-1]} of at most {max_rounds}")
+        boot_rounds(batch)
+        done = batch[-1]
+        result["rounds"].update(booted=done)
+        result["rounds"]["extra"].append({"rounds": batch, "because": pending})
 
     # 4. retry what failed on the patched side only, before flagging it
     suspects = _suspects(runs)
     if suspects:
         progress.stage(f"[{series.name}] retrying {len(suspects)} failing check(s) on patched: {', '.join(suspects)}")
+        jobs = [BootJob(f"{side}-retry", kernels[side].bzimage, outdir / "boots" / f"{side}-retry", f"{side}-retry",
+                        {**common, "expr": _expr_for(suspects)}) for side in ("base", "patched")]
+        got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
         for side in ("base", "patched"):
-            gr = run_checks(cache, kernels[side].bzimage, outdir / "boots" / f"{side}-retry", label=f"{side}-retry",
-                            paths=opts.testcases, expr=_expr_for(suspects), reps=opts.reps, accel=opts.accel,
-                            known_issues=opts.known_issues, progress=progress, shard=opts.shard)
+            gr = got[f"{side}-retry"]
             runs[side].append(gr.to_json())
             result["boots"].append(_boot_json(gr, side, 0, outdir, purpose="retry"))
 
     # 5. verdicts
-    conclude(result, runs["base"], runs["patched"])
+    conclude(result, runs["base"], runs["patched"], calibration=cal.floors if cal else None)
 
     # 6. culprit: which patch of a multi-patch series first shows the regression
     if result["verdict"]["exit_code"] == 1 and len(builds) > 1 and opts.bisect:
         result["culprit"] = _bisect(cache, series, builds, runs["base"], result["verdict"]["regressions"], opts,
-                                    outdir, progress, result)
+                                    outdir, progress, result, cal.floors if cal else None)
     elif result["verdict"]["exit_code"] == 1:
         p = series.patches[-1]
         result["culprit"] = {"patch": p.index, "subject": p.subject, "why": "only patch of the series"
@@ -189,11 +216,12 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
     return result, outdir
 
 
-def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict], order=None) -> None:
+def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict], order=None,
+             calibration: dict | None = None) -> None:
     """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries).
     `ktest merge` calls this too, on the pooled runs of all shards, with `order` (a sort key for the
     checks) so that they come in collection order, as in one run."""
-    checks = compare_checks(base_runs, patched_runs)
+    checks = compare_checks(base_runs, patched_runs, calibration)
     if order is not None:
         checks.sort(key=order)
     splats = splat_diff(base_runs, patched_runs)
@@ -210,9 +238,9 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict], orde
 
 def _suspects(runs: dict) -> list[str]:
     """Checks that fail on patched in fewer than two boots while passing on base: retry them."""
-    from .verdict import _collect
+    from .verdict import collect
 
-    b, p = _collect(runs["base"]), _collect(runs["patched"])
+    b, p = collect(runs["base"]), collect(runs["patched"])
     out = []
     for path, pc in p.items():
         fails = sum(s in ("FAIL", "ERROR") for s in pc["statuses"])
@@ -235,16 +263,22 @@ def _expr_for(paths: list[str]) -> str:
     return " or ".join(sorted(names)) or "not_a_test_name"
 
 
-def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, opts, outdir, progress, result):
+def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, opts, outdir, progress, result,
+            cal_floors=None):
+    """Boot every earlier patch's kernel (at once, on the pool) with the regressed checks; the culprit is
+    the first that shows one of the run's regressions."""
     paths = [r for r in regressions if not r.startswith("new ")]
     expr = _expr_for(paths) if paths else None
-    for i, b in enumerate(builds[:-1], 1):
-        progress.stage(f"[{series.name}] culprit search: patch {i}/{len(builds)}")
-        gr = run_checks(cache, b.bzimage, outdir / "boots" / f"bisect-{i}", label=f"patch-{i}",
-                        paths=opts.testcases, expr=expr, reps=opts.reps, accel=opts.accel,
-                        known_issues=opts.known_issues, progress=progress, shard=opts.shard)
+    progress.stage(f"[{series.name}] culprit search: patches 1-{len(builds) - 1} of {len(builds)}")
+    jobs = [BootJob(f"patch-{i}", b.bzimage, outdir / "boots" / f"bisect-{i}", f"patch-{i}",
+                    dict(paths=opts.testcases, expr=expr, reps=opts.reps, accel=opts.accel,
+                         known_issues=opts.known_issues, shard=opts.shard))
+            for i, b in enumerate(builds[:-1], 1)]
+    got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
+    for i in range(1, len(builds)):
+        gr = got[f"patch-{i}"]
         result["boots"].append(_boot_json(gr, f"patch {i}", 0, outdir, purpose="bisect"))
-        v = overall(compare_checks(base_runs, [gr.to_json()]), splat_diff(base_runs, [gr.to_json()]))
+        v = overall(compare_checks(base_runs, [gr.to_json()], cal_floors), splat_diff(base_runs, [gr.to_json()]))
         mine = [r for r in v["regressions"] if r in regressions or r.startswith("new ")]
         if mine:
             p = series.patches[i - 1]

@@ -196,6 +196,8 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, errors="replace", start_new_session=True,
                             env=_vng_env())
+    with _live_lock:
+        _live.add(proc)
     pumps = [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity), daemon=True),
              threading.Thread(target=_pump, args=(proc.stdout, stdout_log, activity), daemon=True)]
     for t in pumps:
@@ -227,9 +229,13 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     finally:
         progress.clear()
         kill_group(proc)  # nothing of this boot may outlive it, even on success
+        with _live_lock:
+            _live.discard(proc)
         for t in pumps:
             t.join(timeout=5)
     rc = proc.returncode
+    if rc is not None and _killed.get(proc.pid):
+        raise Interrupted(stage=f"boot {label}")
     if outcome is None:
         from .console import crashed, parse
 
@@ -246,6 +252,20 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     return BootResult(outcome=outcome, exit_code=rc if outcome not in ("boot-timeout", "idle-timeout", "hard-timeout") else None,
                       duration_s=time.monotonic() - t0, started_after_s=started_after,
                       console_log=console_log, stdout_log=stdout_log)
+
+
+_live: set = set()                 # guests running now, in any thread
+_live_lock = threading.Lock()
+_killed: dict = {}                 # pid -> True: killed by kill_all (the boot is void, not a result)
+
+
+def kill_all() -> None:
+    """Kill every running guest's process group (Ctrl-C, SIGTERM, a failed batch)."""
+    with _live_lock:
+        procs = list(_live)
+    for p in procs:
+        _killed[p.pid] = True
+        kill_group(p)
 
 
 def boot_with_retry(spec: BootSpec, logdir: Path, progress: Progress | None = None, label: str = "") -> BootResult:
@@ -312,10 +332,14 @@ def forget_kvm_probe(cache: Cache) -> None:
         write_json_atomic(path, known)
 
 
+_probe_lock = threading.Lock()     # concurrent guests: one probe, the others wait for its answer
+
+
 def choose_accel(cache: Cache, bzimage: Path, want: str, progress: Progress) -> str:
     if want in ("kvm", "tcg"):
         return want
-    ok, reason = probe_kvm(cache, bzimage, progress)
+    with _probe_lock:
+        ok, reason = probe_kvm(cache, bzimage, progress)
     if ok:
         return "kvm"
     if not _warned:

@@ -1,0 +1,100 @@
+"""Boots on a pool of concurrent guests.
+
+Guests under TCG spend most of their time idle (checks wait on the kernel's timers), so N of them run in
+about the wall time of one.  Every boot a run needs is a `BootJob`; `run_jobs` starts up to `vms` at
+once, in the order given (the caller puts the two sides of a round next to each other, so that they
+start together and drift hits both alike), and returns the guest runs by key.  Ctrl-C or SIGTERM in the
+main thread kills every guest's process group before the interruption propagates.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cache import Cache
+from .progress import Progress
+
+MAX_VMS = 8
+
+
+@dataclass
+class BootJob:
+    key: str                 # unique in a batch, e.g. "base-1"
+    bzimage: Path
+    outdir: Path
+    label: str
+    kwargs: dict = field(default_factory=dict)   # for checks.run_checks
+
+
+def default_vms(accel: str, cpus: int | None = None, mem_gib: float | None = None) -> int:
+    """Guests to run at once: one per GiB-and-a-half of free memory (1 GiB each plus QEMU), at most
+    two per host core under TCG (measured on 2 cores: see README, 'Guest pool'), one per core with KVM,
+    never more than MAX_VMS."""
+    cpus = cpus or os.cpu_count() or 1
+    if mem_gib is None:
+        try:
+            avail = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemAvailable:"))
+            mem_gib = avail / 1024 / 1024
+        except (OSError, StopIteration, ValueError):
+            mem_gib = 2.0
+    per_core = 2 if accel == "tcg" else 1
+    return max(1, min(MAX_VMS, cpus * per_core, int(mem_gib / 1.5)))
+
+
+class _WorkerProgress(Progress):
+    """Stages and warnings from a worker thread, prefixed with its job; no live status line (one
+    terminal, many guests)."""
+
+    def __init__(self, parent: Progress, tag: str):
+        self.parent, self.tag = parent, tag
+
+    def stage(self, msg): self.parent.info(f"[{self.tag}] {msg}")
+    def info(self, msg): self.parent.info(f"[{self.tag}] {msg}")
+    def warn(self, msg): self.parent.warn(f"[{self.tag}] {msg}")
+    def status(self, msg): pass
+    def clear(self): pass
+    __call__ = info
+
+
+def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, runner=None) -> dict:
+    """Run the jobs, at most `vms` at once.  Returns {key: GuestRun}.  `runner` defaults to
+    checks.run_checks (tests pass a fake)."""
+    from . import vm
+    from .checks import run_checks
+
+    runner = runner or run_checks
+    if not jobs:
+        return {}
+    out: dict = {}
+    lock = threading.Lock()
+
+    def one(job: BootJob):
+        p = _WorkerProgress(progress, job.label) if vms > 1 else progress
+        r = runner(cache, job.bzimage, job.outdir, label=job.label, progress=p, **job.kwargs)
+        with lock:
+            out[job.key] = r
+        return r
+
+    pending = list(jobs)
+    running: set[Future] = set()
+    ex = ThreadPoolExecutor(max_workers=max(1, vms), thread_name_prefix="guest")
+    try:
+        while pending or running:
+            while pending and len(running) < vms:
+                job = pending.pop(0)
+                progress.stage(f"boot {job.label} ({len(out) + len(running) + 1}/{len(jobs)}"
+                               f"{f', {vms} at once' if vms > 1 else ''})")
+                running.add(ex.submit(one, job))
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                f.result()          # re-raise a worker's error here
+    except BaseException:
+        vm.kill_all()               # no guest outlives an interrupted or failed batch
+        ex.shutdown(wait=True, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
+    return out
