@@ -23,12 +23,15 @@ class Recorder:
         self.notes: dict = {}
         self.subresults: list[dict] = []
 
-    def metric(self, name: str, samples, unit: str, lower_is_better: bool = True, context: bool = False) -> dict:
+    def metric(self, name: str, samples, unit: str, lower_is_better: bool = True, context: bool = False,
+               min_effect: float | None = None) -> dict:
         """Record a measured quantity: every sample, its unit, and a summary.  context=True: shown to
-        explain the check's own metrics (e.g. the harness's part of a timing), never a verdict."""
+        explain the check's own metrics (e.g. the harness's part of a timing), never a verdict.
+        min_effect: the smallest change of this metric that matters to users, in its unit; the A/B rule
+        never flags less."""
         samples = [float(s) for s in samples]
         m = {"name": name, "unit": unit, "samples": samples, "n": len(samples),
-             "lower_is_better": lower_is_better, "context": context}
+             "lower_is_better": lower_is_better, "context": context, "min_effect": min_effect}
         if samples:
             m["value"] = statistics.median(samples)
         self.metrics.append(m)

@@ -20,7 +20,7 @@ RTMGRP_LINK = 1
 RTM_NEWLINK, RTM_DELLINK = 16, 17
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK = 1, 4
-IFLA_IFNAME, IFLA_OPERSTATE, IFLA_CARRIER, IFLA_EVENT = 3, 16, 33, 44
+IFLA_IFNAME, IFLA_OPERSTATE, IFLA_LINKMODE, IFLA_CARRIER, IFLA_EVENT = 3, 16, 17, 33, 44
 IFLA_EVENTS = {1: "REBOOT", 2: "FEATURES", 3: "BONDING_FAILOVER", 4: "NOTIFY_PEERS", 5: "IGMP_RESEND",
                6: "BONDING_OPTIONS"}
 IFF_UP, IFF_RUNNING, IFF_LOWER_UP = 0x1, 0x40, 0x10000
@@ -132,13 +132,20 @@ class Link:
         self.sock.bind((0, 0))
         self.seq = 0
 
-    def set(self, index: int, up: bool | None = None, carrier: bool | None = None) -> None:
+    def set(self, index: int, up: bool | None = None, carrier: bool | None = None,
+            operstate: str | None = None, linkmode_dormant: bool | None = None) -> None:
+        """operstate/linkmode_dormant: RFC 2863 operstate as userspace (a supplicant) sets it."""
         self.seq += 1
         flags = IFF_UP if up else 0
         change = IFF_UP if up is not None else 0
         body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change)
         if carrier is not None:
             body += struct.pack("=HHB3x", 5, IFLA_CARRIER, 1 if carrier else 0)
+        if linkmode_dormant is not None:
+            body += struct.pack("=HHB3x", 5, IFLA_LINKMODE, 1 if linkmode_dormant else 0)
+        if operstate is not None:
+            code = {v: k for k, v in OPER.items()}[operstate]
+            body += struct.pack("=HHB3x", 5, IFLA_OPERSTATE, code)
         msg = NLMSGHDR.pack(NLMSGHDR.size + len(body), RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, self.seq, 0) + body
         self.sock.send(msg)
         while True:

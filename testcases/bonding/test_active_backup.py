@@ -143,13 +143,17 @@ def test_updelay_is_honoured(record):
 ETH_P_ALL = 0x0003
 
 
-def _capture(ns: str, dev: str, seconds: float, out: list) -> None:
+def _capture(ns: str, dev: str, out: list, ready: threading.Event, done: threading.Event,
+             quiet_s: float, cap_s: float = 10.0) -> None:
+    """Frames received on `dev`, until `done` is set and then nothing arrived for `quiet_s` (the
+    notifications have ended, by observation), or cap_s in all."""
     with netns(ns):
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.bind((dev, 0))
-    s.settimeout(0.1)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    s.settimeout(0.01)
+    ready.set()
+    end, last = time.monotonic() + cap_s, time.monotonic()
+    while time.monotonic() < end and not (done.is_set() and time.monotonic() - last > quiet_s):
         try:
             pkt, addr = s.recvfrom(2048)
         except socket.timeout:
@@ -157,6 +161,7 @@ def _capture(ns: str, dev: str, seconds: float, out: list) -> None:
         if addr[2] == socket.PACKET_OUTGOING:
             continue
         out.append(pkt)
+        last = time.monotonic()
     s.close()
 
 
@@ -172,39 +177,57 @@ def _is_unsol_na(p: bytes, mac: bytes) -> bool:
     return len(p) >= 62 and p[12:14] == b"\x86\xdd" and p[6:12] == mac and p[20] == 58 and p[54] == 136
 
 
-def test_failover_event_and_peer_notification(record, reps):
-    """Each failover raises one NETDEV_BONDING_FAILOVER and sends num_grat_arp gratuitous ARPs and
-    num_unsol_na unsolicited NAs from the bond's MAC, seen on the new active slave's peer."""
+def _failovers(t: BondTopo, n: int, miimon: int):
+    """n failovers s1 -> s2 (and back), each observed: yields (link events of the bond, frames received
+    on s2's peer).  Collection ends when the bond has been quiet for 20 miimon ticks after the failover."""
+    mac = bytes.fromhex(sh(f"ip netns exec {H1} cat /sys/class/net/{BOND}/address").strip().replace(":", ""))
+    from ktest.nl import Monitor
+    quiet_s = max(0.2, 20 * miimon / 1000.0)
+    for _ in range(n):
+        with netns(H1):
+            mon = Monitor()
+        pkts: list[bytes] = []
+        ready, done = threading.Event(), threading.Event()
+        cap = threading.Thread(target=_capture, args=(SW, t.peer("s2"), pkts, ready, done, quiet_s))
+        cap.start()
+        ready.wait(5)
+        t.cut("s1")
+        t.wait_active("s2")
+        done.set()
+        cap.join()
+        sink: list = []
+        mon.wait_for(lambda e: False, 0, sink)   # what arrived meanwhile
+        mon.close()
+        yield sink, pkts, mac
+        t.plug("s1")
+        t.wait_active("s1")
+
+
+def test_failover_event(record, reps):
+    """Each failover raises exactly one NETDEV_BONDING_FAILOVER (IFLA_EVENT on the bond's RTM_NEWLINK)."""
+    events = []
+    with BondTopo(prios=[0, 10, 5]) as t:
+        t.wait_active("s1")
+        for sink, _, _ in _failovers(t, reps, t.miimon):
+            events.append(sum(e.name == BOND and e.ifla_event == "BONDING_FAILOVER" for e in sink))
+    record.metric("failover_events", events, "count", lower_is_better=False)
+    assert all(e == 1 for e in events), f"one NETDEV_BONDING_FAILOVER per failover, saw {events}"
+
+
+def test_peer_notification(record, reps):
+    """After a failover the bond sends num_grat_arp gratuitous ARPs and num_unsol_na unsolicited NAs from
+    its MAC, seen on the new active slave's peer.  (6.12 sends one fewer after a miimon failover: the
+    base fails this check, and patches/bonding fixes it.  A failing base is still compared on the counts,
+    so a patch that loses more is a regression.)"""
     n_arp, n_na = 3, 3
-    arps, nas, events = [], [], []
+    arps, nas = [], []
     with BondTopo(prios=[0, 10, 5], opts=f"num_grat_arp {n_arp} num_unsol_na {n_na}") as t:
         t.wait_active("s1")
-        time.sleep(0.5)
-        mac = bytes.fromhex(sh(f"ip netns exec {H1} cat /sys/class/net/{BOND}/address").strip().replace(":", ""))
-        from ktest.nl import Monitor
-        for _ in range(max(3, reps // 2)):
-            with netns(H1):
-                mon = Monitor()
-            pkts: list[bytes] = []
-            cap = threading.Thread(target=_capture, args=(SW, t.peer("s2"), 2.5, pkts))
-            cap.start()
-            time.sleep(0.2)
-            t.cut("s1")
-            t.wait_active("s2")
-            sink: list = []
-            mon.wait_for(lambda e: False, 1500.0, sink)  # collect link events for 1.5 s
-            mon.close()
-            cap.join()
-            events.append(sum(e.name == BOND and e.ifla_event == "BONDING_FAILOVER" for e in sink))
+        for _, pkts, mac in _failovers(t, reps, t.miimon):
             arps.append(sum(_is_grat_arp(p, mac) for p in pkts))
             nas.append(sum(_is_unsol_na(p, mac) for p in pkts))
-            t.plug("s1")
-            t.wait_active("s1")
-            time.sleep(0.3)
     record.metric("grat_arp_seen", arps, "count", lower_is_better=False)
     record.metric("unsol_na_seen", nas, "count", lower_is_better=False)
-    record.note("failover_events", events)
-    assert all(e == 1 for e in events), f"one NETDEV_BONDING_FAILOVER per failover, saw {events}"
     assert all(a == n_arp for a in arps), f"expected num_grat_arp={n_arp} gratuitous ARPs on the new active's peer, saw {arps}"
     assert all(n == n_na for n in nas), f"expected num_unsol_na={n_na} unsolicited NAs on the new active's peer, saw {nas}"
 

@@ -2,43 +2,174 @@
 
 All observation is passive: RTM_NEWLINK multicasts and sysfs operstate, never a single-device
 RTM_GETLINK, a carrier read or ethtool (each forces linkwatch_sync_dev() and hides the delay).
+
+No constant of the kernel is assumed.  The rate-limit interval is measured in this boot
+(`rate_limit_interval`): two non-urgent events back to back, each made visible by the RTM_NEWLINK that
+linkwatch_do_dev() sends for a device that is up, are processed one interval apart.  Every linkwatch run
+the checks cause is seen in the event stream, so "the limit has expired" is established from the last
+observed run plus the measured interval; "the limit is armed" from the observed processing of a
+non-urgent event on a spare device, which must come promptly (else the limit had not expired and the
+repetition is retried).
 """
 
 from __future__ import annotations
 
-import time
+import pytest
 
-from ktest.nl import Link, LinkEvent, Monitor, now_ms
+from ktest.guestlib import sh
+from ktest.nl import Link, LinkEvent, Monitor, ifindex, now_ms
 
-SETTLE_S = 1.2          # > 1 s: the previous rate-limited linkwatch run has expired
-RUNNING_TIMEOUT_MS = 5000.0
+EVENT_TIMEOUT_MS = 10000.0     # no event within 10 s: the kernel never processed it
+INTERVAL_SAMPLES = 3           # the boot's interval, measured once, before the first timing check
+RETRIES = 3                    # repetitions whose precondition did not hold are redone this often
+
+_interval_ms: float | None = None
+
+
+class PreconditionNotMet(Exception):
+    pass
 
 
 def is_running_up(index: int):
     return lambda e: e.index == index and e.kind == "NEWLINK" and e.running and e.operstate == "UP"
 
 
+def is_running(index: int):
+    """RUNNING, whatever the operstate (a new dummy is UNKNOWN until linkwatch first runs for it)."""
+    return lambda e: e.index == index and e.kind == "NEWLINK" and e.running
+
+
+def is_oper_down(index: int):
+    return lambda e: e.index == index and e.kind == "NEWLINK" and e.operstate in ("DOWN", "LOWERLAYERDOWN")
+
+
+def is_admin_down(index: int):
+    return lambda e: e.index == index and e.kind == "NEWLINK" and not e.flags & 1
+
+
 class Bench:
+    """One netlink requester and one listener; remembers when it last saw linkwatch act."""
+
+    ARM = "kt_lwarm"
+
     def __init__(self):
         self.link, self.mon = Link(), Monitor()
+        # conservative start: a linkwatch run may have happened just before we started listening
+        self.last_run_ms = now_ms()
+        self._arm: int | None = None
 
+    # -- the event stream ------------------------------------------------------------------------
+    def _note(self, evs: list[LinkEvent]) -> list[LinkEvent]:
+        for e in evs:
+            if e.kind == "NEWLINK":
+                self.last_run_ms = max(self.last_run_ms, e.t_ms)
+        return evs
+
+    def drain(self) -> None:
+        self._note(self.mon.events(0))
+
+    def wait(self, pred, what: str, sink: list | None = None, timeout_ms: float = EVENT_TIMEOUT_MS) -> LinkEvent:
+        got: list[LinkEvent] = []
+        ev = self.mon.wait_for(pred, timeout_ms, got)
+        self._note(got)
+        if sink is not None:
+            sink.extend(got)
+        if ev is None:
+            raise AssertionError(f"never observed {what} within {timeout_ms:.0f} ms")
+        return ev
+
+    # -- rate limit ---------------------------------------------------------------------------------
+    def interval_ms(self) -> float:
+        """The rate-limit interval of this kernel, measured once per boot (the largest of a few)."""
+        global _interval_ms
+        if _interval_ms is None:
+            try:
+                _interval_ms = max(self.measure_interval(INTERVAL_SAMPLES))
+            except AssertionError as e:
+                pytest.fail(f"precondition: could not measure the linkwatch rate-limit interval: {e}")
+        return _interval_ms
+
+    def measure_interval(self, n: int) -> list[float]:
+        """Gaps between consecutive non-urgent linkwatch runs.  Carrier off on an up dummy is never
+        urgent, and its processing shows as RTM_NEWLINK operstate DOWN; carrier on again is urgent
+        (qdisc still deactivated) and runs at once without re-arming the limit."""
+        sh("ip link add kt_lwia type dummy && ip link add kt_lwib type dummy && "
+           "ip link set kt_lwia up && ip link set kt_lwib up")
+        try:
+            a, b = ifindex("kt_lwia"), ifindex("kt_lwib")
+            self.wait(lambda e: e.index == b and e.running, "kt_lwib running")
+            self.link.set(a, carrier=False)
+            prev = self.wait(is_oper_down(a), "the first non-urgent run").t_ms
+            out, dev = [], b
+            for _ in range(n):
+                self.link.set(dev, carrier=False)
+                t = self.wait(is_oper_down(dev), "the next non-urgent run").t_ms
+                out.append(t - prev)
+                prev = t
+                other = a if dev == b else b
+                self.link.set(other, carrier=True)
+                self.wait(is_running_up(other), "carrier on (urgent) processed")
+                dev = other
+            global _interval_ms
+            if _interval_ms is None:
+                _interval_ms = max(out)
+            return out
+        finally:
+            sh("ip link del kt_lwia; ip link del kt_lwib", check=False)
+
+    def expire(self) -> float:
+        """Wait until any rate limit our own events may have armed has expired: the last observed
+        linkwatch run plus the measured interval (5 % and 10 ms of margin).  A run seen while waiting
+        moves the target.  Returns the wait, ms."""
+        iv = self.interval_ms()
+        t0 = now_ms()
+        while True:
+            self.drain()
+            left = self.last_run_ms + iv * 1.05 + 10.0 - now_ms()
+            if left <= 0:
+                return now_ms() - t0
+            self._note(self.mon.events(left))   # sleeps, but wakes for (and notes) any event
+
+    def arm(self) -> float:
+        """Arm the limit with an observed non-urgent run on a spare dummy.  Returns its time.  The run
+        must come promptly (within a fifth of the interval), else the limit had not expired."""
+        if self._arm is None:
+            sh(f"ip link add {self.ARM} type dummy && ip link set {self.ARM} up")
+            self._arm = ifindex(self.ARM)
+            self.wait(is_running(self._arm), "the arming dummy running")
+        else:
+            self.link.set(self._arm, carrier=True)     # urgent: at once
+            self.wait(is_running_up(self._arm), "the arming dummy running again")
+        self.expire()
+        t0 = now_ms()
+        self.link.set(self._arm, carrier=False)
+        t = self.wait(is_oper_down(self._arm), "the arming run").t_ms
+        if t - t0 > self.interval_ms() / 5:
+            raise PreconditionNotMet(f"the arming event waited {t - t0:.0f} ms: the limit had not expired")
+        return t
+
+    # -- the measurement ---------------------------------------------------------------------------
     def ensure_up(self, index: int) -> None:
-        self.mon.drain()
+        self.drain()
         self.link.set(index, up=True)
         if not _sysfs_running(index):
-            self.mon.wait_for(is_running_up(index), RUNNING_TIMEOUT_MS)
+            self.wait(is_running(index), "the device running")
 
-    def up_to_running(self, index: int) -> tuple[float | None, list[dict]]:
-        """Bring `index` up; return (ms until RTM_NEWLINK shows RUNNING + operstate UP, timeline)."""
-        self.mon.drain()
+    def up_to_running(self, index: int) -> tuple[float | None, list[dict], float]:
+        """Bring `index` up; return (ms until RTM_NEWLINK shows RUNNING + operstate UP, timeline, the
+        request time)."""
+        self.drain()
         seen: list[LinkEvent] = []
         t0 = now_ms()
         self.link.set(index, up=True)
-        ev = self.mon.wait_for(is_running_up(index), RUNNING_TIMEOUT_MS, seen)
+        ev = self.mon.wait_for(is_running_up(index), EVENT_TIMEOUT_MS, seen)
+        self._note(seen)
         timeline = [{"t_ms": 0.0, "event": "admin up requested"}] + [e.to_json(t0) for e in seen if e.index == index]
-        return (ev.t_ms - t0 if ev else None), timeline
+        return (ev.t_ms - t0 if ev else None), timeline, t0
 
     def close(self):
+        if self._arm is not None:
+            sh(f"ip link del {self.ARM}", check=False)
         self.link.close()
         self.mon.close()
 
@@ -47,7 +178,7 @@ def _sysfs_running(index: int) -> bool:
     import socket
 
     name = socket.if_indextoname(index)
-    return open(f"/sys/class/net/{name}/operstate").read().strip() == "up"
+    return open(f"/sys/class/net/{name}/operstate").read().strip() in ("up", "unknown")
 
 
 def check_invariants(timeline: list[dict]) -> None:
@@ -56,5 +187,16 @@ def check_invariants(timeline: list[dict]) -> None:
             assert e["operstate"] in ("UP", "UNKNOWN"), f"RUNNING with operstate {e['operstate']}: {e}"
 
 
-def settle() -> None:
-    time.sleep(SETTLE_S)
+def repeat(reps: int, one):
+    """Run `one()` reps times; a repetition whose precondition did not hold is redone (RETRIES times in
+    all), and the check fails with the reason if it still does not hold.  Returns (results, redone)."""
+    out, redone, why = [], 0, []
+    while len(out) < reps:
+        try:
+            out.append(one())
+        except PreconditionNotMet as e:
+            redone += 1
+            why.append(str(e))
+            if redone > RETRIES:
+                pytest.fail(f"precondition not established after {RETRIES} retries: {'; '.join(why[-3:])}")
+    return out, redone
