@@ -137,15 +137,26 @@ def test_veth_control(bench, record, reps, veth_pair):
     idx, pend, peer_link, peer = veth_pair
     iv = bench.interval_ms()
 
+    pending_after = []
+
     def up_with_pending():
         bench.ensure_up(idx)
-        bench.link.set(pend, carrier=True)
-        bench.wait(is_running(pend), "the pending dummy running")
+        if not pending_after:                               # first rep: the dummy is up with carrier
+            bench.link.set(pend, carrier=False)
+            bench.wait(is_oper_down(pend), "the pending dummy's first carrier-off run")
+        bench.link.set(pend, carrier=True)                  # urgent: its qdisc is deactivated
+        bench.wait(is_running_up(pend), "the pending dummy running")
         bench.arm()
         bench.link.set(pend, carrier=False)                 # queued behind the armed limit
         bench.link.set(idx, up=False)
         bench.wait(is_admin_down(idx), "the veth's down")
-        return _timed_up(bench, idx)[:2]
+        ms, timeline, t_up = _timed_up(bench, idx)
+        # the precondition, observed: the other event really was pending while the veth came up
+        t_pend = bench.wait(is_oper_down(pend), "the pending event processed once the limit expired").t_ms
+        if t_pend <= t_up + ms:
+            raise PreconditionNotMet("the other device's event was processed before the veth came up")
+        pending_after.append(t_pend - t_up - ms)
+        return ms, timeline
 
     def peer_down():
         bench.ensure_up(idx)
@@ -165,6 +176,7 @@ def test_veth_control(bench, record, reps, veth_pair):
     downs, r2 = repeat(reps, peer_down)
     up_lat = _record(record, "up_to_running", ups, r1)
     down_lat = _record(record, "peer_down_to_not_running", downs, r2)
+    record.metric("pending_processed_after_up", pending_after, "ms", context=True)
     record.note("rate_limit_interval_ms", iv)
     bound = iv / 4
     assert statistics.median(up_lat) < bound, \
