@@ -79,7 +79,9 @@ def render_html(result: dict, outdir: Path) -> str:
         logs.append({"name": f"{shard}{b['side']} {b.get('purpose', 'round')} {b['round']}",
                      "console": _tail(outdir / boot["console_log"]),
                      "stdout": _tail(outdir / boot["stdout_log"], 80)})
-    return env.get_template("report.html.j2").render(r=result, logs=logs)
+    from .stats import RULE_TEXT
+
+    return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT)
 
 
 # --- JUnit ------------------------------------------------------------------------------------
@@ -217,8 +219,13 @@ def render_summary(result: dict) -> str:
     for s in new:
         lines.append(f"- new {s['kind']} in patched: `{s['fingerprint']}`")
     s = result.get("settings", {})
-    lines += ["", f"{s.get('rounds')} boots per side × {s.get('reps')} repetitions, accel "
+    booted = (result.get("rounds") or {}).get("booted", s.get("rounds"))
+    lines += ["", f"{booted} boots per side (planned {s.get('rounds')}) × {s.get('reps')} repetitions, accel "
                   f"{(result.get('env') or {}).get('accel', '?')}; run `{result['run_id']}`."]
+    cal = result.get("calibration")
+    lines.append(f"Rule {v.get('rule', '?')}; " + (f"noise floors calibrated ({cal['boots']} boots, {cal['splits']} splits)."
+                 if cal else "**no calibration for this kernel and accel**: noise floors estimated from the base "
+                             "samples (run `ktest calibrate`)."))
     return "\n".join(lines) + "\n"
 
 

@@ -28,6 +28,13 @@ import numpy as np
 from scipy import stats as sps
 
 RULE = "ktest-rule/2"
+RULE_TEXT = ("A metric changes only if (1) an exact Mann-Whitney test on the medians, or a permutation test on "
+             "the p90s for latencies, is significant after Benjamini-Hochberg across all of the run's metrics "
+             "at 5 %; (2) the shift exceeds its floor: the check's declared smallest change that matters, or the "
+             "metric's noise measured by `ktest calibrate` on this kernel and accel (else estimated from the base "
+             "samples); and (3) the shift holds in every boot.  A shift that fails (3), or is suggestive "
+             "(raw p < 0.1) but not significant, is inconclusive and more rounds are booted.  A check that fails "
+             "on both sides can still get worse.")
 MIN_SAMPLES = 3
 ALPHA = 0.05
 SUGGESTIVE = 0.10                      # raw p below this, beyond the floor, yet not significant: boot more
