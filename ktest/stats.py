@@ -11,7 +11,8 @@ RULE (ktest-rule/2), per metric of a run:
    calibration exists, else estimated from the base samples (10 % of the median, the IQR, and a
    per-unit minimum).
 4. The boot is the unit of replication: the shift must hold in every boot (each boot's median, or p90,
-   on its side of the midpoint between the two sides).  A shift seen in some boots only is
+   on its side of the midpoint between the two sides); from 4 boots a side, the boots' medians (p90s)
+   must differ by an exact Mann-Whitney test.  A shift seen in some boots only is
    "inconclusive", and `ktest run` boots more rounds to settle it; so does a shift beyond the floor
    with raw p < SUGGESTIVE that the correction did not let through.
 A metric is regressed if any aspect that passes 1-4 moved the wrong way (users feel the tail), else
@@ -32,7 +33,8 @@ RULE_TEXT = ("A metric changes only if (1) an exact Mann-Whitney test on the med
              "the p90s for latencies, is significant after Benjamini-Hochberg across all of the run's metrics "
              "at 5 %; (2) the shift exceeds its floor: the check's declared smallest change that matters, or the "
              "metric's noise measured by `ktest calibrate` on this kernel and accel (else estimated from the base "
-             "samples); and (3) the shift holds in every boot.  A shift that fails (3), or is suggestive "
+             "samples); and (3) the shift holds across boots (every boot; from 4 boots a side, a test on the boots' "
+             "medians).  A shift that fails (3), or is suggestive "
              "(raw p < 0.1) but not significant, is inconclusive and more rounds are booted.  A check that fails "
              "on both sides can still get worse.")
 MIN_SAMPLES = 3
@@ -114,12 +116,22 @@ def tail_p(base: list[float], patched: list[float]) -> float:
     return float(r.pvalue)
 
 
+BOOT_TEST_MIN = 4                      # boots a side from which replication is a test on boot values
+
+
 def _replicated(base_boots: list[list[float]], patched_boots: list[list[float]], agg, b: float, p: float) -> bool:
-    """Does every boot sit on its own side of the midpoint between the two sides' pooled values?"""
-    mid = (b + p) / 2.0
-    up = p > b
+    """Does the shift hold across boots?  With few boots, every boot must sit on its own side of the
+    midpoint between the two sides' pooled values; from BOOT_TEST_MIN boots a side, the boots' values
+    (medians or p90s) must differ by an exact Mann-Whitney test at ALPHA, in the same direction, so that
+    one odd boot among many neither blocks nor makes a verdict."""
     bb = [agg(x) for x in base_boots if x]
     pp = [agg(x) for x in patched_boots if x]
+    up = p > b
+    if min(len(bb), len(pp)) >= BOOT_TEST_MIN:
+        if statistics.median(pp) == statistics.median(bb) or (statistics.median(pp) > statistics.median(bb)) != up:
+            return False
+        return centre_p(bb, pp) < ALPHA
+    mid = (b + p) / 2.0
     return all((v < mid) if up else (v > mid) for v in bb) and all((v > mid) if up else (v < mid) for v in pp)
 
 

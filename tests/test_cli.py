@@ -102,3 +102,20 @@ def test_missing_host_tools_checked_up_front(tmp_path, fake_tree):
 def test_help_teaches():
     p = ktest("--help")
     assert p.returncode == 0 and "exit codes" in p.stdout and "ktest.pl" in p.stdout
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--rounds", "0"], ["run", "--rounds", "-3"], ["run", "--reps", "0"],
+    ["run", "--vms", "0"], ["run", "--vms", "100000000000000000000"], ["run", "-j", "0"],
+    ["run", "--rounds", "3", "--max-rounds", "2"],
+    ["calibrate", "--area", "linkwatch", "--boots", "3"], ["calibrate", "--area", "bonding", "--reps", "0"],
+])
+def test_absurd_numbers_are_refused_before_any_work(tmp_path, fake_tree, fake_series, args):
+    """--rounds 0 once gave 'no regression' after zero boots; numbers are checked before the tree is read."""
+    extra = [str(fake_series)] if args[0] == "run" else []
+    p = ktest(*args, *extra, "--tree", str(fake_tree), cache=tmp_path / "c")
+    one_error_line(p, "bad-option")
+    assert not (tmp_path / "c" / "repos").exists(), "no work was done"

@@ -56,7 +56,7 @@ def test_culprit_is_the_first_patch_that_shows_the_regression(tmp_path, fake_tre
 
     fake, calls = canned(behaviour)
     monkeypatch.setattr(run_mod, "run_checks", fake)
-    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")])
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")], vms=1)
     result, outdir = run_series(cache, t, str(three_patches), opts, Silent())
     labels = [c[0] for c in calls]
     assert labels[:4] == ["base-1", "patched-1", "base-2", "patched-2"], "interleaved"
@@ -81,7 +81,7 @@ def test_patched_only_failure_is_retried_and_labelled_flaky(tmp_path, fake_tree,
 
     fake, calls = canned(behaviour)
     monkeypatch.setattr(run_mod, "run_checks", fake)
-    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")])
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")], vms=1)
     result, _ = run_series(cache, t, str(three_patches), opts, Silent())
     retries = [c for c in calls if c[0].endswith("-retry")]
     assert [c[0] for c in retries] == ["base-retry", "patched-retry"] and retries[0][1] == "a"

@@ -1,0 +1,47 @@
+"""ktest calibrate's arithmetic on recorded-shape runs (no VM)."""
+
+import numpy as np
+
+from ktest import calibration
+from ktest.cache import Cache
+
+
+def guest(samples_by_path):
+    return {"results": [{"path": p, "status": "PASS", "message": None, "timelines": [], "notes": {},
+                         "metrics": [{"name": "lat", "unit": "ms", "samples": s, "n": len(s)}]}
+                        for p, s in samples_by_path.items()], "splats": [], "env": {"kernel_release": "6.12.117+"}}
+
+
+def test_every_split_of_k_boots_into_two_groups_once():
+    assert len(list(calibration.splits(8, 2))) == 210
+    assert len(list(calibration.splits(4, 2))) == 3
+    assert all(not set(a) & set(b) for a, b in calibration.splits(6, 3))
+
+
+def test_boot_to_boot_noise_becomes_the_floor_and_rates_are_reported():
+    rng = np.random.default_rng(7)
+    # each boot of one kernel has its own offset (0-30 ms): the shift between groups of boots is noise
+    runs = [guest({"lw.x": list(100 + off + rng.random(5)), "lw.y": list(5 + rng.random(5))})
+            for off in rng.uniform(0, 30, 6)]
+    cal = calibration.calibrate(runs, 2)
+    assert cal["splits"] == 45
+    x = cal["metrics"]["lw.x/lat"]
+    assert 10 < x["centre"] < 35 and len(x["boot_medians"]) == 6
+    assert x["false_change_v2_calibrated"] == 0.0, "a shift no larger than the noise is never called"
+    rates = cal["rates"]
+    assert set(rates) >= {"old rule (ktest-rule/1)", "ktest-rule/2, estimated floors"}
+    assert rates["old rule (ktest-rule/1)"] >= rates["ktest-rule/2, estimated floors"]
+
+
+def test_stored_calibration_is_found_for_a_run(tmp_path):
+    cache = Cache.open(tmp_path / "c")
+
+    class Tree:
+        base, name = "ab" * 20, "fake"
+    rng = np.random.default_rng(1)
+    runs = [guest({"lw.x": list(100 + rng.random(5))}) for _ in range(4)]
+    data = calibration.record(cache, Tree, "linkwatch", "tcg", runs, 2, 5)
+    got = calibration.for_run(cache, Tree, ["linkwatch", "bonding"], accel="tcg")
+    assert got.floors == data["floors"] and "lw.x/lat" in got.floors
+    assert got.summary()["boots"] == 4 and got.summary()["rule"] == "ktest-rule/2"
+    assert calibration.for_run(cache, Tree, ["linkwatch"], accel="kvm") is None

@@ -1,0 +1,104 @@
+"""The guest pool (ktest.pool) and the run's adaptive rounds, with stand-in guests (no VM)."""
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from fakekernel import make_series
+from ktest import pool, vm
+from ktest import run as run_mod
+from ktest.progress import Silent
+from ktest.run import RunOptions, run_series
+from ktest.tree import user_tree
+
+
+def jobs(n, tmp_path):
+    return [pool.BootJob(f"j{i}", Path("bz"), tmp_path / f"j{i}", f"j{i}") for i in range(n)]
+
+
+def test_jobs_run_at_once_up_to_the_pool_size(tmp_path, cache):
+    both = threading.Barrier(2, timeout=10)   # breaks (and fails the test) unless two run together
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def runner(cache, bz, out, *, label, progress, **kw):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        both.wait()
+        with lock:
+            running[0] -= 1
+        return label
+
+    got = pool.run_jobs(cache, jobs(4, tmp_path), 2, Silent(), runner=runner)
+    assert got == {f"j{i}": f"j{i}" for i in range(4)} and peak[0] == 2
+
+
+def test_an_interrupted_batch_kills_every_guest(tmp_path, cache, monkeypatch):
+    killed = []
+    monkeypatch.setattr(vm, "kill_all", lambda: killed.append(True))
+
+    def runner(cache, bz, out, *, label, progress, **kw):
+        if label == "j1":
+            raise KeyboardInterrupt
+        return label
+
+    with pytest.raises(KeyboardInterrupt):
+        pool.run_jobs(cache, jobs(3, tmp_path), 2, Silent(), runner=runner)
+    assert killed
+
+
+def test_default_pool_size_follows_cores_memory_and_accel():
+    assert pool.default_vms("tcg", cpus=2, mem_gib=24) == 4
+    assert pool.default_vms("kvm", cpus=2, mem_gib=24) == 2
+    assert pool.default_vms("tcg", cpus=64, mem_gib=4) == 2, "memory bounds it"
+    assert pool.default_vms("tcg", cpus=1, mem_gib=1) == 1
+    assert pool.default_vms("kvm", cpus=64, mem_gib=512) == pool.MAX_VMS
+
+
+def _guest(label, samples):
+    from ktest.checks import GuestRun
+    from ktest.vm import BootResult
+    res = [{"id": "a", "path": "area.a", "status": "PASS", "duration_s": 0.1, "message": None, "log": "",
+            "metrics": [{"name": "lat", "unit": "ms", "samples": samples, "n": len(samples)}],
+            "timelines": [], "notes": {}}]
+    return GuestRun(label=label, boot=BootResult(outcome="ok", exit_code=0, duration_s=1.0, started_after_s=0.5,
+                                                 console_log=Path("/dev/null"), stdout_log=Path("/dev/null")),
+                    started={}, finished={}, results=res, splats=[], env={"accel": "tcg"})
+
+
+def test_inconclusive_metric_boots_more_rounds_until_decided(tmp_path, fake_tree, cache, monkeypatch):
+    """The patched kernel is slow in every boot but one: after 2 rounds the shift does not hold in every
+    boot (inconclusive), so the run boots more rounds and decides."""
+    series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int x;\n", "net: x")])
+    labels = []
+
+    def fake(cache, bz, outdir, *, label, **kw):
+        labels.append(label)
+        fast = [10.0, 11, 12, 10, 11]
+        slow = [60.0, 61, 62, 60, 63]
+        return _guest(label, fast if label.startswith("base") or label == "patched-1" else slow)
+
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=2, max_rounds=6, reps=5, vms=2, reports=tmp_path / "r", testcases=[Path("x")],
+                      bisect=False)
+    result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent())
+    rd = result["rounds"]
+    assert rd["planned"] == 2 and rd["booted"] > 2 and rd["extra"][0]["because"] == ["area.a/lat"]
+    assert {"base-3", "patched-3"} <= set(labels)
+    assert result["verdict"]["status"] == "regression"
+
+
+def test_a_decided_run_boots_no_extra_round(tmp_path, fake_tree, cache, monkeypatch):
+    series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int x;\n", "net: x")])
+    labels = []
+
+    def fake(cache, bz, outdir, *, label, **kw):
+        labels.append(label)
+        return _guest(label, [10.0, 11, 12, 10, 11])
+
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=2, reps=5, vms=2, reports=tmp_path / "r", testcases=[Path("x")], bisect=False)
+    result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent())
+    assert result["rounds"]["booted"] == 2 and sorted(labels) == ["base-1", "base-2", "patched-1", "patched-2"]
+    assert result["verdict"]["exit_code"] == 0
