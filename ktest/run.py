@@ -172,7 +172,8 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
     planned = list(range(1, opts.rounds + 1))
     boot_rounds(planned)
     # 3b. adaptive rounds: while a metric is inconclusive in a way more boots can settle, boot more
-    max_rounds = opts.max_rounds if opts.max_rounds is not None else 2 * opts.rounds
+    # shards boot the planned rounds only: they must agree without talking to each other
+    max_rounds = opts.rounds if opts.shard else opts.max_rounds if opts.max_rounds is not None else 2 * opts.rounds
     result["rounds"] = {"planned": opts.rounds, "max": max_rounds, "booted": opts.rounds, "extra": []}
     done = opts.rounds
     while done < max_rounds and runs["base"]:
