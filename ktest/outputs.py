@@ -210,7 +210,8 @@ def render_summary(result: dict) -> str:
             m = c["metrics"][0] if c["metrics"] else None
             km = (f"{m['metric']}: {_fmt(m['base_median'], m['unit'])} → {_fmt(m['patched_median'], m['unit'])} "
                   f"(n={m['n_base']}/{m['n_patched']})") if m else ""
-            lines.append(f"| {c['path']} | {c['base']['status']} | {c['patched']['status']} | {c['verdict']} | {km} |")
+            known = " (known base failure)" if c.get("known_issue") else ""
+            lines.append(f"| {c['path']} | {c['base']['status']}{known} | {c['patched']['status']} | {c['verdict']} | {km} |")
         lines.append("")
     for e in result.get("expected", []):
         mark = {True: "held", False: "**did not hold**", None: "not measured"}[e["held"]]

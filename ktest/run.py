@@ -15,6 +15,7 @@ from .cache import Cache, write_json_atomic
 from . import calibration
 from .checks import DEFAULT_TESTCASES, run_checks
 from .errors import BuildFailed, KtestError, PatchDoesNotApply
+from .console import KnownIssues
 from .pipeline import new_run_id
 from .pool import BootJob, run_jobs
 from .progress import Progress
@@ -95,6 +96,7 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
                      "shard": {"index": opts.shard[0], "count": opts.shard[1]} if opts.shard else None},
         "builds": [], "boots": [], "checks": [], "splats": {"base": [], "patched": [], "new": []},
         "expected": [], "culprit": None, "verdict": None,
+        "known_checks": [e for e in KnownIssues.for_tree(tree.name, opts.known_issues).entries if "check" in e],
     }
 
     def save():
@@ -225,6 +227,10 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict], orde
     checks = compare_checks(base_runs, patched_runs, calibration)
     if order is not None:
         checks.sort(key=order)
+    known = KnownIssues(result.get("known_checks") or [])
+    for c in checks:
+        if c["base"]["status"] in ("FAIL", "ERROR", "FLAKY") and (why := known.check(c["path"])):
+            c["known_issue"] = why
     splats = splat_diff(base_runs, patched_runs)
     result.update(checks=checks, splats=splats, expected=expected_effects(result["series"].get("expected"), checks))
     result["verdict"] = overall(checks, splats)

@@ -131,3 +131,15 @@ def test_calibrated_floor_is_looked_up_per_check_and_metric():
     assert compare_checks(base, patched)[0]["verdict"] == "metric regression"
     (c,) = compare_checks(base, patched, calibration={"lw/lat": {"centre": 12.0, "tail": 14.0}})
     assert c["verdict"] == "unchanged" and c["metrics"][0]["floor_source"] == "calibrated"
+
+
+def test_a_known_base_failure_is_named_and_still_compared():
+    from ktest.run import conclude
+    result = {"series": {}, "known_checks": [{"check": "bonding.*.peer_notification", "reason": "6.12 loses one"}]}
+    base = [run([res("bonding.active_backup.peer_notification", "FAIL", [2, 2, 2], "count"), res("other", "FAIL")])]
+    patched = [run([res("bonding.active_backup.peer_notification", "FAIL", [2, 2, 2], "count"), res("other", "FAIL")])]
+    conclude(result, base, patched)
+    by = {c["path"]: c for c in result["checks"]}
+    assert by["bonding.active_backup.peer_notification"]["known_issue"] == "6.12 loses one"
+    assert "known_issue" not in by["other"]
+    assert by["bonding.active_backup.peer_notification"]["verdict"] == "still failing"
