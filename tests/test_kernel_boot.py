@@ -64,3 +64,43 @@ def test_6_1_boots_and_skips_the_bounce_for_a_stated_reason(tmp_path):
     bounce = st["linkwatch.operstate.virtio_bounce.gap_0_1s"]
     assert bounce["status"] == "SKIP" and "ndo_open/ndo_close" in bounce["message"], bounce
     assert st["linkwatch.operstate.dummy_carrier"]["status"] == "PASS"
+
+
+def _procs_mentioning(text: str) -> list[int]:
+    import os
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if text in open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace"):
+                    out.append(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_mid_boot_kills_the_guest_and_exits_130(base_kernel, tmp_path, sig):
+    """`timeout`, CI cancellation and systemd send SIGTERM: ktest ends like Ctrl-C, one line, exit 130,
+    and no vng/qemu of its guest outlives it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    cache, _, build = base_kernel
+    out = tmp_path / "boot"
+    p = subprocess.Popen([sys.executable, "-m", "ktest", "boot", "--bzimage", str(build.bzimage), "--out", str(out),
+                          "--testcases", str(HERE.parent / "testcases" / "linkwatch"), "--accel", "tcg"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _procs_mentioning(str(out)) or not list(out.glob("**/vng-cmd.txt")):
+        assert time.monotonic() < deadline and p.poll() is None, "the guest never started"
+        time.sleep(0.5)
+    time.sleep(3)                      # mid-boot
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    lines = [l for l in err.splitlines() if "interrupted" in l]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    time.sleep(1)
+    assert _procs_mentioning(str(out)) == [], "a vng/qemu process of the guest outlived ktest"
