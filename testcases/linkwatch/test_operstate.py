@@ -134,8 +134,10 @@ def veth_pair(bench):
 
 def test_veth_control(bench, record, reps, veth_pair):
     """veth is a stacked device (iflink != ifindex): its events are urgent and never wait for the limit.
-    Measured with the limit armed (observed) and another device's non-urgent event pending behind it:
-    the veth's up (carrier on), and its peer going down (carrier off, urgent only because it is stacked)."""
+    Measured with the limit armed (observed): the veth's up (carrier on) while another device's non-urgent
+    event is pending behind the limit (an urgent event must not wait for that timer), and its peer going
+    down (carrier off: urgent only because the veth is stacked).  The veth's own down is processed first,
+    so that its operstate really is DOWN when it comes up."""
     idx, pend, peer_link, peer = veth_pair
     iv = bench.interval_ms()
 
@@ -149,9 +151,15 @@ def test_veth_control(bench, record, reps, veth_pair):
         bench.link.set(pend, carrier=True)                  # urgent: its qdisc is deactivated
         bench.wait(is_running_up(pend), "the pending dummy running")
         bench.arm()
-        bench.link.set(pend, carrier=False)                 # queued behind the armed limit
+        # the veth's down is not urgent (not running): it is processed, silently, by the next run,
+        # together with the dummy's carrier-off, which shows when that run happened
+        bench.link.set(pend, carrier=False)
         bench.link.set(idx, up=False)
         bench.wait(is_admin_down(idx), "the veth's down")
+        bench.wait(is_oper_down(pend), "the run that processed the veth's down")
+        bench.link.set(pend, carrier=True)                  # urgent, at once: the limit stays armed
+        bench.wait(is_running_up(pend), "the pending dummy running again")
+        bench.link.set(pend, carrier=False)                 # not urgent: pending behind the armed limit
         ms, timeline, t_up = _timed_up(bench, idx)
         # the precondition, observed: the other event was still pending when the veth's up was requested
         t_pend = bench.wait(is_oper_down(pend), "the pending event processed once the limit expired").t_ms
