@@ -24,14 +24,15 @@ class Recorder:
         self.subresults: list[dict] = []
 
     def metric(self, name: str, samples, unit: str, lower_is_better: bool = True, context: bool = False,
-               min_effect: float | None = None) -> dict:
+               min_effect: float | None = None, min_effect_tail: float | None = None) -> dict:
         """Record a measured quantity: every sample, its unit, and a summary.  context=True: shown to
         explain the check's own metrics (e.g. the harness's part of a timing), never a verdict.
         min_effect: the smallest change of this metric that matters to users, in its unit; the A/B rule
-        never flags less."""
+        never flags less.  min_effect_tail: the same for its p90 (default min_effect)."""
         samples = [float(s) for s in samples]
         m = {"name": name, "unit": unit, "samples": samples, "n": len(samples),
-             "lower_is_better": lower_is_better, "context": context, "min_effect": min_effect}
+             "lower_is_better": lower_is_better, "context": context, "min_effect": min_effect,
+             "min_effect_tail": min_effect_tail}
         if samples:
             m["value"] = statistics.median(samples)
         self.metrics.append(m)

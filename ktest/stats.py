@@ -14,7 +14,7 @@ RULE (ktest-rule/2), per metric of a run:
    on its side of the midpoint between the two sides); from 4 boots a side, the boots' medians (p90s)
    must differ by an exact Mann-Whitney test.  A shift seen in some boots only is
    "inconclusive", and `ktest run` boots more rounds to settle it; so does a shift beyond the floor
-   with raw p < SUGGESTIVE that the correction did not let through.
+   with raw p < SUGGESTIVE (0.05) that the correction did not let through.
 A metric is regressed if any aspect that passes 1-4 moved the wrong way (users feel the tail), else
 improved if one moved the right way, else unchanged.
 """
@@ -35,17 +35,17 @@ RULE_TEXT = ("A metric changes only if (1) an exact Mann-Whitney test on the med
              "metric's noise measured by `ktest calibrate` on this kernel and accel (else estimated from the base "
              "samples); and (3) the shift holds across boots (every boot; from 4 boots a side, a test on the boots' "
              "medians).  A shift that fails (3), or is suggestive "
-             "(raw p < 0.1) but not significant, is inconclusive and more rounds are booted.  A check that fails "
+             "(raw p < 0.05) but not significant, is inconclusive and more rounds are booted.  A check that fails "
              "on both sides can still get worse.")
 MIN_SAMPLES = 3
 ALPHA = 0.05
-SUGGESTIVE = 0.10                      # raw p below this, beyond the floor, yet not significant: boot more
+SUGGESTIVE = ALPHA                     # raw p below this, beyond the floor, yet not significant: boot more
 REL_FLOOR = 0.10                       # 10 % of the base median (uncalibrated fallback)
 # per unit: the least shift that can count at all.  Counts move by whole events: a shift of one event
 # is a change (2 -> 3 notifications), half an event is not.
 ABS_FLOOR = {"ms": 5.0, "s": 0.005, "count": 0.5, "%": 1.0}
 TAIL_UNITS = ("ms", "s")               # latencies: compare the tail too
-N_RESAMPLES = 9999
+N_RESAMPLES = 4999
 _SEED = 20261201                       # permutation tests are deterministic: same samples, same verdict
 
 
@@ -139,11 +139,12 @@ def _p90(xs):
     return percentile(xs, 0.9)
 
 
-def floors(unit: str, base: list[float], min_effect: float | None, calibrated: dict | None
-           ) -> tuple[float, float, str]:
+def floors(unit: str, base: list[float], min_effect: float | None, calibrated: dict | None,
+           min_effect_tail: float | None = None) -> tuple[float, float, str]:
     """(centre floor, tail floor, where they come from)."""
     unit_min = ABS_FLOOR.get(unit, 0.0)
     declared = float(min_effect or 0.0)
+    declared_tail = float(min_effect_tail or declared)
     if calibrated and calibrated.get("centre") is not None:
         c, t = float(calibrated["centre"]), float(calibrated.get("tail") or calibrated["centre"])
         src = "calibrated"
@@ -153,7 +154,7 @@ def floors(unit: str, base: list[float], min_effect: float | None, calibrated: d
         c = max(REL_FLOOR * abs(bm), iqr)
         t = max(REL_FLOOR * abs(bp90), iqr)
         src = "estimated"
-    centre, tail = max(declared, c, unit_min), max(declared, t, unit_min)
+    centre, tail = max(declared, c, unit_min), max(declared_tail, t, unit_min)
     if declared >= max(c, unit_min):
         src = "declared"
     return centre, tail, src
@@ -161,7 +162,7 @@ def floors(unit: str, base: list[float], min_effect: float | None, calibrated: d
 
 def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots: list[list[float]],
             lower_is_better: bool = True, min_effect: float | None = None,
-            calibrated: dict | None = None) -> Comparison:
+            calibrated: dict | None = None, min_effect_tail: float | None = None) -> Comparison:
     """Raw statistics of one metric (samples grouped by boot).  The verdict is final only after
     `judge()` has seen every comparison of the run (the multiple-testing correction is run-wide)."""
     base = [float(v) for b in base_boots for v in b]
@@ -180,7 +181,7 @@ def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots
     c.delta_pct = (c.delta / bm * 100.0) if bm else None
     c.delta_p90 = c.patched_p90 - c.base_p90
     c.separated = max(base) < min(patched) or max(patched) < min(base)
-    c.noise_floor, c.tail_floor, c.floor_source = floors(unit, base, min_effect, calibrated)
+    c.noise_floor, c.tail_floor, c.floor_source = floors(unit, base, min_effect, calibrated, min_effect_tail)
     c.p_value = centre_p(base, patched)
     if unit in TAIL_UNITS:
         c.p_tail = tail_p(base, patched)

@@ -40,7 +40,8 @@ def collect(runs: list[dict]) -> "OrderedDict[str, dict]":
                 d = c["metrics"].setdefault(m["name"], {"unit": m["unit"], "samples": [], "boots": {},
                                                         "lower_is_better": m.get("lower_is_better", True),
                                                         "context": m.get("context", False),
-                                                        "min_effect": m.get("min_effect")})
+                                                        "min_effect": m.get("min_effect"),
+                                                        "min_effect_tail": m.get("min_effect_tail")})
                 d["samples"].extend(m["samples"])
                 d["boots"].setdefault(bi, []).extend(m["samples"])
             c["timelines"].extend(r.get("timelines", []))
@@ -83,7 +84,8 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
             m0 = bm or pm
             cmp = compare(name, m0["unit"], list((bm or {}).get("boots", {}).values()),
                           list((pm or {}).get("boots", {}).values()), m0["lower_is_better"],
-                          min_effect=m0.get("min_effect"), calibrated=(calibration or {}).get(f"{path}/{name}"))
+                          min_effect=m0.get("min_effect"), calibrated=(calibration or {}).get(f"{path}/{name}"),
+                          min_effect_tail=m0.get("min_effect_tail"))
             skipped = [side for side, st in (("base", bs), ("patched", ps)) if st == "SKIP"]
             if skipped:   # a check that skipped asserted nothing; numbers it left behind prove nothing either
                 cmp.verdict, cmp.reason = "inconclusive", f"not compared: the check skipped on {' and '.join(skipped)}"

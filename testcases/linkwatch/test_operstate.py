@@ -23,14 +23,18 @@ from ktest.guestlib import netns, sh
 from ktest.nl import Link, ifindex, now_ms
 
 # A user waiting for a link to come up notices tens of milliseconds, not a few: under TCG the guest's
-# own scheduling moves these latencies by several ms between boots of one kernel.
+# own scheduling moves these latencies by several ms between boots of one kernel.  The p90 of a few
+# repetitions moves more (one scheduling hiccup is a tenth of the samples; calibrated on 6.12 under TCG:
+# up to 160 ms between groups of boots of one kernel), so its smallest change that matters is a fifth
+# of the one-second effect these checks exist to show.
 MIN_EFFECT_MS = 50.0
+MIN_EFFECT_TAIL_MS = 200.0
 
 
 def _record(record, name: str, results: list, redone: int, **kw) -> list[float]:
     """results: (ms, timeline, ...) per repetition.  Keeps the timeline of the median repetition."""
     lat = [r[0] for r in results]
-    record.metric(name, lat, "ms", min_effect=MIN_EFFECT_MS, **kw)
+    record.metric(name, lat, "ms", min_effect=MIN_EFFECT_MS, min_effect_tail=MIN_EFFECT_TAIL_MS, **kw)
     med = sorted(results, key=lambda r: r[0])[len(results) // 2]
     record.timeline(name, med[1])
     record.note(f"{name}_reps_redone", redone)
@@ -48,7 +52,7 @@ def test_rate_limit_interval(bench, record, reps):
     """The gap between consecutive non-urgent linkwatch runs (1 s in mainline: HZ).  Measured, not
     assumed: the other checks use it to know when the limit has expired."""
     gaps = bench.measure_interval(reps)
-    record.metric("nonurgent_interval", gaps, "ms", min_effect=MIN_EFFECT_MS)
+    record.metric("nonurgent_interval", gaps, "ms", min_effect=MIN_EFFECT_MS, min_effect_tail=MIN_EFFECT_TAIL_MS)
     assert all(g >= 0 for g in gaps), gaps
 
 
