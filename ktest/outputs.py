@@ -3,12 +3,15 @@ summary.md.  `ktest report RESULT.json` re-renders them for any stored run."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from .cache import write_json_atomic
+from .verdict import REGRESSIONS
 
 ORIGIN = "ktest"
 
@@ -97,7 +100,16 @@ def junit_xml(suites: list) -> str:
     for suite in suites:
         xml.add_testsuite(suite)
     out = xml.tostring()
-    return out.decode() if isinstance(out, bytes) else out
+    return xml_safe(out.decode() if isinstance(out, bytes) else out)
+
+
+_XML_FORBIDDEN = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """XML 1.0 cannot carry control characters at all (not even as &#x1b;): console and patch text may
+    hold them, so they are shown as \\xNN instead, and the file stays well-formed."""
+    return _XML_FORBIDDEN.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def junit_suite(result: dict, name: str | None = None):
@@ -115,7 +127,7 @@ def junit_suite(result: dict, name: str | None = None):
             f"{m['metric']}: base {_fmt(m['base_median'], m['unit'])} (n={m['n_base']}) -> patched "
             f"{_fmt(m['patched_median'], m['unit'])} (n={m['n_patched']}): {m['verdict']} ({m['reason']})"
             for m in c["metrics"])
-        if c["verdict"] in ("regression", "metric regression"):
+        if c["verdict"] in REGRESSIONS:
             msg = f"{c['base']['status']} -> {c['patched']['status']}"
             tc.result = [Failure(f"{c['verdict']}: {msg}; " + "; ".join(c["messages"]["patched"]))]
         elif c["verdict"] == "flaky":

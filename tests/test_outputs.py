@@ -92,3 +92,26 @@ def test_report_missing_result_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "ktest", "report", str(tmp_path / "nope.json")],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "[no-result]" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_control_bytes_from_the_console_keep_junit_well_formed(result, tmp_path):
+    """An ESC in a splat title (console text) made junit.xml unreadable, and CI lost every result."""
+    import xml.etree.ElementTree as ET
+    r = copy.deepcopy(result)
+    r["splats"]["new"] = [{"kind": "warning", "fingerprint": "warning:x\x1b[31m", "title": "WARNING: \x1b[31mred\x07\x00"}]
+    r["checks"][0]["verdict"] = "still failing, worse"
+    r["checks"][0]["messages"]["patched"] = ["bad \x1b]8;;http://x\x07link"]
+    f = tmp_path / "junit.xml"
+    f.write_text(render_junit(r))
+    ET.parse(f)                                  # well-formed
+    cases = {c.name: c for s in JUnitXml.fromfile(str(f)) for c in s}
+    assert any("\\x1b" in (c.result[0].message or "") for c in cases.values() if c.result)
+    assert cases[r["checks"][0]["path"]].result[0].message.startswith("still failing, worse")
+
+
+def test_every_output_file_is_world_readable(result, tmp_path):
+    write_all(result, tmp_path)
+    from ktest.cache import write_json_atomic
+    write_json_atomic(tmp_path / "result.json", result)
+    for f in ("index.html", "junit.xml", "kcidb.json", "summary.md", "result.json"):
+        assert (tmp_path / f).stat().st_mode & 0o777 == 0o644, f
