@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 out=${KTEST_BENCH_OUT:-reports/bench-sensitivity-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 if [ $# -eq 0 ]; then
-  set -- $(ls tests/data/mutants | grep -v README)
+  for d in tests/data/mutants/*/; do
+    d=${d%/}
+    set -- "$@" "${d##*/}"
+  done
 fi
 for m in "$@"; do
   d=tests/data/mutants/$m

@@ -342,7 +342,8 @@ def cmd_report(args, cache, progress) -> int:
         result = json.loads(path.read_text())
     except ValueError as e:
         raise ResultMissing(path=f"{path} ({e})") from None
-    write_all(result, path.parent)
+    from .outputs import validate_result
+    write_all(validate_result(result, path), path.parent)
     print(f"rendered {path.parent / 'index.html'}")
     return 0
 

@@ -138,6 +138,11 @@ class NoCalibrationBoots(UserError):
     hint = "see the console logs under {out}"
 
 
+class BadResult(UserError):
+    code = "bad-result"
+    msg = "{path} is not a usable ktest result: {why}"
+
+
 class BadShard(UserError):
     code = "bad-shard"
     msg = "--shard {spec}: {why}"

@@ -56,12 +56,13 @@ def _shard_of(r: dict) -> tuple[int, int]:
 
 
 def _load(path: Path) -> dict:
+    from .outputs import validate_result
+
     try:
         r = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise NoResults(paths=f"{path} ({e})") from None
-    if r.get("schema") != "ktest.result/1":
-        raise NoResults(paths=f"{path} (not a ktest result: schema {r.get('schema')!r})")
+    validate_result(r, path)
     r["_dir"] = str(path.parent)
     return r
 

@@ -56,6 +56,33 @@ def _fmt(v, unit="") -> str:
     return f"{v:.1f}{(' ' + unit) if unit else ''}"
 
 
+REQUIRED = {"schema": str, "run_id": str, "series": dict, "tree": dict, "settings": dict, "boots": list, "checks": list}
+
+
+def validate_result(r, path) -> dict:
+    """A result.json may come from anywhere (merge runs on artifacts downloaded from forks): check its
+    schema and shape, and that every log it names lies inside its own run directory, before using it."""
+    from .errors import BadResult
+
+    if not isinstance(r, dict):
+        raise BadResult(path=path, why=f"a JSON {type(r).__name__}, not an object")
+    if r.get("schema") != "ktest.result/1":
+        raise BadResult(path=path, why=f"schema {r.get('schema')!r}, not 'ktest.result/1'")
+    for k, t in REQUIRED.items():
+        if not isinstance(r.get(k), t):
+            raise BadResult(path=path, why=f"field {k!r} is missing or not a {t.__name__}")
+    root = Path(path).parent.resolve()
+    for b in r["boots"]:
+        for k in ("console_log", "stdout_log"):
+            v = (b.get("boot") or {}).get(k) if isinstance(b, dict) else None
+            if v is None:
+                continue
+            p = (root / str(v)).resolve()
+            if not p.is_relative_to(root):
+                raise BadResult(path=path, why=f"boot log {str(v)!r} lies outside the run directory")
+    return r
+
+
 def _tail(path: Path, n: int = 150) -> str:
     try:
         lines = path.read_text(errors="replace").splitlines()

@@ -105,6 +105,7 @@ def test_help_teaches():
 
 
 import pytest  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 @pytest.mark.parametrize("args", [
@@ -119,3 +120,24 @@ def test_absurd_numbers_are_refused_before_any_work(tmp_path, fake_tree, fake_se
     p = ktest(*args, *extra, "--tree", str(fake_tree), cache=tmp_path / "c")
     one_error_line(p, "bad-option")
     assert not (tmp_path / "c" / "repos").exists(), "no work was done"
+
+
+@pytest.mark.parametrize("content,why", [
+    ("[]", "not an object"), ("{}", "schema"), ('{"schema": "ktest.result/1"}', "missing"),
+    ("HOSTILE", "outside the run directory"),
+])
+def test_report_and_merge_refuse_wrong_shapes_and_foreign_log_paths(tmp_path, content, why):
+    import json as _json
+    fixture = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
+    run = tmp_path / "artifact" / "run1"
+    run.mkdir(parents=True)
+    if content == "HOSTILE":
+        (tmp_path / "secret").write_text("root:x:0:0")
+        r = _json.loads(fixture.read_text())
+        r["boots"][0]["boot"]["console_log"] = "../../secret"
+        content = _json.dumps(r)
+    (run / "result.json").write_text(content)
+    for args in (["report", str(run)], ["merge", str(tmp_path / "artifact"), "--out", str(tmp_path / "m")]):
+        line = one_error_line(ktest(*args, cache=tmp_path / "c"), "bad-result")
+        assert why in line, line
+    assert not (run / "index.html").exists()
