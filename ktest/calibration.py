@@ -45,18 +45,22 @@ def splits(k: int, rounds: int):
                 yield pair
 
 
-def judge_splits(runs: list[dict], rounds: int, floors: dict | None = None) -> dict:
-    """Judge every split with the run's rule (ktest-rule/2) and with the old rule; count false alarms."""
+def judge_splits(runs: list[dict], rounds: int, floors=None) -> dict:
+    """Judge every split with the run's rule (ktest-rule/2) and with the old rule; count false alarms.
+    `floors` is one floor table for every split, or a function of the split giving its own."""
     groups = list(itertools.islice(splits(len(runs), rounds), MAX_SPLITS))
     n = len(groups)
-    run_v2 = run_v1 = inconclusive = 0
+    run_v2 = run_v1 = run_change = inconclusive = 0
     per_metric: dict[str, dict] = {}
     per_check: dict[str, dict] = {}
+    shifts: dict[tuple, dict] = {}
     for a, b in groups:
         ra, rb = [runs[i] for i in a], [runs[i] for i in b]
-        checks = compare_checks(ra, rb, floors)
+        checks = compare_checks(ra, rb, floors(a, b) if callable(floors) else floors)
         v = overall(checks, {"new": []})
         run_v2 += v["exit_code"] == 1
+        # a split is judged in one orientation: a false improvement here is a false regression the other way
+        run_change += v["exit_code"] == 1 or bool(v["improvements"])
         inconclusive += bool(v["inconclusive"])
         old_fired = False
         for c in checks:
@@ -72,8 +76,10 @@ def judge_splits(runs: list[dict], rounds: int, floors: dict | None = None) -> d
                                                "v2_changed": 0, "v1_changed": 0, "inconclusive": 0})
                 if m["delta"] is not None:
                     pm["centre_shifts"].append(abs(m["delta"]))
+                    shifts.setdefault((a, b), {}).setdefault(k, {})["centre"] = abs(m["delta"])
                 if m["delta_p90"] is not None:
                     pm["tail_shifts"].append(abs(m["delta_p90"]))
+                    shifts.setdefault((a, b), {}).setdefault(k, {})["tail"] = abs(m["delta_p90"])
                 pm["v2_changed"] += m["verdict"] in ("regressed", "improved")
                 pm["inconclusive"] += bool(m.get("needs_boots"))
                 v1 = compare_v1(m["base_samples"], m["patched_samples"], m["unit"])
@@ -81,8 +87,30 @@ def judge_splits(runs: list[dict], rounds: int, floors: dict | None = None) -> d
                 old_fired |= v1 == "changed"
         run_v1 += old_fired
     return {"splits": n, "run_false_regression_v2": run_v2 / n if n else None,
+            "run_false_change_v2": run_change / n if n else None,
             "run_false_alarm_v1": run_v1 / n if n else None, "run_inconclusive_v2": inconclusive / n if n else None,
-            "metrics": per_metric, "checks": per_check}
+            "metrics": per_metric, "checks": per_check, "shifts": shifts}
+
+
+def _max_floors(shifts: dict, pairs) -> dict:
+    """Each metric's floor: the largest centre and tail shift over the given splits."""
+    floors: dict[str, dict] = {}
+    for pair in pairs:
+        for k, sh in shifts.get(pair, {}).items():
+            f = floors.setdefault(k, {"centre": None, "tail": None})
+            for side in ("centre", "tail"):
+                if sh.get(side) is not None:
+                    f[side] = max(f[side] or 0.0, sh[side])
+    return {k: f for k, f in floors.items() if f["centre"] is not None}
+
+
+def held_out_floors(shifts: dict, k: int):
+    """Out-of-sample floors for a split: calibrated only on the boots the split does not use, so the
+    split's own noise never sets the floor it is judged by (None when too few boots are left)."""
+    def floors_for(a: tuple, b: tuple) -> dict:
+        used = set(a) | set(b)
+        return _max_floors(shifts, [p for p in shifts if not used & (set(p[0]) | set(p[1]))])
+    return floors_for
 
 
 def calibrate(runs: list[dict], rounds: int) -> dict:
@@ -94,6 +122,8 @@ def calibrate(runs: list[dict], rounds: int) -> dict:
             floors[k] = {"centre": max(m["centre_shifts"]),
                          "tail": max(m["tail_shifts"]) if m["tail_shifts"] else None}
     cal = judge_splits(runs, rounds, floors)
+    held = judge_splits(runs, rounds, held_out_floors(raw["shifts"], len(runs))) \
+        if len(runs) >= 4 * rounds else None
     per_boot = _per_boot_medians(runs)
     metrics = {}
     for k, m in raw["metrics"].items():
@@ -102,11 +132,15 @@ def calibrate(runs: list[dict], rounds: int) -> dict:
                       "false_change_v1": m["v1_changed"] / raw["splits"],
                       "false_change_v2": m["v2_changed"] / raw["splits"],
                       "false_change_v2_calibrated": cal["metrics"].get(k, {}).get("v2_changed", 0) / raw["splits"],
+                      "false_change_v2_held_out": (held["metrics"].get(k, {}).get("v2_changed", 0) / raw["splits"]
+                                                   if held else None),
                       "boot_medians": per_boot.get(k)}
+    # rates of a false change in either direction: every split, read the other way round, is a run too
     return {"splits": raw["splits"], "rates": {
                 "old rule (ktest-rule/1)": raw["run_false_alarm_v1"],
-                f"{RULE}, estimated floors": raw["run_false_regression_v2"],
-                f"{RULE}, calibrated floors (in-sample)": cal["run_false_regression_v2"],
+                f"{RULE}, estimated floors": raw["run_false_change_v2"],
+                f"{RULE}, calibrated floors (in-sample)": cal["run_false_change_v2"],
+                f"{RULE}, calibrated floors (held-out boots)": held["run_false_change_v2"] if held else None,
                 f"{RULE}: runs that would boot more rounds": raw["run_inconclusive_v2"]},
             "floors": floors, "metrics": metrics,
             "checks": {p: {k: v / raw["splits"] for k, v in c.items()} for p, c in raw["checks"].items()}}

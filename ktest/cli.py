@@ -245,13 +245,15 @@ def cmd_calibrate(args, cache, progress) -> int:
     ok = [r for r in runs if r.get("started")]
     if len(ok) < 2 * args.rounds:
         raise NoCalibrationBoots(ok=len(ok), k=args.boots, need=2 * args.rounds, out=out)
+    (out / "runs.json").write_text(json.dumps(ok) + "\n")      # the boots themselves, to judge again later
     data = calibration.record(cache, tree, args.area, accel, ok, args.rounds, args.reps)
     data["wall_s"] = round(time.monotonic() - t0, 1)
     (out / "calibration.json").write_text(json.dumps(data, indent=1) + "\n")
     print(f"calibration {data['key']}: {len(ok)} boots of {tree.name} {tree.base_rev} ({accel}), {args.area}, "
           f"{data['splits']} splits into 2 x {args.rounds} boots, {data['wall_s']:.0f}s with {vms} guest(s) at once")
     for name, rate in data["rates"].items():
-        print(f"  run-level rate, {name}: {rate * 100:.1f}%")
+        if rate is not None:
+            print(f"  run-level rate, {name}: {rate * 100:.1f}%")
     for k, m in sorted(data["metrics"].items()):
         print(f"  {k}: noise {m.get('centre', float('nan')):.1f} {m['unit']} (median), "
               f"{(m.get('tail') or float('nan')):.1f} (p90); false change old {m['false_change_v1'] * 100:.0f}%, "

@@ -45,3 +45,23 @@ def test_stored_calibration_is_found_for_a_run(tmp_path):
     assert got.floors == data["floors"] and "lw.x/lat" in got.floors
     assert got.summary()["boots"] == 4 and got.summary()["rule"] == "ktest-rule/2"
     assert calibration.for_run(cache, Tree, ["linkwatch"], accel="kvm") is None
+
+
+def test_held_out_floors_come_only_from_boots_the_split_does_not_use():
+    # boots 0 and 1 are slow (a noisy neighbour): a floor from the other boots has not seen that
+    meds = [300, 300, 100, 100, 100, 100, 100, 100]
+    runs = [guest({"lw.x": [m + d for d in (0.0, 0.5, 1.0, 1.5, 2.0)]}) for m in meds]
+    raw = calibration.judge_splits(runs, 2)
+    floors_for = calibration.held_out_floors(raw["shifts"], 8)
+    assert floors_for((0, 2), (1, 3))["lw.x/lat"]["centre"] < 5, "the slow boots are in the split, not held out"
+    assert floors_for((2, 3), (4, 5))["lw.x/lat"]["centre"] >= 199, "held out: the slow boots set the floor"
+    cal = calibration.calibrate(runs, 2)
+    held = cal["rates"]["ktest-rule/2, calibrated floors (held-out boots)"]
+    insample = cal["rates"]["ktest-rule/2, calibrated floors (in-sample)"]
+    assert insample == 0.0 and held > insample, "out of sample the two slow boots together cry wolf"
+    assert cal["metrics"]["lw.x/lat"]["false_change_v2_held_out"] == held
+
+
+def test_held_out_rate_needs_two_spare_groups():
+    runs = [guest({"lw.x": [100.0, 101.0, 102.0]}) for _ in range(6)]
+    assert calibration.calibrate(runs, 2)["rates"]["ktest-rule/2, calibrated floors (held-out boots)"] is None
