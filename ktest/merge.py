@@ -251,11 +251,13 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
 
 
 def _overview_md(runs: list[dict]) -> str:
+    from .safetext import md_text as t
+
     icon = {0: "✅", 1: "❌"}
     lines = ["# ktest: merged results", "", "| series | kernel | shards | verdict | regressions |", "|---|---|---|---|---|"]
     for r in runs:
-        lines.append(f"| {r['series']} | {r['kernel']} | {r['shards']} | {icon.get(r['exit_code'], '⚠️')} {r['status']} "
-                     f"| {', '.join(r['regressions']) or '–'} |")
+        lines.append(f"| {t(r['series'])} | {t(r['kernel'])} | {t(r['shards'])} | {icon.get(r['exit_code'], '⚠️')} "
+                     f"{t(r['status'])} | {t(', '.join(r['regressions'])) or '–'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from .cache import write_json_atomic
+from .safetext import md_text
 from .verdict import REGRESSIONS
 
 ORIGIN = "ktest"
@@ -235,35 +236,42 @@ def render_kcidb(result: dict) -> dict:
 # --- Markdown summary ---------------------------------------------------------------------------
 
 def render_summary(result: dict) -> str:
+    """Markdown for $GITHUB_STEP_SUMMARY.  Every text that comes from the series, the tree, the console
+    or the checks goes through md_text: GitHub renders this file, so its HTML, links and images would
+    be live."""
+    t = md_text
     v = result.get("verdict") or {}
     icon = {"regression": "❌", "no regression": "✅"}.get(v.get("status"), "⚠️")
-    lines = [f"## {icon} ktest: {result['series']['name']} on {result['tree']['name']}: **{v.get('status', '?')}**", ""]
+    lines = [f"## {icon} ktest: {t(result['series']['name'])} on {t(result['tree']['name'])}: "
+             f"**{t(v.get('status', '?'))}**", ""]
     if v.get("error"):
-        lines += [f"`{v['error']}`", ""]
+        lines += [t(v["error"]), ""]
     if result.get("culprit"):
         c = result["culprit"]
-        lines += [f"Culprit: patch {c['patch']} “{c['subject']}”: {c['why']}", ""]
+        lines += [f"Culprit: patch {t(c['patch'])} “{t(c['subject'])}”: {t(c['why'])}", ""]
     if result.get("checks"):
         lines += ["| check | base | patched | verdict | key metric (median, base → patched) |", "|---|---|---|---|---|"]
         for c in result["checks"]:
             m = c["metrics"][0] if c["metrics"] else None
-            km = (f"{m['metric']}: {_fmt(m['base_median'], m['unit'])} → {_fmt(m['patched_median'], m['unit'])} "
-                  f"(n={m['n_base']}/{m['n_patched']})") if m else ""
+            km = (f"{t(m['metric'])}: {t(_fmt(m['base_median'], m['unit']))} → "
+                  f"{t(_fmt(m['patched_median'], m['unit']))} (n={m['n_base']}/{m['n_patched']})") if m else ""
             known = " (known base failure)" if c.get("known_issue") else ""
-            lines.append(f"| {c['path']} | {c['base']['status']}{known} | {c['patched']['status']} | {c['verdict']} | {km} |")
+            lines.append(f"| {t(c['path'])} | {t(c['base']['status'])}{known} | {t(c['patched']['status'])} | "
+                         f"{t(c['verdict'])} | {km} |")
         lines.append("")
     for e in result.get("expected", []):
         mark = {True: "held", False: "**did not hold**", None: "not measured"}[e["held"]]
-        lines.append(f"- expected {e['change']} of {e['check']} {e['metric']}: {mark} ({e['observed']})")
+        lines.append(f"- expected {t(e['change'])} of {t(e['check'])} {t(e['metric'])}: {mark} ({t(e['observed'])})")
     new = result.get("splats", {}).get("new", [])
     for s in new:
-        lines.append(f"- new {s['kind']} in patched: `{s['fingerprint']}`")
+        lines.append(f"- new {t(s['kind'])} in patched: {t(s['fingerprint'])}: {t(s.get('title', ''))}")
     s = result.get("settings", {})
     booted = (result.get("rounds") or {}).get("booted", s.get("rounds"))
-    lines += ["", f"{booted} boots per side (planned {s.get('rounds')}) × {s.get('reps')} repetitions, accel "
-                  f"{(result.get('env') or {}).get('accel', '?')}; run `{result['run_id']}`."]
+    lines += ["", f"{t(booted)} boots per side (planned {t(s.get('rounds'))}) × {t(s.get('reps'))} repetitions, "
+                  f"accel {t((result.get('env') or {}).get('accel', '?'))}; run {t(result['run_id'])}."]
     cal = result.get("calibration")
-    lines.append(f"Rule {v.get('rule', '?')}; " + (f"noise floors calibrated ({cal['boots']} boots, {cal['splits']} splits)."
+    lines.append(f"Rule {t(v.get('rule', '?'))}; " + (f"noise floors calibrated ({t(cal['boots'])} boots, "
+                                                       f"{t(cal['splits'])} splits)."
                  if cal else "**no calibration for this kernel and accel**: noise floors estimated from the base "
                              "samples (run `ktest calibrate`)."))
     return "\n".join(lines) + "\n"

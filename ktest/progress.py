@@ -1,5 +1,5 @@
-"""Terminal progress: stages, a transient status line, warnings.  Quiet when not a tty (CI logs get a
-line every `interval` seconds instead of a redraw per object)."""
+"""Terminal progress: stages, a transient status line, warnings (outside text shown inert).  Quiet
+when not a tty (CI logs get a line every `interval` seconds instead of a redraw per object)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import sys
 import time
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
+
+from .safetext import inert
+
+
+def escape(msg: str) -> str:
+    """For rich markup: no markup tags and no terminal escape sequences from outside text (a series
+    name, a patch subject) reach the terminal."""
+    return _markup_escape(inert(msg))
 
 
 class Progress:
@@ -24,7 +32,7 @@ class Progress:
 
     def info(self, msg: str) -> None:
         self.clear()
-        self.console.print(f"ktest: {msg}", markup=False)
+        self.console.print(f"ktest: {inert(msg)}", markup=False)
 
     def warn(self, msg: str) -> None:
         self.clear()
@@ -39,7 +47,7 @@ class Progress:
                 self._status.update(escape(msg))
         elif time.monotonic() - self._last >= self.interval:
             self._last = time.monotonic()
-            self.console.print(f"ktest: {msg}", markup=False)
+            self.console.print(f"ktest: {inert(msg)}", markup=False)
 
     def clear(self) -> None:
         if self._status is not None:
