@@ -11,7 +11,7 @@ from pathlib import Path
 from . import __version__, kconfig
 from .cache import Cache
 from .errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, KtestError, ResultMissing
-from .progress import Progress
+from .safetext import inert
 
 EPILOG = """\
 exit codes: 0 no regression, 1 regression found, 2 could not run (bad input or machine), 130 interrupted.
@@ -21,7 +21,7 @@ Not the kernel's tools/testing/ktest/ktest.pl.
 
 def _tree_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("kernel tree")
-    g.add_argument("--kernel", default="6.12", metavar="VER",
+    g.add_argument("--kernel", metavar="VER",
                    help="Debian linux-source version for the default tree: 6.12 (default) or 6.1")
     g.add_argument("--tree", metavar="PATH", help="your own kernel git checkout instead (never modified)")
     g.add_argument("--base", metavar="REV", default="HEAD", help="base revision in --tree (default HEAD)")
@@ -152,11 +152,78 @@ def _boot_args(p: argparse.ArgumentParser) -> None:
 
 
 def _tree(args, cache: Cache, progress):
-    from .tree import debian_tree, user_tree
+    from .tree import DEFAULT_KERNEL, debian_tree, user_tree
 
     if args.tree:
         return user_tree(cache, args.tree, args.base)
-    return debian_tree(cache, args.kernel, progress=progress.info)
+    return debian_tree(cache, args.kernel or DEFAULT_KERNEL, progress=progress.info)
+
+
+def validate_inputs(args) -> None:
+    """Input files and option combinations checked before any work (no tree prepared, nothing built
+    or booted): each refusal is one line, exit 2."""
+    from .console import KnownIssues
+    from .errors import KernelWithTree
+
+    if getattr(args, "tree", None) and getattr(args, "kernel", None) is not None:
+        raise KernelWithTree(version=args.kernel, path=args.tree)
+    if getattr(args, "known_issues", None) is not None:
+        KnownIssues.load(args.known_issues)
+    if getattr(args, "db", None):
+        check_db(Path(args.db))
+    if getattr(args, "reports", None):
+        check_reports(Path(args.reports))
+    if getattr(args, "bzimage", None):
+        from .errors import BootImageMissing
+        from .vm import check_bzimage
+
+        if not Path(args.bzimage).is_file():
+            raise BootImageMissing(path=args.bzimage)
+        check_bzimage(Path(args.bzimage))
+    if args.cmd in ("run", "build"):
+        from .series import load_series
+
+        for s in args.series if isinstance(args.series, list) else [args.series] if args.series else []:
+            load_series(s)     # the patches parse, a `series` file names files that exist, expected.json
+
+
+SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def check_db(path: Path) -> None:
+    """--db: absent (it is created) or an SQLite database ktest can read."""
+    import sqlite3
+
+    from .errors import BadDatabase
+
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise BadDatabase(path=path, why="not a regular file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as e:
+        raise BadDatabase(path=path, why=e.strerror or str(e)) from None
+    if head and head != SQLITE_MAGIC:           # an empty file is a new database to SQLite
+        raise BadDatabase(path=path, why="not an SQLite file (no 'SQLite format 3' header)")
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise BadDatabase(path=path, why=str(e)) from None
+    if cols and not {"run_id", "series", "checks_json"} <= cols:
+        raise BadDatabase(path=path, why="its 'runs' table is not ktest's")
+
+
+def check_reports(path: Path) -> None:
+    from .errors import ReportsNotADir
+
+    if path.exists() and not path.is_dir():
+        raise ReportsNotADir(path=path, why="exists and is not a directory")
 
 
 def cmd_tree(args, cache, progress) -> int:
@@ -164,7 +231,7 @@ def cmd_tree(args, cache, progress) -> int:
     if args.json:
         print(json.dumps(t.to_json(), indent=2))
     else:
-        print(f"{t.name}: {t.kind} tree at {t.repo}, base {t.base_rev} = {t.base[:12]}, shadow {t.shadow}")
+        print(inert(f"{t.name}: {t.kind} tree at {t.repo}, base {t.base_rev} = {t.base[:12]}, shadow {t.shadow}"))
     return 0
 
 
@@ -181,7 +248,7 @@ def cmd_build(args, cache, progress) -> int:
             print(f"{label:>10}  {b.commit[:12]}  {'cached' if b.cached else f'{b.duration_s:.0f}s'}  {b.bzimage}")
         for p, ws in res.new_warnings.items():
             for w in ws:
-                print(f"new warning in patch {p}: {w.file}:{w.line}: {w.message}")
+                print(inert(f"new warning in patch {p}: {w.file}:{w.line}: {w.message}"))
     return 0
 
 
@@ -284,15 +351,22 @@ def cmd_run(args, cache, progress) -> int:
             print(e.line(), file=sys.stderr)
             worst = max(worst, e.exit_code)
             continue
-        v = result["verdict"]
-        print(f"{result['series']['name']}: {v['status']}"
-              + (f" ({', '.join(v['regressions'])})" if v["regressions"] else "")
-              + f"; report {outdir / 'index.html'}")
-        for e in result["expected"]:
-            held = {True: "held", False: "did NOT hold", None: "not measured"}[e["held"]]
-            print(f"  expected {e['change']:8} {e['check']} {e['metric']}: {held}")
-        worst = max(worst, v["exit_code"])
+        print("\n".join(run_summary_lines(result, outdir)))
+        worst = max(worst, result["verdict"]["exit_code"])
     return worst
+
+
+def run_summary_lines(result: dict, outdir: Path) -> list[str]:
+    """What `ktest run` prints for a series; series names and check paths come from outside, so
+    they are shown inert."""
+    v = result["verdict"]
+    lines = [inert(f"{result['series']['name']}: {v['status']}"
+                   + (f" ({', '.join(v['regressions'])})" if v["regressions"] else "")
+                   + f"; report {outdir / 'index.html'}")]
+    for e in result["expected"]:
+        held = {True: "held", False: "did NOT hold", None: "not measured"}[e["held"]]
+        lines.append(inert(f"  expected {e['change']:8} {e['check']} {e['metric']}: {held}"))
+    return lines
 
 
 def _base_image(args, cache: Cache, progress) -> Path:
@@ -325,10 +399,10 @@ def cmd_merge(args, cache, progress) -> int:
     out = Path(args.out) if args.out else Path("reports") / time.strftime("merged-%Y%m%d-%H%M%S")
     m = merge([Path(d) for d in args.dirs], out, cache, Path(args.db) if args.db else None)
     for r in m["runs"]:
-        print(f"{r['series']} on {r['kernel']} ({r['shards']} shard(s)): {r['status']}"
-              + (f" ({', '.join(r['regressions'])})" if r["regressions"] else "")
-              + (f": {r['error']}" if r["error"] else ""))
-    print(f"merged report {out / 'index.html'}")
+        print(inert(f"{r['series']} on {r['kernel']} ({r['shards']} shard(s)): {r['status']}"
+                    + (f" ({', '.join(r['regressions'])})" if r["regressions"] else "")
+                    + (f": {r['error']}" if r["error"] else "")))
+    print(inert(f"merged report {out / 'index.html'}"))
     return m["exit_code"]
 
 
@@ -359,8 +433,8 @@ def cmd_history(args, cache, progress) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        print(f"{r['created']}  {r['run_id']:34}  {r['series']:20} {r['status']:14} "
-              f"regressions={r['n_regressions']}  {r['result_path']}")
+        print(inert(f"{r['created']}  {r['run_id']:34}  {r['series']:20} {r['status']:14} "
+                    f"regressions={r['n_regressions']}  {r['result_path']}"))
     if not rows:
         print("no runs recorded yet")
     return 0
@@ -371,6 +445,7 @@ def cmd_boot(args, cache, progress) -> int:
 
     from .checks import run_checks
     from .errors import BootImageMissing
+    from .vm import check_bzimage
 
     if args.bzimage:
         bz = Path(args.bzimage)
@@ -381,6 +456,7 @@ def cmd_boot(args, cache, progress) -> int:
         bz = _base_image(args, cache, progress)
     if not bz.is_file():
         raise BootImageMissing(path=bz)
+    check_bzimage(bz)
     out = Path(args.out) if args.out else Path("reports") / time.strftime("boot-%Y%m%d-%H%M%S")
     run = run_checks(cache, bz.resolve(), out.resolve(), label=bz.parent.name, paths=args.testcases,
                      expr=args.expr, reps=args.reps, accel=args.accel, known_issues=args.known_issues,
@@ -394,10 +470,10 @@ def cmd_boot(args, cache, progress) -> int:
         for r in run.results:
             m = "; ".join(f"{x['name']} p50={x.get('value', float('nan')):.1f}{x['unit']} n={x['n']}"
                           for x in r["metrics"])
-            print(f"  {r['status']:5} {r['path']}  ({r['duration_s']:.2f}s){'  ' + m if m else ''}"
-                  f"{'  ' + r['message'] if r['message'] and r['status'] != 'PASS' else ''}")
+            print(inert(f"  {r['status']:5} {r['path']}  ({r['duration_s']:.2f}s){'  ' + m if m else ''}"
+                        f"{'  ' + r['message'] if r['message'] and r['status'] != 'PASS' else ''}"))
         for s in run.splats:
-            print(f"  SPLAT {s.kind} {s.fingerprint}{' (known: ' + s.known + ')' if s.known else ''}: {s.title}")
+            print(inert(f"  SPLAT {s.kind} {s.fingerprint}{' (known: ' + s.known + ')' if s.known else ''}: {s.title}"))
     bad = run.crashed or run.boot.outcome != "ok" or any(r["status"] in ("FAIL", "ERROR") for r in run.results) \
         or any(not s.known for s in run.splats)
     return 1 if bad else 0
@@ -414,13 +490,25 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Ctrl-C at any point, even while the modules are still being imported, is one line and 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("ktest: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     import signal
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     args = parser().parse_args(argv)
+    from .progress import Progress
+
     progress = Progress()
     try:
+        validate_inputs(args)
         cache = Cache.open(Path(args.cache) if args.cache else None)
         return COMMANDS[args.cmd](args, cache, progress)
     except KtestError as e:
@@ -437,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         progress.clear()
         if args.debug:
             traceback.print_exc()
-        print(f"ktest: internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)",
+        print(f"ktest: internal error: {type(e).__name__}: {inert(e)} (rerun with --debug for a traceback)",
               file=sys.stderr)
         return EXIT_COULD_NOT_RUN
 

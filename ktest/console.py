@@ -144,9 +144,22 @@ class KnownIssues:
 
     @classmethod
     def load(cls, path: Path | None) -> "KnownIssues":
-        if not path or not Path(path).exists():
+        """The user's --known-issues file (none: no entries); a missing or malformed one is an error."""
+        from .errors import BadKnownIssues, KnownIssuesMissing
+
+        if not path:
             return cls()
-        return cls(json.loads(Path(path).read_text()))
+        if not Path(path).is_file():
+            raise KnownIssuesMissing(path=path)
+        try:
+            entries = json.loads(Path(path).read_text())
+        except UnicodeDecodeError:
+            raise BadKnownIssues(path=path, why="not UTF-8 text") from None
+        except ValueError as e:
+            raise BadKnownIssues(path=path, why=f"not JSON ({e})") from None
+        if why := _bad_entries(entries):
+            raise BadKnownIssues(path=path, why=why)
+        return cls(entries)
 
     @classmethod
     def for_tree(cls, tree_name: str, path: Path | None = None) -> "KnownIssues":
@@ -168,6 +181,21 @@ class KnownIssues:
                     s.known = e.get("reason", "known issue")
                     break
         return splats
+
+
+def _bad_entries(entries) -> str | None:
+    """Why `entries` is not a list of {"fingerprint" or "check": PATTERN, "reason": TEXT}, or None."""
+    if not isinstance(entries, list):
+        return f"a JSON {type(entries).__name__}, not a list"
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            return f"entry {i} is a JSON {type(e).__name__}, not an object"
+        keys = [k for k in ("fingerprint", "check") if k in e]
+        if len(keys) != 1 or not isinstance(e[keys[0]], str):
+            return f"entry {i} needs exactly one string 'fingerprint' or 'check'"
+        if not isinstance(e.get("reason", ""), str):
+            return f"entry {i}'s 'reason' is not a string"
+    return None
 
 
 def crashed(splats: list[Splat]) -> bool:

@@ -7,6 +7,8 @@ User errors are bad inputs (a path, a patch, a revision); infrastructure errors 
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_COULD_NOT_RUN = 2
@@ -27,8 +29,13 @@ class KtestError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        text = self.msg.format(**self.fields)
-        hint = self.hint.format(**self.fields) if self.hint else ""
+        from .safetext import inert
+
+        # fields may carry outside text (a patch subject, git's or the console's words): one line, no
+        # escape sequences reach the terminal or the report
+        safe = {k: inert(str(v)) if isinstance(v, (str, PurePath)) else v for k, v in self.fields.items()}
+        text = self.msg.format(**safe)
+        hint = self.hint.format(**safe) if self.hint else ""
         return f"{text} (hint: {hint})" if hint else text
 
     def line(self) -> str:
@@ -70,7 +77,7 @@ class BadSeriesFile(UserError):
 
 class PatchDoesNotApply(UserError):
     code = "patch-does-not-apply"
-    msg = "patch {index} '{subject}' ({name}) does not apply to {base}: {where}"
+    msg = "patch {index} '{subject}' ({name}) does not apply to {base}: {why}"
     hint = "rebase the series onto {base}"
 
 
@@ -130,6 +137,48 @@ class ResultMissing(UserError):
 class BadOption(UserError):
     code = "bad-option"
     msg = "{option} {value}: {why}"
+
+
+class KernelWithTree(UserError):
+    code = "kernel-with-tree"
+    msg = "--kernel {version} with --tree {path}: --kernel picks the Debian tree, which --tree replaces"
+    hint = "drop --kernel (the kernel is whatever --tree/--base hold), or drop --tree"
+
+
+class NotABzImage(UserError):
+    code = "not-a-bzimage"
+    msg = "{path} is not an x86 bzImage: {why}"
+    hint = "give arch/x86/boot/bzImage of a kernel build, or --build KEY from `ktest build --json`"
+
+
+class KnownIssuesMissing(UserError):
+    code = "known-issues-missing"
+    msg = "--known-issues {path} does not exist"
+    hint = "give a JSON list of {{\"fingerprint\"|\"check\": PATTERN, \"reason\": TEXT}}, or omit the option"
+
+
+class BadKnownIssues(UserError):
+    code = "bad-known-issues"
+    msg = "--known-issues {path} is not usable: {why}"
+    hint = "a JSON list of {{\"fingerprint\"|\"check\": PATTERN, \"reason\": TEXT}}"
+
+
+class BadDatabase(UserError):
+    code = "bad-db"
+    msg = "--db {path} is not a ktest history database: {why}"
+    hint = "give a new path (it is created) or an SQLite file from an earlier run"
+
+
+class ReportsNotADir(UserError):
+    code = "reports-not-a-dir"
+    msg = "--reports {path} {why}"
+    hint = "give a directory (it is created if missing)"
+
+
+class BadExpected(UserError):
+    code = "bad-expected"
+    msg = "{path} is not a usable expected.json: {why}"
+    hint = 'see README: {{"checks": [{{"check", "transition"}}], "metrics": [{{"check", "metric", "change"}}]}}'
 
 
 class NoCalibrationBoots(UserError):

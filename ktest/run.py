@@ -82,6 +82,22 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
     run_id = new_run_id()
     outdir = (opts.reports / run_id).resolve()
     outdir.mkdir(parents=True)
+    try:
+        return _run(cache, tree, series, series_path, opts, progress, argv, chosen, why, run_id, outdir)
+    except BaseException:       # Ctrl-C (or a failure) before anything was written: no empty run dir
+        _remove_if_empty(outdir)
+        raise
+
+
+def _remove_if_empty(d: Path) -> None:
+    try:
+        d.rmdir()               # only an empty directory goes
+    except OSError:
+        pass
+
+
+def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOptions, progress: Progress,
+         argv: list[str] | None, chosen: list[str], why: str, run_id: str, outdir: Path) -> tuple[dict, Path]:
     t0 = time.time()
     result: dict = {
         "schema": SCHEMA, "ktest_version": __version__, "run_id": run_id,

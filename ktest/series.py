@@ -14,7 +14,7 @@ import re
 import uuid
 from pathlib import Path
 
-from .errors import BadSeriesFile, EmptySeries, NotAPatch, PatchDoesNotApply, SeriesNotFound
+from .errors import BadExpected, BadSeriesFile, EmptySeries, NotAPatch, PatchDoesNotApply, SeriesNotFound
 from .gitutil import add_worktree, git, remove_worktree
 from .records import Patch, Series, Tree
 
@@ -91,23 +91,82 @@ def load_series(path: str | Path) -> Series:
         raise EmptySeries(path=path)
     for i, patch in enumerate(patches, 1):
         patch.index = i
-    expected = None
-    exp = (p if p.is_dir() else p.parent) / "expected.json"
-    if exp.exists() and p.is_dir():
-        expected = json.loads(exp.read_text())
+    exp = p / "expected.json"
+    expected = load_expected(exp) if p.is_dir() and exp.exists() else None
     return Series(name=name, path=p.absolute(), patches=patches, cover=cover, expected=expected)
 
 
-def _failed_where(out: str) -> str:
+EXPECTED_CHANGES = ("decrease", "increase", "none")
+
+
+def _expected_entries(data: dict, key: str, fields: tuple[str, ...]) -> str | None:
+    """Why data[key] is not a list of objects with string `fields`, or None."""
+    entries = data.get(key, [])
+    if not isinstance(entries, list):
+        return f"'{key}' is a JSON {type(entries).__name__}, not a list"
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            return f"'{key}'[{i}] is a JSON {type(e).__name__}, not an object"
+        for f in fields:
+            if not isinstance(e.get(f), str):
+                return f"'{key}'[{i}] has no string '{f}'"
+    return None
+
+
+def load_expected(path: Path) -> dict:
+    """A series' expected.json, checked for the shape README documents (before any work is done)."""
+    try:
+        data = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise BadExpected(path=path, why="not UTF-8 text") from None
+    except ValueError as e:
+        raise BadExpected(path=path, why=f"not JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise BadExpected(path=path, why=f"a JSON {type(data).__name__}, not an object")
+    why = (_expected_entries(data, "checks", ("check", "transition"))
+           or _expected_entries(data, "metrics", ("check", "metric", "change")))
+    if why is None:
+        bad = [m["change"] for m in data.get("metrics", []) if m["change"] not in EXPECTED_CHANGES]
+        why = f"change {bad[0]!r} is not one of {', '.join(EXPECTED_CHANGES)}" if bad else None
+    if why is None and not isinstance(data.get("summary", ""), str):
+        why = "'summary' is not a string"
+    if why:
+        raise BadExpected(path=path, why=why)
+    return data
+
+
+def _failed_where(out: str) -> str | None:
+    """The file (and line) git am stopped at, if it says."""
     for pat in (r"CONFLICT \([^)]*\): Merge conflict in (\S+)", r"error: patch failed: (\S+:\d+)",
                 r"error: (\S+): patch does not apply", r"sha1 information is lacking or useless \((\S+)\)",
-                r"error: (\S+): does not exist in index", r"error: (\S+): already exists",
-                r"Patch failed at \d+ (.*)"):
+                r"error: (\S+): does not exist in index", r"error: (\S+): already exists"):
         m = re.search(pat, out)
         if m:
             return m.group(1)
-    lines = [l for l in out.splitlines() if l.startswith(("error:", "fatal:"))]
-    return lines[0] if lines else "git am failed"
+    return None
+
+
+# git am's lines that say that it failed, not why
+_GENERIC = re.compile(r"^(error: )?(Failed to merge in the changes\.|could not build fake ancestor|"
+                      r"Did you hand edit your patch\?|patch failed: |.*: patch does not apply$)|^hint: "
+                      r"|^Patch failed at |^When you have resolved|^If you prefer to skip|^To restore the")
+
+
+def git_reason(stdout: str, stderr: str) -> str:
+    """git's own first meaningful word on a failed `git am`: a 3-way CONFLICT line, else the first
+    error: or fatal: line that is not one of git am's generic ones (corrupt patch at line N, invalid
+    path '../x', ... beyond a symbolic link)."""
+    conflict = [l for l in stdout.splitlines() if l.startswith("CONFLICT ")]
+    errors = [l.strip() for l in stderr.splitlines() if l.startswith(("error:", "fatal:"))]
+    for line in conflict + [l for l in errors if not _GENERIC.match(l)] + errors:
+        return line.removeprefix("error: ").removeprefix("fatal: ")
+    rest = [l.strip() for l in stderr.splitlines() if l.strip() and not _GENERIC.match(l.strip())]
+    return rest[0] if rest else "git am failed"
+
+
+def _why(stdout: str, stderr: str) -> str:
+    where, reason = _failed_where(stdout + stderr), git_reason(stdout, stderr)
+    return f"{where} (git: {reason})" if where and where not in reason else f"git: {reason}"
 
 
 def apply_series(tree: Tree, series: Series, workdir: Path) -> list[str]:
@@ -137,7 +196,7 @@ def apply_series(tree: Tree, series: Series, workdir: Path) -> list[str]:
             if p.returncode != 0:
                 git("am", "--abort", cwd=wt, check=False)
                 raise PatchDoesNotApply(index=patch.index, subject=patch.subject, name=patch.name,
-                                        base=tree.base_rev, where=_failed_where(p.stdout + p.stderr))
+                                        base=tree.base_rev, why=_why(p.stdout, p.stderr))
             patch.commit = git("rev-parse", "HEAD", cwd=wt).stdout.strip()
             commits.append(patch.commit)
         git("--git-dir", str(tree.shadow), "update-ref", f"refs/ktest/{key}", commits[-1])

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .cache import Cache, short_hash, write_json_atomic
-from .errors import Interrupted, MissingHostTools
+from .errors import Interrupted, MissingHostTools, NotABzImage
 from .proc import kill_group
 from .progress import Progress
 
@@ -280,6 +280,25 @@ def boot_with_retry(spec: BootSpec, logdir: Path, progress: Progress | None = No
     return second
 
 
+# --- the image --------------------------------------------------------------------------------
+
+HDRS_OFFSET, HDRS_MAGIC = 0x202, b"HdrS"   # the x86 boot protocol's header signature (boot.rst)
+
+
+def check_bzimage(path: Path) -> None:
+    """Refuse what is not an x86 boot image before booting it: QEMU would fail on it, and the KVM
+    probe would take that failure for KVM's."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HDRS_OFFSET + len(HDRS_MAGIC))
+    except OSError as e:
+        raise NotABzImage(path=path, why=e.strerror or str(e)) from None
+    if len(head) < HDRS_OFFSET + len(HDRS_MAGIC):
+        raise NotABzImage(path=path, why=f"{len(head)} bytes, too short for a boot header")
+    if head[HDRS_OFFSET:] != HDRS_MAGIC:
+        raise NotABzImage(path=path, why=f"no '{HDRS_MAGIC.decode()}' boot header magic at offset {HDRS_OFFSET:#x}")
+
+
 # --- KVM probe --------------------------------------------------------------------------------
 
 @functools.cache
@@ -298,7 +317,9 @@ def host_key() -> str:
 def probe_kvm(cache: Cache, bzimage: Path, progress: Progress | None = None, timeout: float = 25.0) -> tuple[bool, str]:
     """Does KVM really run a guest here?  /dev/kvm existing is not enough (a PVM host opens it and
     then hangs the guest), so boot `bzimage` with KVM and `true` as the command, under a short
-    timeout.  The answer is cached per host (kernel release, QEMU version)."""
+    timeout.  The answer is cached per host (kernel release, QEMU version), and only when it is about
+    KVM: an image that is not a bzImage is refused first, and a kernel that panics (so KVM ran it)
+    says nothing about KVM."""
     progress = progress or Progress()
     path = cache.root / "kvm-probe.json"
     known = json.loads(path.read_text()) if path.exists() else {}
@@ -308,6 +329,7 @@ def probe_kvm(cache: Cache, bzimage: Path, progress: Progress | None = None, tim
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         ok, reason = False, "/dev/kvm is missing or not accessible"
     else:
+        check_bzimage(bzimage)
         progress.info(f"probing whether KVM really runs a guest ({timeout:.0f}s at most, once per host)")
         d = cache.dir("work", f"kvm-probe-{os.getpid()}")
         spec = BootSpec(bzimage=bzimage, command="true", rwdir=d / "rw", accel="kvm", boot_timeout=timeout,
@@ -317,6 +339,8 @@ def probe_kvm(cache: Cache, bzimage: Path, progress: Progress | None = None, tim
         reason = (f"a KVM guest booted in {res.duration_s:.1f}s" if ok else
                   f"a KVM guest did not finish 'true' ({res.outcome}, exit {res.exit_code}, {res.duration_s:.0f}s)")
         shutil.rmtree(d, ignore_errors=True)
+        if res.outcome == "panic":      # the kernel's fault, not KVM's: answer for this call only
+            return False, reason + "; the kernel itself panicked, so this is not cached"
     known[key] = {"ok": ok, "reason": reason, "qemu": _qemu_version(), "host_kernel": platform.release(),
                   "at": time.time()}
     write_json_atomic(path, known)

@@ -122,3 +122,31 @@ def test_ctrl_c_kills_group(tmp_path, fake_vng, monkeypatch):
     vng_pid, qemu_pid = map(int, fake_vng.read_text().split())
     time.sleep(0.2)
     assert not alive(vng_pid) and not alive(qemu_pid)
+
+
+def _image(path: Path) -> Path:
+    """Bytes with the x86 boot header's magic where a bzImage has it (fake vng boots anything)."""
+    head = bytearray(0x400)
+    head[0x202:0x206] = b"HdrS"
+    path.write_bytes(bytes(head))
+    return path
+
+
+def test_a_bad_image_or_a_panicking_kernel_never_decides_the_hosts_kvm_answer(tmp_path, fake_vng, monkeypatch,
+                                                                               cache):
+    from ktest.errors import NotABzImage
+    from ktest.vm import probe_kvm
+
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        pytest.skip("the probe boots only where /dev/kvm opens")
+    probe = cache.root / "kvm-probe.json"
+    text = tmp_path / "hostname"
+    text.write_text("myhost\n")
+    with pytest.raises(NotABzImage):
+        probe_kvm(cache, text, Silent())
+    assert not probe.exists()
+    monkeypatch.setenv("FAKE_VNG_MODE", "panic")
+    ok, reason = probe_kvm(cache, _image(tmp_path / "bzImage"), Silent())
+    assert not ok and "not cached" in reason and not probe.exists(), "the kernel's panic is not KVM's failure"
+    monkeypatch.setenv("FAKE_VNG_MODE", "ok")
+    assert probe_kvm(cache, tmp_path / "bzImage", Silent())[0] and probe.exists()
