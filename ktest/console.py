@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-TS = re.compile(r"^\s*\[\s*\d+\.\d+\]\s?")          # printk time prefix
+TS = re.compile(r"^\s*\[\s*(\d+\.\d+)\]\s?")        # printk time prefix
 # (kind, pattern) in priority order; the first match on a line starts a splat
 HEADERS: list[tuple[str, re.Pattern]] = [
     ("kasan", re.compile(r"BUG: KASAN: ")),
@@ -65,6 +65,7 @@ class Splat:
     text: str                   # the whole block
     line: int                   # 1-based line in the console log
     known: str | None = None    # reason, if a known-issues entry matched
+    time_s: float | None = None  # the header line's printk timestamp (seconds since boot)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -102,8 +103,14 @@ def _title_key(title: str) -> str:
     return re.sub(r"\s+", " ", t).strip()[:80]
 
 
+def _stamp(line: str) -> float | None:
+    m = TS.match(line)
+    return float(m.group(1)) if m else None
+
+
 def parse(text: str) -> list[Splat]:
-    lines = [TS.sub("", l.rstrip("\r")) for l in text.splitlines()]
+    raw = text.splitlines()
+    lines = [TS.sub("", l.rstrip("\r")) for l in raw]
     splats: list[Splat] = []
     i = 0
     while i < len(lines):
@@ -129,7 +136,7 @@ def parse(text: str) -> list[Splat]:
         title = lines[start].strip()
         fp = f"{kind}:{'/'.join(funcs) if funcs else _title_key(title)}"
         splats.append(Splat(kind=kind, title=title, fingerprint=fp, functions=funcs,
-                            text="\n".join(block), line=start + 1))
+                            text="\n".join(block), line=start + 1, time_s=_stamp(raw[start])))
         i = j
     return splats
 
@@ -201,3 +208,30 @@ def _bad_entries(entries) -> str | None:
 def crashed(splats: list[Splat]) -> bool:
     """A splat that ends the guest (as opposed to a WARNING the kernel survives)."""
     return any(s.kind in ("panic",) for s in splats)
+
+
+# A kernel that printed one of these is dead or dying: a panic ends it, an Oops/BUG kills the task
+# that hit it (often holding a lock everyone else then waits for), and a hung task or a lockup means
+# something already waits forever.  A boot that shows one and whose harness then goes quiet is ended.
+FATAL = ("panic", "oops", "bug")
+STUCK = ("hung_task", "soft_lockup", "rcu_stall")
+
+
+def fatal_kind(line: str) -> str | None:
+    """For a live console line: the kind of fatal or stuck splat it starts, else None."""
+    kind = _kind(TS.sub("", line))
+    return kind if kind in FATAL + STUCK else None
+
+
+# Markers the guest harness writes to /dev/kmsg around each check (ktest.guest_plugin), so the console
+# itself says which check ran when a splat appeared: "ktest: check start PATH" / "ktest: check end PATH STATUS"
+MARKER = re.compile(r"ktest: check (start|end) (\S+)")
+
+
+def markers(text: str) -> list[tuple[int, str, str]]:
+    """(1-based line, "start"|"end", check path) for each harness marker on the console."""
+    out = []
+    for i, l in enumerate(text.splitlines(), 1):
+        if "ktest: check " in l and (m := MARKER.search(l)):
+            out.append((i, m.group(1), m.group(2)))
+    return out

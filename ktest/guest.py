@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     pa = ["-p", "ktest.guest_plugin", "-p", "no:cacheprovider", "-p", "no:doctest", "-p", "no:pastebin",
           "-p", "no:junitxml", "-p", "no:nose", "-p", "no:legacypath", "-p", "no:unittest", "-p", "no:faulthandler",
           "-q", "-rfEs", "--color=no",
-          f"--ktest-out={args.out}", f"--ktest-reps={args.reps}", *args.paths]
+          f"--ktest-out={args.out}", f"--ktest-reps={args.reps}", "--ktest-kmsg", *args.paths]
     if args.expr:
         pa += ["-k", args.expr]
     if args.shard:

@@ -58,6 +58,8 @@ def pytest_addoption(parser):
     parser.addoption("--ktest-out", default=None, help="results dir (rwdir)")
     parser.addoption("--ktest-reps", type=int, default=5, help="repetitions per measurement")
     parser.addoption("--ktest-shard", default=None, help="I/N: run only shard I of N (see ktest.shard)")
+    parser.addoption("--ktest-kmsg", action="store_true",
+                     help="mark each check's start and end on the kernel console (in the guest only)")
 
 
 def _cost(item) -> float:
@@ -135,8 +137,48 @@ def pytest_runtest_logreport(report):
             r.setdefault("sections", {})[sec] = text[-8000:]
 
 
+def pytest_collection_finish(session):
+    """What will run, in order, after -k and shard selection: a check in it that never started was cut
+    off (the kernel crashed before its turn)."""
+    out = _out(session.config)
+    sel = out / "selection.json" if out is not None else None
+    if sel is not None and sel.exists():
+        data = json.loads(sel.read_text())
+        data["run"] = [it.nodeid for it in session.items]
+        sel.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def pytest_runtest_logstart(nodeid, location):
+    """Say on the console and in the results dir that a check starts: if the kernel crashes, the host
+    knows which check was running (the console's order and timestamps, and these records)."""
+    out = _out(_config) if _config is not None else None
+    if out is None:
+        return
+    path = dotted_path(nodeid)
+    _kmsg(f"ktest: check start {path}")
+    with open(out / "checks-started.jsonl", "a") as f:
+        f.write(json.dumps({"id": nodeid, "path": path, "uptime_s": _uptime()}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def pytest_runtest_logfinish(nodeid, location):
     _flush(nodeid)
+
+
+def _kmsg(text: str) -> None:
+    if _config is None or not _config.getoption("--ktest-kmsg"):
+        return
+    try:
+        fd = os.open("/dev/kmsg", os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"<5>{text}\n".encode(errors="replace"))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 _config = None
@@ -168,6 +210,7 @@ def _flush(nodeid: str) -> None:
             {"metrics": [], "timelines": [], "notes": {}}), "finished_at_uptime_s": _uptime()}
     if out is None:
         return
+    _kmsg(f"ktest: check end {line['path']} {line['status']}")
     lines = [line]
     for sub in (rec.subresults if rec else []):
         lines.append({"id": f"{nodeid}::{sub['name']}", "path": f"{line['path']}.{_safe(sub['name'])}",
