@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import console
+from . import console, crash as crash_mod
 from .cache import Cache, write_json_atomic
 from .progress import Progress
 from .vm import BootResult, BootSpec, boot_with_retry, choose_accel, host_env, lean_udev_rules
@@ -29,15 +29,18 @@ class GuestRun:
     splats: list[console.Splat]
     env: dict = field(default_factory=dict)
     selection: dict | None = None   # selection.json: what was collected, what this shard ran
+    crash: crash_mod.Crash | None = None   # the kernel crashed: what, in which check, what never ran
 
     @property
     def crashed(self) -> bool:
-        return self.boot.outcome in ("panic", "qemu-died") or console.crashed(self.splats)
+        return self.boot.outcome in ("panic", "qemu-died", "crash") or console.crashed(self.splats) \
+            or self.crash is not None
 
     def to_json(self) -> dict:
         return {"label": self.label, "boot": self.boot.to_json(), "started": self.started,
                 "finished": self.finished, "results": self.results,
-                "splats": [s.to_json() for s in self.splats], "env": self.env, "selection": self.selection}
+                "splats": [s.to_json() for s in self.splats], "env": self.env, "selection": self.selection,
+                "crash": self.crash.to_json() if self.crash else None}
 
 
 def _read_json(p: Path) -> dict | None:
@@ -109,7 +112,8 @@ def _precompile(paths: list[Path]) -> None:
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel", paths=None,
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
                progress: Progress | None = None, boot_timeout: float | None = None,
-               slow: bool = True, shard: tuple[int, int] | None = None) -> GuestRun:
+               slow: bool = True, shard: tuple[int, int] | None = None,
+               crash_quiet: float | None = None) -> GuestRun:
     """Boot `bzimage` and run the checks.  The kernel tree's selftests are taken from the build
     artifact next to the image (bzimage.parent/selftests), when it has them.  slow=False tells
     checks marked slow (the upstream selftests) to skip: `ktest run` runs them in round 1 only.
@@ -120,13 +124,15 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     outdir.mkdir(parents=True, exist_ok=True)
     rwdir = outdir / "rw"
     rwdir.mkdir(exist_ok=True)
-    for stale in ("results.jsonl", "started.json", "finished.json", "selection.json"):
+    for stale in ("results.jsonl", "started.json", "finished.json", "selection.json", "checks-started.jsonl"):
         (rwdir / stale).unlink(missing_ok=True)
     spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage),
                                                           {"KTEST_SLOW": "1" if slow else "0"}, shard),
                     rwdir=rwdir, accel=accel,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
                     udev_rules=lean_udev_rules(outdir / "udev-rules.d"))
+    if crash_quiet is not None:
+        spec.crash_quiet = crash_quiet
     _precompile([PROJECT / "ktest", *paths])
     progress.stage(f"booting {label} ({accel}) and running checks")
     t0 = time.time()
@@ -139,8 +145,17 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
         env.update(kernel_release=started.get("kernel_release"), clocksource=started.get("clocksource"),
                    guest_uptime_at_harness_s=started.get("uptime_at_harness_s"),
                    launch_to_harness_s=round(res.started_after_s, 2) if res.started_after_s else None)
-    run = GuestRun(label=label, boot=res, started=started, finished=_read_json(rwdir / "finished.json"),
-                   results=_read_results(rwdir / "results.jsonl"), splats=splats, env=env,
-                   selection=_read_json(rwdir / "selection.json"))
+    finished, results, selection = (_read_json(rwdir / "finished.json"), _read_results(rwdir / "results.jsonl"),
+                                    _read_json(rwdir / "selection.json"))
+    crash = crash_mod.analyse(text, splats, outcome=res.outcome, harness_started=started is not None,
+                              harness_finished=finished is not None, results=results,
+                              starts=_read_results(rwdir / "checks-started.jsonl"), selection=selection,
+                              ended_because=res.ended_because)
+    if crash:
+        progress.warn(f"{label}: the kernel crashed ({crash.label} {crash.fingerprint}) in {crash.where}"
+                      + (f"; {len(crash.not_run)} check(s) not run" if crash.not_run else "")
+                      + (f"; {res.ended_because}" if res.ended_because else ""))
+    run = GuestRun(label=label, boot=res, started=started, finished=finished, results=results, splats=splats,
+                   env=env, selection=selection, crash=crash)
     write_json_atomic(outdir / "guest-run.json", {**run.to_json(), "wall_start": t0})
     return run
