@@ -37,6 +37,9 @@ class BootSpec:
     memory: str = "1G"
     boot_timeout: float = 90.0   # until started.json appears
     idle_timeout: float = 180.0  # no console/stdout output and no rwdir writes
+    # after an Oops/BUG/panic or a hung-task/lockup report on the console, the harness (stdout, rwdir)
+    # writing nothing for this long ends the boot: a dead kernel is not waited out to the idle timeout
+    crash_quiet: float = 30.0
     hard_timeout: float = 1800.0
     # root=/dev/root: vng tags its 9p root export "/dev/root" and passes no root=, relying on the
     # block layer's fallback; our lean kernels have no block layer, so name the 9p root directly.
@@ -51,7 +54,9 @@ class BootSpec:
 
 @dataclass
 class BootResult:
-    outcome: str  # ok | script-failed | panic | boot-timeout | idle-timeout | hard-timeout | qemu-died | no-harness
+    # ok | script-failed | panic | crash (ended early: see ended_because) | boot-timeout | idle-timeout
+    # | hard-timeout | qemu-died | no-harness
+    outcome: str
     exit_code: int | None
     duration_s: float
     started_after_s: float | None  # host wall time from launch to the harness's started.json
@@ -60,10 +65,12 @@ class BootResult:
     attempts: int = 1
     retried_because: str | None = None
     env: dict = field(default_factory=dict)
+    ended_because: str | None = None   # why ktest ended the boot itself (a crash, a timeout)
 
     @property
     def infra_failure(self) -> bool:
-        """Failed before the guest harness started: the machine's problem, worth one retry."""
+        """Failed before the guest harness started: the machine's problem, worth one retry.  A kernel
+        that crashed ("panic", "crash") is the kernel's problem, not the machine's: never retried."""
         return self.started_after_s is None and self.outcome in ("boot-timeout", "qemu-died", "idle-timeout",
                                                                  "no-harness")
 
@@ -134,6 +141,29 @@ def _pump(stream, path: Path, activity: list[float], tee=None) -> None:
                 tee(line)
 
 
+def _crash_watch(seen: dict):
+    """A console tee that remembers the first fatal or stuck splat line: {"kind", "line", "at"}."""
+    from .console import fatal_kind
+
+    def tee(line: str) -> None:
+        if "kind" not in seen and (kind := fatal_kind(line)):
+            seen.update(kind=kind, line=line.strip()[:200], at=time.monotonic())
+    return tee
+
+
+def dead_kernel(seen: dict, harness_quiet_s: float, now: float, quiet: float) -> str | None:
+    """Pure: why a boot should end now because its kernel is dead, or None.  `seen` is what the console
+    watch found; the harness must have been quiet for `quiet` seconds since the splat and since its own
+    last write (a harness that keeps writing after an Oops is still running checks)."""
+    if "kind" not in seen:
+        return None
+    since_splat = now - seen["at"]
+    if since_splat < quiet or harness_quiet_s < quiet:
+        return None
+    return (f"{seen['kind']} on the console ({seen['line']}), then the guest harness wrote nothing for "
+            f"{min(since_splat, harness_quiet_s):.0f}s: ended without waiting for the idle timeout")
+
+
 def _latest_mtime(d: Path) -> float:
     try:
         return max((p.stat().st_mtime for p in d.iterdir()), default=0.0)
@@ -171,14 +201,14 @@ def boot(spec: BootSpec, logdir: Path, progress: Progress | None = None, label: 
     if image in _root_arg and ROOT_ARG in spec.append:
         spec = _with_root(spec, _root_arg[image])
     res = _boot_once(spec, logdir, progress, label)
-    if (res.outcome == "panic" and ROOT_ARG in spec.append and res.console_log.exists()
+    if (res.outcome in ("panic", "crash") and ROOT_ARG in spec.append and res.console_log.exists()
             and ROOT_TAG_MISSING in res.console_log.read_text(errors="replace")):
         progress.info(f"boot {label}: this kernel looks for the 9p root under another name; "
                       f"booting again with {ROOT_ARG_STRIPPED}")
         os.replace(res.console_log, logdir / "console-root-not-found.log")
         spec = _with_root(spec, ROOT_ARG_STRIPPED)
         res = _boot_once(spec, logdir, progress, label)
-        if image is not None and res.outcome != "panic":
+        if image is not None and res.outcome not in ("panic", "crash"):
             _root_arg[image] = ROOT_ARG_STRIPPED
     return res
 
@@ -192,17 +222,23 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     cmd = vng_command(spec)
     (logdir / "vng-cmd.txt").write_text(shlex.join(cmd) + "\n")
     activity = [time.monotonic()]
+    harness = [time.monotonic()]       # the guest script's stdout (the harness's own output)
+    crash_seen: dict = {}
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, errors="replace", start_new_session=True,
                             env=_vng_env())
     with _live_lock:
         _live.add(proc)
-    pumps = [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity), daemon=True),
-             threading.Thread(target=_pump, args=(proc.stdout, stdout_log, activity), daemon=True)]
+    def stdout_tee(_line: str) -> None:
+        harness[0] = time.monotonic()
+
+    pumps = [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity, _crash_watch(crash_seen)),
+                              daemon=True),
+             threading.Thread(target=_pump, args=(proc.stdout, stdout_log, activity, stdout_tee), daemon=True)]
     for t in pumps:
         t.start()
-    outcome, started_after = None, None
+    outcome, started_after, ended_because = None, None, None
     try:
         while True:
             rc = proc.poll()
@@ -212,12 +248,19 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
             if rc is not None:
                 break
             idle = now - max(activity[0], t0)
-            if spec.wait_started and started_after is None and now - t0 > spec.boot_timeout:
+            rw_quiet = time.time() - _latest_mtime(spec.rwdir)
+            dead = dead_kernel(crash_seen, min(now - harness[0], rw_quiet), now, spec.crash_quiet) \
+                if crash_seen else None
+            if dead:
+                outcome, ended_because = "crash", dead
+            elif spec.wait_started and started_after is None and now - t0 > spec.boot_timeout:
                 outcome = "boot-timeout"
-            elif idle > spec.idle_timeout and time.time() - _latest_mtime(spec.rwdir) > spec.idle_timeout:
+            elif idle > spec.idle_timeout and rw_quiet > spec.idle_timeout:
                 outcome = "idle-timeout"
+                ended_because = f"no console or harness output for {spec.idle_timeout:.0f}s (idle timeout)"
             elif now - t0 > spec.hard_timeout:
                 outcome = "hard-timeout"
+                ended_because = f"still running after {spec.hard_timeout:.0f}s (hard timeout)"
             if outcome:
                 kill_group(proc)
                 break
@@ -249,9 +292,10 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
             outcome = "ok"
         else:
             outcome = "script-failed"
-    return BootResult(outcome=outcome, exit_code=rc if outcome not in ("boot-timeout", "idle-timeout", "hard-timeout") else None,
+    return BootResult(outcome=outcome, exit_code=rc if outcome not in ("boot-timeout", "idle-timeout", "hard-timeout",
+                                                                       "crash") else None,
                       duration_s=time.monotonic() - t0, started_after_s=started_after,
-                      console_log=console_log, stdout_log=stdout_log)
+                      console_log=console_log, stdout_log=stdout_log, ended_because=ended_because)
 
 
 _live: set = set()                 # guests running now, in any thread
@@ -339,7 +383,7 @@ def probe_kvm(cache: Cache, bzimage: Path, progress: Progress | None = None, tim
         reason = (f"a KVM guest booted in {res.duration_s:.1f}s" if ok else
                   f"a KVM guest did not finish 'true' ({res.outcome}, exit {res.exit_code}, {res.duration_s:.0f}s)")
         shutil.rmtree(d, ignore_errors=True)
-        if res.outcome == "panic":      # the kernel's fault, not KVM's: answer for this call only
+        if res.outcome in ("panic", "crash"):   # the kernel's fault, not KVM's: answer for this call only
             return False, reason + "; the kernel itself panicked, so this is not cached"
     known[key] = {"ok": ok, "reason": reason, "qemu": _qemu_version(), "host_kernel": platform.release(),
                   "at": time.time()}

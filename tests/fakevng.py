@@ -3,6 +3,8 @@
 ok: write started.json + one result, exit 0 | hang: hang before the harness (with a child "qemu")
 | die: print a little console and exit 255 | stall: start the harness, then hang silently
 | panic: start, write one result, print a real-looking panic, exit 255
+| oops-hang: start, one result, start a second check, print a real Oops (lkdtm EXCEPTION, from
+  tests/fixtures/console), then hang silently like a kernel whose dead task held a lock
 | root-stripped: like a 6.1 kernel without a block layer, which finds the 9p root only when given
   root=/dev//dev/root (the lines printed are those of a real 6.1.192 boot)."""
 import json, os, subprocess, sys, time
@@ -44,6 +46,21 @@ if mode == "ok":
     started(); result("smoke.a"); sys.exit(0)
 if mode == "die":
     sys.exit(255)
+if mode == "oops-hang":
+    started()
+    (rw / "selection.json").write_text(json.dumps({"run": [f"testcases/test_smoke.py::test_{x}" for x in "abc"]}))
+    for x, t in (("a", 5.0), ("b", 6.0)):
+        with open(rw / "checks-started.jsonl", "a") as f:
+            f.write(json.dumps({"id": f"testcases/test_smoke.py::test_{x}", "path": f"smoke.{x}", "uptime_s": t}) + "\n")
+        if x == "a":
+            with open(rw / "results.jsonl", "a") as f:
+                f.write(json.dumps({"id": "testcases/test_smoke.py::test_a", "path": "smoke.a", "status": "PASS",
+                                    "duration_s": 0.1, "message": None, "metrics": [], "timelines": [], "notes": {},
+                                    "finished_at_uptime_s": 5.5}) + "\n")
+    log = (Path(__file__).parent / "fixtures" / "console" / "lkdtm-6.12.117.log").read_text().splitlines()
+    for l in log[415:470]:          # "lkdtm: Performing direct entry EXCEPTION" .. the Oops's last line
+        print(l, file=sys.stderr, flush=True)
+    mode = "hang"
 if mode in ("hang", "stall"):
     child = subprocess.Popen(["sleep", "1000"])  # plays QEMU, which may outlive vng
     if pidfile:
