@@ -359,10 +359,21 @@ def cmd_run(args, cache, progress) -> int:
 def run_summary_lines(result: dict, outdir: Path) -> list[str]:
     """What `ktest run` prints for a series; series names and check paths come from outside, so
     they are shown inert."""
+    from .outputs import crash_lead
+
     v = result["verdict"]
+    lead = crash_lead(result)
+    regs = [r for r in v["regressions"] if not lead or r != lead["entry"]]
     lines = [inert(f"{result['series']['name']}: {v['status']}"
-                   + (f" ({', '.join(v['regressions'])})" if v["regressions"] else "")
+                   + (f": {lead['sentence']}" if lead else "")
+                   + (f" ({'other regressions: ' if lead else ''}{', '.join(regs)})" if regs else "")
                    + f"; report {outdir / 'index.html'}")]
+    if lead:
+        lines += [inert(f"    {l}") for l in (lead.get("trace") or [])[:6]]
+        if lead["culprit"]:
+            lines.append(inert(f"  culprit: {lead['culprit']}"))
+        if lead.get("ended_because"):
+            lines.append(inert(f"  ktest ended the boot: {lead['ended_because']}"))
     for e in result["expected"]:
         held = {True: "held", False: "did NOT hold", None: "not measured"}[e["held"]]
         lines.append(inert(f"  expected {e['change']:8} {e['check']} {e['metric']}: {held}"))
@@ -467,6 +478,13 @@ def cmd_boot(args, cache, progress) -> int:
         print(f"boot: {run.boot.outcome} (exit {run.boot.exit_code}) in {run.boot.duration_s:.1f}s, "
               f"accel {run.env.get('accel')}, harness after {run.boot.started_after_s or float('nan'):.1f}s; "
               f"logs in {out}")
+        if run.crash:
+            from .crash import sentence
+
+            print(inert(f"  CRASH: {sentence(run.crash.to_json(), 'booted')}"
+                        + (f"; {run.boot.ended_because}" if run.boot.ended_because else "")))
+            for l in run.crash.trace[:6]:
+                print(inert(f"    {l}"))
         for r in run.results:
             m = "; ".join(f"{x['name']} p50={x.get('value', float('nan')):.1f}{x['unit']} n={x['n']}"
                           for x in r["metrics"])
@@ -474,6 +492,7 @@ def cmd_boot(args, cache, progress) -> int:
                         f"{'  ' + r['message'] if r['message'] and r['status'] != 'PASS' else ''}"))
         for s in run.splats:
             print(inert(f"  SPLAT {s.kind} {s.fingerprint}{' (known: ' + s.known + ')' if s.known else ''}: {s.title}"))
+
     bad = run.crashed or run.boot.outcome != "ok" or any(r["status"] in ("FAIL", "ERROR") for r in run.results) \
         or any(not s.known for s in run.splats)
     return 1 if bad else 0

@@ -11,7 +11,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from .cache import write_json_atomic
-from .safetext import md_text
+from .crash import sentence as crash_sentence
+from .safetext import inert, md_text
 from .verdict import REGRESSIONS
 
 ORIGIN = "ktest"
@@ -112,7 +113,37 @@ def render_html(result: dict, outdir: Path) -> str:
                      "stdout": _tail(outdir / boot["stdout_log"], 80)})
     from .stats import RULE_TEXT
 
-    return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT)
+    return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT,
+                                                      crash=crash_lead(result), verdict_text=check_verdict_text)
+
+
+# --- the crash leads ---------------------------------------------------------------------------
+
+def crash_lead(result: dict) -> dict | None:
+    """The crash every output leads with (verdict["crash"]: a new crash of the patched kernel first,
+    else any crash of either side), with every check it kept from running, one plain-text sentence,
+    the culprit and the regression entry that stands for it."""
+    v = result.get("verdict") or {}
+    c = v.get("crash")
+    if not c:
+        return None
+    side = c.get("side", "patched")
+    not_run = list(c.get("not_run") or [])
+    for x in result.get("checks", []):
+        nr = x.get("not_run")
+        if nr and nr["side"] == side and nr["fingerprint"] == c["fingerprint"] and not nr["during"] \
+                and x["path"] not in not_run:
+            not_run.append(x["path"])
+    c = {**c, "not_run": not_run}
+    cul = result.get("culprit") if c.get("new") else None
+    return {**c, "sentence": crash_sentence(c, side), "entry": f"new {c['kind']}: {c['fingerprint']}",
+            "culprit": f"patch {cul['patch']} “{cul['subject']}”: {cul['why']}" if cul else None}
+
+
+def check_verdict_text(c: dict) -> str:
+    """A check's verdict as shown: a check its kernel's crash kept from running says so."""
+    nr = c.get("not_run")
+    return nr["reason"] if nr else c["verdict"]
 
 
 # --- JUnit ------------------------------------------------------------------------------------
@@ -144,6 +175,16 @@ def junit_suite(result: dict, name: str | None = None):
     from junitparser import Error, Failure, Skipped, TestCase, TestSuite
 
     suite = TestSuite(name or f"ktest.{result['series']['name']}")
+    lead = crash_lead(result)
+    crash_fps = {c["fingerprint"] for c in (result.get("crashes") or {}).get("new", [])}
+    if lead:        # first: the crash, with its trace, stands for every check it kept from running
+        tc = TestCase(f"kernel.crash.{lead['side']}", classname="ktest.kernel")
+        msg = lead["sentence"] + (f"; culprit {lead['culprit']}" if lead["culprit"] else "")
+        tc.result = [Failure(msg) if lead.get("new") else Error(msg)]
+        tc.result[0].text = "\n".join(lead.get("trace") or []) or lead.get("title", "")
+        if lead.get("not_run"):
+            tc.system_out = "not run because of this crash:\n" + "\n".join(lead["not_run"])
+        suite.add_testcase(tc)
     for b in result.get("builds", []):
         tc = TestCase(f"build.{b['label'].replace(' ', '_').replace('/', '_of_')}", classname="ktest.build")
         if b["status"] != "PASS":
@@ -155,7 +196,10 @@ def junit_suite(result: dict, name: str | None = None):
             f"{m['metric']}: base {_fmt(m['base_median'], m['unit'])} (n={m['n_base']}) -> patched "
             f"{_fmt(m['patched_median'], m['unit'])} (n={m['n_patched']}): {m['verdict']} ({m['reason']})"
             for m in c["metrics"])
-        if c["verdict"] in REGRESSIONS:
+        if c.get("not_run"):
+            nr = c["not_run"]
+            tc.result = [Error(nr["reason"]) if nr["during"] else Skipped(nr["reason"])]
+        elif c["verdict"] in REGRESSIONS:
             msg = f"{c['base']['status']} -> {c['patched']['status']}"
             tc.result = [Failure(f"{c['verdict']}: {msg}; " + "; ".join(c["messages"]["patched"]))]
         elif c["verdict"] == "flaky":
@@ -164,6 +208,8 @@ def junit_suite(result: dict, name: str | None = None):
             tc.result = [Skipped("; ".join(c["messages"]["patched"]) or "skipped")]
         suite.add_testcase(tc)
     for s in result.get("splats", {}).get("new", []):
+        if s["fingerprint"] in crash_fps:
+            continue            # the crash's own test case above
         tc = TestCase(f"kernel.splat.{s['fingerprint']}", classname="ktest.kernel")
         tc.result = [Failure(f"new {s['kind']} in the patched kernel: {s['title']}")]
         suite.add_testcase(tc)
@@ -218,6 +264,8 @@ def render_kcidb(result: dict) -> dict:
             st = c[side]["status"]
             t = {"id": f"{ORIGIN}:{rid}_{side}_{c['path']}"[:255], "origin": ORIGIN, "build_id": side_build[side],
                  "path": f"ktest.{c['path']}", "status": status_map.get(st, st)}
+            if (c.get("not_run") or {}).get("side") == side:
+                t["misc"] = {"not_run": c["not_run"]["reason"]}
             tests.append(t)
             for m in c["metrics"]:
                 med = m[f"{side}_median"]
@@ -242,13 +290,22 @@ def render_summary(result: dict) -> str:
     t = md_text
     v = result.get("verdict") or {}
     icon = {"regression": "❌", "no regression": "✅"}.get(v.get("status"), "⚠️")
+    lead = crash_lead(result)
     lines = [f"## {icon} ktest: {t(result['series']['name'])} on {t(result['tree']['name'])}: "
-             f"**{t(v.get('status', '?'))}**", ""]
+             f"**{t(v.get('status', '?'))}**" + (f": {t(lead['sentence'])}" if lead else ""), ""]
     if v.get("error"):
         lines += [t(v["error"]), ""]
     if result.get("culprit"):
         c = result["culprit"]
         lines += [f"Culprit: patch {t(c['patch'])} “{t(c['subject'])}”: {t(c['why'])}", ""]
+    if lead:
+        if lead.get("trace"):        # an indented code block: literal text, nothing in it is live
+            lines += ["    " + inert(l) for l in lead["trace"]] + [""]
+        if lead.get("ended_because"):
+            lines += [f"ktest ended the boot: {t(lead['ended_because'])}", ""]
+        if lead.get("not_run"):
+            lines += [f"Not run because the kernel crashed in {t(lead.get('during') or lead.get('where'))} "
+                      f"({len(lead['not_run'])}): " + ", ".join(t(p) for p in lead["not_run"]), ""]
     if result.get("checks"):
         lines += ["| check | base | patched | verdict | key metric (median, base → patched) |", "|---|---|---|---|---|"]
         for c in result["checks"]:
@@ -257,13 +314,15 @@ def render_summary(result: dict) -> str:
                   f"{t(_fmt(m['patched_median'], m['unit']))} (n={m['n_base']}/{m['n_patched']})") if m else ""
             known = " (known base failure)" if c.get("known_issue") else ""
             lines.append(f"| {t(c['path'])} | {t(c['base']['status'])}{known} | {t(c['patched']['status'])} | "
-                         f"{t(c['verdict'])} | {km} |")
+                         f"{t(check_verdict_text(c))} | {km} |")
         lines.append("")
     for e in result.get("expected", []):
         mark = {True: "held", False: "**did not hold**", None: "not measured"}[e["held"]]
         lines.append(f"- expected {t(e['change'])} of {t(e['check'])} {t(e['metric'])}: {mark} ({t(e['observed'])})")
     new = result.get("splats", {}).get("new", [])
     for s in new:
+        if lead and s["fingerprint"] == lead["fingerprint"]:
+            continue            # it leads the summary already
         lines.append(f"- new {t(s['kind'])} in patched: {t(s['fingerprint'])}: {t(s.get('title', ''))}")
     s = result.get("settings", {})
     booted = (result.get("rounds") or {}).get("booted", s.get("rounds"))

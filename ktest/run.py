@@ -21,7 +21,7 @@ from .pool import BootJob, run_jobs
 from .progress import Progress
 from .records import Build, Series, Tree
 from .series import apply_series, load_series
-from .verdict import compare_checks, expected_effects, overall, splat_diff
+from .verdict import compare_checks, crash_diff, expected_effects, overall, splat_diff
 
 SCHEMA = "ktest.result/1"
 
@@ -247,9 +247,10 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict], orde
     for c in checks:
         if c["base"]["status"] in ("FAIL", "ERROR", "FLAKY") and (why := known.check(c["path"])):
             c["known_issue"] = why
-    splats = splat_diff(base_runs, patched_runs)
-    result.update(checks=checks, splats=splats, expected=expected_effects(result["series"].get("expected"), checks))
-    result["verdict"] = overall(checks, splats)
+    splats, crashes = splat_diff(base_runs, patched_runs), crash_diff(base_runs, patched_runs)
+    result.update(checks=checks, splats=splats, crashes=crashes,
+                  expected=expected_effects(result["series"].get("expected"), checks))
+    result["verdict"] = overall(checks, splats, crashes=crashes)
     # Without a base that ran its checks there is nothing to compare against: a kernel that cannot
     # boot on both sides is not "no regression".  (A patched side that cannot boot is a regression.)
     if base_runs and all(r.get("started") is None for r in base_runs):
@@ -301,7 +302,8 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
     for i in range(1, len(builds)):
         gr = got[f"patch-{i}"]
         result["boots"].append(_boot_json(gr, f"patch {i}", 0, outdir, purpose="bisect"))
-        v = overall(compare_checks(base_runs, [gr.to_json()], cal_floors), splat_diff(base_runs, [gr.to_json()]))
+        v = overall(compare_checks(base_runs, [gr.to_json()], cal_floors), splat_diff(base_runs, [gr.to_json()]),
+                    crashes=crash_diff(base_runs, [gr.to_json()]))
         mine = [r for r in v["regressions"] if r in regressions or r.startswith("new ")]
         if mine:
             p = series.patches[i - 1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from .crash import LABEL
 from .stats import RULE, compare, judge
 
 STATUS_ORDER = ["FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP"]
@@ -101,13 +102,63 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
             "messages": {"base": bc["messages"][:3], "patched": pc["messages"][:3]},
             "notes": {"base": bc["notes"], "patched": pc["notes"]},
         })
+    _mark_crashed(checks, crash_diff(base_runs, patched_runs))
     judge([c for c, _, _ in pending])
     js = {id(c): {**c.to_json(), "base_samples": bm["samples"] if bm else [], "patched_samples": pm["samples"] if pm else []}
           for c, bm, pm in pending}
     for c in checks:
         c["metrics"] = [js[id(m)] for m in c["metrics"]]
         c["verdict"] = check_verdict(c["transition"], [m["verdict"] for m in c["metrics"]])
+        if nr := c.get("not_run"):
+            c["verdict"] = "crashed" if nr["during"] else "not run"
     return checks
+
+
+CRASH_VERDICTS = ("crashed", "not run")   # counted under their side's crash, not as regressions of their own
+
+
+def crash_diff(base_runs: list[dict], patched_runs: list[dict]) -> dict:
+    """Each side's crashes (checks.GuestRun's "crash" per boot), one per fingerprint with the boots it
+    happened in and every check it cut off; "new": the patched side's that the base does not have and
+    that no known-issues entry explains."""
+    def side(runs):
+        out: OrderedDict[str, dict] = OrderedDict()
+        for i, r in enumerate(runs):
+            c = r.get("crash")
+            if not c:
+                continue
+            d = out.setdefault(c["fingerprint"], {**c, "not_run": [], "boots": [], "of_boots": 0})
+            d["boots"].append(r.get("label") or f"boot {i + 1}")
+            d["not_run"] += [p for p in c.get("not_run", []) if p not in d["not_run"]]
+        for d in out.values():
+            d["of_boots"] = len(runs)
+        return list(out.values())
+
+    b, p = side(base_runs), side(patched_runs)
+    seen = {c["fingerprint"] for c in b}
+    return {"base": b, "patched": p, "new": [c for c in p if c["fingerprint"] not in seen and not c.get("known")]}
+
+
+def _mark_crashed(checks: list[dict], crashes: dict) -> None:
+    """A check with no result on a side whose kernel crashed did not run because of that crash (or is
+    the check the crash happened in): say so instead of counting it as a regression of its own.  A
+    check that ran, even if it failed because of the crash, keeps its verdict."""
+    for c in checks:
+        for side in ("patched", "base"):
+            if c[side]["status"] != "MISS" or not crashes[side]:
+                continue
+            cr = next((x for x in crashes[side] if x.get("during") == c["path"]), None)
+            during = cr is not None
+            cr = cr or next((x for x in crashes[side] if c["path"] in x.get("not_run", [])), crashes[side][0])
+            c["not_run"] = {"side": side, "during": during, "fingerprint": cr["fingerprint"], "kind": cr["kind"],
+                            "reason": (f"the {side} kernel crashed ({LABEL.get(cr['kind'], cr['kind'])}) during "
+                                       f"this check" if during else
+                                       f"not run: {side} kernel crashed in {_where(cr)}")}
+            break
+
+
+def _where(cr: dict) -> str:
+    return cr.get("during") or cr.get("where") or "?"
 
 
 def check_verdict(tr: str, metric_verdicts: list[str]) -> str:
@@ -170,9 +221,16 @@ def has_evidence(checks: list[dict]) -> bool:
         any(c["transition"] == "regression" for c in checks)
 
 
-def overall(checks: list[dict], splats: dict, builds_ok: bool = True) -> dict:
-    regressions = [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
-    regressions += [f"new {s['kind']}: {s['fingerprint']}" for s in splats.get("new", [])]
+def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: dict | None = None) -> dict:
+    """The run's verdict.  A new crash of the patched kernel comes first, as one regression: the checks
+    it kept from running are listed under it (`not_run`), not as regressions of their own."""
+    crashes = crashes or {"base": [], "patched": [], "new": []}
+    crash_fps = {c["fingerprint"] for c in crashes["new"]}
+    regressions = [f"new {c['kind']}: {c['fingerprint']}" for c in crashes["new"]]
+    regressions += [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
+    regressions += [f"new {s['kind']}: {s['fingerprint']}" for s in splats.get("new", [])
+                    if s["fingerprint"] not in crash_fps]
+    lead = (crashes["new"] or crashes["patched"] or crashes["base"] or [None])[0]
     v = {
         "status": "regression" if regressions else "no regression",
         "rule": RULE,
@@ -181,6 +239,9 @@ def overall(checks: list[dict], splats: dict, builds_ok: bool = True) -> dict:
         "flaky": [c["path"] for c in checks if c["verdict"] == "flaky"],
         "inconclusive": [f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"] if m.get("needs_boots")],
         "exit_code": 1 if regressions else 0,
+        "not_run": [c["path"] for c in checks if c["verdict"] in CRASH_VERDICTS],
+        "crash": {**lead, "side": "patched" if lead in crashes["patched"] else "base",
+                  "new": lead in crashes["new"]} if lead else None,
     }
     if not regressions and not has_evidence(checks):
         # a run with no evidence is never "no regression"
