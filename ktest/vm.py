@@ -143,11 +143,11 @@ def _pump(stream, path: Path, activity: list[float], tee=None) -> None:
 
 def _crash_watch(seen: dict):
     """A console tee that remembers the first fatal or stuck splat line: {"kind", "line", "at"}."""
-    from .console import fatal_kind
+    from .console import TS, fatal_kind
 
     def tee(line: str) -> None:
         if "kind" not in seen and (kind := fatal_kind(line)):
-            seen.update(kind=kind, line=line.strip()[:200], at=time.monotonic())
+            seen.update(kind=kind, line=TS.sub("", line).strip()[:200], at=time.monotonic())
     return tee
 
 
