@@ -104,3 +104,39 @@ def test_sigterm_mid_boot_kills_the_guest_and_exits_130(base_kernel, tmp_path, s
     assert len(lines) == 1 and "Traceback" not in err, err
     time.sleep(1)
     assert _procs_mentioning(str(out)) == [], "a vng/qemu process of the guest outlived ktest"
+
+
+def test_an_oops_then_a_hang_ends_the_boot_and_leads_the_summary(base_kernel, tmp_path):
+    """Base runs the self-test's checks around the Oops; "patched" (the same kernel) runs the check that
+    oopses and hangs too.  The boot ends soon after the Oops, and the summary's first line names the
+    Oops, its function and the check it happened in; the check after it is not run, not a regression."""
+    from ktest.outputs import render_summary
+    from ktest.run import conclude
+
+    cache, tree, build = base_kernel
+    case = [HERE / "guest_cases" / "test_oops_hang.py"]
+    base = run_checks(cache, build.bzimage, tmp_path / "base", label="base-1", paths=case,
+                      expr="not oops_then_hang", progress=Progress(interval=60))
+    patched = run_checks(cache, build.bzimage, tmp_path / "patched", label="patched-1", paths=case,
+                         progress=Progress(interval=60))
+    b = patched.boot
+    print(f"\nbase boot {base.boot.duration_s:.1f}s ({base.boot.outcome}); crashed boot {b.duration_s:.1f}s "
+          f"({b.outcome}, harness at {b.started_after_s:.1f}s): {b.ended_because}")
+    assert base.boot.outcome == "ok" and [r["status"] for r in base.results] == ["PASS", "PASS"]
+    assert b.outcome == "crash" and b.attempts == 1, b.console_log.read_text()[-3000:]
+    assert b.ended_because.startswith("oops on the console")
+    assert b.duration_s < b.started_after_s + 150, "ended well before the 180 s idle timeout"
+    c = patched.crash
+    assert c.fingerprint.startswith("oops:lkdtm_EXCEPTION") and c.during.endswith("oops_hang.b_oops_then_hang")
+    assert c.not_run == [c.during.replace("b_oops_then_hang", "c_never_runs")]
+    result = {"series": {"name": "oops-hang-selftest", "patches": [], "expected": None},
+              "tree": {"name": tree.name}, "run_id": "kernel-test", "settings": {"rounds": 1, "reps": 1},
+              "known_checks": [], "env": patched.env}
+    conclude(result, [base.to_json()], [patched.to_json()])
+    summary = render_summary(result)
+    print(summary)
+    first = summary.splitlines()[0]
+    assert "**regression**" in first and "oopsed in lkdtm\\_EXCEPTION" in first
+    assert "during check " in first and "oops\\_hang.b\\_oops\\_then\\_hang" in first
+    assert "1 check not run after it" in first
+    assert result["verdict"]["regressions"] == [f"new oops: {c.fingerprint}"]
