@@ -144,6 +144,24 @@ class BondTopo:
     def wait_active(self, s: str | None, timeout: float = 10.0) -> float:
         return self.wait(lambda: self.active() == s, timeout, f"active slave {s} (have {self.active()})")
 
+    def miimon_ticks(self, n: int) -> None:
+        """Let n of this bond's own miimon periods pass: the window in which the link monitor would act
+        on a change, for a check that asserts that nothing happens.  Expressed in the interval this
+        topology configured, so it follows a check that sets another miimon; no kernel constant."""
+        time.sleep(n * self.miimon / 1000.0)
+
+    def wait_peer_rx(self, before: dict[str, int], total: int, timeout: float = 5.0) -> dict[str, int]:
+        """Wait until the switch-side peers have counted `total` more packets than `before` (or the
+        timeout: the caller's assertions then say what is missing), and the counts have stopped moving."""
+        t0, last = time.monotonic(), None
+        while time.monotonic() - t0 < timeout:
+            now = self.peer_rx()
+            if sum(now[s] - before[s] for s in self.slaves) >= total and now == last:
+                break
+            last = now
+            time.sleep(0.02)
+        return {s: self.peer_rx()[s] - before[s] for s in self.slaves}
+
 
 def ping(ns: str, dst: str, count: int = 5, interval: float = 0.05, check: bool = True) -> str:
     v6 = "-6 " if ":" in dst else ""

@@ -57,7 +57,10 @@ def test_primary_takes_precedence_over_prio():
     with BondTopo(prios=[0, 10, 5], post="primary s0") as t:
         t.wait_active("s0")
         t.set_prio("s2", 100)
-        time.sleep(0.2)
+        prio = {s["ifname"]: s["linkinfo"]["info_slave_data"]["prio"] for s in ipj(H1, "-d link show")
+                if s.get("master") == BOND}
+        assert prio["s2"] == 100, f"the prio change took effect (observed {prio})"
+        t.miimon_ticks(20)
         assert t.active() == "s0", "prio changes do not override a configured primary"
 
 
@@ -116,7 +119,7 @@ def test_failback_follows_primary_reselect(reselect, expect_back):
         t.plug("s1")
         t.wait(lambda: "up" in sh(f"ip netns exec {H1} cat /sys/class/net/s1/bonding_slave/mii_status"),
                what="s1 back up")
-        time.sleep(0.3)
+        t.miimon_ticks(20)   # the monitor reselects in the same tick that marks s1 up; allow many
         assert t.active() == ("s1" if expect_back else "s2")
 
 
@@ -350,6 +353,6 @@ def test_loss_during_failover(record, reps):
             outage.append(max(b - a for a, b in zip(times, times[1:])) * 1000.0)
             t.plug("s1")
             t.wait_active("s1")
-            time.sleep(0.2)
+            ping(H1, H2_IP, count=2)   # traffic flows through s1 again before the next cut
     record.metric("lost_packets", lost, "count")
     record.metric("outage", outage, "ms")
