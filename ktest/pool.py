@@ -71,6 +71,7 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
         return {}
     out: dict = {}
     lock = threading.Lock()
+    vm._abort.clear()               # a new batch (an earlier one in this process may have been aborted)
 
     def one(job: BootJob):
         p = _WorkerProgress(progress, job.label) if vms > 1 else progress

@@ -225,6 +225,8 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     harness = [time.monotonic()]       # the guest script's stdout (the harness's own output)
     crash_seen: dict = {}
     t0 = time.monotonic()
+    if _abort.is_set():
+        raise Interrupted(stage=f"boot {label}")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, errors="replace", start_new_session=True,
                             env=_vng_env())
@@ -241,6 +243,10 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     outcome, started_after, ended_because = None, None, None
     try:
         while True:
+            if _abort.is_set():        # Ctrl-C/SIGTERM in the main thread: this guest goes too, now
+                _killed[proc.pid] = True
+                kill_group(proc)
+                break
             rc = proc.poll()
             now = time.monotonic()
             if started_after is None and started_file.exists():
@@ -301,10 +307,14 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
 _live: set = set()                 # guests running now, in any thread
 _live_lock = threading.Lock()
 _killed: dict = {}                 # pid -> True: killed by kill_all (the boot is void, not a result)
+_abort = threading.Event()         # set by kill_all: every boot loop kills its guest, none starts or retries
 
 
 def kill_all() -> None:
-    """Kill every running guest's process group (Ctrl-C, SIGTERM, a failed batch)."""
+    """Kill every running guest's process group (Ctrl-C, SIGTERM, a failed batch).  The abort flag is
+    set first: if a second signal cuts this short, each guest's own boot loop still kills it within a
+    poll, and no boot starts or retries after it."""
+    _abort.set()
     with _live_lock:
         procs = list(_live)
     for p in procs:
@@ -318,6 +328,8 @@ def boot_with_retry(spec: BootSpec, logdir: Path, progress: Progress | None = No
     first = boot(spec, logdir / "attempt-1", progress, label)
     if not first.infra_failure:
         return first
+    if _abort.is_set():
+        raise Interrupted(stage=f"boot {label}")
     progress.warn(f"boot {label}: {first.outcome} before the guest harness started; retrying once")
     second = boot(spec, logdir / "attempt-2", progress, label)
     second.attempts, second.retried_because = 2, first.outcome

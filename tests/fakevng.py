@@ -63,8 +63,12 @@ if mode == "oops-hang":
     mode = "hang"
 if mode in ("hang", "stall"):
     child = subprocess.Popen(["sleep", "1000"])  # plays QEMU, which may outlive vng
+    if os.environ.get("FAKE_VNG_IGNORE_TERM"):   # a vng slow to die: only SIGKILL ends it
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if pidfile:
-        Path(pidfile).write_text(f"{os.getpid()} {child.pid}\n")
+        with open(pidfile, "a") as f:             # one line per guest
+            f.write(f"{os.getpid()} {child.pid}\n")
     if mode == "stall":
         started()
     while True:

@@ -124,6 +124,62 @@ def test_ctrl_c_kills_group(tmp_path, fake_vng, monkeypatch):
     assert not alive(vng_pid) and not alive(qemu_pid)
 
 
+POOL_SCRIPT = """
+import signal, sys
+from pathlib import Path
+from ktest import pool, vm
+from ktest.cli import _terminate
+from ktest.progress import Silent
+
+signal.signal(signal.SIGTERM, _terminate)
+out = Path(sys.argv[1])
+
+def runner(cache, bz, outdir, *, label, progress, **kw):
+    spec = vm.BootSpec(bzimage=bz, command="true", rwdir=outdir / "rw", boot_timeout=600)
+    return vm.boot_with_retry(spec, outdir / "log", progress, label)
+
+jobs = [pool.BootJob(f"j{i}", Path("x"), out / f"j{i}", f"j{i}") for i in range(2)]
+pool.run_jobs(None, jobs, 2, Silent(), runner=runner)
+"""
+
+
+def test_a_second_sigterm_during_cleanup_still_leaves_no_guest_and_starts_no_retry(tmp_path, fake_vng, monkeypatch):
+    """Seen for real: `kill` sent SIGTERM to ktest and to its process group, so the second one landed
+    while the pool was still killing guests; that cleanup was cut short, the guests lived on, ktest never
+    exited, and a boot whose guest died under it was retried.  Every boot loop now watches an abort flag."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "pool_run.py"
+    script.write_text(POOL_SCRIPT)
+    env = dict(os.environ, FAKE_VNG_MODE="hang", FAKE_VNG_IGNORE_TERM="1")
+    p = subprocess.Popen([sys.executable, str(script), str(tmp_path / "out")], env=env,
+                         stderr=subprocess.PIPE, text=True)
+    for _ in range(200):
+        if fake_vng.exists() and len(fake_vng.read_text().split()) == 4:
+            break
+        time.sleep(0.1)
+    pids = [int(x) for x in fake_vng.read_text().split()]
+    assert len(pids) == 4, "both guests started"
+    try:
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.5)               # inside the 3 s in which the pool waits for the guests to go
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        time.sleep(0.2)
+        left = [pid for pid in pids if alive(pid)]
+    finally:                          # a failing run must not leave its stand-ins behind
+        p.kill()
+        for pid in pids[::2]:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert left == [], "no guest outlives ktest"
+    assert not list((tmp_path / "out").rglob("attempt-2")), "no boot is retried after an interruption"
+
+
 def _image(path: Path) -> Path:
     """Bytes with the x86 boot header's magic where a bzImage has it (fake vng boots anything)."""
     head = bytearray(0x400)
