@@ -9,8 +9,11 @@ main thread kills every guest's process group before the interruption propagates
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +48,50 @@ def default_vms(accel: str, cpus: int | None = None, mem_gib: float | None = Non
     return max(1, min(MAX_VMS, cpus * per_core, int(mem_gib / 1.5)))
 
 
+def host_slots(vms: int) -> int:
+    """Guests that all ktest processes on this host may run at once: $KTEST_HOST_VMS, else the TCG
+    default for this host (or this run's --vms, if larger).  Two runs started side by side share it
+    instead of each booting its own pool: on 2 cores, three runs of 4 guests each starved their guests
+    into RCU stalls and boot timeouts."""
+    env = os.environ.get("KTEST_HOST_VMS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(default_vms("tcg"), vms)
+
+
+@contextlib.contextmanager
+def host_slot(cache: Cache | None, slots: int, progress: Progress):
+    """Hold one of the host's guest slots (an flock on locks/guest-slot-<i>.lock, released if the
+    process dies) for the life of one guest; wait, saying so once, while other runs hold them all."""
+    if cache is None:
+        yield None
+        return
+    from . import vm
+    from .errors import Interrupted
+
+    said = False
+    while True:
+        for i in range(slots):
+            f = open(cache.dir("locks") / f"guest-slot-{i}.lock", "w")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            try:
+                yield i
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+                f.close()
+            return
+        if vm._abort.is_set():
+            raise Interrupted(stage="waiting for a guest slot")
+        if not said:
+            progress.info(f"waiting for a guest slot: other ktest runs on this host hold all {slots}")
+            said = True
+        time.sleep(0.5)
+
+
 class _WorkerProgress(Progress):
     """Stages and warnings from a worker thread, prefixed with its job; no live status line (one
     terminal, many guests)."""
@@ -73,9 +120,12 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
     lock = threading.Lock()
     vm._abort.clear()               # a new batch (an earlier one in this process may have been aborted)
 
+    slots = host_slots(vms)
+
     def one(job: BootJob):
         p = _WorkerProgress(progress, job.label) if vms > 1 else progress
-        r = runner(cache, job.bzimage, job.outdir, label=job.label, progress=p, **job.kwargs)
+        with host_slot(cache, slots, p):
+            r = runner(cache, job.bzimage, job.outdir, label=job.label, progress=p, **job.kwargs)
         with lock:
             out[job.key] = r
         return r

@@ -34,6 +34,32 @@ def test_jobs_run_at_once_up_to_the_pool_size(tmp_path, cache):
     assert got == {f"j{i}": f"j{i}" for i in range(4)} and peak[0] == 2
 
 
+def test_runs_side_by_side_share_the_hosts_guest_slots(tmp_path, cache, monkeypatch):
+    """Two pools of 2 (two `ktest run`s at once) on a host allowed 2 guests: never more than 2 run."""
+    monkeypatch.setenv("KTEST_HOST_VMS", "2")
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def runner(cache, bz, out, *, label, progress, **kw):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        threading.Event().wait(0.1)
+        with lock:
+            running[0] -= 1
+        return label
+
+    got = []
+    runs = [threading.Thread(target=lambda d=d: got.append(pool.run_jobs(cache, jobs(3, tmp_path / d), 2, Silent(),
+                                                                          runner=runner)))
+            for d in ("a", "b")]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join(timeout=30)
+    assert len(got) == 2 and all(len(g) == 3 for g in got)
+    assert peak[0] == 2
+
+
 def test_an_interrupted_batch_kills_every_guest(tmp_path, cache, monkeypatch):
     killed = []
     monkeypatch.setattr(vm, "kill_all", lambda: killed.append(True))
