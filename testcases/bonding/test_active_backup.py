@@ -232,8 +232,15 @@ def test_peer_notification(record, reps):
             nas.append(sum(_is_unsol_na(p, mac) for p in pkts))
     record.metric("grat_arp_seen", arps, "count", lower_is_better=False)
     record.metric("unsol_na_seen", nas, "count", lower_is_better=False)
-    assert all(a == n_arp for a in arps), f"expected num_grat_arp={n_arp} gratuitous ARPs on the new active's peer, saw {arps}"
-    assert all(n == n_na for n in nas), f"expected num_unsol_na={n_na} unsolicited NAs on the new active's peer, saw {nas}"
+    known = ""
+    if arps and all(a == n_arp - 1 for a in arps) and all(n == n_na - 1 for n in nas):
+        known = (" [the known 6.12 miimon loss: bond_mii_monitor() consumes one notification in the tick"
+                 " whose failover restarted send_peer_notif; fixed by patches/bonding]")
+        record.note("known_issue", known.strip(" []"))
+    assert all(a == n_arp for a in arps), \
+        f"expected num_grat_arp={n_arp} gratuitous ARPs on the new active's peer, saw {arps}{known}"
+    assert all(n == n_na for n in nas), \
+        f"expected num_unsol_na={n_na} unsolicited NAs on the new active's peer, saw {nas}{known}"
 
 
 # --- transmit ---------------------------------------------------------------------------------
