@@ -21,7 +21,7 @@ from .pool import BootJob, run_jobs
 from .progress import Progress
 from .records import Build, Series, Tree
 from .series import apply_series, load_series
-from .verdict import compare_checks, crash_diff, expected_effects, overall, splat_diff
+from .verdict import compare_checks, crash_diff, expected_effects, overall, splat_diff, unconfirmed_stall
 
 SCHEMA = "ktest.result/1"
 
@@ -209,10 +209,16 @@ def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOp
 
     # 4. retry what failed on the patched side only, before flagging it
     suspects = _suspects(runs)
-    if suspects:
-        progress.stage(f"[{series.name}] retrying {len(suspects)} failing check(s) on patched: {', '.join(suspects)}")
+    stalls = [f"{sp['kind']} {sp['fingerprint']}" for sp in splat_diff(runs["base"], runs["patched"])["new"]
+              if unconfirmed_stall(sp)]
+    if suspects or stalls:
+        progress.stage(f"[{series.name}] retrying on patched: "
+                       + "; ".join(filter(None, [f"{len(suspects)} failing check(s): {', '.join(suspects)}" if suspects
+                                                 else "", f"a stall seen in one boot: {', '.join(stalls)}" if stalls
+                                                 else ""])))
+        expr = opts.expr if stalls else _expr_for(suspects)   # a stall: the whole run again, as it ran
         jobs = [BootJob(f"{side}-retry", kernels[side].bzimage, outdir / "boots" / f"{side}-retry", f"{side}-retry",
-                        {**common, "expr": _expr_for(suspects)}) for side in ("base", "patched")]
+                        {**common, "expr": expr}) for side in ("base", "patched")]
         got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
         for side in ("base", "patched"):
             gr = got[f"{side}-retry"]

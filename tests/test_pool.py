@@ -128,3 +128,35 @@ def test_a_decided_run_boots_no_extra_round(tmp_path, fake_tree, cache, monkeypa
     result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent())
     assert result["rounds"]["booted"] == 2 and sorted(labels) == ["base-1", "base-2", "patched-1", "patched-2"]
     assert result["verdict"]["exit_code"] == 0
+
+
+@pytest.mark.parametrize("again", [False, True], ids=["not_reproduced", "reproduced"])
+def test_a_stall_in_one_patched_boot_boots_a_retry_round(tmp_path, fake_tree, cache, monkeypatch, again):
+    """An RCU stall in one patched boot (what a starved TCG vCPU prints) is retried with the whole run:
+    not seen again, the run is 'no regression' with the stall listed as flaky; seen again, a regression."""
+    from ktest.console import Splat
+
+    series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int x;\n", "net: x")])
+    stall = Splat(kind="rcu_stall", title="rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+                  fingerprint="rcu_stall:stop_machine_yield/schedule_timeout/rcu_gp_fqs_loop",
+                  functions=["stop_machine_yield"], text="", line=1)
+    labels, exprs = [], {}
+
+    def fake(cache, bz, outdir, *, label, expr=None, **kw):
+        labels.append(label)
+        exprs[label] = expr
+        g = _guest(label, [10.0, 11, 12, 10, 11])
+        if label == "patched-1" or (again and label == "patched-retry"):
+            g.splats = [stall]
+        return g
+
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=2, reps=5, vms=2, reports=tmp_path / "r", testcases=[Path("x")], bisect=False)
+    result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent())
+    assert {"base-retry", "patched-retry"} <= set(labels) and exprs["patched-retry"] is None, "the whole run again"
+    v = result["verdict"]
+    if again:
+        assert v["exit_code"] == 1 and v["regressions"] == [f"new rcu_stall: {stall.fingerprint}"]
+    else:
+        assert v["exit_code"] == 0 and v["flaky"] == [f"rcu_stall: {stall.fingerprint} (1 of 3 patched boots, "
+                                                      "not reproduced)"]

@@ -143,3 +143,23 @@ def test_a_known_base_failure_is_named_and_still_compared():
     assert by["bonding.active_backup.peer_notification"]["known_issue"] == "6.12 loses one"
     assert "known_issue" not in by["other"]
     assert by["bonding.active_backup.peer_notification"]["verdict"] == "still failing"
+
+
+def test_a_stall_in_one_patched_boot_is_retried_not_a_regression_and_two_are():
+    """From a real no-op run under a loaded TCG host: an RCU stall (rcu_gp_fqs_loop) in one patched boot
+    of two.  Not reproduced: listed as flaky.  Seen in a second patched boot: a regression.  An Oops or a
+    WARNING in one boot stays a regression: starvation does not print those."""
+    stall = {"kind": "rcu_stall", "fingerprint": "rcu_stall:stop_machine_yield/schedule_timeout/rcu_gp_fqs_loop",
+             "title": "rcu: INFO: rcu_preempt detected stalls"}
+    warn = {"kind": "warning", "fingerprint": "warning:foo/bar", "title": "WARNING: ..."}
+    base = [run([res("a")]) for _ in range(3)]
+    checks = compare_checks(base, base)
+    once = splat_diff(base, [run([res("a")], [stall]), run([res("a")]), run([res("a")])])
+    assert once["new"][0]["boots"] == 1 and once["new"][0]["of"] == 3
+    v = overall(checks, once)
+    assert v["exit_code"] == 0 and v["regressions"] == []
+    assert v["flaky"] == [f"rcu_stall: {stall['fingerprint']} (1 of 3 patched boots, not reproduced)"]
+    twice = splat_diff(base, [run([res("a")], [stall]), run([res("a")]), run([res("a")], [stall])])
+    assert overall(checks, twice)["regressions"] == [f"new rcu_stall: {stall['fingerprint']}"]
+    warned = splat_diff(base, [run([res("a")], [warn]), run([res("a")]), run([res("a")])])
+    assert overall(checks, warned)["exit_code"] == 1
