@@ -17,6 +17,24 @@ def sh(cmd: str, check: bool = True, ns: str | None = None) -> str:
     return p.stdout
 
 
+def ip_batch(ns: str | None, lines: list[str], check: bool = True) -> None:
+    """Run `ip` commands in one exec (`ip [-n NS] -batch -`), stopping at the first that fails
+    (check=False: -force, run them all and ignore failures).  Under TCG every exec costs tens of
+    milliseconds: a topology is built in a few of these, not a shell and an `ip` per step."""
+    cmd = ["ip"] + (["-n", ns] if ns else []) + ([] if check else ["-force"]) + ["-batch", "-"]
+    p = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed ({p.returncode}): {p.stderr.strip()[:500]}\n"
+                           f"commands: {lines}")
+
+
+def proc_net(ns: str, name: str) -> str:
+    """/proc/net/NAME as namespace NS sees it, read in process (no exec).  thread-self: the namespace
+    of the calling thread, which `netns` switches."""
+    with netns(ns):
+        return Path("/proc/thread-self/net", name).read_text()
+
+
 def quote(s: str) -> str:
     import shlex
 

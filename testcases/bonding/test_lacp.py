@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ktest.guestlib import sh
+from ktest.guestlib import ip_batch, proc_net, sh
 
 A, B = "kt_la", "kt_lb"
 A_IP, B_IP = "198.51.100.1", "198.51.100.2"
@@ -17,7 +17,7 @@ SYNC, COLLECTING, DISTRIBUTING = 0x08, 0x10, 0x20
 
 
 def proc(ns: str, bond: str) -> str:
-    return sh(f"ip netns exec {ns} cat /proc/net/bonding/{bond}")
+    return proc_net(ns, f"bonding/{bond}")
 
 
 def slaves(text: str) -> dict[str, dict]:
@@ -42,17 +42,18 @@ def active_agg(text: str) -> dict:
 
 @pytest.fixture
 def lacp_pair():
-    sh(f"ip netns del {A}; ip netns del {B}", check=False)
-    for ns, bond, ip in ((A, "ka0", A_IP), (B, "kb0", B_IP)):
-        sh(f"ip netns add {ns} && ip -n {ns} link set lo up && "
-           f"ip -n {ns} link add {bond} type bond mode 802.3ad lacp_rate fast miimon 50")
-    for i in range(2):
-        sh(f"ip link add a{i} netns {A} type veth peer name b{i} netns {B}")
-        sh(f"ip -n {A} link set a{i} master ka0 && ip -n {B} link set b{i} master kb0")
-    for ns, bond, ip in ((A, "ka0", A_IP), (B, "kb0", B_IP)):
-        sh(f"ip -n {ns} addr add {ip}/24 dev {bond} && ip -n {ns} link set {bond} up")
+    """Two 802.3ad bonds joined by two veth pairs, built in five `ip -batch` execs; both bonds come up
+    last, A then B."""
+    ip_batch(None, [f"netns del {ns}" for ns in (A, B)], check=False)
+    ip_batch(None, [f"netns add {ns}" for ns in (A, B)])
+    bond = "type bond mode 802.3ad lacp_rate fast miimon 50"
+    ip_batch(A, ["link set lo up", f"link add ka0 {bond}"]
+             + [f"link add a{i} type veth peer name b{i} netns {B}" for i in range(2)])
+    ip_batch(B, ["link set lo up", f"link add kb0 {bond}"] + [f"link set b{i} master kb0" for i in range(2)])
+    ip_batch(A, [f"link set a{i} master ka0" for i in range(2)] + [f"addr add {A_IP}/24 dev ka0", "link set ka0 up"])
+    ip_batch(B, [f"addr add {B_IP}/24 dev kb0", "link set kb0 up"])
     yield
-    sh(f"ip netns del {A}; ip netns del {B}", check=False)
+    ip_batch(None, [f"netns del {ns}" for ns in (A, B)], check=False)
 
 
 def _converged() -> bool:
@@ -86,10 +87,12 @@ def test_aggregator_forms_and_survives_a_port_failure(record, lacp_pair):
     sh(f"ip netns exec {A} ping -q -c 5 -i 0.1 -W 1 {B_IP}")
 
 
-def test_actor_port_prio(lacp_pair):
-    """Newer kernels let each port carry an actor port priority; detect support, do not assume it."""
+def test_actor_port_prio(request):
+    """Newer kernels let each port carry an actor port priority; detect support, do not assume it.
+    iproute2's support is known before any topology is built: a skip costs no setup."""
     help_text = subprocess.run(["ip", "link", "help", "bond_slave"], capture_output=True, text=True)
     if "actor_port_prio" not in help_text.stdout + help_text.stderr:
         pytest.skip("iproute2 here cannot set actor_port_prio (the kernel may support it)")
+    request.getfixturevalue("lacp_pair")
     sh(f"ip -n {A} link set a0 type bond_slave actor_port_prio 100")
     assert "actor_port_prio 100" in sh(f"ip -n {A} -d link show a0")

@@ -26,8 +26,7 @@ def _udp_from_h1(flows: int, per_flow: int) -> int:
 
 
 def _all_up(t: BondTopo) -> None:
-    t.wait(lambda: all("up" in sh(f"ip netns exec {H1} cat /sys/class/net/{s}/bonding_slave/mii_status")
-                       for s in t.slaves), what="all slaves up")
+    t.wait(lambda: all(t.mii_status().get(s) == "up" for s in t.slaves), what="all slaves up")
 
 
 @pytest.mark.parametrize("mode", ["balance-rr", "broadcast", "balance-xor"])
