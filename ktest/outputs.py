@@ -3,8 +3,9 @@ summary.md.  `ktest report RESULT.json` re-renders them for any stored run."""
 
 from __future__ import annotations
 
+import json
 import re
-
+from importlib import resources
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -58,21 +59,27 @@ def _fmt(v, unit="") -> str:
     return f"{v:.1f}{(' ' + unit) if unit else ''}"
 
 
-REQUIRED = {"schema": str, "run_id": str, "series": dict, "tree": dict, "settings": dict, "boots": list, "checks": list}
+def result_schema() -> dict:
+    """The JSON Schema of ktest.result/1 (ktest/schema/result-1.json, shipped with the package)."""
+    return json.loads(resources.files("ktest").joinpath("schema/result-1.json").read_text())
 
 
 def validate_result(r, path) -> dict:
-    """A result.json may come from anywhere (merge runs on artifacts downloaded from forks): check its
-    schema and shape, and that every log it names lies inside its own run directory, before using it."""
+    """A result.json may come from anywhere (merge runs on artifacts downloaded from forks): check it
+    against the ktest.result/1 schema, and that every log it names lies inside its own run directory,
+    before using it.  The first violation is named by its place in the document."""
+    import jsonschema
+
     from .errors import BadResult
 
     if not isinstance(r, dict):
         raise BadResult(path=path, why=f"a JSON {type(r).__name__}, not an object")
     if r.get("schema") != "ktest.result/1":
         raise BadResult(path=path, why=f"schema {r.get('schema')!r}, not 'ktest.result/1'")
-    for k, t in REQUIRED.items():
-        if not isinstance(r.get(k), t):
-            raise BadResult(path=path, why=f"field {k!r} is missing or not a {t.__name__}")
+    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(result_schema()).iter_errors(r))
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path) or "the top level"
+        raise BadResult(path=path, why=f"at {where}: {err.message[:200]}")
     root = Path(path).parent.resolve()
     for b in r["boots"]:
         for k in ("console_log", "stdout_log"):

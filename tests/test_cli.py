@@ -123,7 +123,7 @@ def test_absurd_numbers_are_refused_before_any_work(tmp_path, fake_tree, fake_se
 
 
 @pytest.mark.parametrize("content,why", [
-    ("[]", "not an object"), ("{}", "schema"), ('{"schema": "ktest.result/1"}', "missing"),
+    ("[]", "not an object"), ("{}", "schema"), ('{"schema": "ktest.result/1"}', "is a required property"),
     ("HOSTILE", "outside the run directory"),
 ])
 def test_report_and_merge_refuse_wrong_shapes_and_foreign_log_paths(tmp_path, content, why):
