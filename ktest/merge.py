@@ -1,7 +1,7 @@
 """`ktest merge DIR...`: combine the reports of `ktest run --shard I/N` into the report of the whole run.
 
 Shards of one run (same series, tree, settings and kernels) are pooled: their boots are put together
-and the verdicts are computed by the same code as an unsharded run (run.conclude), so the merged
+and the verdicts are computed by the same code as an unsharded run (verdict.conclude), so the merged
 report has the same checks and verdicts as one machine running all of them.  Before pooling, the
 shards must be complete (each of 1..N once), agree on what they ran, and their check selections must be
 disjoint and cover the collection.  Unsharded runs pass through as runs of one shard.
@@ -23,6 +23,7 @@ from . import __version__
 from .cache import Cache, write_json_atomic
 from .errors import EXIT_COULD_NOT_RUN, NoResults, ShardsDisagree, ShardsIncomplete
 from .pipeline import new_run_id
+from .verdict import conclude
 
 # what every shard of one run must share (dotted paths into result.json)
 MUST_AGREE = ("series.patchset_hash", "tree.base", "settings.rounds", "settings.reps", "settings.kconfig_areas",
@@ -131,24 +132,9 @@ def _check_cover(what: str, rs: list[dict]) -> None:
             raise ShardsIncomplete(what=what, why=f"{len(lost)} check(s) ran in no shard, e.g. {lost[0]}")
 
 
-def _collection_order(boots: list[dict], collected: list[str]):
-    """A sort key putting checks in collection order; a sub-result (id "NODEID::name") follows its check."""
-    pos = {nid: k for k, nid in enumerate(collected)}
-    rank = {}
-    for b in boots:
-        for r in b.get("results", []):
-            nid = r["id"]
-            while nid and nid not in pos:
-                nid = nid.rpartition("::")[0]
-            rank.setdefault(r["path"], pos.get(nid, len(pos)))
-    return lambda check: rank.get(check["path"], len(pos))
-
-
 def merge_group(rs: list[dict], outdir: Path) -> dict:
     """Pool the validated shards of one run into a result dict for outdir (logs are copied under
     shard-I/)."""
-    from .run import conclude
-
     rs = sorted(rs, key=_shard_of)
     n = _shard_of(rs[0])[1]
     m = copy.deepcopy({k: v for k, v in rs[0].items() if k != "_dir"})
@@ -182,9 +168,7 @@ def merge_group(rs: list[dict], outdir: Path) -> dict:
     for b in m["boots"]:
         if b["side"] in sides and b.get("purpose", "round") in ("round", "retry"):
             sides[b["side"]].append(b)
-    sel = _selection(rs[0])
-    conclude(m, sides["base"], sides["patched"],
-             order=_collection_order(m["boots"], [c["id"] for c in sel["collected"]]) if sel else None)
+    conclude(m, sides["base"], sides["patched"])
 
     failed = [r for r in rs if (r.get("verdict") or {}).get("status") == "could not run"]
     if failed:

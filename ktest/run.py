@@ -21,7 +21,7 @@ from .pool import BootJob, run_jobs
 from .progress import Progress
 from .records import Build, Series, Tree
 from .series import apply_series, load_series
-from .verdict import compare_checks, crash_diff, expected_effects, overall, splat_diff, unconfirmed_stall
+from .verdict import compare_checks, conclude, crash_diff, overall, splat_diff, unconfirmed_stall
 
 SCHEMA = "ktest.result/1"
 
@@ -239,31 +239,6 @@ def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOp
     save()
     _outputs(result, outdir, cache, opts)
     return result, outdir
-
-
-def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict], order=None,
-             calibration: dict | None = None) -> None:
-    """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries).
-    `ktest merge` calls this too, on the pooled runs of all shards, with `order` (a sort key for the
-    checks) so that they come in collection order, as in one run."""
-    checks = compare_checks(base_runs, patched_runs, calibration)
-    if order is not None:
-        checks.sort(key=order)
-    known = KnownIssues(result.get("known_checks") or [])
-    for c in checks:
-        if c["base"]["status"] in ("FAIL", "ERROR", "FLAKY") and (why := known.check(c["path"])):
-            c["known_issue"] = why
-    splats, crashes = splat_diff(base_runs, patched_runs), crash_diff(base_runs, patched_runs)
-    result.update(checks=checks, splats=splats, crashes=crashes,
-                  expected=expected_effects(result["series"].get("expected"), checks))
-    result["verdict"] = overall(checks, splats, crashes=crashes)
-    # Without a base that ran its checks there is nothing to compare against: a kernel that cannot
-    # boot on both sides is not "no regression".  (A patched side that cannot boot is a regression.)
-    if base_runs and all(r.get("started") is None for r in base_runs):
-        outcomes = ", ".join(sorted({(r.get("boot") or {}).get("outcome", "?") for r in base_runs}))
-        result["verdict"].update(status="could not run", stage="boot", exit_code=2,
-                                 error=f"the base kernel never reached the guest harness in {len(base_runs)} "
-                                       f"boot(s) ({outcomes}); see its console log")
 
 
 def _suspects(runs: dict) -> list[str]:

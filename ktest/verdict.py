@@ -268,3 +268,49 @@ def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: d
         v.update(status="could not run", stage="checks", exit_code=2,
                  error="no check ran and asserted something on both sides: there is no evidence either way")
     return v
+
+
+def collection_order(boots: list[dict]):
+    """A sort key putting checks in the order the guest plugin collected them (the first boot that
+    says), a sub-result (id "NODEID::name") after its check; None when no boot says."""
+    sel = next((b["selection"] for b in boots if b.get("selection") and b["selection"].get("collected")), None)
+    if sel is None:
+        return None
+    pos = {c["id"]: k for k, c in enumerate(sel["collected"])}
+    rank = {}
+    for b in boots:
+        for r in b.get("results", []):
+            nid = r["id"]
+            while nid and nid not in pos:
+                nid = nid.rpartition("::")[0]
+            rank.setdefault(r["path"], pos.get(nid, len(pos)))
+    return lambda check: rank.get(check["path"], len(pos))
+
+
+def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
+             calibration: dict | None = None) -> None:
+    """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries),
+    into `result`.  `ktest run` and `ktest merge` (on the pooled runs of all shards) both conclude
+    here.  Checks come in collection order whichever boot ran them first (a slow check's own guest,
+    a shard)."""
+    from .console import KnownIssues
+
+    checks = compare_checks(base_runs, patched_runs, calibration)
+    order = collection_order(base_runs + patched_runs)
+    if order is not None:
+        checks.sort(key=order)
+    known = KnownIssues(result.get("known_checks") or [])
+    for c in checks:
+        if c["base"]["status"] in ("FAIL", "ERROR", "FLAKY") and (why := known.check(c["path"])):
+            c["known_issue"] = why
+    splats, crashes = splat_diff(base_runs, patched_runs), crash_diff(base_runs, patched_runs)
+    result.update(checks=checks, splats=splats, crashes=crashes,
+                  expected=expected_effects(result["series"].get("expected"), checks))
+    result["verdict"] = overall(checks, splats, crashes=crashes)
+    # Without a base that ran its checks there is nothing to compare against: a kernel that cannot
+    # boot on both sides is not "no regression".  (A patched side that cannot boot is a regression.)
+    if base_runs and all(r.get("started") is None for r in base_runs):
+        outcomes = ", ".join(sorted({(r.get("boot") or {}).get("outcome", "?") for r in base_runs}))
+        result["verdict"].update(status="could not run", stage="boot", exit_code=2,
+                                 error=f"the base kernel never reached the guest harness in {len(base_runs)} "
+                                       f"boot(s) ({outcomes}); see its console log")

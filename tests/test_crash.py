@@ -18,7 +18,7 @@ from ktest.console import parse
 from ktest.crash import analyse, trace_lines
 from ktest.outputs import render_html, render_junit, render_kcidb, render_summary
 from ktest.progress import Silent
-from ktest.run import conclude
+from ktest.verdict import conclude
 from ktest.vm import BootSpec, boot_with_retry, dead_kernel
 
 HERE = Path(__file__).parent

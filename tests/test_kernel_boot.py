@@ -111,7 +111,7 @@ def test_an_oops_then_a_hang_ends_the_boot_and_leads_the_summary(base_kernel, tm
     oopses and hangs too.  The boot ends soon after the Oops, and the summary's first line names the
     Oops, its function and the check it happened in; the check after it is not run, not a regression."""
     from ktest.outputs import render_summary
-    from ktest.run import conclude
+    from ktest.verdict import conclude
 
     cache, tree, build = base_kernel
     case = [HERE / "guest_cases" / "test_oops_hang.py"]
