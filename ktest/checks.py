@@ -109,14 +109,42 @@ def _precompile(paths: list[Path]) -> None:
             compileall.compile_file(str(p), quiet=2)
 
 
+SLOW_MODES = {True: "1", False: "0", "only": "only", "none": "none"}
+
+
+def slow_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> list[str]:
+    """The checks marked slow (the upstream selftests) that a guest would run with these paths, -k
+    expression and shard: collected on the host with the guest's own plugin, in a subprocess (the
+    check modules are not imported into ktest).  A collection that fails says nothing: []."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ktest-collect-") as d:
+        args = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "ktest.guest_plugin",
+                "-p", "no:cacheprovider", f"--ktest-out={d}", *[str(Path(p).resolve()) for p in paths]]
+        if expr:
+            args += ["-k", expr]
+        if shard:
+            args += [f"--ktest-shard={shard[0]}/{shard[1]}"]
+        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", KTEST_SLOW="1", PYTHONDONTWRITEBYTECODE="1")
+        try:
+            subprocess.run(args, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return []
+        sel = _read_json(Path(d) / "selection.json") or {}
+    slow = {c["id"] for c in sel.get("collected", []) if c.get("slow")}
+    return [i for i in sel.get("run", []) if i in slow]
+
+
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel", paths=None,
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
                progress: Progress | None = None, boot_timeout: float | None = None,
-               slow: bool = True, shard: tuple[int, int] | None = None,
+               slow: bool | str = True, shard: tuple[int, int] | None = None,
                crash_quiet: float | None = None) -> GuestRun:
     """Boot `bzimage` and run the checks.  The kernel tree's selftests are taken from the build
-    artifact next to the image (bzimage.parent/selftests), when it has them.  slow=False tells
-    checks marked slow (the upstream selftests) to skip: `ktest run` runs them in round 1 only.
+    artifact next to the image (bzimage.parent/selftests), when it has them.  Checks marked slow (the
+    upstream selftests): slow=True runs them with the rest, False skips them (`ktest run`'s later
+    rounds), "only" runs them alone and "none" leaves them out (round 1 on a pool: one guest each).
     shard=(i, n) runs only the i-th of n parts of the collected checks (ktest.shard)."""
     progress = progress or Progress()
     paths = [Path(p).resolve() for p in (paths or [DEFAULT_TESTCASES])]
@@ -127,7 +155,7 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     for stale in ("results.jsonl", "started.json", "finished.json", "selection.json", "checks-started.jsonl"):
         (rwdir / stale).unlink(missing_ok=True)
     spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage),
-                                                          {"KTEST_SLOW": "1" if slow else "0"}, shard),
+                                                          {"KTEST_SLOW": SLOW_MODES[slow]}, shard),
                     rwdir=rwdir, accel=accel,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
                     udev_rules=lean_udev_rules(outdir / "udev-rules.d"))

@@ -77,16 +77,28 @@ def pytest_collection_modifyitems(config, items):
 
     spec = shard_mod.parse(config.getoption("--ktest-shard"))
     costs = {it.nodeid: _cost(it) for it in items}
-    keep = set(shard_mod.select(costs, spec))
-    if spec:
-        dropped = [it for it in items if it.nodeid not in keep]
+    slow = {it.nodeid for it in items if it.get_closest_marker("slow")}
+    shard_keep = set(shard_mod.select(costs, spec))
+    keep = set(shard_keep)
+    mode = os.environ.get("KTEST_SLOW", "1")
+    if mode == "only":        # this guest runs the slow checks alone (ktest run's round 1 on a pool)
+        keep &= slow
+    elif mode == "none":      # ... and its sibling guest runs the rest
+        keep -= slow
+    elif mode == "0":         # a later round: slow checks ran in round 1 and say so
+        for it in items:
+            if it.nodeid in slow:
+                it.add_marker(pytest.mark.skip(reason="slow upstream selftest: ktest run runs it in the "
+                                                      "first round of each side only"))
+    dropped = [it for it in items if it.nodeid not in keep]
+    if dropped:
         items[:] = [it for it in items if it.nodeid in keep]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
+        config.hook.pytest_deselected(items=dropped)
     out = _out(config)
     if out is not None:
-        sel = {"shard": list(spec) if spec else None, "collected": [{"id": k, "cost": v} for k, v in costs.items()],
-               "selected": [k for k in costs if k in keep]}
+        sel = {"shard": list(spec) if spec else None, "slow": mode,
+               "collected": [{"id": k, "cost": v, "slow": k in slow} for k, v in costs.items()],
+               "selected": [k for k in costs if k in shard_keep]}   # the shard's part; "run": what ran
         (out / "selection.json").write_text(json.dumps(sel, indent=1) + "\n")
 
 
@@ -189,6 +201,8 @@ def pytest_configure(config):
     global _config
     _config = config
     config.addinivalue_line("markers", "cost(seconds): the check's run time under TCG, to balance shards")
+    config.addinivalue_line("markers", "slow: an upstream selftest; ktest run gives it a guest of its own in "
+                                       "round 1 (KTEST_SLOW=only) and skips it in later rounds (KTEST_SLOW=0)")
 
 
 def _short(report) -> str:

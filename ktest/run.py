@@ -13,7 +13,7 @@ from . import __version__
 from .build import Builder, check_host_tools, new_warnings
 from .cache import Cache, write_json_atomic
 from . import calibration
-from .checks import DEFAULT_TESTCASES, run_checks
+from .checks import DEFAULT_TESTCASES, run_checks, slow_checks
 from .errors import BuildFailed, KtestError, PatchDoesNotApply
 from .console import KnownIssues
 from .pipeline import new_run_id
@@ -175,16 +175,29 @@ def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOp
     cal = calibration.for_run(cache, tree, result["settings"]["check_areas"] or chosen)
     result["calibration"] = cal.summary() if cal else None
 
+    # round 1 runs the slow checks (upstream selftests); on a pool they get a guest of their own,
+    # started first, so the round takes as long as the longer half instead of the sum
+    slow = slow_checks(opts.testcases, opts.expr, opts.shard) if opts.vms > 1 else []
+    result["settings"]["slow_checks"] = {"checks": slow, "own_guest": bool(slow)}
+
+    def round_jobs(r: int, side: str) -> list[tuple[str, dict]]:
+        if r == 1 and slow:
+            return [(f"{side}-1-slow", {"slow": "only"}), (f"{side}-1", {"slow": "none"})]
+        return [(f"{side}-{r}", {"slow": r == 1})]
+
     def boot_rounds(rnds: list[int]) -> None:
-        jobs = [BootJob(f"{side}-{r}", kernels[side].bzimage, outdir / "boots" / f"{side}-{r}", f"{side}-{r}",
-                        {**common, "expr": opts.expr, "slow": r == 1}) for r in rnds for side in ("base", "patched")]
+        keys = [(r, side, key, kw) for r in rnds for side in ("base", "patched") for key, kw in round_jobs(r, side)]
+        keys.sort(key=lambda k: k[3].get("slow") != "only")     # slowest first; stable otherwise
+        jobs = [BootJob(key, kernels[side].bzimage, outdir / "boots" / key, key, {**common, "expr": opts.expr, **kw})
+                for r, side, key, kw in keys]
         got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
         for r in rnds:
             for side in ("base", "patched"):
-                gr = got[f"{side}-{r}"]
-                runs[side].append(gr.to_json())
-                result["boots"].append(_boot_json(gr, side, r, outdir))
-                result["env"] = {**gr.env, "vms": opts.vms}
+                for key, _ in round_jobs(r, side):
+                    gr = got[key]
+                    runs[side].append(gr.to_json())
+                    result["boots"].append(_boot_json(gr, side, r, outdir))
+                    result["env"] = {**gr.env, "vms": opts.vms}
         save()
 
     planned = list(range(1, opts.rounds + 1))

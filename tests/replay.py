@@ -4,7 +4,7 @@ Under --shard they keep only the shard's checks, chosen by ktest.shard as the gu
 from pathlib import Path
 
 from ktest import shard
-from ktest.checks import GuestRun
+from ktest.checks import PROJECT, GuestRun, slow_checks
 from ktest.vm import BootResult
 
 
@@ -36,11 +36,20 @@ def _guest_run(outdir: Path, label: str, results: list[dict], costs: dict, shard
 
 
 def replay(recorded: dict):
+    """Each boot of a new run gets the recorded boot of the same side and round.  When the run gives
+    round 1's slow checks a guest of their own, the recorded round-1 results are split between the two
+    guests by the checks' own slow markers, as the guest plugin would split them."""
     boots = {f"{b['side']}-{b['round']}": b for b in recorded["boots"] if b.get("purpose", "round") == "round"}
     costs = _costs(recorded["boots"][0]["results"])
+    slow_ids: list = []
 
-    def fake_run_checks(cache, bzimage, outdir, *, label="kernel", shard=None, **kw):
-        return _guest_run(outdir, label, boots[label]["results"], costs, shard)
+    def fake_run_checks(cache, bzimage, outdir, *, label="kernel", shard=None, slow=True, **kw):
+        results = boots[label.removesuffix("-slow")]["results"]
+        if slow in ("only", "none"):
+            if not slow_ids:
+                slow_ids.append(set(slow_checks([PROJECT / "testcases"])))
+            results = [r for r in results if (_parent(r["id"]) in slow_ids[0]) == (slow == "only")]
+        return _guest_run(outdir, label, results, costs, shard)
     return fake_run_checks
 
 

@@ -24,11 +24,10 @@ def parse(output: str) -> list[tuple[str, str]]:
 # prio: slave prio and primary_reselect (15 cases, ~500 s under TCG); num_grat_arp: peer notification
 # counts, which upstream checks with peer_notify_delay 100 (ours uses the default delay).  The costs
 # (TCG seconds) let `ktest run --shard` put them on different shards.
+@pytest.mark.slow
 @pytest.mark.parametrize("tests", [pytest.param("prio", marks=pytest.mark.cost(500)),
                                    pytest.param("num_grat_arp", marks=pytest.mark.cost(110))])
 def test_bond_options(record, tests):
-    if os.environ.get("KTEST_SLOW", "1") == "0":
-        pytest.skip("slow upstream selftest: ktest run runs it in the first round of each side only")
     root = os.environ.get("KTEST_SELFTESTS")
     if not root or not Path(root).is_dir():
         pytest.skip("no selftests exported with this kernel's build")

@@ -1,0 +1,90 @@
+"""Slow checks (the upstream selftests, marked @pytest.mark.slow) get a guest of their own in round 1
+when a run has a pool: the guest plugin's KTEST_SLOW modes, the host-side collection that finds them,
+and the run's job plan."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fakekernel import make_series
+from ktest import run as run_mod
+from ktest.checks import PROJECT, slow_checks
+from ktest.progress import Silent
+from ktest.run import RunOptions, run_series
+from ktest.tree import user_tree
+from test_run_orchestration import canned
+
+CHECKS = ("import pytest\n"
+          "@pytest.mark.slow\n@pytest.mark.parametrize('group', ['prio', 'arp'])\ndef test_upstream(group): pass\n"
+          "def test_fast(): pass\n"
+          "def test_other(): pass\n")
+
+
+@pytest.fixture
+def tc(tmp_path) -> Path:
+    d = tmp_path / "tc"
+    d.mkdir()
+    (d / "test_a.py").write_text(CHECKS)
+    return d
+
+
+def guest_session(tmp_path, tc, mode):
+    out = tmp_path / f"out-{mode}"
+    out.mkdir()
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest_plugin", "-p", "no:cacheprovider",
+                        f"--ktest-out={out}", "--rootdir", str(tmp_path), str(tc)], capture_output=True, text=True,
+                       cwd=PROJECT, env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin", "KTEST_SLOW": mode})
+    assert p.returncode == 0, p.stdout + p.stderr
+    res = {json.loads(l)["id"].split("::")[-1]: json.loads(l)["status"]
+           for l in (out / "results.jsonl").read_text().splitlines()}
+    return json.loads((out / "selection.json").read_text()), res
+
+
+@pytest.mark.parametrize("mode,expect", [
+    ("1", {"test_upstream[prio]": "PASS", "test_upstream[arp]": "PASS", "test_fast": "PASS", "test_other": "PASS"}),
+    ("0", {"test_upstream[prio]": "SKIP", "test_upstream[arp]": "SKIP", "test_fast": "PASS", "test_other": "PASS"}),
+    ("only", {"test_upstream[prio]": "PASS", "test_upstream[arp]": "PASS"}),
+    ("none", {"test_fast": "PASS", "test_other": "PASS"}),
+])
+def test_guest_plugin_slow_modes(tmp_path, tc, mode, expect):
+    sel, res = guest_session(tmp_path, tc, mode)
+    assert res == expect
+    assert len(sel["selected"]) == 4, "the shard's part is the whole collection in every mode (merge compares it)"
+    assert sorted(c["id"].split("::")[-1] for c in sel["collected"] if c["slow"]) == ["test_upstream[arp]",
+                                                                                       "test_upstream[prio]"]
+
+
+def test_host_collection_finds_the_slow_checks_a_guest_would_run(tc):
+    assert [i.split("::")[-1] for i in slow_checks([tc])] == ["test_upstream[prio]", "test_upstream[arp]"]
+    assert [i.split("::")[-1] for i in slow_checks([tc], "arp or fast")] == ["test_upstream[arp]"]
+    assert slow_checks([tc], "not upstream") == []
+    assert slow_checks([tc / "missing.py"]) == [], "a collection that fails finds nothing"
+
+
+def test_round_one_gives_the_slow_checks_their_own_guest_first(tmp_path, fake_tree, cache, tc, monkeypatch):
+    t = user_tree(cache, fake_tree)
+    series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int d1;\n", "net: one")])
+
+    def behaviour(image, label, expr):
+        return [("area.fast", "PASS", [1.0, 1, 1])]
+
+    fake, calls = canned(behaviour)
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "r", testcases=[tc], vms=2)
+    result, _ = run_series(cache, t, str(series), opts, Silent())
+    started = [(c[0], c[2]) for c in calls]
+    # two guests at once: the slow pair first, then round 1's other checks and round 2
+    assert sorted(started[:2]) == [("base-1-slow", "only"), ("patched-1-slow", "only")]
+    assert sorted(started[2:6]) == [("base-1", "none"), ("base-2", False), ("patched-1", "none"), ("patched-2", False)]
+    assert result["settings"]["slow_checks"]["own_guest"] is True
+    assert [(b["label"], b["round"]) for b in result["boots"]][:2] == [("base-1-slow", 1), ("base-1", 1)]
+
+    calls.clear()
+    one = RunOptions(rounds=2, reps=3, reports=tmp_path / "r1", testcases=[tc], vms=1)
+    run_series(cache, t, str(series), one, Silent())
+    assert [(c[0], c[2]) for c in calls[:4]] == [("base-1", True), ("patched-1", True), ("base-2", False),
+                                                 ("patched-2", False)], "one guest at a time: no split"
