@@ -92,6 +92,64 @@ def host_slot(cache: Cache | None, slots: int, progress: Progress):
         time.sleep(0.5)
 
 
+class Board:
+    """What each guest of a batch is doing, for the live view on a terminal: its label (side and
+    round), state, the check running now and how many have ended (read from the files the guest
+    plugin writes in its rw dir as it goes), and the time in that state."""
+
+    def __init__(self, jobs: list[BootJob]):
+        self.jobs = {j.key: j for j in jobs}
+        self.state = {j.key: ("queued", time.monotonic()) for j in jobs}
+        self._lock = threading.Lock()
+
+    def set(self, key: str, state: str) -> None:
+        with self._lock:
+            self.state[key] = (state, time.monotonic())
+
+    @staticmethod
+    def _lines(path: Path) -> list[dict]:
+        import json
+
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass          # a line still being written
+        return out
+
+    def row(self, key: str) -> tuple[str, str, str, str, str]:
+        job, (state, since) = self.jobs[key], self.state[key]
+        check, done = "", ""
+        if state == "running":
+            rw = job.outdir / "rw"
+            started = [d.get("path", "") for d in self._lines(rw / "checks-started.jsonl")]
+            ended = {d.get("path") for d in self._lines(rw / "results.jsonl")}
+            running = [p for p in started if p not in ended]
+            state = "checks" if (rw / "started.json").exists() else "booting"
+            check, done = (running[-1] if running else ""), (str(len(started) - len(running)) if started else "")
+        return job.label, state, check, done, f"{time.monotonic() - since:.0f}s"
+
+    def render(self):
+        from rich.table import Table
+        from rich.text import Text
+
+        from .safetext import inert
+
+        t = Table(box=None, padding=(0, 1), show_edge=False)
+        for col in ("guest", "state", "check", "done", "for"):
+            t.add_column(col, no_wrap=True)
+        with self._lock:
+            keys = [k for k, (st, _) in self.state.items() if st != "done"]
+        for k in keys:
+            t.add_row(*(Text(inert(c)) for c in self.row(k)))   # a check name is text, never markup
+        return t
+
+
 class _WorkerProgress(Progress):
     """Stages and warnings from a worker thread, prefixed with its job; no live status line (one
     terminal, many guests)."""
@@ -121,14 +179,28 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
     vm._abort.clear()               # a new batch (an earlier one in this process may have been aborted)
 
     slots = host_slots(vms)
+    board = Board(jobs)
 
     def one(job: BootJob):
         p = _WorkerProgress(progress, job.label) if vms > 1 else progress
+        board.set(job.key, "waiting for a slot")
         with host_slot(cache, slots, p):
-            r = runner(cache, job.bzimage, job.outdir, label=job.label, progress=p, **job.kwargs)
+            board.set(job.key, "running")
+            try:
+                r = runner(cache, job.bzimage, job.outdir, label=job.label, progress=p, **job.kwargs)
+            finally:
+                board.set(job.key, "done")
         with lock:
             out[job.key] = r
         return r
+
+    live = None
+    if vms > 1 and getattr(progress, "tty", False):   # a terminal: one live table of the guests
+        from rich.live import Live
+
+        progress.clear()      # one live display at a time: no status line under the table
+        live = Live(get_renderable=board.render, console=progress.console, refresh_per_second=1, transient=True)
+        live.start()
 
     pending = list(jobs)
     running: set[Future] = set()
@@ -147,5 +219,8 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
         vm.kill_all()               # no guest outlives an interrupted or failed batch
         ex.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        if live is not None:
+            live.stop()
     ex.shutdown(wait=True)
     return out

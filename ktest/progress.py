@@ -1,5 +1,6 @@
 """Terminal progress: stages, a transient status line, warnings (outside text shown inert).  Quiet
-when not a tty (CI logs get a line every `interval` seconds instead of a redraw per object)."""
+when not a tty: CI logs get plain lines stamped with the wall-clock time, and a status line every
+`interval` seconds instead of a redraw per object."""
 
 from __future__ import annotations
 
@@ -26,17 +27,20 @@ class Progress:
         self._last = 0.0
         self._status = None
 
+    def _when(self) -> str:
+        return "" if self.tty else time.strftime("%H:%M:%S ")
+
     def stage(self, msg: str) -> None:
         self.clear()
-        self.console.print(f"[bold]ktest:[/bold] {escape(msg)}", markup=True)
+        self.console.print(f"[bold]ktest:[/bold] {self._when()}{escape(msg)}", markup=True)
 
     def info(self, msg: str) -> None:
         self.clear()
-        self.console.print(f"ktest: {inert(msg)}", markup=False)
+        self.console.print(f"ktest: {self._when()}{inert(msg)}", markup=False)
 
     def warn(self, msg: str) -> None:
         self.clear()
-        self.console.print(f"[yellow]ktest: warning:[/yellow] {escape(msg)}", markup=True)
+        self.console.print(f"[yellow]ktest: warning:[/yellow] {self._when()}{escape(msg)}", markup=True)
 
     def status(self, msg: str) -> None:
         if self.tty:
@@ -47,7 +51,7 @@ class Progress:
                 self._status.update(escape(msg))
         elif time.monotonic() - self._last >= self.interval:
             self._last = time.monotonic()
-            self.console.print(f"ktest: {inert(msg)}", markup=False)
+            self.console.print(f"ktest: {self._when()}{inert(msg)}", markup=False)
 
     def clear(self) -> None:
         if self._status is not None:

@@ -160,3 +160,57 @@ def test_a_stall_in_one_patched_boot_boots_a_retry_round(tmp_path, fake_tree, ca
     else:
         assert v["exit_code"] == 0 and v["flaky"] == [f"rcu_stall: {stall.fingerprint} (1 of 3 patched boots, "
                                                       "not reproduced)"]
+
+
+def test_the_board_shows_each_guests_running_check_from_its_rw_files(tmp_path):
+    import io
+    import json
+
+    from rich.console import Console
+
+    js = jobs(3, tmp_path)
+    board = pool.Board(js)
+    rw = js[0].outdir / "rw"
+    rw.mkdir(parents=True)
+    (rw / "started.json").write_text("{}")
+    (rw / "checks-started.jsonl").write_text("".join(json.dumps({"path": p}) + "\n" for p in
+                                                     ["smoke.a", "bonding.[bold]x[/bold]"]) + '{"path": "cut sh')
+    (rw / "results.jsonl").write_text(json.dumps({"path": "smoke.a"}) + "\n")
+    board.set("j0", "running")
+    board.set("j1", "running")          # no harness yet: booting
+    board.set("j2", "done")
+    assert board.row("j0")[:4] == ("j0", "checks", "bonding.[bold]x[/bold]", "1")
+    assert board.row("j1")[:3] == ("j1", "booting", "")
+    buf = io.StringIO()
+    Console(file=buf, width=200).print(board.render())
+    out = buf.getvalue()
+    assert "bonding.[bold]x[/bold]" in out, "a check name is shown as text, not rich markup"
+    assert "j1" in out and "j2" not in out, "finished guests leave the board"
+
+
+def test_on_a_terminal_the_pool_draws_the_board_and_plain_output_is_timestamped(tmp_path, cache):
+    import io
+    import re
+
+    from rich.console import Console
+
+    from ktest.progress import Progress
+
+    tty = Progress()
+    buf = io.StringIO()
+    tty.console, tty.tty = Console(file=buf, force_terminal=True, width=120), True
+
+    def runner(cache, bz, out, *, label, progress, **kw):
+        progress.info(f"ran {label}")
+        return label
+
+    assert pool.run_jobs(cache, jobs(2, tmp_path), 2, tty, runner=runner) == {"j0": "j0", "j1": "j1"}
+    assert "guest" in buf.getvalue() and "state" in buf.getvalue(), "the live table was drawn"
+
+    plain = io.StringIO()
+    p = Progress(stream=plain)
+    assert not p.tty
+    pool.run_jobs(cache, jobs(2, tmp_path / "p"), 2, p, runner=runner)
+    lines = plain.getvalue().splitlines()
+    assert lines and all(re.match(r"ktest: \d\d:\d\d:\d\d ", l) for l in lines), lines
+    assert not any("guest" in l and "state" in l for l in lines), "no table in a log"
