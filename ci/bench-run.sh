@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Time-to-verdict benchmark (numbers, not assertions).  In one invocation, on this machine:
+#   1. `ktest run patches/linkwatch` with --vms 1 and with the default pool (warm cache: builds cached);
+#   2. the same for patches/bonding;
+#   3. `ci/main.sh` on an empty cache (tree extraction, cold build, boots; apt is already done).
+# Prints each wall time, the ratios, and each run's verdict and seed effects (the expectations'
+# observed values), so that the pool's speed-up can be read next to its fidelity.
+# BENCH_PARTS picks parts (default "linkwatch bonding main"); BENCH_OUT the report dir.
+# Run it alone: other guests on the host share its slots and blur the times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/ktest ] || ci/setup.sh
+out=${BENCH_OUT:-reports/bench-run-$(date +%Y%m%d-%H%M%S)}
+parts=${BENCH_PARTS:-linkwatch bonding main}
+mkdir -p "$out"
+log="$out/times.txt"
+: >"$log"
+
+timed() {   # name, command...: run it, record "name seconds rc"
+  local name=$1 s rc=0
+  shift
+  s=$(date +%s)
+  "$@" >"$out/$name.log" 2>&1 || rc=$?
+  echo "$name $(( $(date +%s) - s )) $rc" >>"$log"
+  echo "$name: $(( $(date +%s) - s )) s, exit $rc"
+}
+
+for part in $parts; do
+  case $part in
+    linkwatch|bonding)
+      .venv/bin/ktest build "patches/$part" >/dev/null   # warm: builds are not part of the timings
+      timed "$part-vms1" .venv/bin/ktest run "patches/$part" --vms 1 --reports "$out/$part-vms1"
+      timed "$part-default" .venv/bin/ktest run "patches/$part" --reports "$out/$part-default"
+      ;;
+    main)
+      empty=$(mktemp -d /tmp/ktest-bench-cache.XXXXXX)
+      timed main-empty-cache env KTEST_CACHE="$empty" ci/main.sh patches/linkwatch --reports "$out/main"
+      rm -rf "$empty"
+      ;;
+    *) echo "bench-run: unknown part $part (linkwatch, bonding, main)" >&2; exit 2 ;;
+  esac
+done
+
+exec .venv/bin/python - "$out" <<'EOF'
+import json, sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+times = {}
+for line in (out / "times.txt").read_text().splitlines():
+    name, secs, rc = line.split()
+    times[name] = (int(secs), int(rc))
+print(f"\nktest time to verdict ({out})")
+for name, (secs, rc) in times.items():
+    res = out / name.replace("-empty-cache", "") / "latest" / "result.json"
+    v, effects, vms = "no result", [], "?"
+    if res.exists():
+        r = json.loads(res.read_text())
+        v = r["verdict"]["status"]
+        vms = r["settings"].get("vms")
+        effects = [f"{e['check'].split('.')[-1]} {e.get('metric', '')}: {e.get('observed', '')}"
+                   + ("" if e.get("held") else " (NOT HELD)") for e in r.get("expected", [])]
+    print(f"  {name:18} {secs // 60:3d}:{secs % 60:02d}  exit {rc}  vms {vms}  {v}")
+    for e in effects:
+        print(f"      {e}")
+for area in ("linkwatch", "bonding"):
+    a, b = times.get(f"{area}-vms1"), times.get(f"{area}-default")
+    if a and b and b[0]:
+        print(f"  {area}: --vms 1 / default = {a[0] / b[0]:.2f}x")
+EOF
