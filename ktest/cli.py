@@ -374,6 +374,9 @@ def run_summary_lines(result: dict, outdir: Path) -> list[str]:
             lines.append(inert(f"  culprit: {lead['culprit']}"))
         if lead.get("ended_because"):
             lines.append(inert(f"  ktest ended the boot: {lead['ended_because']}"))
+    c = result.get("culprit") or {}
+    if v.get("stage") == "build" and c:
+        lines.append(inert(f"  culprit: patch {c['patch']} ({c['subject']}) does not build: {v.get('error', '')}"))
     for e in result["expected"]:
         held = {True: "held", False: "did NOT hold", None: "not measured"}[e["held"]]
         lines.append(inert(f"  expected {e['change']:8} {e['check']} {e['metric']}: {held}"))

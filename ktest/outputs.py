@@ -332,6 +332,9 @@ def render_summary(result: dict) -> str:
             continue            # it leads the summary already
         lines.append(f"- new {t(s['kind'])} in patched: {t(s['fingerprint'])}: {t(s.get('title', ''))}")
     s = result.get("settings", {})
+    if not result.get("boots"):
+        lines += ["", f"Nothing was booted: the run stopped at {t(v.get('stage', '?'))}; run {t(result['run_id'])}."]
+        return "\n".join(lines) + "\n"
     booted = (result.get("rounds") or {}).get("booted", s.get("rounds"))
     lines += ["", f"{t(booted)} boots per side (planned {t(s.get('rounds'))}) × {t(s.get('reps'))} repetitions, "
                   f"accel {t((result.get('env') or {}).get('accel', '?'))}; run {t(result['run_id'])}."]

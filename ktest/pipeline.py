@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from .build import Builder, check_host_tools, new_warnings
+from .errors import BuildFailed
 from .cache import Cache
 from .progress import Progress
 from .records import Build, Series, Tree, Warning_
@@ -46,30 +47,40 @@ class SeriesBuild:
         }
 
 
+def build_commits(builder: Builder, tree: Tree, series: Series | None) -> SeriesBuild:
+    """The one build path of `ktest build` and `ktest run`: the base, then each applied patch's commit
+    (each on top of the ones before it), so that a build break or a new warning is pinned to its patch.
+    A patch that does not build raises BuildFailed with .partial (what built before it) and .patch."""
+    base = builder.build(tree.base, "base")
+    res = SeriesBuild(tree=tree, series=series, base=base)
+    patches = series.patches if series else []
+    prev = base
+    for p in patches:
+        try:
+            b = builder.build(p.commit, f"patch {p.index}/{len(patches)}")
+        except BuildFailed as e:
+            e.partial, e.patch = res, p
+            raise
+        res.patches.append(b)
+        if nw := new_warnings(prev.warnings, b.warnings):
+            res.new_warnings[p.index] = nw
+        prev = b
+    return res
+
+
 def build_series(cache: Cache, tree: Tree, series_path: str | None, areas, jobs=None,
                  progress: Progress | None = None) -> SeriesBuild:
-    """Build the base and, for a series, every patch's commit (each patch alone on top of the ones
-    before it), so that a build break or a new warning is pinned to its patch."""
+    """`ktest build`: load and apply the series (if any), then build_commits."""
     progress = progress or Progress()
     series = load_series(series_path) if series_path else None  # validate input before any work
     check_host_tools()
     builder = Builder(cache, tree, areas=areas, jobs=jobs, progress=progress)
-    commits = []
     if series:
         work = cache.dir("work", new_run_id())
         try:
             n = len(series.patches)
             progress.stage(f"applying {series.name} ({n} patch{'es' if n != 1 else ''}) to {tree.base_rev}")
-            commits = apply_series(tree, series, work)
+            apply_series(tree, series, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    base = builder.build(tree.base, "base")
-    res = SeriesBuild(tree=tree, series=series, base=base)
-    prev = base
-    for i, c in enumerate(commits, 1):
-        b = builder.build(c, f"patch {i}/{len(commits)}")
-        res.patches.append(b)
-        if nw := new_warnings(prev.warnings, b.warnings):
-            res.new_warnings[i] = nw
-        prev = b
-    return res
+    return build_commits(builder, tree, series)

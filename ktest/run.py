@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
-from .build import Builder, check_host_tools, new_warnings
+from .build import Builder, check_host_tools
 from .cache import Cache, write_json_atomic
 from . import calibration
 from .checks import DEFAULT_TESTCASES, run_checks, slow_checks
 from .errors import BuildFailed, KtestError, PatchDoesNotApply
 from .console import KnownIssues
-from .pipeline import new_run_id
+from .pipeline import SeriesBuild, build_commits, new_run_id
 from .pool import BootJob, run_jobs
 from .progress import Progress
 from .records import Build, Series, Tree
 from .series import apply_series, load_series
+from .stats import RULE
 from .verdict import compare_checks, conclude, crash_diff, overall, splat_diff, unconfirmed_stall
 
 SCHEMA = "ktest.result/1"
@@ -98,15 +100,30 @@ def _remove_if_empty(d: Path) -> None:
 
 def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOptions, progress: Progress,
          argv: list[str] | None, chosen: list[str], why: str, run_id: str, outdir: Path) -> tuple[dict, Path]:
-    t0 = time.time()
-    result: dict = {
+    r = _Run(cache, tree, series, opts, progress, outdir,
+             _new_result(tree, series, series_path, opts, argv, chosen, why, run_id))
+    r.apply()
+    if r.build():
+        r.boot_planned_rounds()
+        r.boot_extra_rounds()
+        r.retry()
+        r.conclude()
+        r.find_culprit()
+    r.finish()
+    return r.result, outdir
+
+
+def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, argv, chosen, why,
+                run_id: str) -> dict:
+    return {
         "schema": SCHEMA, "ktest_version": __version__, "run_id": run_id,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": shlex.join(argv or ["ktest", "run", series_path]),
         "tree": tree.to_json(), "series": series.to_json(),
         "checkout": {"valid": None, "patchset_hash": series.patchset_hash,
                      "patchset_files": [{"name": p.name, "hash": p.sha256} for p in series.patches]},
-        "settings": {"rounds": opts.rounds, "max_rounds": opts.max_rounds, "vms": opts.vms, "reps": opts.reps, "kconfig_areas": list(opts.areas), "expr": opts.expr,
+        "settings": {"rounds": opts.rounds, "max_rounds": opts.max_rounds, "vms": opts.vms, "reps": opts.reps,
+                     "kconfig_areas": list(opts.areas), "expr": opts.expr,
                      "check_areas": chosen, "check_areas_why": why,
                      "testcases": [_rel(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
                      "shard": {"index": opts.shard[0], "count": opts.shard[1]} if opts.shard else None},
@@ -115,143 +132,182 @@ def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOp
         "known_checks": [e for e in KnownIssues.for_tree(tree.name, opts.known_issues).entries if "check" in e],
     }
 
-    def save():
-        result["duration_s"] = round(time.time() - t0, 1)
-        write_json_atomic(outdir / "result.json", result)
 
-    def could_not_run(e: KtestError, stage: str):
-        result["verdict"] = {"status": "could not run", "stage": stage, "error": e.line(), "regressions": [],
-                             "improvements": [], "flaky": [], "exit_code": e.exit_code}
-        save()
-        _outputs(result, outdir, cache, opts)
+class _Run:
+    """One `ktest run` of a series, stage by stage: apply -> build -> planned rounds -> extra rounds ->
+    retries -> conclude -> culprit -> finish (outputs).  Each stage reads and extends `result` (the
+    ktest.result/1 document) and saves it, so an interrupted run leaves what it had."""
+
+    def __init__(self, cache: Cache, tree: Tree, series: Series, opts: RunOptions, progress: Progress,
+                 outdir: Path, result: dict):
+        self.cache, self.tree, self.series, self.opts, self.progress = cache, tree, series, opts, progress
+        self.outdir, self.result, self.t0 = outdir, result, time.time()
+        self.runs: dict[str, list[dict]] = {"base": [], "patched": []}
+        self.built: SeriesBuild | None = None
+        self.cal = None
+
+    def save(self) -> None:
+        self.result["duration_s"] = round(time.time() - self.t0, 1)
+        write_json_atomic(self.outdir / "result.json", self.result)
+
+    def could_not_run(self, e: KtestError, stage: str) -> None:
+        self.result["verdict"] = {"status": "could not run", "stage": stage, "error": e.line(), "regressions": [],
+                                  "improvements": [], "flaky": [], "exit_code": e.exit_code}
+        self.finish()
+
+    def finish(self) -> None:
+        self.save()
+        _outputs(self.result, self.outdir, self.cache, self.opts)
 
     # 1. apply
-    work = cache.dir("work", run_id)
-    try:
-        progress.stage(f"[{series.name}] applying {len(series.patches)} patch(es) to {tree.name} {tree.base_rev}")
-        apply_series(tree, series, work)
-        result["checkout"]["valid"] = True
-        result["series"] = series.to_json()
-    except PatchDoesNotApply as e:
-        result["checkout"]["valid"] = False
-        result["culprit"] = {"patch": e.fields["index"], "subject": e.fields["subject"], "why": "does not apply",
-                             "error": e.render()}
-        could_not_run(e, "apply")
-        raise
-    finally:
-        import shutil
+    def apply(self) -> None:
+        series, result = self.series, self.result
+        work = self.cache.dir("work", result["run_id"])
+        try:
+            self.progress.stage(f"[{series.name}] applying {len(series.patches)} patch(es) to {self.tree.name} "
+                                f"{self.tree.base_rev}")
+            apply_series(self.tree, series, work)
+            result["checkout"]["valid"] = True
+            result["series"] = series.to_json()
+        except PatchDoesNotApply as e:
+            result["checkout"]["valid"] = False
+            result["culprit"] = {"patch": e.fields["index"], "subject": e.fields["subject"], "why": "does not apply",
+                                 "error": e.render()}
+            self.could_not_run(e, "apply")
+            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
-        shutil.rmtree(work, ignore_errors=True)
-
-    # 2. build base and each patch
-    builder = Builder(cache, tree, areas=opts.areas, jobs=opts.jobs, progress=progress)
-    try:
-        base = builder.build(tree.base, "base")
-        result["builds"].append(_build_json("base", base))
-        builds, prev = [], base
-        for p in series.patches:
-            label = f"patch {p.index}/{len(series.patches)}"
-            try:
-                b = builder.build(p.commit, label)
-            except BuildFailed as e:
-                result["builds"].append(_build_json(label, None, e.render(), p.commit))
-                result["culprit"] = {"patch": p.index, "subject": p.subject, "why": "does not build",
-                                     "error": e.render()}
+    # 2. build the base and each patch (the build path of `ktest build` too)
+    def build(self) -> bool:
+        """False when a patch breaks the build: that is the run's verdict (a regression, its patch the
+        culprit), and nothing is booted.  A base that does not build: the run could not run."""
+        opts, result = self.opts, self.result
+        builder = Builder(self.cache, self.tree, areas=opts.areas, jobs=opts.jobs, progress=self.progress)
+        try:
+            self.built = build_commits(builder, self.tree, self.series)
+        except BuildFailed as e:
+            partial = getattr(e, "partial", None)
+            if partial is None:
+                result["builds"].append(_build_json("base", None, e.render(), self.tree.base))
+                self.could_not_run(e, "build")
                 raise
-            result["builds"].append(_build_json(label, b, new=new_warnings(prev.warnings, b.warnings)))
-            builds.append(b)
-            prev = b
-    except BuildFailed as e:
-        could_not_run(e, "build")
-        raise
-    patched = builds[-1]
-    save()
+            self._record_builds(partial)
+            p, n = e.patch, len(self.series.patches)
+            result["builds"].append(_build_json(f"patch {p.index}/{n}", None, e.render(), p.commit))
+            result["culprit"] = {"patch": p.index, "subject": p.subject, "why": "does not build",
+                                 "error": e.render()}
+            result["verdict"] = {"status": "regression", "stage": "build", "error": e.render(),
+                                 "regressions": [f"build of patch {p.index}/{n}"], "improvements": [], "flaky": [],
+                                 "inconclusive": [], "not_run": [], "exit_code": 1, "rule": RULE}
+            self.progress.warn(f"[{self.series.name}] patch {p.index}/{n} does not build: nothing to boot")
+            return False
+        self._record_builds(self.built)
+        self.save()
+        return True
+
+    def _record_builds(self, built: SeriesBuild) -> None:
+        n = len(self.series.patches)
+        self.result["builds"].append(_build_json("base", built.base))
+        for p, b in zip(self.series.patches, built.patches):
+            self.result["builds"].append(_build_json(f"patch {p.index}/{n}", b, new=built.new_warnings.get(p.index)))
 
     # 3. boots: rounds x sides on the guest pool; base and patched of a round start side by side
-    runs: dict[str, list[dict]] = {"base": [], "patched": []}
-    kernels = {"base": base, "patched": patched}
-    common = dict(paths=opts.testcases, reps=opts.reps, accel=opts.accel, known_issues=opts.known_issues,
-                  shard=opts.shard)
-    cal = calibration.for_run(cache, tree, result["settings"]["check_areas"] or chosen)
-    result["calibration"] = cal.summary() if cal else None
+    def boot_planned_rounds(self) -> None:
+        opts, result = self.opts, self.result
+        self.kernels = {"base": self.built.base, "patched": self.built.patched}
+        self.common = dict(paths=opts.testcases, reps=opts.reps, accel=opts.accel, known_issues=opts.known_issues,
+                           shard=opts.shard)
+        self.cal = calibration.for_run(self.cache, self.tree, result["settings"]["check_areas"])
+        result["calibration"] = self.cal.summary() if self.cal else None
+        # round 1 runs the slow checks (upstream selftests); on a pool they get a guest of their own,
+        # started first, so the round takes as long as the longer half instead of the sum
+        self.slow = slow_checks(opts.testcases, opts.expr, opts.shard) if opts.vms > 1 else []
+        result["settings"]["slow_checks"] = {"checks": self.slow, "own_guest": bool(self.slow)}
+        self._boot_rounds(list(range(1, opts.rounds + 1)))
 
-    # round 1 runs the slow checks (upstream selftests); on a pool they get a guest of their own,
-    # started first, so the round takes as long as the longer half instead of the sum
-    slow = slow_checks(opts.testcases, opts.expr, opts.shard) if opts.vms > 1 else []
-    result["settings"]["slow_checks"] = {"checks": slow, "own_guest": bool(slow)}
-
-    def round_jobs(r: int, side: str) -> list[tuple[str, dict]]:
-        if r == 1 and slow:
+    def _round_jobs(self, r: int, side: str) -> list[tuple[str, dict]]:
+        if r == 1 and self.slow:
             return [(f"{side}-1-slow", {"slow": "only"}), (f"{side}-1", {"slow": "none"})]
         return [(f"{side}-{r}", {"slow": r == 1})]
 
-    def boot_rounds(rnds: list[int]) -> None:
-        keys = [(r, side, key, kw) for r in rnds for side in ("base", "patched") for key, kw in round_jobs(r, side)]
+    def _boot_rounds(self, rnds: list[int]) -> None:
+        opts, result = self.opts, self.result
+        keys = [(r, side, key, kw) for r in rnds for side in ("base", "patched") for key, kw in self._round_jobs(r, side)]
         keys.sort(key=lambda k: k[3].get("slow") != "only")     # slowest first; stable otherwise
-        jobs = [BootJob(key, kernels[side].bzimage, outdir / "boots" / key, key, {**common, "expr": opts.expr, **kw})
-                for r, side, key, kw in keys]
-        got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
+        jobs = [BootJob(key, self.kernels[side].bzimage, self.outdir / "boots" / key, key,
+                        {**self.common, "expr": opts.expr, **kw}) for r, side, key, kw in keys]
+        got = run_jobs(self.cache, jobs, opts.vms, self.progress, runner=run_checks)
         for r in rnds:
             for side in ("base", "patched"):
-                for key, _ in round_jobs(r, side):
+                for key, _ in self._round_jobs(r, side):
                     gr = got[key]
-                    runs[side].append(gr.to_json())
-                    result["boots"].append(_boot_json(gr, side, r, outdir))
+                    self.runs[side].append(gr.to_json())
+                    result["boots"].append(_boot_json(gr, side, r, self.outdir))
                     result["env"] = {**gr.env, "vms": opts.vms}
-        save()
+        self.save()
 
-    planned = list(range(1, opts.rounds + 1))
-    boot_rounds(planned)
     # 3b. adaptive rounds: while a metric is inconclusive in a way more boots can settle, boot more
-    # shards boot the planned rounds only: they must agree without talking to each other
-    max_rounds = opts.rounds if opts.shard else opts.max_rounds if opts.max_rounds is not None else 2 * opts.rounds
-    result["rounds"] = {"planned": opts.rounds, "max": max_rounds, "booted": opts.rounds, "extra": []}
-    done = opts.rounds
-    while done < max_rounds and runs["base"]:
-        pending = overall(compare_checks(runs["base"], runs["patched"], cal.floors if cal else None),
-                          {"new": []})["inconclusive"]
-        if not pending:
-            break
-        batch = list(range(done + 1, min(max_rounds, done + max(1, opts.vms // 2)) + 1))
-        progress.stage(f"[{series.name}] {len(pending)} metric(s) inconclusive ({', '.join(pending[:3])}"
-                       f"{' ...' if len(pending) > 3 else ''}): booting round(s) {batch[0]}-{batch[-1]} of at most {max_rounds}")
-        boot_rounds(batch)
-        done = batch[-1]
-        result["rounds"].update(booted=done)
-        result["rounds"]["extra"].append({"rounds": batch, "because": pending})
+    def boot_extra_rounds(self) -> None:
+        opts, result, runs = self.opts, self.result, self.runs
+        # shards boot the planned rounds only: they must agree without talking to each other
+        max_rounds = opts.rounds if opts.shard else opts.max_rounds if opts.max_rounds is not None else 2 * opts.rounds
+        result["rounds"] = {"planned": opts.rounds, "max": max_rounds, "booted": opts.rounds, "extra": []}
+        done = opts.rounds
+        while done < max_rounds and runs["base"]:
+            pending = overall(compare_checks(runs["base"], runs["patched"], self.floors), {"new": []})["inconclusive"]
+            if not pending:
+                break
+            batch = list(range(done + 1, min(max_rounds, done + max(1, opts.vms // 2)) + 1))
+            self.progress.stage(f"[{self.series.name}] {len(pending)} metric(s) inconclusive ({', '.join(pending[:3])}"
+                                f"{' ...' if len(pending) > 3 else ''}): booting round(s) {batch[0]}-{batch[-1]} "
+                                f"of at most {max_rounds}")
+            self._boot_rounds(batch)
+            done = batch[-1]
+            result["rounds"].update(booted=done)
+            result["rounds"]["extra"].append({"rounds": batch, "because": pending})
+
+    @property
+    def floors(self) -> dict | None:
+        return self.cal.floors if self.cal else None
 
     # 4. retry what failed on the patched side only, before flagging it
-    suspects = _suspects(runs)
-    stalls = [f"{sp['kind']} {sp['fingerprint']}" for sp in splat_diff(runs["base"], runs["patched"])["new"]
-              if unconfirmed_stall(sp)]
-    if suspects or stalls:
-        progress.stage(f"[{series.name}] retrying on patched: "
-                       + "; ".join(filter(None, [f"{len(suspects)} failing check(s): {', '.join(suspects)}" if suspects
-                                                 else "", f"a stall seen in one boot: {', '.join(stalls)}" if stalls
-                                                 else ""])))
-        expr = opts.expr if stalls else _expr_for(suspects)   # a stall: the whole run again, as it ran
-        jobs = [BootJob(f"{side}-retry", kernels[side].bzimage, outdir / "boots" / f"{side}-retry", f"{side}-retry",
-                        {**common, "expr": expr}) for side in ("base", "patched")]
-        got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
+    def retry(self) -> None:
+        runs = self.runs
+        suspects = _suspects(runs)
+        stalls = [f"{sp['kind']} {sp['fingerprint']}" for sp in splat_diff(runs["base"], runs["patched"])["new"]
+                  if unconfirmed_stall(sp)]
+        if not (suspects or stalls):
+            return
+        self.progress.stage(f"[{self.series.name}] retrying on patched: "
+                            + "; ".join(filter(None, [f"{len(suspects)} failing check(s): {', '.join(suspects)}"
+                                                      if suspects else "", f"a stall seen in one boot: "
+                                                      f"{', '.join(stalls)}" if stalls else ""])))
+        expr = self.opts.expr if stalls else _expr_for(suspects)   # a stall: the whole run again, as it ran
+        jobs = [BootJob(f"{side}-retry", self.kernels[side].bzimage, self.outdir / "boots" / f"{side}-retry",
+                        f"{side}-retry", {**self.common, "expr": expr}) for side in ("base", "patched")]
+        got = run_jobs(self.cache, jobs, self.opts.vms, self.progress, runner=run_checks)
         for side in ("base", "patched"):
             gr = got[f"{side}-retry"]
             runs[side].append(gr.to_json())
-            result["boots"].append(_boot_json(gr, side, 0, outdir, purpose="retry"))
+            self.result["boots"].append(_boot_json(gr, side, 0, self.outdir, purpose="retry"))
 
     # 5. verdicts
-    conclude(result, runs["base"], runs["patched"], calibration=cal.floors if cal else None)
+    def conclude(self) -> None:
+        conclude(self.result, self.runs["base"], self.runs["patched"], calibration=self.floors)
 
     # 6. culprit: which patch of a multi-patch series first shows the regression
-    if result["verdict"]["exit_code"] == 1 and len(builds) > 1 and opts.bisect:
-        result["culprit"] = _bisect(cache, series, builds, runs["base"], result["verdict"]["regressions"], opts,
-                                    outdir, progress, result, cal.floors if cal else None)
-    elif result["verdict"]["exit_code"] == 1:
-        p = series.patches[-1]
-        result["culprit"] = {"patch": p.index, "subject": p.subject, "why": "only patch of the series"
-                             if len(builds) == 1 else "bisect disabled"}
-    save()
-    _outputs(result, outdir, cache, opts)
-    return result, outdir
+    def find_culprit(self) -> None:
+        result, series, builds = self.result, self.series, self.built.patches
+        if result["verdict"]["exit_code"] != 1:
+            return
+        if len(builds) > 1 and self.opts.bisect:
+            result["culprit"] = _bisect(self.cache, series, builds, self.runs["base"], result["verdict"]["regressions"],
+                                        self.opts, self.outdir, self.progress, result, self.floors)
+        else:
+            p = series.patches[-1]
+            result["culprit"] = {"patch": p.index, "subject": p.subject, "why": "only patch of the series"
+                                 if len(builds) == 1 else "bisect disabled"}
 
 
 def _suspects(runs: dict) -> list[str]:
