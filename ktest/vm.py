@@ -227,21 +227,23 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     t0 = time.monotonic()
     if _abort.is_set():
         raise Interrupted(stage=f"boot {label}")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, errors="replace", start_new_session=True,
-                            env=_vng_env())
-    with _live_lock:
-        _live.add(proc)
+
     def stdout_tee(_line: str) -> None:
         harness[0] = time.monotonic()
 
-    pumps = [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity, _crash_watch(crash_seen)),
-                              daemon=True),
-             threading.Thread(target=_pump, args=(proc.stdout, stdout_log, activity, stdout_tee), daemon=True)]
-    for t in pumps:
-        t.start()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace", start_new_session=True,
+                            env=_vng_env())
+    pumps: list[threading.Thread] = []
     outcome, started_after, ended_because = None, None, None
-    try:
+    try:                      # from here on, whatever happens (Ctrl-C included), the guest's group goes
+        with _live_lock:
+            _live.add(proc)
+        pumps += [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity,
+                                                       _crash_watch(crash_seen)), daemon=True),
+                  threading.Thread(target=_pump, args=(proc.stdout, stdout_log, activity, stdout_tee), daemon=True)]
+        for t in pumps:
+            t.start()
         while True:
             if _abort.is_set():        # Ctrl-C/SIGTERM in the main thread: this guest goes too, now
                 _killed[proc.pid] = True
@@ -281,7 +283,8 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
         with _live_lock:
             _live.discard(proc)
         for t in pumps:
-            t.join(timeout=5)
+            if t.ident is not None:        # started
+                t.join(timeout=5)
     rc = proc.returncode
     if rc is not None and _killed.get(proc.pid):
         raise Interrupted(stage=f"boot {label}")
