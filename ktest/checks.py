@@ -97,12 +97,23 @@ def _selftests_of(bzimage: Path) -> Path | None:
     return d if d.is_dir() else None
 
 
+def check_path(p) -> Path:
+    """A check file, directory or pytest node id ("FILE::test[param]", as reports print them), taken
+    relative to the working directory, or else to the ktest checkout (the ids' root)."""
+    file, sep, rest = str(p).partition("::")
+    f = Path(file)
+    if not f.exists() and not f.is_absolute() and (PROJECT / f).exists():
+        f = PROJECT / f
+    return Path(str(f.resolve()) + sep + rest)
+
+
 def _precompile(paths: list[Path]) -> None:
     """The guest's root is read-only, so it cannot cache bytecode; compiling under TCG is slow.
     Write the .pyc files on the host first (compileall writes even with PYTHONDONTWRITEBYTECODE)."""
     import compileall
 
     for p in paths:
+        p = Path(str(p).partition("::")[0])       # a node id: its file
         if p.is_dir():
             compileall.compile_dir(str(p), quiet=2)
         elif p.suffix == ".py":
@@ -147,7 +158,7 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     rounds), "only" runs them alone and "none" leaves them out (round 1 on a pool: one guest each).
     shard=(i, n) runs only the i-th of n parts of the collected checks (ktest.shard)."""
     progress = progress or Progress()
-    paths = [Path(p).resolve() for p in (paths or [DEFAULT_TESTCASES])]
+    paths = [check_path(p) for p in (paths or [DEFAULT_TESTCASES])]
     accel = choose_accel(cache, bzimage, accel, progress)
     outdir.mkdir(parents=True, exist_ok=True)
     rwdir = outdir / "rw"

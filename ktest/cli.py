@@ -359,7 +359,7 @@ def cmd_run(args, cache, progress) -> int:
 def run_summary_lines(result: dict, outdir: Path) -> list[str]:
     """What `ktest run` prints for a series; series names and check paths come from outside, so
     they are shown inert."""
-    from .outputs import crash_lead
+    from .outputs import crash_lead, reproduce
 
     v = result["verdict"]
     lead = crash_lead(result)
@@ -374,6 +374,10 @@ def run_summary_lines(result: dict, outdir: Path) -> list[str]:
             lines.append(inert(f"  culprit: {lead['culprit']}"))
         if lead.get("ended_because"):
             lines.append(inert(f"  ktest ended the boot: {lead['ended_because']}"))
+    for chk in result.get("checks", []):
+        if chk["path"] in v["regressions"]:
+            for side, cmd in reproduce(result, chk).items():
+                lines.append(inert(f"  reproduce {chk['path']} on {side}: {cmd}"))
     c = result.get("culprit") or {}
     if v.get("stage") == "build" and c:
         lines.append(inert(f"  culprit: patch {c['patch']} ({c['subject']}) does not build: {v.get('error', '')}"))

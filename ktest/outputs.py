@@ -121,7 +121,41 @@ def render_html(result: dict, outdir: Path) -> str:
     from .stats import RULE_TEXT
 
     return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT,
-                                                      crash=crash_lead(result), verdict_text=check_verdict_text)
+                                                      crash=crash_lead(result), verdict_text=check_verdict_text,
+                                                      reproduce=lambda c: reproduce(result, c))
+
+
+# --- reproducing one check ------------------------------------------------------------------------
+
+QUIET_VERDICTS = ("unchanged", "not run", "crashed")
+
+
+def node_id(result: dict, path: str) -> str | None:
+    """The pytest node id that ran check `path` (a sub-result's id without its case name)."""
+    for b in result.get("boots", []):
+        for r in b.get("results", []):
+            if r.get("path") == path and r.get("id"):
+                file, _, rest = r["id"].partition("::")
+                return f"{file}::{rest.partition('::')[0]}" if rest else file
+    return None
+
+
+def reproduce(result: dict, check: dict) -> dict[str, str]:
+    """For a check whose verdict is not "unchanged": per side, the command that boots that side's
+    kernel build (from the cache) and runs just this check with the run's repetitions, from a ktest
+    checkout.  Empty when the run has no build key or never ran the check."""
+    if check.get("verdict") in QUIET_VERDICTS:
+        return {}
+    nid = node_id(result, check["path"])
+    builds = [b for b in result.get("builds", []) if b.get("status") == "PASS" and b.get("key")]
+    if not nid or not builds:
+        return {}
+    import shlex
+
+    reps = (result.get("settings") or {}).get("reps", 5)
+    keys = {"base": builds[0]["key"], "patched": builds[-1]["key"]} if len(builds) > 1 else {"base": builds[0]["key"]}
+    return {side: shlex.join(["ktest", "boot", "--build", key, "--testcases", nid, "--reps", str(reps)])
+            for side, key in keys.items()}
 
 
 # --- the crash leads ---------------------------------------------------------------------------
@@ -323,6 +357,14 @@ def render_summary(result: dict) -> str:
             lines.append(f"| {t(c['path'])} | {t(c['base']['status'])}{known} | {t(c['patched']['status'])} | "
                          f"{t(check_verdict_text(c))} | {km} |")
         lines.append("")
+        repro = [(c, reproduce(result, c)) for c in result["checks"]]
+        repro = [(c, cmds) for c, cmds in repro if cmds]
+        if repro:
+            lines += ["To reproduce a check (from a ktest checkout, with the run's kernel builds in the cache):", ""]
+            for c, cmds in repro:
+                lines += [f"- {t(c['path'])} ({t(check_verdict_text(c))}):"]
+                lines += [f"    - {side}: {t(cmd)}" for side, cmd in cmds.items()]
+            lines.append("")
     for e in result.get("expected", []):
         mark = {True: "held", False: "**did not hold**", None: "not measured"}[e["held"]]
         lines.append(f"- expected {t(e['change'])} of {t(e['check'])} {t(e['metric'])}: {mark} ({t(e['observed'])})")

@@ -140,3 +140,20 @@ def test_an_oops_then_a_hang_ends_the_boot_and_leads_the_summary(base_kernel, tm
     assert "during check " in first and "oops\\_hang.b\\_oops\\_then\\_hang" in first
     assert "1 check not run after it" in first
     assert result["verdict"]["regressions"] == [f"new oops: {c.fingerprint}"]
+
+
+def test_a_reproduce_command_boots_that_build_and_runs_just_that_check(base_kernel, tmp_path):
+    """The command a report prints for a changed check, run as a user would (from elsewhere)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cache, _, build = base_kernel
+    p = subprocess.run([sys.executable, "-m", "ktest", "boot", "--build", build.key, "--testcases",
+                        "testcases/test_smoke.py::test_guest_basics", "--reps", "1", "--out", str(tmp_path / "b"),
+                        "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, PYTHONPATH=str(HERE.parent)))
+    assert p.returncode == 0, p.stderr[-2000:]
+    run = json.loads(p.stdout)
+    assert [(r["id"], r["status"]) for r in run["results"]] == [("testcases/test_smoke.py::test_guest_basics", "PASS")]

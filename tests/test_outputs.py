@@ -115,3 +115,39 @@ def test_every_output_file_is_world_readable(result, tmp_path):
     write_json_atomic(tmp_path / "result.json", result)
     for f in ("index.html", "junit.xml", "kcidb.json", "summary.md", "result.json"):
         assert (tmp_path / f).stat().st_mode & 0o777 == 0o644, f
+
+
+def test_every_changed_check_comes_with_the_command_that_reproduces_it(tmp_path):
+    """A node id (not a rebuilt -k name), the side's kernel build by key, the run's repetitions; in the
+    page, the summary and (for regressions) the terminal."""
+    import json as _json
+
+    from ktest.cli import run_summary_lines
+    from ktest.outputs import render_html, render_summary, reproduce
+
+    r = _json.loads((FIXTURE.parent / "result-bonding.json").read_text())
+    by = {c["path"]: c for c in r["checks"]}
+    fixed = by["bonding.active_backup.failover_event_and_peer_notification"]
+    cmds = reproduce(r, fixed)
+    node = "testcases/bonding/test_active_backup.py::test_failover_event_and_peer_notification"
+    assert cmds == {"base": f"ktest boot --build fcf931a89902040999ebbe84 --testcases {node} --reps 5",
+                    "patched": f"ktest boot --build 5db939eae43d780927930222 --testcases {node} --reps 5"}
+    upstream = reproduce(r, by["bonding.upstream.bond_options.num_grat_arp"])["patched"]
+    assert "'testcases/bonding/test_upstream.py::test_bond_options[num_grat_arp]'" in upstream, \
+        "a sub-result's own check, quoted for the shell"
+    assert reproduce(r, by["smoke.guest_basics"]) == {}, "an unchanged check needs none"
+    assert f"Reproduce on patched: <code>ktest boot --build 5db939eae43d780927930222 --testcases {node}" \
+        in render_html(r, tmp_path)
+    assert "To reproduce a check" in render_summary(r)
+    r["verdict"]["regressions"] = [fixed["path"]]
+    assert any(l.startswith(f"  reproduce {fixed['path']} on patched: ktest boot") for l in
+               run_summary_lines(r, tmp_path))
+
+
+def test_a_node_id_is_found_from_any_directory(tmp_path, monkeypatch):
+    from ktest.checks import PROJECT, check_path
+
+    monkeypatch.chdir(tmp_path)
+    p = check_path("testcases/test_smoke.py::test_guest_basics")
+    assert str(p) == f"{PROJECT}/testcases/test_smoke.py::test_guest_basics"
+    assert check_path(tmp_path) == tmp_path.resolve(), "an existing path is taken as it is"
