@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,13 @@ def test_round_one_gives_the_slow_checks_their_own_guest_first(tmp_path, fake_tr
     t = user_tree(cache, fake_tree)
     series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int d1;\n", "net: one")])
 
+    # the two slow guests must be up at the same time: neither returns until the other has started
+    # (the timeout only turns a scheduling bug into a failure instead of a hang)
+    both_slow = threading.Barrier(2, timeout=120)
+
     def behaviour(image, label, expr):
+        if label.endswith("-slow"):
+            both_slow.wait()
         return [("area.fast", "PASS", [1.0, 1, 1])]
 
     fake, calls = canned(behaviour)
