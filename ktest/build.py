@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import kconfig
+from .areas import selftest_exports
 from .cache import Cache, short_hash, write_json_atomic
 from .errors import BuildFailed, Interrupted, MissingHostTools
 from .gitutil import add_worktree, git
@@ -247,14 +248,11 @@ class Builder:
         write_json_atomic(path, by_file)
         return [Warning_(**w) for f in sorted(by_file) for w in by_file[f]]
 
-    # The tree's own selftests travel with the kernel they belong to (the guest runs them).
-    SELFTEST_PATHS = ("tools/testing/selftests/drivers/net/bonding", "tools/testing/selftests/net/forwarding",
-                      "tools/testing/selftests/net/lib.sh", "tools/testing/selftests/net/lib",
-                      "tools/testing/selftests/kselftest")
-
+    # The tree's own selftests travel with the kernel they belong to (the guest runs them): what the
+    # areas' files export.
     def _export_selftests(self, commit: str, dest: Path) -> None:
         gd = ["--git-dir", str(self.tree.shadow)]
-        paths = [p for p in self.SELFTEST_PATHS
+        paths = [p for p in selftest_exports()
                  if git(*gd, "cat-file", "-e", f"{commit}:{p}", check=False).returncode == 0]
         dest.mkdir(parents=True)
         if not paths:

@@ -90,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
                                    "cache; `ktest run` then uses each metric's measured noise as its floor.")
     _tree_args(p)
     _boot_args(p)
-    p.add_argument("--area", required=True, choices=("linkwatch", "bonding"), help="check area to calibrate")
+    p.add_argument("--area", required=True, choices=kconfig.AREAS, help="check area to calibrate")
     p.add_argument("--boots", type=int, default=8, metavar="K", help="boots of the kernel (default 8)")
     p.add_argument("--rounds", type=int, default=2, help="boots per side in a run (default 2, as `ktest run`)")
     p.add_argument("--out", metavar="DIR", help="boot logs and calibration.json (default reports/calibrate-<time>)")

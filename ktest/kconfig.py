@@ -1,6 +1,7 @@
-"""Kconfig fragments shipped as package data, merged onto tinyconfig and verified.
+"""Kconfig fragments, merged onto tinyconfig and verified.
 
-base.config boots under virtme-ng; one fragment per check area adds what its checks need.
+base.config (package data) boots under virtme-ng; each check area's file (ktest/areas/*.toml) holds
+the fragment that adds what its checks need.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from . import areas as _areas
 from .cache import short_hash
-from .errors import KconfigMissing, UnknownArea
+from .errors import KconfigMissing
 
-AREAS = ("linkwatch", "bonding")
+AREAS = _areas.names()
 CONFIG_LINE = re.compile(r"^(CONFIG_\w+)=(.*)$")
 NOT_SET = re.compile(r"^# (CONFIG_\w+) is not set$")
 
@@ -40,13 +42,8 @@ def parse_config(text: str) -> dict[str, str]:
 
 
 def fragments(areas: list[str] | tuple[str, ...] = AREAS) -> list[Fragment]:
-    pkg = resources.files("ktest") / "kconfig"
-    out = [Fragment("base", (pkg / "base.config").read_text())]
-    for a in areas:
-        if a not in AREAS:
-            raise UnknownArea(name=a, known=", ".join(AREAS))
-        out.append(Fragment(a, (pkg / f"{a}.config").read_text()))
-    return out
+    out = [Fragment("base", (resources.files("ktest") / "kconfig" / "base.config").read_text())]
+    return out + [Fragment(a, _areas.get(a).kconfig) for a in areas]
 
 
 def requested(frags: list[Fragment]) -> dict[str, str]:

@@ -53,3 +53,21 @@ def test_build_default_tree_then_cache_hit(default_tree, monkeypatch):
     monkeypatch.undo()
     assert again.cached and again.dir == build.dir
     assert tree_state(tree.repo) == before, "the default tree's HEAD and working tree are unchanged"
+
+
+def test_the_bonding_area_runs_every_selftest_program_the_tree_ships_with_its_config(default_tree):
+    """ktest/areas/bonding.toml against the default tree: every TEST_PROG of the bonding selftests'
+    Makefile is listed, and every symbol of their `config` is in the area's fragment."""
+    import re
+
+    from ktest.areas import get
+
+    _, tree = default_tree
+    d = tree.repo / "tools/testing/selftests/drivers/net/bonding"
+    mk = (d / "Makefile").read_text()
+    progs = re.findall(r"([\w.-]+\.sh)", mk.split("TEST_PROGS")[1].split("TEST_FILES")[0])
+    area = get("bonding")
+    assert progs and sorted(set(progs)) == sorted({s.script for s in area.selftests})
+    want = kconfig.parse_config((d / "config").read_text())
+    have = kconfig.parse_config(area.kconfig)
+    assert {k: v for k, v in want.items() if have.get(k) != v} == {}

@@ -1,0 +1,126 @@
+"""Check areas as data: one TOML file per area in this package (linkwatch.toml, bonding.toml), as a
+tuxmake target is one file.  An area names the source paths whose change selects it, its kconfig
+fragment, its testcases directory and the tree's own selftests that it runs, each with its cost.
+Adding an area means adding a file and a testcases/<name>/ directory.
+
+A series touching none of the areas' paths gets every area; the smoke checks always run."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from ..records import Series
+
+TESTCASES = Path(__file__).resolve().parent.parent.parent / "testcases"
+SMOKE = TESTCASES / "test_smoke.py"
+SELFTESTS = "tools/testing/selftests"
+DIFF_FILE = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
+
+
+@dataclass(frozen=True)
+class Selftest:
+    """One upstream selftest program (a TEST_PROG of its directory's Makefile), or one group of it."""
+
+    dir: str                 # under tools/testing/selftests
+    script: str
+    cost: int                # measured seconds under TCG (balances shards and guests)
+    tests: str | None = None  # the script's TESTS= group, when its groups run apart
+
+    @property
+    def id(self) -> str:
+        """The check's parameter id: bond_options.sh:prio, dev_addr_lists.sh."""
+        return f"{self.script}:{self.tests}" if self.tests else self.script
+
+
+@dataclass(frozen=True)
+class Area:
+    name: str
+    description: str
+    paths: tuple[str, ...]
+    testcases: str
+    kconfig: str
+    exports: tuple[str, ...] = ()
+    selftests: tuple[Selftest, ...] = ()
+
+    @property
+    def testcases_dir(self) -> Path:
+        return TESTCASES / self.testcases
+
+
+class AreaFileError(ValueError):
+    pass
+
+
+def _parse(name: str, text: str) -> Area:
+    d = tomllib.loads(text)
+    need = {"description", "paths", "testcases", "kconfig"}
+    allowed = need | {"exports", "selftests"}
+    if missing := need - d.keys():
+        raise AreaFileError(f"area {name}: missing {', '.join(sorted(missing))}")
+    if extra := d.keys() - allowed:
+        raise AreaFileError(f"area {name}: unknown key(s) {', '.join(sorted(extra))}")
+    tests = []
+    for st in d.get("selftests", []):
+        if set(st) - {"dir", "script", "cost", "tests"} or not {"dir", "script", "cost"} <= set(st):
+            raise AreaFileError(f"area {name}: a selftest needs dir, script and cost (and may have tests): {st}")
+        tests.append(Selftest(dir=st["dir"], script=st["script"], cost=int(st["cost"]), tests=st.get("tests")))
+    ids = [t.id for t in tests]
+    if len(set(ids)) != len(ids):
+        raise AreaFileError(f"area {name}: a selftest is listed twice")
+    return Area(name=name, description=d["description"], paths=tuple(d["paths"]), testcases=d["testcases"],
+                kconfig=d["kconfig"].lstrip("\n"), exports=tuple(d.get("exports", ())), selftests=tuple(tests))
+
+
+@cache
+def all_areas() -> dict[str, Area]:
+    pkg = resources.files(__name__)
+    files = sorted((f for f in pkg.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
+    return {f.name[:-5]: _parse(f.name[:-5], f.read_text()) for f in files}
+
+
+def names() -> tuple[str, ...]:
+    return tuple(all_areas())
+
+
+def get(name: str) -> Area:
+    from ..errors import UnknownArea
+
+    try:
+        return all_areas()[name]
+    except KeyError:
+        raise UnknownArea(name=name, known=", ".join(names())) from None
+
+
+def selftest_exports() -> list[str]:
+    """What a build exports from the tree for the guest: every area's paths, under tools/testing/selftests."""
+    out: list[str] = []
+    for a in all_areas().values():
+        out += [f"{SELFTESTS}/{p}" for p in a.exports if f"{SELFTESTS}/{p}" not in out]
+    return out
+
+
+def touched_files(series: Series) -> list[str]:
+    out: list[str] = []
+    for p in series.patches:
+        for a, b in DIFF_FILE.findall(p.text):
+            for f in (a, b):
+                if f not in out:
+                    out.append(f)
+    return out
+
+
+def select(series: Series) -> tuple[list[str], str]:
+    files = touched_files(series)
+    chosen = [a.name for a in all_areas().values() if any(f.startswith(a.paths) for f in files)]
+    if not chosen:
+        return list(names()), "the series touches no area's files: all areas"
+    return chosen, "touched: " + ", ".join(files[:6]) + (" ..." if len(files) > 6 else "")
+
+
+def testcases_for(chosen: list[str]) -> list[Path]:
+    return [SMOKE] + [get(a).testcases_dir for a in chosen]

@@ -1,0 +1,49 @@
+"""Check areas as data (ktest/areas/*.toml): the shipped files, the parser's errors, and selection."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ktest import areas, kconfig
+from ktest.errors import UnknownArea
+from ktest.records import Patch, Series
+
+
+def test_the_shipped_areas_parse_and_feed_kconfig_and_testcases():
+    assert set(areas.names()) == {"linkwatch", "bonding"} and kconfig.AREAS == areas.names()
+    for a in areas.all_areas().values():
+        assert a.testcases_dir.is_dir(), a.name
+        assert kconfig.parse_config(a.kconfig), f"{a.name}: an empty fragment"
+        assert [f.name for f in kconfig.fragments([a.name])] == ["base", a.name]
+    bond = areas.get("bonding")
+    assert "bond_options.sh:prio" in [s.id for s in bond.selftests] and all(s.cost > 0 for s in bond.selftests)
+    assert "tools/testing/selftests/kselftest" in areas.selftest_exports()
+    with pytest.raises(UnknownArea):
+        areas.get("wifi")
+
+
+@pytest.mark.parametrize("text,why", [
+    ('description="d"\npaths=[]\ntestcases="x"\n', "missing kconfig"),
+    ('description="d"\npaths=[]\ntestcases="x"\nkconfig=""\ncolour="red"\n', "unknown key(s) colour"),
+    ('description="d"\npaths=[]\ntestcases="x"\nkconfig=""\n[[selftests]]\ndir="d"\nscript="s.sh"\n',
+     "needs dir, script and cost"),
+    ('description="d"\npaths=[]\ntestcases="x"\nkconfig=""\n' + '[[selftests]]\ndir="d"\nscript="s.sh"\ncost=1\n' * 2,
+     "listed twice"),
+])
+def test_a_bad_area_file_is_refused_with_the_reason(text, why):
+    with pytest.raises(areas.AreaFileError, match=re.escape(why)):
+        areas._parse("x", text)
+
+
+def _series(*files):
+    text = "".join(f"diff --git a/{f} b/{f}\n" for f in files)
+    return Series(name="s", path=Path("s"), patches=[Patch(index=1, name="p", subject="x", author="a", date="",
+                                                           sha256="", text=text)])
+
+
+def test_a_series_selects_the_areas_whose_paths_it_touches():
+    assert areas.select(_series("drivers/net/bonding/bond_main.c"))[0] == ["bonding"]
+    assert areas.select(_series("net/core/link_watch.c", "include/net/bond_3ad.h"))[0] == ["bonding", "linkwatch"]
+    chosen, why = areas.select(_series("fs/ext4/inode.c"))
+    assert chosen == list(areas.names()) and "no area" in why
