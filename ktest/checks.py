@@ -123,10 +123,17 @@ def _precompile(paths: list[Path]) -> None:
 SLOW_MODES = {True: "1", False: "0", "only": "only", "none": "none"}
 
 
-def slow_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> list[str]:
+def _slow_env(slow: bool | str | list[str]) -> dict[str, str]:
+    if isinstance(slow, list):
+        return {"KTEST_SLOW": "only", "KTEST_SLOW_IDS": json.dumps(slow)}
+    return {"KTEST_SLOW": SLOW_MODES[slow]}
+
+
+def slow_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, float]:
     """The checks marked slow (the upstream selftests) that a guest would run with these paths, -k
-    expression and shard: collected on the host with the guest's own plugin, in a subprocess (the
-    check modules are not imported into ktest).  A collection that fails says nothing: []."""
+    expression and shard, with their declared costs: collected on the host with the guest's own plugin,
+    in a subprocess (the check modules are not imported into ktest).  A collection that fails says
+    nothing: {}."""
     import subprocess
     import tempfile
 
@@ -141,21 +148,22 @@ def slow_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = 
         try:
             subprocess.run(args, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError):
-            return []
+            return {}
         sel = _read_json(Path(d) / "selection.json") or {}
-    slow = {c["id"] for c in sel.get("collected", []) if c.get("slow")}
-    return [i for i in sel.get("run", []) if i in slow]
+    slow = {c["id"]: float(c.get("cost", 0)) for c in sel.get("collected", []) if c.get("slow")}
+    return {i: slow[i] for i in sel.get("run", []) if i in slow}
 
 
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel", paths=None,
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
                progress: Progress | None = None, boot_timeout: float | None = None,
-               slow: bool | str = True, shard: tuple[int, int] | None = None,
+               slow: bool | str | list[str] = True, shard: tuple[int, int] | None = None,
                crash_quiet: float | None = None) -> GuestRun:
     """Boot `bzimage` and run the checks.  The kernel tree's selftests are taken from the build
     artifact next to the image (bzimage.parent/selftests), when it has them.  Checks marked slow (the
     upstream selftests): slow=True runs them with the rest, False skips them (`ktest run`'s later
-    rounds), "only" runs them alone and "none" leaves them out (round 1 on a pool: one guest each).
+    rounds), "only" runs them alone and "none" leaves them out (round 1 on a pool: one guest each); a
+    list of their node ids runs just those, alone (round 1 on a larger pool: slow checks split by cost).
     shard=(i, n) runs only the i-th of n parts of the collected checks (ktest.shard)."""
     progress = progress or Progress()
     paths = [check_path(p) for p in (paths or [DEFAULT_TESTCASES])]
@@ -166,7 +174,7 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     for stale in ("results.jsonl", "started.json", "finished.json", "selection.json", "checks-started.jsonl"):
         (rwdir / stale).unlink(missing_ok=True)
     spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage),
-                                                          {"KTEST_SLOW": SLOW_MODES[slow]}, shard),
+                                                          _slow_env(slow), shard),
                     rwdir=rwdir, accel=accel,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
                     udev_rules=lean_udev_rules(outdir / "udev-rules.d"))

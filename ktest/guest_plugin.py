@@ -83,6 +83,8 @@ def pytest_collection_modifyitems(config, items):
     mode = os.environ.get("KTEST_SLOW", "1")
     if mode == "only":        # this guest runs the slow checks alone (ktest run's round 1 on a pool)
         keep &= slow
+        if part := os.environ.get("KTEST_SLOW_IDS"):      # ... or its part of them, on a larger pool
+            keep &= set(json.loads(part))
     elif mode == "none":      # ... and its sibling guest runs the rest
         keep -= slow
     elif mode == "0":         # a later round: slow checks ran in round 1 and say so
@@ -107,6 +109,16 @@ def record(request) -> Recorder:
     r = Recorder()
     _records[request.node.nodeid] = r
     return r
+
+
+@pytest.fixture
+def keep_file(request, tmp_path):
+    """keep_file(name) -> a path where a check keeps a whole file for the reader (a selftest's full KTAP
+    output, say): files/<check path>/name in the boot's output directory, which the host keeps."""
+    out = _out(request.config)
+    base = out / "files" / dotted_path(request.node.nodeid) if out else tmp_path
+    base.mkdir(parents=True, exist_ok=True)
+    return lambda name: base / re.sub(r"[^\w.-]+", "_", name)
 
 
 @pytest.fixture(scope="session")

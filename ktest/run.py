@@ -133,6 +133,19 @@ def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, 
     }
 
 
+def slow_parts(slow: dict[str, float], vms: int) -> list[list[str]]:
+    """Round 1's slow checks (id -> declared cost) split by cost over guests of their own: one guest a
+    side when the pool has room for two, half the pool a side when it is larger, never more guests
+    than checks.  The split balances declared costs (ktest.shard.partition)."""
+    from .shard import partition
+
+    if not slow:
+        return []
+    n = max(1, min(len(slow), vms // 2))
+    parts = [p for p in partition(slow, n) if p]
+    return sorted(parts, key=lambda p: -sum(slow[i] for i in p))
+
+
 class _Run:
     """One `ktest run` of a series, stage by stage: apply -> build -> planned rounds -> extra rounds ->
     retries -> conclude -> culprit -> finish (outputs).  Each stage reads and extends `result` (the
@@ -222,19 +235,25 @@ class _Run:
         result["calibration"] = self.cal.summary() if self.cal else None
         # round 1 runs the slow checks (upstream selftests); on a pool they get a guest of their own,
         # started first, so the round takes as long as the longer half instead of the sum
-        self.slow = slow_checks(opts.testcases, opts.expr, opts.shard) if opts.vms > 1 else []
-        result["settings"]["slow_checks"] = {"checks": self.slow, "own_guest": bool(self.slow)}
+        slow = slow_checks(opts.testcases, opts.expr, opts.shard) if opts.vms > 1 else {}
+        self.slow_parts = slow_parts(slow, opts.vms)
+        result["settings"]["slow_checks"] = {"checks": list(slow), "own_guest": bool(slow),
+                                             "guests_per_side": len(self.slow_parts)}
         self._boot_rounds(list(range(1, opts.rounds + 1)))
 
     def _round_jobs(self, r: int, side: str) -> list[tuple[str, dict]]:
-        if r == 1 and self.slow:
+        if r == 1 and len(self.slow_parts) == 1:
             return [(f"{side}-1-slow", {"slow": "only"}), (f"{side}-1", {"slow": "none"})]
+        if r == 1 and self.slow_parts:
+            return [(f"{side}-1-slow{k}", {"slow": part}) for k, part in enumerate(self.slow_parts, 1)] + \
+                [(f"{side}-1", {"slow": "none"})]
         return [(f"{side}-{r}", {"slow": r == 1})]
 
     def _boot_rounds(self, rnds: list[int]) -> None:
         opts, result = self.opts, self.result
         keys = [(r, side, key, kw) for r in rnds for side in ("base", "patched") for key, kw in self._round_jobs(r, side)]
-        keys.sort(key=lambda k: k[3].get("slow") != "only")     # slowest first; stable otherwise
+        keys.sort(key=lambda k: not (k[3].get("slow") == "only" or isinstance(k[3].get("slow"), list)))
+        # slowest first; stable otherwise
         jobs = [BootJob(key, self.kernels[side].bzimage, self.outdir / "boots" / key, key,
                         {**self.common, "expr": opts.expr, **kw}) for r, side, key, kw in keys]
         got = run_jobs(self.cache, jobs, opts.vms, self.progress, runner=run_checks)

@@ -33,12 +33,12 @@ def tc(tmp_path) -> Path:
     return d
 
 
-def guest_session(tmp_path, tc, mode):
-    out = tmp_path / f"out-{mode}"
+def guest_session(tmp_path, tc, mode, **env):
+    out = tmp_path / f"out-{mode}-{len(env)}"
     out.mkdir()
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest_plugin", "-p", "no:cacheprovider",
                         f"--ktest-out={out}", "--rootdir", str(tmp_path), str(tc)], capture_output=True, text=True,
-                       cwd=PROJECT, env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin", "KTEST_SLOW": mode})
+                       cwd=PROJECT, env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin", "KTEST_SLOW": mode, **env})
     assert p.returncode == 0, p.stdout + p.stderr
     res = {json.loads(l)["id"].split("::")[-1]: json.loads(l)["status"]
            for l in (out / "results.jsonl").read_text().splitlines()}
@@ -59,11 +59,32 @@ def test_guest_plugin_slow_modes(tmp_path, tc, mode, expect):
                                                                                        "test_upstream[prio]"]
 
 
+def test_a_guest_given_a_part_of_the_slow_checks_runs_just_that_part(tmp_path, tc):
+    sel, _ = guest_session(tmp_path, tc, "1")
+    part = [c["id"] for c in sel["collected"] if c["id"].endswith("[arp]")]
+    sel, res = guest_session(tmp_path, tc, "only", KTEST_SLOW_IDS=json.dumps(part))
+    assert res == {"test_upstream[arp]": "PASS"}
+
+
+def test_slow_checks_are_split_by_declared_cost_over_half_the_pool():
+    from ktest.run import slow_parts
+
+    costs = {"prio": 500.0, "arp_validate": 450.0, "num_grat_arp": 110.0, "lacpdu": 30.0, "panic": 10.0}
+    assert slow_parts(costs, 2) == [list(costs)], "a pool of two: one slow guest a side"
+    two = slow_parts(costs, 4)
+    assert sorted(sum(two, [])) == sorted(costs) and len(two) == 2
+    loads = sorted(sum(costs[i] for i in p) for p in two)
+    assert loads == [540.0, 560.0], "largest first, each to the lighter guest: 500+30+10 and 450+110"
+    assert len(slow_parts({"a": 1.0, "b": 2.0}, 8)) == 2, "never more guests than checks"
+    assert slow_parts({}, 4) == []
+
+
 def test_host_collection_finds_the_slow_checks_a_guest_would_run(tc):
     assert [i.split("::")[-1] for i in slow_checks([tc])] == ["test_upstream[prio]", "test_upstream[arp]"]
+    assert list(slow_checks([tc]).values()) == [10.0, 10.0], "with their costs (undeclared: the default)"
     assert [i.split("::")[-1] for i in slow_checks([tc], "arp or fast")] == ["test_upstream[arp]"]
-    assert slow_checks([tc], "not upstream") == []
-    assert slow_checks([tc / "missing.py"]) == [], "a collection that fails finds nothing"
+    assert slow_checks([tc], "not upstream") == {}
+    assert slow_checks([tc / "missing.py"]) == {}, "a collection that fails finds nothing"
 
 
 def test_round_one_gives_the_slow_checks_their_own_guest_first(tmp_path, fake_tree, cache, tc, monkeypatch):
@@ -95,3 +116,19 @@ def test_round_one_gives_the_slow_checks_their_own_guest_first(tmp_path, fake_tr
     run_series(cache, t, str(series), one, Silent())
     assert [(c[0], c[2]) for c in calls[:4]] == [("base-1", True), ("patched-1", True), ("base-2", False),
                                                  ("patched-2", False)], "one guest at a time: no split"
+
+
+def test_a_larger_pool_splits_round_ones_slow_checks_over_guests_of_their_own(tmp_path, fake_tree, cache, tc,
+                                                                              monkeypatch):
+    t = user_tree(cache, fake_tree)
+    series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int d1;\n", "net: one")])
+    fake, calls = canned(lambda image, label, expr: [("area.fast", "PASS", [1.0, 1, 1])])
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "r", testcases=[tc], vms=4)
+    result, _ = run_series(cache, t, str(series), opts, Silent())
+    slow = {c[0]: c[2] for c in calls if "-slow" in c[0]}
+    assert sorted(slow) == ["base-1-slow1", "base-1-slow2", "patched-1-slow1", "patched-1-slow2"]
+    assert slow["base-1-slow1"] == slow["patched-1-slow1"] and slow["base-1-slow2"] == slow["patched-1-slow2"]
+    assert sorted(slow["base-1-slow1"] + slow["base-1-slow2"]) == sorted(slow_checks([tc])), "each once"
+    assert result["settings"]["slow_checks"]["guests_per_side"] == 2
+    assert [c[2] for c in calls if c[0] == "base-1"] == ["none"]
