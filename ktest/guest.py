@@ -29,25 +29,6 @@ def _write(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-             "stderr": "/proc/self/fd/2"}
-
-
-def standard_dev_links(dev: Path = Path("/dev")) -> list[str]:
-    """virtme-ng's guest has a bare devtmpfs: no /dev/stdout, /dev/fd (udev or systemd makes them on a
-    real system).  Without them `echo x >> /dev/stdout` (the kselftest runner's log) writes a regular
-    file and the output is lost.  Add the missing links; returns their names."""
-    added = []
-    for name, target in DEV_LINKS.items():
-        if not os.path.lexists(dev / name):
-            try:
-                os.symlink(target, dev / name)
-                added.append(name)
-            except OSError:
-                pass
-    return added
-
-
 def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     uptime = float(_read("/proc/uptime", "0 0").split()[0])
@@ -69,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
                                  if l.startswith("MemTotal:")), "0")),
         "python": sys.version.split()[0],
         "cmdline": _read("/proc/cmdline"),
-        "dev_links_added": standard_dev_links(),
     })
     import pytest
 

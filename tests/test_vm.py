@@ -206,13 +206,3 @@ def test_a_bad_image_or_a_panicking_kernel_never_decides_the_hosts_kvm_answer(tm
     assert not ok and "not cached" in reason and not probe.exists(), "the kernel's panic is not KVM's failure"
     monkeypatch.setenv("FAKE_VNG_MODE", "ok")
     assert probe_kvm(cache, tmp_path / "bzImage", Silent())[0] and probe.exists()
-
-
-def test_the_guest_adds_the_dev_links_a_bare_devtmpfs_lacks(tmp_path):
-    """vng's guest has no /dev/stdout: the kselftest runner's `>> /dev/stdout` would write a file."""
-    from ktest.guest import standard_dev_links
-
-    (tmp_path / "stdin").symlink_to("/proc/self/fd/0")
-    assert standard_dev_links(tmp_path) == ["fd", "stdout", "stderr"]
-    assert (tmp_path / "stdout").readlink() == Path("/proc/self/fd/1")
-    assert standard_dev_links(tmp_path) == [], "present links are left alone"
