@@ -25,3 +25,8 @@ def test_parse_real_lines():
         ("prio (active-backup ns_ip6_target primary_reselect 1)", "FAIL"),
         ("prio ns", "SKIP"),
     ]
+
+
+def test_a_repeated_case_name_gets_its_ordinal():
+    lines = "TEST: mode (1) bond recovery   [ OK ]\nTEST: mode (1) bond recovery   [FAIL]\n"
+    assert parse(lines) == [("mode (1) bond recovery", "PASS"), ("mode (1) bond recovery #2", "FAIL")]
