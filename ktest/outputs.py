@@ -11,6 +11,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from . import agreement
 from .cache import write_json_atomic
 from .crash import sentence as crash_sentence
 from .safetext import inert, md_text
@@ -122,7 +123,8 @@ def render_html(result: dict, outdir: Path) -> str:
 
     return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT,
                                                       crash=crash_lead(result), verdict_text=check_verdict_text,
-                                                      reproduce=lambda c: reproduce(result, c))
+                                                      reproduce=lambda c: reproduce(result, c),
+                                                      agreement=agreement.table(result))
 
 
 # --- reproducing one check ------------------------------------------------------------------------
@@ -365,6 +367,15 @@ def render_summary(result: dict) -> str:
                 lines += [f"- {t(c['path'])} ({t(check_verdict_text(c))}):"]
                 lines += [f"    - {side}: {t(cmd)}" for side, cmd in cmds.items()]
             lines.append("")
+    agree = agreement.table(result)
+    if agree:
+        lines += ["Upstream selftests as referee (upstream / ktest, per side):", "",
+                  "| upstream | ktest checks | base | patched |", "|---|---|---|---|"]
+        for a in agree:
+            cells = [f"{t(a[s]['upstream'] or '–')} / {t(a[s]['ktest'] or '–')}"
+                     + {True: " agree", False: " **disagree**", None: ""}[a[s]["agree"]] for s in ("base", "patched")]
+            lines.append(f"| {t(a['upstream'])} | {t(', '.join(a['ktest']) or 'none')} | {cells[0]} | {cells[1]} |")
+        lines.append("")
     for e in result.get("expected", []):
         mark = {True: "held", False: "**did not hold**", None: "not measured"}[e["held"]]
         lines.append(f"- expected {t(e['change'])} of {t(e['check'])} {t(e['metric'])}: {mark} ({t(e['observed'])})")

@@ -30,6 +30,8 @@ class Selftest:
     script: str
     cost: int                # measured seconds under TCG (balances shards and guests)
     tests: str | None = None  # the script's TESTS= group, when its groups run apart
+    behaviour: str | None = None              # what it tests, in a few words
+    covers: tuple[str, ...] = ()              # ktest check paths (or prefixes) that test the same
 
     @property
     def id(self) -> str:
@@ -66,9 +68,11 @@ def _parse(name: str, text: str) -> Area:
         raise AreaFileError(f"area {name}: unknown key(s) {', '.join(sorted(extra))}")
     tests = []
     for st in d.get("selftests", []):
-        if set(st) - {"dir", "script", "cost", "tests"} or not {"dir", "script", "cost"} <= set(st):
-            raise AreaFileError(f"area {name}: a selftest needs dir, script and cost (and may have tests): {st}")
-        tests.append(Selftest(dir=st["dir"], script=st["script"], cost=int(st["cost"]), tests=st.get("tests")))
+        if set(st) - {"dir", "script", "cost", "tests", "behaviour", "covers"} or not {"dir", "script", "cost"} <= set(st):
+            raise AreaFileError(f"area {name}: a selftest needs dir, script and cost (and may have tests, "
+                                f"behaviour, covers): {st}")
+        tests.append(Selftest(dir=st["dir"], script=st["script"], cost=int(st["cost"]), tests=st.get("tests"),
+                              behaviour=st.get("behaviour"), covers=tuple(st.get("covers", ()))))
     ids = [t.id for t in tests]
     if len(set(ids)) != len(ids):
         raise AreaFileError(f"area {name}: a selftest is listed twice")
