@@ -95,7 +95,7 @@ def test_hostile_text_is_data():
 @pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("*.ktap")) or ["none"])
 def test_recorded_runner_output_from_a_guest(name):
     """Each recorded file is what the kselftest runner printed for one bonding program in a guest on the
-    default tree; its .expect file says (status, number of TEST: cases, of them passed) as read by hand."""
+    default tree; its .expect file says (status, number of TEST: cases, of them passed), counted with grep."""
     if name == "none":
         pytest.fail("no recorded KTAP fixtures in tests/data/ktap")
     text = (DATA / name).read_text()
