@@ -157,3 +157,19 @@ def test_a_reproduce_command_boots_that_build_and_runs_just_that_check(base_kern
     assert p.returncode == 0, p.stderr[-2000:]
     run = json.loads(p.stdout)
     assert [(r["id"], r["status"]) for r in run["results"]] == [("testcases/test_smoke.py::test_guest_basics", "PASS")]
+
+
+def test_an_upstream_selftest_runs_through_the_kselftest_runner_and_its_ktap_is_read(base_kernel, tmp_path):
+    """The referee on the real kernel: the tree's bond-eth-type-change.sh (its two cases, about 10 s under
+    TCG) through the tree's kselftest runner, exported with the build; its KTAP is kept and read."""
+    cache, _, build = base_kernel
+    node = "testcases/bonding/test_upstream.py::test_kselftest[bond-eth-type-change.sh]"
+    run = run_checks(cache, build.bzimage, tmp_path / "boot", label="base", paths=[HERE.parent / node], reps=1,
+                     progress=Progress(interval=60))
+    got = {r["path"].rpartition("kselftest.")[2]: r["status"] for r in run.results}
+    assert got == {"bond-eth-type-change_sh": "PASS",
+                   "bond-eth-type-change_sh.Change_ether_type_of_an_enslaved_bond_device_with_unsuccessful_enslave": "PASS",
+                   "bond-eth-type-change_sh.Change_ether_type_of_an_enslaved_bond_device_with_successful_enslave": "PASS"}
+    kept = next((tmp_path / "boot" / "rw" / "files").glob("*/bond-eth-type-change.sh.ktap")).read_text()
+    assert kept.startswith("TAP version 13\n1..1\n") and "# TEST: Change ether type" in kept
+    assert run.results[0]["notes"]["ktap"] == "PASS" and run.results[0]["notes"]["timeout_s"] == 1200
