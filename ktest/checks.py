@@ -174,10 +174,10 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     for stale in ("results.jsonl", "started.json", "finished.json", "selection.json", "checks-started.jsonl"):
         (rwdir / stale).unlink(missing_ok=True)
     spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage),
-                                                          _slow_env(slow), shard),
+                                                          {**_slow_env(slow), "KTEST_LINKCTL": rwdir / "link"}, shard),
                     rwdir=rwdir, accel=accel,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
-                    udev_rules=lean_udev_rules(outdir / "udev-rules.d"))
+                    udev_rules=lean_udev_rules(outdir / "udev-rules.d"), link_control=True)
     if crash_quiet is not None:
         spec.crash_quiet = crash_quiet
     _precompile([PROJECT / "ktest", *paths])

@@ -51,6 +51,51 @@ def virtio_nics() -> list[str]:
     return out
 
 
+def nic_netdev(nic: str) -> str:
+    """The QEMU netdev id (n0, n1, ...) behind a virtio NIC: vng adds its NICs in netdev order, so the
+    n-th virtio NIC by PCI address is n<n>."""
+    by_pci = sorted(virtio_nics(), key=lambda n: os.path.realpath(f"/sys/class/net/{n}/device/.."))
+    return f"n{by_pci.index(nic)}"
+
+
+class HostLinkError(RuntimeError):
+    pass
+
+
+_link_seq = [0]
+
+
+def host_set_link(nic: str, up: bool, timeout: float = 30.0) -> dict:
+    """Ask the host to set the QEMU link of virtio NIC `nic` up or down (QMP set_link: a cable pull, seen
+    by the guest as a config-change interrupt and netif_carrier_off/on).  Blocks until the host says it
+    is done; returns its answer plus `request_ms`, the guest-side round trip (time.monotonic).  Raises
+    HostLinkError when ktest gave this guest no link control or the host could not do it."""
+    import json
+    import time
+
+    d = os.environ.get("KTEST_LINKCTL")
+    if not d or not Path(d).parent.is_dir():
+        raise HostLinkError("this guest has no host link control (KTEST_LINKCTL unset)")
+    Path(d).mkdir(exist_ok=True)
+    _link_seq[0] += 1
+    n = f"{os.getpid()}-{_link_seq[0]}"
+    req, ack = Path(d) / f"{n}.req", Path(d) / f"{n}.ack"
+    t0 = time.monotonic()
+    tmp = Path(d) / f"{n}.tmp"
+    tmp.write_text(json.dumps({"netdev": nic_netdev(nic), "up": up}))
+    os.replace(tmp, req)
+    while not ack.exists():
+        if time.monotonic() - t0 > timeout:
+            raise HostLinkError(f"the host did not answer a link request within {timeout:.0f}s")
+        time.sleep(0.001)
+    t1 = time.monotonic()
+    ans = json.loads(ack.read_text())
+    ack.unlink(missing_ok=True)
+    if not ans.get("ok"):
+        raise HostLinkError(ans.get("error") or "the host could not set the link")
+    return {**ans, "request_ms": (t1 - t0) * 1000.0, "t_request": t0, "t_ack": t1}
+
+
 def uptime_s() -> float:
     return float(Path("/proc/uptime").read_text().split()[0])
 

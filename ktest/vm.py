@@ -14,6 +14,7 @@ import platform
 import shlex
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -49,6 +50,7 @@ class BootSpec:
                                "rootflags=version=9p2000.L,trans=virtio,access=any,msize=512000,cache=loose")
     qemu_opts: tuple[str, ...] = ()
     wait_started: bool = True    # False for probes that run no harness
+    link_control: bool = False   # a QMP socket and a LinkAgent answering rwdir/link/N.req (ktest.linkctl)
     udev_rules: Path | None = None  # guest /run/udev/rules.d (see lean_udev_rules)
 
 
@@ -93,12 +95,14 @@ def vng_binary() -> str:
     return found
 
 
-def vng_command(spec: BootSpec) -> list[str]:
+def vng_command(spec: BootSpec, qmp: Path | None = None) -> list[str]:
     cmd = [vng_binary(), "-r", str(spec.bzimage), "--skip-modules", "--user", "root",
            "--cpus", str(spec.cpus), "--memory", spec.memory, "--network", "loop", "--no-dhcp",
            "--force-9p", f"--rwdir={spec.rwdir}", "-v"]
     if spec.accel == "tcg":
         cmd.append("--disable-kvm")
+    if qmp is not None:       # one argument each: --qemu-opts would swallow the rest of the command line
+        cmd += ["--qemu-opt=-qmp", f"--qemu-opt=unix:{qmp},server=on,wait=off"]
     if spec.append:
         cmd += ["--append", " ".join(spec.append)]
     if spec.qemu_opts:
@@ -219,13 +223,17 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     console_log, stdout_log = logdir / "console.log", logdir / "stdout.log"
     started_file = spec.rwdir / "started.json"
     started_file.unlink(missing_ok=True)
-    cmd = vng_command(spec)
+    # the QMP socket lives in a short private directory: a unix socket path has at most 107 bytes
+    qmp_dir = Path(tempfile.mkdtemp(prefix="ktest-qmp-")) if spec.link_control else None
+    cmd = vng_command(spec, qmp_dir / "qmp.sock" if qmp_dir else None)
     (logdir / "vng-cmd.txt").write_text(shlex.join(cmd) + "\n")
     activity = [time.monotonic()]
     harness = [time.monotonic()]       # the guest script's stdout (the harness's own output)
     crash_seen: dict = {}
     t0 = time.monotonic()
     if _abort.is_set():
+        if qmp_dir is not None:
+            shutil.rmtree(qmp_dir, ignore_errors=True)
         raise Interrupted(stage=f"boot {label}")
 
     def stdout_tee(_line: str) -> None:
@@ -235,10 +243,15 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
                             text=True, errors="replace", start_new_session=True,
                             env=_vng_env())
     pumps: list[threading.Thread] = []
+    agent = None
     outcome, started_after, ended_because = None, None, None
     try:                      # from here on, whatever happens (Ctrl-C included), the guest's group goes
         with _live_lock:
             _live.add(proc)
+        if qmp_dir is not None:
+            from .linkctl import LinkAgent
+
+            agent = LinkAgent(qmp_dir / "qmp.sock", spec.rwdir / "link").start()
         pumps += [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity,
                                                        _crash_watch(crash_seen)), daemon=True),
                   threading.Thread(target=_pump, args=(proc.stdout, stdout_log, activity, stdout_tee), daemon=True)]
@@ -280,6 +293,10 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     finally:
         progress.clear()
         kill_group(proc)  # nothing of this boot may outlive it, even on success
+        if agent is not None:
+            agent.close()
+        if qmp_dir is not None:
+            shutil.rmtree(qmp_dir, ignore_errors=True)
         with _live_lock:
             _live.discard(proc)
         for t in pumps:

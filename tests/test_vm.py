@@ -1,6 +1,7 @@
 """Timeouts, retries and cleanup of the vng launcher, against a fake vng (no VM)."""
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -206,3 +207,18 @@ def test_a_bad_image_or_a_panicking_kernel_never_decides_the_hosts_kvm_answer(tm
     assert not ok and "not cached" in reason and not probe.exists(), "the kernel's panic is not KVM's failure"
     monkeypatch.setenv("FAKE_VNG_MODE", "ok")
     assert probe_kvm(cache, tmp_path / "bzImage", Silent())[0] and probe.exists()
+
+
+def test_link_control_gives_the_guest_a_qmp_socket_and_leaves_nothing(tmp_path, fake_vng, monkeypatch):
+    """Each argument of its own (vng's --qemu-opts would swallow the rest of the command line), in a
+    private directory short enough for a unix socket path, removed with the boot."""
+    cmd = vng_command(spec(tmp_path), tmp_path / "q.sock")
+    assert cmd[cmd.index("--qemu-opt=-qmp") + 1] == f"--qemu-opt=unix:{tmp_path / 'q.sock'},server=on,wait=off"
+    assert cmd.index("--qemu-opt=-qmp") < cmd.index("--exec")
+    monkeypatch.setenv("FAKE_VNG_MODE", "ok")
+    before = set(Path(tempfile.gettempdir()).glob("ktest-qmp-*"))
+    r = boot(spec(tmp_path, link_control=True), tmp_path / "log", Silent())
+    used = (tmp_path / "log" / "vng-cmd.txt").read_text()
+    assert r.outcome == "ok" and "-qmp" in used and len(used.split("unix:")[1].split(",")[0]) < 108
+    assert set(Path(tempfile.gettempdir()).glob("ktest-qmp-*")) == before
+    assert (tmp_path / "rw" / "link").is_dir(), "the request directory the guest writes to"

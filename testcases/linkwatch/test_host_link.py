@@ -1,0 +1,134 @@
+"""Link events that come from the host, as in the microVM of the linkwatch report: the virtio-net NIC's
+link is cut and restored in QEMU (QMP set_link, through ktest's host link control), not by `ip link`
+in the guest.  The guest sees virtio's config-change interrupt, then netif_carrier_off/on, then
+linkwatch.
+
+Each repetition starts from an observed state of the rate limit (lwbench: expired, or armed by an
+observed non-urgent run on a spare dummy), asks the host to change the link and times, in the guest's
+CLOCK_MONOTONIC, from the host's acknowledgement to the RTM_NEWLINK that shows the new operstate.  The
+request-to-ack round trip is recorded as context: it bounds when the carrier changed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lwbench import PreconditionNotMet, check_invariants, is_oper_down, is_running_up, repeat
+from ktest.guestlib import HostLinkError, host_set_link
+from ktest.nl import ifindex, now_ms
+
+MIN_EFFECT_MS = 50.0          # as the other linkwatch latencies (test_operstate.py)
+MIN_EFFECT_TAIL_MS = 200.0
+
+
+def _set(nic: str, up: bool) -> dict:
+    try:
+        return host_set_link(nic, up)
+    except HostLinkError as e:
+        pytest.fail(f"infrastructure: {e}")
+
+
+def _after(ack: dict) -> float:
+    return ack["t_ack"] * 1000.0
+
+
+@pytest.fixture
+def nic(bench, spare_nic):
+    """The spare virtio NIC, admin up and running, with its host link up again afterwards."""
+    idx = ifindex(spare_nic)
+    bench.ensure_up(idx)
+    yield spare_nic, idx
+    try:
+        host_set_link(spare_nic, True)
+    except HostLinkError:
+        pass
+
+
+@pytest.mark.parametrize("limit", ["expired", "armed"])
+def test_host_cable_pull_and_restore(bench, record, reps, nic, limit):
+    """Cable out, then back in, on an admin-up virtio NIC.  Carrier off is not an urgent linkwatch event
+    (linkwatch_urgent_event(): carrier is not ok), so with the limit armed its operstate DOWN waits for
+    the rest of the interval; carrier on finds the qdisc deactivated by the off (qdisc_tx_changing), so
+    it is urgent either way."""
+    name, idx = nic
+    off_ms, on_ms, rtt, timelines = [], [], [], []
+
+    def one():
+        if limit == "armed":
+            t_arm = bench.arm()
+        else:
+            bench.expire()
+        bench.drain()
+        seen: list = []
+        ack = _set(name, False)
+        if limit == "armed" and _after(ack) - t_arm > bench.interval_ms() * 0.8:
+            raise PreconditionNotMet(f"the cut came {_after(ack) - t_arm:.0f} ms after the arming run: "
+                                     "most of the interval had gone")
+        down = bench.wait(is_oper_down(idx), "operstate DOWN after the host cut the link", seen)
+        ack_on = _set(name, True)
+        up = bench.wait(is_running_up(idx), "RUNNING + UP after the host restored the link", seen)
+        t0 = _after(ack)
+        tl = [{"t_ms": 0.0, "event": "host: link off acknowledged"},
+              {"t_ms": round(_after(ack_on) - t0, 3), "event": "host: link on acknowledged"}]
+        tl += [e.to_json(t0) for e in seen if e.index == idx]
+        check_invariants(tl)
+        rtt.extend([ack["request_ms"], ack_on["request_ms"]])
+        return down.t_ms - _after(ack), up.t_ms - _after(ack_on), sorted(tl, key=lambda e: e["t_ms"])
+
+    results, redone = repeat(reps, one)
+    off_ms, on_ms = [r[0] for r in results], [r[1] for r in results]
+    record.metric("cut_to_down", off_ms, "ms", min_effect=MIN_EFFECT_MS, min_effect_tail=MIN_EFFECT_TAIL_MS)
+    record.metric("restore_to_running", on_ms, "ms", min_effect=MIN_EFFECT_MS, min_effect_tail=MIN_EFFECT_TAIL_MS)
+    record.metric("host_request_rtt", rtt, "ms", context=True)
+    record.timeline("cut_and_restore", sorted(results, key=lambda r: r[0])[len(results) // 2][2])
+    record.note("reps_redone", redone)
+    record.note("rate_limit_interval_ms", bench.interval_ms())
+    # the kernel must end where the host left the link: the wait()s above fail otherwise
+
+
+@pytest.mark.parametrize("gap_ms", [50, 200])
+def test_host_short_flap(bench, record, reps, nic, gap_ms):
+    """Cable out and back in within a fraction of the interval, the limit armed: what does the guest's
+    userspace see?  The off is not urgent and waits; whether the on arrives while it is still pending,
+    and so whether operstate DOWN is ever reported, is measured: per repetition, whether a DOWN was seen
+    and when RUNNING + UP was last reported, timed from the host's acknowledgement of the restore."""
+    name, idx = nic
+    saw_down, to_running = [], []
+
+    def one():
+        t_arm = bench.arm()
+        bench.drain()
+        seen: list = []
+        ack = _set(name, False)
+        time.sleep(gap_ms / 1000.0)
+        ack_on = _set(name, True)
+        if _after(ack_on) - t_arm > bench.interval_ms() * 0.95:
+            raise PreconditionNotMet(f"the restore came {_after(ack_on) - t_arm:.0f} ms after the arming run: "
+                                     "the limit had (nearly) expired")
+        # settle: one full interval after the restore, every pending event has been processed
+        deadline = _after(ack_on) + bench.interval_ms() * 1.05 + 50.0
+        while now_ms() < deadline:
+            seen.extend(bench.mon.events(max(1.0, deadline - now_ms())))
+        bench._note(seen)
+        mine = [e for e in seen if e.index == idx]
+        downs = [e for e in mine if is_oper_down(idx)(e)]
+        ups = [e for e in mine if is_running_up(idx)(e)]
+        assert mine and is_running_up(idx)(mine[-1]), \
+            f"after the flap the last report must be RUNNING + UP: {[e.to_json(_after(ack)) for e in mine]}"
+        t0 = _after(ack)
+        tl = [{"t_ms": 0.0, "event": "host: link off acknowledged"},
+              {"t_ms": round(_after(ack_on) - t0, 3), "event": "host: link on acknowledged"}]
+        tl += [e.to_json(t0) for e in mine]
+        check_invariants(tl)
+        return (1.0 if downs else 0.0), ups[-1].t_ms - _after(ack_on), sorted(tl, key=lambda e: e["t_ms"])
+
+    results, redone = repeat(reps, one)
+    saw_down = [r[0] for r in results]
+    to_running = [r[1] for r in results]
+    record.metric("down_reported", saw_down, "count", context=True)
+    record.metric("restore_to_last_running", to_running, "ms", min_effect=MIN_EFFECT_MS,
+                  min_effect_tail=MIN_EFFECT_TAIL_MS)
+    record.timeline("flap", results[len(results) // 2][2])
+    record.note("reps_redone", redone)
+    record.note("down_reported_in_reps", f"{int(sum(saw_down))} of {len(saw_down)}")

@@ -1,0 +1,79 @@
+"""Host link control (ktest.linkctl): the QMP client and the request/ack agent, against a small QMP
+server on a unix socket that speaks the protocol's greeting, capabilities and set_link.  The real
+QEMU path is covered by the linkwatch host-link checks in real boots."""
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from ktest.linkctl import QMP, LinkAgent, QMPError, handle
+
+
+class FakeQMP:
+    def __init__(self, path, fail=False):
+        self.path, self.fail, self.calls = path, fail, []
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(str(path))
+        self.srv.listen(1)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        conn, _ = self.srv.accept()
+        f = conn.makefile("rwb")
+        f.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+        f.flush()
+        for line in f:
+            msg = json.loads(line)
+            self.calls.append(msg)
+            f.write(b'{"event": "NIC_RX_FILTER_CHANGED", "data": {}}\n')     # events are skipped
+            if self.fail and msg["execute"] == "set_link":
+                f.write(b'{"error": {"class": "DeviceNotFound", "desc": "Device \'n7\' not found"}}\n')
+            else:
+                f.write(b'{"return": {}}\n')
+            f.flush()
+
+
+def test_qmp_negotiates_then_sets_the_link(tmp_path):
+    srv = FakeQMP(tmp_path / "q.sock")
+    qmp = QMP(tmp_path / "q.sock")
+    assert handle({"netdev": "n1", "up": False}, qmp)["ok"] is True
+    assert [c["execute"] for c in srv.calls] == ["qmp_capabilities", "set_link"]
+    assert srv.calls[1]["arguments"] == {"name": "n1", "up": False}
+    qmp.close()
+
+
+def test_a_bad_request_or_a_qemu_error_is_an_answer_not_an_exception(tmp_path):
+    FakeQMP(tmp_path / "q.sock", fail=True)
+    qmp = QMP(tmp_path / "q.sock")
+    for bad in ({"netdev": "n1; quit", "up": False}, {"netdev": "n1", "up": "no"}, {}):
+        assert handle(bad, qmp)["ok"] is False and "bad request" in handle(bad, qmp)["error"]
+    ans = handle({"netdev": "n7", "up": True}, qmp)
+    assert ans == {"ok": False, "error": "host link control: set_link: Device 'n7' not found"}
+
+
+def test_a_monitor_socket_that_cannot_be_opened_says_so(tmp_path):
+    qmp = QMP(tmp_path / "none.sock", connect_timeout=0.2)
+    with pytest.raises(QMPError, match="cannot open QEMU's monitor socket"):
+        qmp.connect()
+
+
+def test_the_agent_answers_each_request_file_with_an_ack(tmp_path):
+    FakeQMP(tmp_path / "q.sock")
+    agent = LinkAgent(tmp_path / "q.sock", tmp_path / "link").start()
+    try:
+        for n, up in ((1, False), (2, True)):
+            (tmp_path / "link" / f"{n}.req").write_text(json.dumps({"netdev": "n0", "up": up}))
+        acks = [tmp_path / "link" / f"{n}.ack" for n in (1, 2)]
+        for _ in range(500):
+            if all(a.exists() for a in acks):
+                break
+            time.sleep(0.01)
+        got = [json.loads(a.read_text()) for a in acks]
+        assert [(g["ok"], g["up"]) for g in got] == [(True, False), (True, True)]
+        assert not list((tmp_path / "link").glob("*.req")), "requests are consumed"
+    finally:
+        agent.close()
+    assert not agent.thread.is_alive()
