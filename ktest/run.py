@@ -302,9 +302,14 @@ class _Run:
                             + "; ".join(filter(None, [f"{len(suspects)} failing check(s): {', '.join(suspects)}"
                                                       if suspects else "", f"a stall seen in one boot: "
                                                       f"{', '.join(stalls)}" if stalls else ""])))
-        expr = self.opts.expr if stalls else _expr_for(suspects)   # a stall: the whole run again, as it ran
+        if stalls:                           # a stall: the whole run again, as it ran
+            what = {"expr": self.opts.expr}
+        elif nodes := _node_ids(runs, suspects):
+            what = {"paths": nodes, "expr": None, "shard": None}    # just those checks (their own node ids)
+        else:
+            what = {"expr": _expr_for(suspects)}
         jobs = [BootJob(f"{side}-retry", self.kernels[side].bzimage, self.outdir / "boots" / f"{side}-retry",
-                        f"{side}-retry", {**self.common, "expr": expr}) for side in ("base", "patched")]
+                        f"{side}-retry", {**self.common, **what}) for side in ("base", "patched")]
         got = run_jobs(self.cache, jobs, self.opts.vms, self.progress, runner=run_checks)
         for side in ("base", "patched"):
             gr = got[f"{side}-retry"]
@@ -340,6 +345,20 @@ def _suspects(runs: dict) -> list[str]:
         if fails and fails < 2 and all(s == "PASS" for s in b.get(path, {}).get("statuses", ["PASS"])):
             out.append(path)
     return out
+
+
+def _node_ids(runs: dict, paths: list[str]) -> list[str]:
+    """The pytest node ids that ran these check paths (a sub-result's: its own check's), from the boots'
+    results; [] when one is not found (the caller falls back to a -k expression)."""
+    ids: dict[str, str] = {}
+    for side in ("base", "patched"):
+        for run in runs[side]:
+            for r in run.get("results", []):
+                if r.get("path") and "::" in (r.get("id") or ""):
+                    ids.setdefault(r["path"], "::".join(r["id"].split("::")[:2]))
+    if not all(p in ids for p in paths):
+        return []
+    return sorted({ids[p] for p in paths})
 
 
 def _expr_for(paths: list[str]) -> str:

@@ -124,3 +124,34 @@ def test_a_base_kernel_that_never_boots_is_could_not_run_not_no_regression(tmp_p
     assert v["status"] == "could not run" and v["exit_code"] == 2 and v["stage"] == "boot"
     assert "never reached the guest harness in 2 boot(s) (panic)" in v["error"]
     assert "could not run" in (outdir / "summary.md").read_text()
+
+
+def test_a_retry_boots_just_the_failing_checks_by_node_id(tmp_path, fake_tree, three_patches, cache, monkeypatch):
+    """Not every parametrization of the function (a -k name would select all eleven upstream programs)."""
+    from ktest.checks import GuestRun
+    from ktest.vm import BootResult
+
+    t = user_tree(cache, fake_tree)
+    calls = []
+
+    def fake(cache, bz, outdir, *, label, paths=None, expr=None, shard=None, **kw):
+        calls.append((label, [str(p) for p in paths or []], expr, shard))
+        outdir.mkdir(parents=True, exist_ok=True)
+        for f in ("console.log", "stdout.log"):
+            (outdir / f).write_text("")
+        flaky = label == "patched-1"
+        res = [{"id": f"testcases/b/test_up.py::test_ks[{p}]", "path": f"b.up.ks.{p}", "duration_s": 1.0,
+                "status": "FAIL" if flaky and p == "arp" else "PASS", "message": None, "log": "", "metrics": [],
+                "timelines": [], "notes": {}} for p in ("prio", "arp")]
+        boot = BootResult(outcome="ok", exit_code=0, duration_s=1.0, started_after_s=0.5,
+                          console_log=outdir / "console.log", stdout_log=outdir / "stdout.log")
+        return GuestRun(label=label, boot=boot, started={}, finished={}, results=res, splats=[], env={"accel": "tcg"})
+
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases")], vms=1,
+                      bisect=False, shard=(1, 2))
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    retries = [c for c in calls if c[0].endswith("-retry")]
+    assert [c[1:] for c in retries] == [(["testcases/b/test_up.py::test_ks[arp]"], None, None)] * 2, \
+        "its node id, no -k, no shard split of a one-check collection"
+    assert result["verdict"]["flaky"] == ["b.up.ks.arp"]
