@@ -106,9 +106,11 @@ def _selection(r: dict) -> dict | None:
 
 
 def _check_cover(what: str, rs: list[dict]) -> None:
-    """Every boot of a shard ran the same part; the shards' parts are disjoint and cover the collection."""
+    """Every round boot of a shard ran the same part (a retry or culprit boot runs just the checks in
+    question, by node id); the shards' parts are disjoint and cover the collection."""
     for r in rs:
-        parts = {json.dumps(b["selection"]["selected"]) for b in r.get("boots", []) if b.get("selection")}
+        parts = {json.dumps(b["selection"]["selected"]) for b in r.get("boots", [])
+                 if b.get("selection") and b.get("purpose", "round") == "round"}
         if len(parts) > 1:
             raise ShardsDisagree(what=what, field=f"the checks of shard {_shard_of(r)[0]} from boot to boot",
                                  a=f"{len(json.loads(min(parts)))} checks", b=f"{len(json.loads(max(parts)))}")

@@ -380,11 +380,12 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
     """Boot every earlier patch's kernel (at once, on the pool) with the regressed checks; the culprit is
     the first that shows one of the run's regressions."""
     paths = [r for r in regressions if not r.startswith("new ")]
-    expr = _expr_for(paths) if paths else None
+    nodes = _node_ids({"base": base_runs, "patched": []}, paths) if paths else []
+    what = dict(paths=nodes, expr=None, shard=None) if nodes else \
+        dict(paths=opts.testcases, expr=_expr_for(paths) if paths else None, shard=opts.shard)
     progress.stage(f"[{series.name}] culprit search: patches 1-{len(builds) - 1} of {len(builds)}")
     jobs = [BootJob(f"patch-{i}", b.bzimage, outdir / "boots" / f"bisect-{i}", f"patch-{i}",
-                    dict(paths=opts.testcases, expr=expr, reps=opts.reps, accel=opts.accel,
-                         known_issues=opts.known_issues, shard=opts.shard))
+                    dict(reps=opts.reps, accel=opts.accel, known_issues=opts.known_issues, **what))
             for i, b in enumerate(builds[:-1], 1)]
     got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
     for i in range(1, len(builds)):
