@@ -22,6 +22,8 @@ def _side_status(checks: list[dict], side: str) -> str | None:
     ran = [s for s in got if s != "SKIP"]
     if any(s in FAILING for s in ran):
         return "FAIL"
+    if "FLAKY" in ran:
+        return "FLAKY"        # failed once and not again: no side of a disagreement
     if ran and all(s == "PASS" for s in ran):
         return "PASS"
     return "SKIP" if got else None

@@ -37,9 +37,12 @@ def test_rows_pair_each_upstream_program_with_its_covering_checks_per_side():
         check(upstream_path("bonding", "bond_options.sh:num_grat_arp"), "PASS", "PASS"),
         check("bonding.active_backup.peer_notification", "FAIL", "PASS"),
         check(upstream_path("bonding", "bond_macvlan_ipvlan.sh"), "SKIP", "SKIP"),
+        check(upstream_path("bonding", "mode-1-recovery-updelay.sh"), "PASS", "FLAKY"),
+        check("bonding.active_backup.updelay_is_honoured", "PASS", "PASS"),
     ])
     rows = {row["upstream"]: row for row in table(r)}
-    assert list(rows) == ["bond_options.sh:prio", "bond_options.sh:num_grat_arp", "bond_macvlan_ipvlan.sh"], \
+    assert list(rows) == ["mode-1-recovery-updelay.sh", "bond_options.sh:prio", "bond_options.sh:num_grat_arp",
+                          "bond_macvlan_ipvlan.sh"], \
         "in the area file's order, only what ran"
     prio = rows["bond_options.sh:prio"]
     assert prio["ktest"] == ["bonding.active_backup.prio_selects_highest",
@@ -48,6 +51,7 @@ def test_rows_pair_each_upstream_program_with_its_covering_checks_per_side():
     assert prio["patched"] == {"upstream": "FAIL", "ktest": "FAIL", "agree": True}, "any covering failure fails"
     assert rows["bond_options.sh:num_grat_arp"]["base"]["agree"] is False
     assert rows["bond_macvlan_ipvlan.sh"]["base"] == {"upstream": "SKIP", "ktest": None, "agree": None}
+    assert rows["mode-1-recovery-updelay.sh"]["patched"] == {"upstream": "FLAKY", "ktest": "PASS", "agree": None}
 
 
 def test_the_table_is_in_the_page_and_the_summary(tmp_path):
