@@ -1,3 +1,4 @@
+import signal
 import sys
 from pathlib import Path
 
@@ -7,6 +8,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 # guest_cases/ run inside a VM (see test_kernel_boot.py), never on the host
 collect_ignore = ["guest_cases"]
+
+# A suite started as a background job (`cmd &` in a script) inherits SIGINT ignored, and so would every
+# ktest it starts: the Ctrl-C tests would then wait forever.  A handled signal is reset to the default
+# in a child at exec, so handling it here gives the children the disposition a terminal gives them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from fakekernel import make_series, make_tree  # noqa: E402
 
