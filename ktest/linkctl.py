@@ -103,7 +103,8 @@ def handle(req: dict, qmp: QMP) -> dict:
 class LinkAgent:
     """Watches `reqdir` for N.req files and answers each with N.ack, in the order of N."""
 
-    POLL_S = 0.001
+    POLL_S = 0.001          # right after a request (a check often sends the next one soon)
+    IDLE_POLL_S = 0.005     # otherwise: every guest has an agent, and the host's cores run the guests
 
     def __init__(self, qmp_path: Path, reqdir: Path):
         self.qmp = QMP(qmp_path)
@@ -131,7 +132,7 @@ class LinkAgent:
                 os.replace(tmp, r.with_suffix(".ack"))
                 r.unlink(missing_ok=True)
                 self.handled += 1
-            self.stop.wait(self.POLL_S if reqs else self.POLL_S * 2)
+            self.stop.wait(self.POLL_S if reqs else self.IDLE_POLL_S)
 
     def close(self) -> None:
         self.stop.set()
