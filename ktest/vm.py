@@ -217,6 +217,18 @@ def boot(spec: BootSpec, logdir: Path, progress: Progress | None = None, label: 
     return res
 
 
+def reap_qmp_dirs(tmp: Path | None = None) -> list[Path]:
+    """Remove the QMP socket directories of ktest processes that are gone (a SIGKILL runs no clean-up);
+    their names carry the owner's pid.  Returns what was removed."""
+    gone = []
+    for d in Path(tmp or tempfile.gettempdir()).glob("ktest-qmp-*-*"):
+        pid = d.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d)
+    return gone
+
+
 def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> BootResult:
     logdir.mkdir(parents=True, exist_ok=True)
     spec.rwdir.mkdir(parents=True, exist_ok=True)
@@ -224,7 +236,10 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     started_file = spec.rwdir / "started.json"
     started_file.unlink(missing_ok=True)
     # the QMP socket lives in a short private directory: a unix socket path has at most 107 bytes
-    qmp_dir = Path(tempfile.mkdtemp(prefix="ktest-qmp-")) if spec.link_control else None
+    qmp_dir = None
+    if spec.link_control:
+        reap_qmp_dirs()
+        qmp_dir = Path(tempfile.mkdtemp(prefix=f"ktest-qmp-{os.getpid()}-"))
     cmd = vng_command(spec, qmp_dir / "qmp.sock" if qmp_dir else None)
     (logdir / "vng-cmd.txt").write_text(shlex.join(cmd) + "\n")
     activity = [time.monotonic()]

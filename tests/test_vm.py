@@ -222,3 +222,19 @@ def test_link_control_gives_the_guest_a_qmp_socket_and_leaves_nothing(tmp_path, 
     assert r.outcome == "ok" and "-qmp" in used and len(used.split("unix:")[1].split(",")[0]) < 108
     assert set(Path(tempfile.gettempdir()).glob("ktest-qmp-*")) == before
     assert (tmp_path / "rw" / "link").is_dir(), "the request directory the guest writes to"
+
+
+def test_qmp_dirs_of_killed_ktest_processes_are_reaped(tmp_path):
+    """A SIGKILL runs no clean-up: the next boot removes the directories whose owner pid is gone."""
+    import subprocess
+    import sys
+
+    from ktest.vm import reap_qmp_dirs
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / f"ktest-qmp-{dead}-abc").mkdir()
+    (tmp_path / f"ktest-qmp-{os.getpid()}-def").mkdir()
+    (tmp_path / "ktest-qmp-old").mkdir()
+    assert reap_qmp_dirs(tmp_path) == [tmp_path / f"ktest-qmp-{dead}-abc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"ktest-qmp-{os.getpid()}-def", "ktest-qmp-old"]
