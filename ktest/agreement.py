@@ -4,16 +4,15 @@ result.json alone, so a stored run renders it again."""
 
 from __future__ import annotations
 
-import re
-
 from .areas import all_areas
+from .guest_plugin import safe_part
 
 FAILING = ("FAIL", "ERROR", "CRASH", "MISS")
 
 
 def upstream_path(area: str, selftest_id: str) -> str:
     """The check path the guest gives testcases/<area>/test_upstream.py::test_kselftest[ID]."""
-    return f"{area}.upstream.kselftest." + re.sub(r"[^\w-]+", "_", selftest_id).strip("_")
+    return f"{area}.upstream.kselftest.{safe_part(selftest_id)}"
 
 
 def _side_status(checks: list[dict], side: str) -> str | None:

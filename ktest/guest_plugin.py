@@ -135,10 +135,11 @@ def dotted_path(nodeid: str) -> str:
     parts += [re.sub(r"^test_", "", n) for n in name.split("::")]
     if param:
         parts.append(param.rstrip("]"))
-    return ".".join(_safe(p) for p in parts if p)
+    return ".".join(safe_part(p) for p in parts if p)
 
 
-def _safe(part: str) -> str:
+def safe_part(part: str) -> str:
+    """One component of a dotted check path: runs of other characters than word ones and '-' become '_'."""
     return re.sub(r"[^\w-]+", "_", part).strip("_")
 
 
@@ -239,7 +240,7 @@ def _flush(nodeid: str) -> None:
     _kmsg(f"ktest: check end {line['path']} {line['status']}")
     lines = [line]
     for sub in (rec.subresults if rec else []):
-        lines.append({"id": f"{nodeid}::{sub['name']}", "path": f"{line['path']}.{_safe(sub['name'])}",
+        lines.append({"id": f"{nodeid}::{sub['name']}", "path": f"{line['path']}.{safe_part(sub['name'])}",
                       "status": sub["status"], "message": sub["message"], "duration_s": 0.0, "log": "",
                       "metrics": [], "timelines": [], "notes": {}, "finished_at_uptime_s": line["finished_at_uptime_s"]})
     with open(out / "results.jsonl", "a") as f:

@@ -304,10 +304,8 @@ class _Run:
                                                       f"{', '.join(stalls)}" if stalls else ""])))
         if stalls:                           # a stall: the whole run again, as it ran
             what = {"expr": self.opts.expr}
-        elif nodes := _node_ids(runs, suspects):
-            what = {"paths": nodes, "expr": None, "shard": None}    # just those checks (their own node ids)
         else:
-            what = {"expr": _expr_for(suspects)}
+            what = _just(runs, suspects, self.opts)
         jobs = [BootJob(f"{side}-retry", self.kernels[side].bzimage, self.outdir / "boots" / f"{side}-retry",
                         f"{side}-retry", {**self.common, **what}) for side in ("base", "patched")]
         got = run_jobs(self.cache, jobs, self.opts.vms, self.progress, runner=run_checks)
@@ -361,6 +359,14 @@ def _node_ids(runs: dict, paths: list[str]) -> list[str]:
     return sorted({ids[p] for p in paths})
 
 
+def _just(runs: dict, paths: list[str], opts: RunOptions) -> dict:
+    """run_checks arguments that select just these check paths: their node ids (no -k, and no shard split
+    of so small a collection), else a -k of their function names over the run's testcases and shard."""
+    if nodes := _node_ids(runs, paths):
+        return {"paths": nodes, "expr": None, "shard": None}
+    return {"paths": opts.testcases, "expr": _expr_for(paths), "shard": opts.shard}
+
+
 def _expr_for(paths: list[str]) -> str:
     """A pytest -k expression that selects (at least) these checks: their test function names, which
     are the dotted path's components after the module (parameter ids and sub-results are dropped)."""
@@ -380,9 +386,8 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
     """Boot every earlier patch's kernel (at once, on the pool) with the regressed checks; the culprit is
     the first that shows one of the run's regressions."""
     paths = [r for r in regressions if not r.startswith("new ")]
-    nodes = _node_ids({"base": base_runs, "patched": []}, paths) if paths else []
-    what = dict(paths=nodes, expr=None, shard=None) if nodes else \
-        dict(paths=opts.testcases, expr=_expr_for(paths) if paths else None, shard=opts.shard)
+    what = _just({"base": base_runs, "patched": []}, paths, opts) if paths else \
+        {"paths": opts.testcases, "expr": None, "shard": opts.shard}
     progress.stage(f"[{series.name}] culprit search: patches 1-{len(builds) - 1} of {len(builds)}")
     jobs = [BootJob(f"patch-{i}", b.bzimage, outdir / "boots" / f"bisect-{i}", f"patch-{i}",
                     dict(reps=opts.reps, accel=opts.accel, known_issues=opts.known_issues, **what))

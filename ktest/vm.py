@@ -235,6 +235,8 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     console_log, stdout_log = logdir / "console.log", logdir / "stdout.log"
     started_file = spec.rwdir / "started.json"
     started_file.unlink(missing_ok=True)
+    if _abort.is_set():
+        raise Interrupted(stage=f"boot {label}")
     # the QMP socket lives in a short private directory: a unix socket path has at most 107 bytes
     qmp_dir = None
     if spec.link_control:
@@ -246,10 +248,6 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     harness = [time.monotonic()]       # the guest script's stdout (the harness's own output)
     crash_seen: dict = {}
     t0 = time.monotonic()
-    if _abort.is_set():
-        if qmp_dir is not None:
-            shutil.rmtree(qmp_dir, ignore_errors=True)
-        raise Interrupted(stage=f"boot {label}")
 
     def stdout_tee(_line: str) -> None:
         harness[0] = time.monotonic()
