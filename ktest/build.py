@@ -107,9 +107,9 @@ class Builder:
     they share the lineage (and build incrementally)."""
 
     def __init__(self, cache: Cache, tree: Tree, areas=kconfig.AREAS, jobs: int | None = None,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, extra: kconfig.Fragment | None = None):
         self.cache, self.tree = cache, tree
-        self.frags = kconfig.fragments(list(areas))
+        self.frags = kconfig.fragments(list(areas), extra)
         self.config_key = kconfig.config_key(self.frags)
         self.jobs = jobs or os.cpu_count() or 2
         self.progress = progress or Progress()

@@ -24,13 +24,16 @@ def _tree_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kernel", metavar="VER",
                    help="Debian linux-source version for the default tree: 6.12 (default) or 6.1")
     g.add_argument("--tree", metavar="PATH", help="your own kernel git checkout instead (never modified)")
-    g.add_argument("--base", metavar="REV", default="HEAD", help="base revision in --tree (default HEAD)")
+    g.add_argument("--base", metavar="REV", help="base revision in --tree (default HEAD; a range's start is its base)")
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--area", action="append", choices=kconfig.AREAS, metavar="AREA",
                    help=f"kconfig areas to enable (default: all of {', '.join(kconfig.AREAS)})")
     p.add_argument("-j", "--jobs", type=int, help="make -j (default: nproc)")
+    p.add_argument("--kconfig-add", action="append", metavar="FILE|CONFIG_X=V", default=[],
+                   help="add to the area fragments (repeatable): a CONFIG_X=VALUE or a fragment file; part of "
+                        "the build key, and every symbol is verified in the built .config")
 
 
 def _common(defaults: bool) -> argparse.ArgumentParser:
@@ -58,7 +61,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", parents=common, help="build base (and each patch of a series) with the lean config",
                        description="Build the base kernel and, given a series, each patch's commit. "
                                    "Cached by (commit, kconfig, toolchain): a repeat build runs no make.")
-    p.add_argument("series", nargs="?", help="patch series: a dir of *.patch, a .patch or an mbox")
+    p.add_argument("series", nargs="?", help="patch series: a dir of *.patch, a .patch, an mbox, or a revision "
+                                            "range A..B of --tree (each commit a patch, A the base)")
     _tree_args(p)
     _build_args(p)
     p.add_argument("--json", action="store_true", help="print the build records as JSON")
@@ -66,7 +70,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=common, help="apply, build, boot and check base vs patched; write a report",
                        description="The main job: for each series, build base and patched kernels (and each "
                                    "patch), boot both sides interleaved, compare, and write reports/<run-id>/.")
-    p.add_argument("series", nargs="+", help="patch series (dirs, .patch files or mboxes)")
+    p.add_argument("series", nargs="+", help="patch series (dirs, .patch files or mboxes), or revision ranges "
+                                             "A..B of --tree (each commit a patch, A the base)")
     _tree_args(p)
     _build_args(p)
     _boot_args(p)
@@ -155,7 +160,7 @@ def _tree(args, cache: Cache, progress):
     from .tree import DEFAULT_KERNEL, debian_tree, user_tree
 
     if args.tree:
-        return user_tree(cache, args.tree, args.base)
+        return user_tree(cache, args.tree, args.base or "HEAD")
     return debian_tree(cache, args.kernel or DEFAULT_KERNEL, progress=progress.info)
 
 
@@ -180,11 +185,18 @@ def validate_inputs(args) -> None:
         if not Path(args.bzimage).is_file():
             raise BootImageMissing(path=args.bzimage)
         check_bzimage(Path(args.bzimage))
+    if getattr(args, "kconfig_add", None):
+        kconfig.user_fragment(args.kconfig_add)
     if args.cmd in ("run", "build"):
-        from .series import load_series
+        from .errors import RangeWithBase
+        from .series import load
 
         for s in args.series if isinstance(args.series, list) else [args.series] if args.series else []:
-            load_series(s)     # the patches parse, a `series` file names files that exist, expected.json
+            # the patches parse, a `series` file names files that exist, expected.json; a revision
+            # range names commits of --tree, in a line on its start
+            series = load(s, Path(args.tree) if args.tree else None)
+            if series.range and args.base:
+                raise RangeWithBase(rev=args.base, spec=s)
 
 
 SQLITE_MAGIC = b"SQLite format 3\0"
@@ -240,7 +252,7 @@ def cmd_build(args, cache, progress) -> int:
 
     tree = _tree(args, cache, progress)
     res = build_series(cache, tree, args.series, areas=args.area or kconfig.AREAS, jobs=args.jobs,
-                       progress=progress)
+                       progress=progress, kconfig_add=kconfig.user_fragment(args.kconfig_add))
     if args.json:
         print(json.dumps(res.to_json(), indent=2))
     else:
@@ -342,7 +354,8 @@ def cmd_run(args, cache, progress) -> int:
     opts = RunOptions(rounds=args.rounds, max_rounds=args.max_rounds, vms=_vms(args), reps=args.reps, accel=args.accel, areas=tuple(args.area or kconfig.AREAS),
                       testcases=[Path(p) for p in args.testcases] if args.testcases else None,
                       expr=args.expr, known_issues=args.known_issues, reports=Path(args.reports), jobs=args.jobs,
-                      bisect=not args.no_bisect, db=Path(args.db) if args.db else None, shard=shard_spec)
+                      bisect=not args.no_bisect, db=Path(args.db) if args.db else None, shard=shard_spec,
+                      kconfig_add=tuple(args.kconfig_add))
     worst = 0
     for s in args.series:
         try:

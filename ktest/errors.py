@@ -70,6 +70,23 @@ class EmptySeries(UserError):
     hint = "put *.patch files in it, or list them in a `series` file"
 
 
+class RangeNeedsTree(UserError):
+    code = "range-needs-tree"
+    msg = "{spec} looks like a revision range, but no --tree names the repository it is in (and no such path exists)"
+    hint = "ktest run --tree ~/linux {spec}"
+
+
+class BadRange(UserError):
+    code = "bad-range"
+    msg = "revision range {spec} in {path}: {why}"
+
+
+class RangeWithBase(UserError):
+    code = "range-with-base"
+    msg = "--base {rev} and the revision range {spec} both name the base"
+    hint = "drop --base: a range's start is its base"
+
+
 class BadSeriesFile(UserError):
     code = "bad-series-file"
     msg = "{path}: lists {name}, which does not exist"
@@ -132,6 +149,12 @@ class ResultMissing(UserError):
     code = "no-result"
     msg = "no readable result.json at {path}"
     hint = "give reports/<run-id>/result.json or the run directory"
+
+
+class BadKconfigAdd(UserError):
+    code = "bad-kconfig-add"
+    msg = "--kconfig-add {value}: {why}"
+    hint = "give CONFIG_X=VALUE, or a file of such lines (`# CONFIG_X is not set` too)"
 
 
 class BadOption(UserError):

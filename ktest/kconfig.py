@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import areas as _areas
 from .cache import short_hash
-from .errors import KconfigMissing
+from .errors import BadKconfigAdd, KconfigMissing
 
 AREAS = _areas.names()
 CONFIG_LINE = re.compile(r"^(CONFIG_\w+)=(.*)$")
@@ -41,9 +41,46 @@ def parse_config(text: str) -> dict[str, str]:
     return out
 
 
-def fragments(areas: list[str] | tuple[str, ...] = AREAS) -> list[Fragment]:
+def fragments(areas: list[str] | tuple[str, ...] = AREAS, extra: Fragment | None = None) -> list[Fragment]:
+    """base.config, each area's fragment, then the user's (--kconfig-add), which wins where they differ."""
     out = [Fragment("base", (resources.files("ktest") / "kconfig" / "base.config").read_text())]
-    return out + [Fragment(a, _areas.get(a).kconfig) for a in areas]
+    return out + [Fragment(a, _areas.get(a).kconfig) for a in areas] + ([extra] if extra else [])
+
+
+def _symbol_line(line: str) -> bool:
+    return bool(CONFIG_LINE.match(line) or NOT_SET.match(line))
+
+
+def user_fragment(items: list[str] | tuple[str, ...] | None) -> Fragment | None:
+    """--kconfig-add, as tuxmake has it: each item CONFIG_X=VALUE or a file of such lines, in order, as
+    one fragment named "user".  Checked before any work: anything else is one line, exit 2."""
+    lines: list[str] = []
+    for item in items or ():
+        if _symbol_line(item.strip()):
+            lines.append(item.strip())
+            continue
+        path = Path(item)
+        if not path.is_file():
+            why = "is neither CONFIG_X=VALUE nor a file" + (" (a directory)" if path.is_dir() else "")
+            raise BadKconfigAdd(value=item, why=why)
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            raise BadKconfigAdd(value=item, why="not UTF-8 text") from None
+        except OSError as e:
+            raise BadKconfigAdd(value=item, why=e.strerror or str(e)) from None
+        found = 0
+        for n, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or (line.startswith("#") and not NOT_SET.match(line)):
+                continue
+            if not _symbol_line(line):
+                raise BadKconfigAdd(value=item, why=f"line {n} is not CONFIG_X=VALUE: {line[:80]}")
+            lines.append(line)
+            found += 1
+        if not found:
+            raise BadKconfigAdd(value=item, why="sets no symbol")
+    return Fragment("user", "\n".join(lines) + "\n") if lines else None
 
 
 def requested(frags: list[Fragment]) -> dict[str, str]:

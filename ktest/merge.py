@@ -27,7 +27,7 @@ from .verdict import conclude
 
 # what every shard of one run must share (dotted paths into result.json)
 MUST_AGREE = ("series.patchset_hash", "tree.base", "settings.rounds", "settings.reps", "settings.kconfig_areas",
-              "settings.expr", "settings.testcases", "settings.check_areas")
+              "settings.kconfig_add", "settings.expr", "settings.testcases", "settings.check_areas")
 
 
 def find_results(paths: list[Path]) -> list[Path]:

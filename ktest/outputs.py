@@ -288,6 +288,12 @@ def render_kcidb(result: dict) -> dict:
                               if not f["name"].count("#") else Path(result["series"]["path"]).as_uri()}
                              for f in result["checkout"]["patchset_files"]],
           "valid": bool(result["checkout"]["valid"])}
+    rng = result["series"].get("range")
+    if rng:     # the patched side is a commit of the user's repository: the range's end, with its commits
+        co.update(git_commit_hash=rng["end"], git_commit_name=rng.get("end_rev", rng["end"])[:100],
+                  patchset_files=[], patchset_hash="",
+                  misc={"range": rng["spec"], "base": rng["start"],
+                        "commits": [p["commit"] for p in result["series"]["patches"]]})
     builds, tests = [], []
     side_build = {}
     for b in result.get("builds", []):
@@ -338,6 +344,9 @@ def render_summary(result: dict) -> str:
              f"**{t(v.get('status', '?'))}**" + (f": {t(lead['sentence'])}" if lead else ""), ""]
     if v.get("error"):
         lines += [t(v["error"]), ""]
+    if rng := result["series"].get("range"):
+        lines += [f"Revision range {t(rng['spec'])}: base {t(rng['start'][:12])}, commits "
+                  + ", ".join(t((p.get("commit") or "")[:12]) for p in result["series"]["patches"]), ""]
     if result.get("culprit"):
         c = result["culprit"]
         lines += [f"Culprit: patch {t(c['patch'])} “{t(c['subject'])}”: {t(c['why'])}", ""]

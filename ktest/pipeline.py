@@ -13,7 +13,7 @@ from .errors import BuildFailed
 from .cache import Cache
 from .progress import Progress
 from .records import Build, Series, Tree, Warning_
-from .series import apply_series, load_series
+from .series import apply_series, load
 
 
 def new_run_id() -> str:
@@ -69,12 +69,15 @@ def build_commits(builder: Builder, tree: Tree, series: Series | None) -> Series
 
 
 def build_series(cache: Cache, tree: Tree, series_path: str | None, areas, jobs=None,
-                 progress: Progress | None = None) -> SeriesBuild:
+                 progress: Progress | None = None, kconfig_add=None) -> SeriesBuild:
     """`ktest build`: load and apply the series (if any), then build_commits."""
     progress = progress or Progress()
-    series = load_series(series_path) if series_path else None  # validate input before any work
+    from .tree import series_tree
+
+    series = load(series_path, tree.repo if tree.kind == "user" else None) if series_path else None
+    tree = series_tree(cache, tree, series)
     check_host_tools()
-    builder = Builder(cache, tree, areas=areas, jobs=jobs, progress=progress)
+    builder = Builder(cache, tree, areas=areas, jobs=jobs, progress=progress, extra=kconfig_add)
     if series:
         work = cache.dir("work", new_run_id())
         try:

@@ -49,6 +49,7 @@ class Series:
     patches: list[Patch]
     cover: str | None = None          # cover letter subject, if one was recognised
     expected: dict | None = None      # the series' declared expected effect (expected.json)
+    range: dict | None = None         # a revision range as the series: spec, repo, start, end (full shas)
 
     @property
     def patchset_hash(self) -> str:
@@ -65,6 +66,7 @@ class Series:
             "patchset_hash": self.patchset_hash,
             "patches": [p.to_json() for p in self.patches],
             "expected": self.expected,
+            "range": self.range,
         }
 
 

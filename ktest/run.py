@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__
+from . import __version__, kconfig
 from .build import Builder, check_host_tools
 from .cache import Cache, write_json_atomic
 from . import calibration
@@ -21,7 +21,7 @@ from .pipeline import SeriesBuild, build_commits, new_run_id
 from .pool import BootJob, run_jobs
 from .progress import Progress
 from .records import Build, Series, Tree
-from .series import apply_series, load_series
+from .series import apply_series, load
 from .stats import RULE
 from .verdict import compare_checks, conclude, crash_diff, overall, splat_diff, unconfirmed_stall
 
@@ -44,6 +44,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None   # (i, n): run only part i of n of the checks (ktest.shard)
     vms: int = 2                    # guests at once (ktest.pool)
     max_rounds: int | None = None   # adaptive: boot more rounds while a metric is inconclusive (default 2x rounds)
+    kconfig_add: tuple[str, ...] = ()   # --kconfig-add items (CONFIG_X=v or files), the "user" fragment
 
 
 def _rel(p: Path, base: Path) -> str:
@@ -72,7 +73,10 @@ def _boot_json(run, side: str, rnd: int, outdir: Path, purpose: str = "round") -
 
 def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, progress: Progress,
                argv: list[str] | None = None) -> tuple[dict, Path]:
-    series = load_series(series_path)
+    from .tree import series_tree
+
+    series = load(series_path, tree.repo if tree.kind == "user" else None)
+    tree = series_tree(cache, tree, series)
     check_host_tools()
     from . import areas as areas_mod
 
@@ -124,6 +128,7 @@ def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, 
                      "patchset_files": [{"name": p.name, "hash": p.sha256} for p in series.patches]},
         "settings": {"rounds": opts.rounds, "max_rounds": opts.max_rounds, "vms": opts.vms, "reps": opts.reps,
                      "kconfig_areas": list(opts.areas), "expr": opts.expr,
+                     "kconfig_add": _kconfig_add_json(opts.kconfig_add),
                      "check_areas": chosen, "check_areas_why": why,
                      "testcases": [_rel(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
                      "shard": {"index": opts.shard[0], "count": opts.shard[1]} if opts.shard else None},
@@ -131,6 +136,12 @@ def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, 
         "expected": [], "culprit": None, "verdict": None,
         "known_checks": [e for e in KnownIssues.for_tree(tree.name, opts.known_issues).entries if "check" in e],
     }
+
+
+def _kconfig_add_json(items) -> dict | None:
+    """--kconfig-add as given and the fragment it made (its symbols are verified in every build)."""
+    frag = kconfig.user_fragment(items)
+    return {"items": list(items), "fragment": frag.text} if frag else None
 
 
 def slow_parts(slow: dict[str, float], vms: int) -> list[list[str]]:
@@ -196,7 +207,8 @@ class _Run:
         """False when a patch breaks the build: that is the run's verdict (a regression, its patch the
         culprit), and nothing is booted.  A base that does not build: the run could not run."""
         opts, result = self.opts, self.result
-        builder = Builder(self.cache, self.tree, areas=opts.areas, jobs=opts.jobs, progress=self.progress)
+        builder = Builder(self.cache, self.tree, areas=opts.areas, jobs=opts.jobs, progress=self.progress,
+                          extra=kconfig.user_fragment(opts.kconfig_add))
         try:
             self.built = build_commits(builder, self.tree, self.series)
         except BuildFailed as e:

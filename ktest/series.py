@@ -14,7 +14,8 @@ import re
 import uuid
 from pathlib import Path
 
-from .errors import BadExpected, BadSeriesFile, EmptySeries, NotAPatch, PatchDoesNotApply, SeriesNotFound
+from .errors import (BadExpected, BadRange, BadSeriesFile, EmptySeries, NotAPatch, PatchDoesNotApply, RangeNeedsTree,
+                     SeriesNotFound)
 from .gitutil import add_worktree, git, remove_worktree
 from .records import Patch, Series, Tree
 
@@ -96,6 +97,65 @@ def load_series(path: str | Path) -> Series:
     return Series(name=name, path=p.absolute(), patches=patches, cover=cover, expected=expected)
 
 
+def looks_like_range(arg: str | Path) -> bool:
+    """`A..B` (or `A..`) that is not a path on disk: a revision range of the --tree repository."""
+    return ".." in str(arg) and not Path(arg).exists() and not str(arg).startswith(("/", "./", "../"))
+
+
+def load(arg: str | Path, repo: Path | None = None) -> Series:
+    """A series argument: a path (patch dir, .patch, mbox) or, with a repository, a revision range."""
+    if looks_like_range(arg):
+        if repo is None:
+            raise RangeNeedsTree(spec=arg)
+        return load_range(repo, str(arg))
+    return load_series(arg)
+
+
+def load_range(repo_path: Path, spec: str) -> Series:
+    """The commits of `start..end` in the user's repository (only read), oldest first, one patch each,
+    with their own commit ids: nothing is applied, the base is `start`.  The range must be a line of
+    patches on its start: no merge commit, not empty, and `start` an ancestor of `end`."""
+    import git as gitpython
+
+    if "..." in spec:
+        raise BadRange(spec=spec, path=repo_path, why="A...B is a symmetric difference, not a series; use A..B")
+    start_rev, _, end_rev = spec.partition("..")
+    end_rev = end_rev or "HEAD"
+    if not start_rev:
+        raise BadRange(spec=spec, path=repo_path, why="no start: the range's start is its base (A..B)")
+    try:
+        repo = gitpython.Repo(repo_path)
+    except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
+        from .errors import NotAGitTree
+
+        raise NotAGitTree(path=repo_path, why="is not a git repository") from None
+    ends = {}
+    for rev in (start_rev, end_rev):
+        try:
+            ends[rev] = repo.commit(rev)
+        except (gitpython.BadName, ValueError, gitpython.GitCommandError):
+            raise BadRange(spec=spec, path=repo_path, why=f"{rev} does not name a commit") from None
+    start, end = ends[start_rev], ends[end_rev]
+    if not repo.is_ancestor(start, end):
+        raise BadRange(spec=spec, path=repo_path, why=f"its start {start_rev} is not an ancestor of {end_rev}")
+    commits = list(repo.iter_commits(f"{start.hexsha}..{end.hexsha}", reverse=True))
+    if not commits:
+        raise BadRange(spec=spec, path=repo_path, why="it is empty: no commit is in the range")
+    for c in commits:
+        if len(c.parents) > 1:
+            raise BadRange(spec=spec, path=repo_path,
+                           why=f"commit {c.hexsha[:12]} '{c.summary}' is a merge; a series is a line of patches")
+    patches = []
+    for i, c in enumerate(commits, 1):
+        text = repo.git.format_patch("-1", "--stdout", "--no-signature", c.hexsha, stdout_as_string=True) + "\n"
+        patches.append(Patch(index=i, name=c.hexsha[:12], subject=" ".join(c.summary.split()),
+                             author=f"{c.author.name} <{c.author.email}>", date=c.authored_datetime.isoformat(),
+                             sha256=hashlib.sha256(text.encode()).hexdigest(), text=text, commit=c.hexsha))
+    return Series(name=spec, path=Path(repo_path).absolute(), patches=patches,
+                  range={"spec": spec, "repo": str(Path(repo_path).absolute()), "start": start.hexsha,
+                         "end": end.hexsha, "start_rev": start_rev, "end_rev": end_rev})
+
+
 EXPECTED_CHANGES = ("decrease", "increase", "none")
 
 
@@ -175,6 +235,8 @@ def apply_series(tree: Tree, series: Series, workdir: Path) -> list[str]:
     Commits get the patch's author date as committer date and a fixed committer, so the same series
     on the same base always yields the same shas (and so the same cached builds).  The worktree is
     removed afterwards; the commits stay in the shadow repo under refs/ktest/."""
+    if series.range:            # the user's own commits: built as they are, nothing to apply
+        return [p.commit for p in series.patches]
     key = f"{series.patchset_hash[:16]}-{tree.base[:12]}"
     memo = tree.shadow / "ktest-applied" / f"{key}.json"
     if memo.exists():  # applied before: the same patches on the same base give the same commits

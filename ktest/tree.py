@@ -159,3 +159,10 @@ def shadow_repo(cache: Cache, repo: Path) -> Path:
             (shadow / "ktest-source").write_text(f"{repo}\n")
             (shadow / "ktest-ready").write_text("")
     return shadow
+
+
+def series_tree(cache: Cache, tree: Tree, series) -> Tree:
+    """The tree a series is built on: `tree`, or for a revision range of it, the range's start."""
+    if not getattr(series, "range", None):
+        return tree
+    return user_tree(cache, series.range["repo"], series.range["start_rev"])

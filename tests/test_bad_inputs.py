@@ -82,8 +82,35 @@ def run_args(series, *extra):
     return ["run", series, *extra, "--testcases", "testcases/test_smoke.py"]
 
 
+def with_merge(tree) -> str:
+    """A side branch merged into a branch of the tree: the range from the tag holds a merge commit."""
+    git(tree, "checkout", "-q", "-b", "side", "v6.12.99")
+    (tree / "net" / "core" / "side.c").write_text("int s;\n")
+    git(tree, "add", "-A")
+    git(tree, "commit", "-q", "-m", "side")
+    git(tree, "checkout", "-q", "-b", "merged", "master")
+    git(tree, "merge", "-q", "--no-edit", "side")
+    return "v6.12.99..merged"
+
+
 # (id, args from (tmp_path, tree, series), code, words the line must hold, refused before any work)
 CASES = [
+    ("kconfig-add-not-a-symbol", lambda t, tree, s: run_args(s, "--kconfig-add", "NETCONSOLE=y"),
+     "bad-kconfig-add", ["NETCONSOLE=y", "neither CONFIG_X=VALUE nor a file"], True),
+    ("kconfig-add-bad-line", lambda t, tree, s: ["build", "--kconfig-add",
+                                                 write(t, "frag.config", "CONFIG_A=y\nrm -rf /\n")],
+     "bad-kconfig-add", ["line 2 is not CONFIG_X=VALUE", "rm -rf /"], True),
+    ("kconfig-add-no-symbol", lambda t, tree, s: run_args(s, "--kconfig-add", write(t, "c.config", "# hi\n")),
+     "bad-kconfig-add", ["sets no symbol"], True),
+    ("range-empty", lambda t, tree, s: run_args("HEAD..HEAD"), "bad-range", ["HEAD..HEAD", "empty"], True),
+    ("range-start-not-ancestor", lambda t, tree, s: run_args("HEAD..v6.12.99"), "bad-range",
+     ["HEAD is not an ancestor of v6.12.99"], True),
+    ("range-merge", lambda t, tree, s: ["build", with_merge(tree)], "bad-range", ["is a merge", "Merge branch"], True),
+    ("range-unknown-rev", lambda t, tree, s: run_args("v6.12.99..no-such-branch"), "bad-range",
+     ["no-such-branch does not name a commit"], True),
+    ("range-symmetric", lambda t, tree, s: run_args("v6.12.99...HEAD"), "bad-range", ["symmetric"], True),
+    ("range-with-base", lambda t, tree, s: run_args("v6.12.99..HEAD", "--base", "HEAD"), "range-with-base",
+     ["--base HEAD", "v6.12.99..HEAD"], True),
     ("bzimage-is-text", lambda t, tree, s: ["boot", "--bzimage", write(t, "hostname", "myhost\n"), "--accel", "auto"],
      "not-a-bzimage", ["too short"], True),
     ("bzimage-no-magic", lambda t, tree, s: ["boot", "--bzimage", write(t, "img", b"\x7fELF" + bytes(4096)),
@@ -208,3 +235,12 @@ def test_interrupted_run_leaves_no_empty_report_dir(tmp_path, fake_tree, fake_se
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert not [d for d in reports.iterdir() if d.is_dir() and not d.is_symlink()], list(reports.iterdir())
+
+
+def test_a_range_without_a_tree_is_one_line_and_exit_2(tmp_path):
+    p = ktest("run", "origin/main..my-branch", cache=tmp_path / "c", env={"COLUMNS": "300"})
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "ktest: user error [range-needs-tree]: origin/main..my-branch looks like a revision range, but no --tree "
+        "names the repository it is in (and no such path exists) (hint: ktest run --tree ~/linux "
+        "origin/main..my-branch)"]

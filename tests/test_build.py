@@ -124,3 +124,41 @@ def test_ctrl_c_during_build_kills_make_and_leaves_no_artifact(cache, fake_tree,
         "make must not outlive ktest"
     arts = cache.root / "artifacts"
     assert not arts.exists() or not [a for a in arts.iterdir() if (a / "meta.json").exists()]
+
+
+def test_a_revision_range_builds_the_users_commits_on_its_start(cache, fake_tree, calls):
+    """`ktest build --tree T A..B`: the base is A, each commit of the range is built as it is (no apply,
+    so the same commit ids), and the user's tree is left as it was."""
+    from test_tree_apply import snapshot
+
+    git(fake_tree, "checkout", "-q", "-b", "dev")
+    for text, subject in (("int a;\nint b2;\nint c;\n", "net: change b"), ("int a;\n#warning w\n", "net: warn")):
+        (fake_tree / "net/core/link_watch.c").write_text(text)
+        git(fake_tree, "commit", "-q", "-am", subject)
+    git(fake_tree, "checkout", "-q", "master")
+    before = snapshot(fake_tree)
+    ids = git(fake_tree, "rev-list", "--reverse", "v6.12.99..dev").split()
+    t = user_tree(cache, fake_tree, "master")
+    res = build_series(cache, t, "v6.12.99..dev", areas=("linkwatch",), progress=Silent())
+    assert res.tree.base == git(fake_tree, "rev-parse", "v6.12.99^{commit}").strip()
+    assert res.tree.base_rev == "v6.12.99"
+    assert [b.commit for b in res.patches] == ids
+    assert list(res.new_warnings) == [2]
+    assert snapshot(fake_tree) == before
+
+
+def test_kconfig_add_is_a_user_fragment_in_the_build_key_and_verified(cache, fake_tree, tmp_path, calls):
+    from ktest import kconfig
+
+    frag_file = tmp_path / "extra.config"
+    frag_file.write_text("# my debugging\nCONFIG_NETCONSOLE=y\n# CONFIG_BRIDGE is not set\n")
+    frag = kconfig.user_fragment(["CONFIG_DEBUG_INFO=y", str(frag_file)])
+    assert frag.name == "user"
+    assert frag.symbols() == {"CONFIG_DEBUG_INFO": "y", "CONFIG_NETCONSOLE": "y", "CONFIG_BRIDGE": "n"}
+    assert kconfig.user_fragment([]) is None
+    t = user_tree(cache, fake_tree)
+    plain, extra = Builder(cache, t, progress=Silent()), Builder(cache, t, progress=Silent(), extra=frag)
+    assert plain.key(t.base) != extra.key(t.base), "the user's fragment is part of the build key"
+    b = extra.build(t.base, "base")
+    assert "CONFIG_NETCONSOLE=y" in b.config.read_text()
+    assert kconfig.requested(extra.frags)["CONFIG_BRIDGE"] == "n", "the user's fragment wins over the areas'"

@@ -3,6 +3,7 @@ import hashlib
 import pytest
 
 from ktest.errors import BadSeriesFile, EmptySeries, NotAPatch, SeriesNotFound
+from fakekernel import git, make_tree
 from ktest.series import load_series
 
 
@@ -93,3 +94,31 @@ def test_only_cover_letter_is_empty(tmp_path, fake_series):
 def test_expected_json_is_read(fake_series):
     (fake_series / "expected.json").write_text('{"improves": ["x"]}')
     assert load_series(fake_series).expected == {"improves": ["x"]}
+
+
+def _branch(tree, edits):
+    """Commits on a branch `dev` of the tree (the user's own work)."""
+    git(tree, "checkout", "-q", "-b", "dev")
+    for f, text, subject in edits:
+        (tree / f).write_text(text)
+        git(tree, "commit", "-q", "-am", subject)
+    git(tree, "checkout", "-q", "master")
+
+
+def test_a_revision_range_is_a_series_of_its_commits(tmp_path):
+    from ktest.series import load, looks_like_range
+
+    tree = make_tree(tmp_path / "linux")
+    _branch(tree, [("net/core/link_watch.c", "int a;\nint b2;\nint c;\n", "net: change b"),
+                   ("net/core/dev.c", "int d2;\n", "net: change d")])
+    ids = git(tree, "rev-list", "--reverse", "v6.12.99..dev").split()
+    assert looks_like_range("v6.12.99..dev") and not looks_like_range(str(tree))
+    s = load("v6.12.99..dev", tree)
+    assert [p.commit for p in s.patches] == ids, "the user's own commits, oldest first"
+    assert [p.subject for p in s.patches] == ["net: change b", "net: change d"]
+    assert s.range["start"] == git(tree, "rev-parse", "v6.12.99^{commit}").strip()
+    assert s.range["end"] == ids[-1] and s.range["spec"] == "v6.12.99..dev" and s.name == "v6.12.99..dev"
+    assert "+int b2;" in s.patches[0].text and s.patches[0].text.endswith("\n")
+    assert s.to_json()["range"]["start_rev"] == "v6.12.99"
+    assert load("v6.12.99..dev", tree).patchset_hash == s.patchset_hash, "the same range hashes the same"
+    assert load("dev~1..dev", tree).patches[0].commit == ids[1]
