@@ -70,8 +70,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=common, help="apply, build, boot and check base vs patched; write a report",
                        description="The main job: for each series, build base and patched kernels (and each "
                                    "patch), boot both sides interleaved, compare, and write reports/<run-id>/.")
-    p.add_argument("series", nargs="+", help="patch series (dirs, .patch files or mboxes), or revision ranges "
+    p.add_argument("series", nargs="*", help="patch series (dirs, .patch files or mboxes), or revision ranges "
                                              "A..B of --tree (each commit a patch, A the base)")
+    p.add_argument("--rerun", metavar="RUN_ID", help="repeat a stored run (`ktest history`; or its directory): "
+                                                     "its series, tree and settings, on the same builds")
     _tree_args(p)
     _build_args(p)
     _boot_args(p)
@@ -141,6 +143,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--testcases", nargs="+", metavar="PATH", help="check files/dirs (default: testcases/)")
     p.add_argument("--out", metavar="DIR", help="where logs and results go (default: reports/boot-<time>)")
     p.add_argument("--json", action="store_true", help="print the guest run as JSON")
+    p = sub.add_parser("compare", parents=common, help="the A/B rule on two stored runs (B's kernel against A's)",
+                       description="Judge stored run B against stored run A with the rule `ktest run` uses: A's "
+                                   "boots of one side (patched by default) stand as base, B's as patched. For "
+                                   "example yesterday's branch against today's. Nothing is booted. Writes the "
+                                   "same report formats. Exit 1 if B regressed against A.")
+    p.add_argument("run_a", metavar="RUN_A", help="a run id (`ktest history`), a run directory or a result.json")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("--side", choices=("patched", "base"), default="patched",
+                   help="which side of each run to compare (default patched; base shows machine drift)")
+    p.add_argument("--out", metavar="DIR", help="output dir (default reports/compare-<time>)")
+    p.add_argument("--db", help="history database (default cache/history.sqlite)")
+
+    p = sub.add_parser("shell", parents=common, help="an interactive guest with a check topology set up",
+                       description="Boot a kernel under virtme-ng on this terminal with a check area's topology "
+                                   "already built by the checks' own code, to poke at a failing check by hand. "
+                                   "Ctrl-D (or exit) leaves; the guest powers off and nothing is left running. "
+                                   "Without --build/--bzimage, the default tree's base kernel (built or cached).")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--build", metavar="KEY|DIR", help="an artifact key (cache/artifacts/KEY) or directory")
+    g.add_argument("--bzimage", metavar="PATH", help="any bzImage")
+    _tree_args(p)
+    from .shell import TOPOLOGIES
+    p.add_argument("--topology", default="none", choices=list(TOPOLOGIES), metavar="NAME",
+                   help="; ".join(f"{t.name}: {t.what}" for t in TOPOLOGIES.values()) + " (default none)")
+    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     return ap
 
 
@@ -344,10 +371,60 @@ def cmd_calibrate(args, cache, progress) -> int:
     return 0
 
 
+# options a rerun may set: they choose where and how fast, not what is measured
+RERUN_FREE = {"rerun", "vms", "accel", "reports", "db", "no_bisect", "jobs", "cache", "debug", "cmd"}
+
+
+def rerun_args(args, cache: Cache) -> dict:
+    """--rerun RUN_ID: fill args from the stored run (its series, tree and settings) and return what the
+    new run must match.  Any other run option given is refused: the stored settings are the point."""
+    from .errors import RerunWithOption, RunNotFound
+
+    defaults = parser().parse_args(["run", "x"])
+    for k, v in vars(args).items():
+        if k not in RERUN_FREE and k != "series" and v != getattr(defaults, k, v):
+            raise RerunWithOption(option="--" + k.replace("_", "-"))
+    if args.series:
+        raise RerunWithOption(option=f"the series {args.series[0]}")
+    from .compare import stored_result
+
+    path = stored_result(args.rerun, cache, Path(args.db) if args.db else None)
+    try:
+        old = json.loads(path.read_text())
+        st, tree, series = old["settings"], old["tree"], old["series"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunNotFound(run=args.rerun, why=f"{path} is not a ktest result ({inert(e)})") from None
+    if st.get("shard"):
+        args.shard = f"{st['shard']['index']}/{st['shard']['count']}"
+    rng = series.get("range")
+    args.series = [rng["spec"] if rng else series["path"]]
+    if tree["kind"] == "user":
+        args.tree, args.base = tree["repo"], (None if rng else tree["base_rev"])
+    else:
+        args.kernel = ".".join(tree["version"].split(".")[:2])
+    args.rounds, args.max_rounds, args.reps = st["rounds"], st.get("max_rounds"), st["reps"]
+    args.area, args.expr = st.get("kconfig_areas") or None, st.get("expr")
+    args.testcases = [str(DEFAULT_PROJECT / t) for t in st.get("testcases") or []] or None
+    args.kconfig_add = list((st.get("kconfig_add") or {}).get("items") or [])
+    args.known_issues = Path(st["known_issues"]) if st.get("known_issues") else None
+    return {"run_id": old["run_id"], "patchset_hash": old["checkout"]["patchset_hash"], "base": tree["base"],
+            "builds": {b["label"]: b["key"] for b in old.get("builds", []) if b.get("key")}}
+
+
+DEFAULT_PROJECT = Path(__file__).resolve().parent.parent
+
+
 def cmd_run(args, cache, progress) -> int:
     from . import shard
     from .run import RunOptions, run_series
 
+    rerun = None
+    if args.rerun:
+        rerun = rerun_args(args, cache)
+        validate_inputs(args)       # the stored series, tree and files, as for a new run
+    elif not args.series:
+        from .errors import BadOption
+        raise BadOption(option="ktest run", value="without a series", why="give one (or --rerun RUN_ID)")
     validate_run(args)
     shard_spec = shard.parse(args.shard)
     tree = _tree(args, cache, progress)
@@ -355,7 +432,7 @@ def cmd_run(args, cache, progress) -> int:
                       testcases=[Path(p) for p in args.testcases] if args.testcases else None,
                       expr=args.expr, known_issues=args.known_issues, reports=Path(args.reports), jobs=args.jobs,
                       bisect=not args.no_bisect, db=Path(args.db) if args.db else None, shard=shard_spec,
-                      kconfig_add=tuple(args.kconfig_add))
+                      kconfig_add=tuple(args.kconfig_add), rerun=rerun)
     worst = 0
     for s in args.series:
         try:
@@ -471,10 +548,8 @@ def cmd_history(args, cache, progress) -> int:
     return 0
 
 
-def cmd_boot(args, cache, progress) -> int:
-    import time
-
-    from .checks import run_checks
+def _kernel_image(args, cache, progress) -> Path:
+    """--bzimage, --build KEY|DIR, or the chosen tree's base kernel: a checked bzImage."""
     from .errors import BootImageMissing
     from .vm import check_bzimage
 
@@ -488,6 +563,55 @@ def cmd_boot(args, cache, progress) -> int:
     if not bz.is_file():
         raise BootImageMissing(path=bz)
     check_bzimage(bz)
+    return bz
+
+
+def cmd_compare(args, cache, progress) -> int:
+    import time
+
+    from . import compare
+    from .cache import write_json_atomic
+    from .outputs import write_all
+
+    db = Path(args.db) if args.db else None
+    a, b = compare.load(args.run_a, cache, db), compare.load(args.run_b, cache, db)
+    out = (Path(args.out) if args.out else Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
+    m = compare.compare(a, b, out, args.side, cache, argv=["ktest", *sys.argv[1:]])
+    write_json_atomic(out / "result.json", m)
+    write_all(m, out)
+    c = m["compare"]
+    print(inert(f"compare {args.side} sides: A = {c['a']['run_id']} ({c['a']['series']}, {c['a']['boots']} boots) "
+                f"vs B = {c['b']['run_id']} ({c['b']['series']}, {c['b']['boots']} boots)"))
+    print("\n".join(run_summary_lines(m, out)))
+    return m["verdict"]["exit_code"]
+
+
+def cmd_shell(args, cache, progress) -> int:
+    import tempfile
+
+    from . import shell
+    from .errors import NotATerminal
+    from .vm import choose_accel
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise NotATerminal()
+    bz = _kernel_image(args, cache, progress)
+    accel = choose_accel(cache, bz, args.accel, progress)
+    topo = shell.TOPOLOGIES[args.topology]
+    progress.stage(f"booting {bz} ({accel}) with the {topo.name} topology: Ctrl-D leaves")
+    progress.clear()
+    with tempfile.TemporaryDirectory(prefix="ktest-shell-") as rw:
+        rc = shell.run(bz.resolve(), Path(rw), topo, accel)
+    print(f"ktest shell: the guest is gone (vng exit {rc})")
+    return 0 if rc == 0 else EXIT_COULD_NOT_RUN
+
+
+def cmd_boot(args, cache, progress) -> int:
+    import time
+
+    from .checks import run_checks
+
+    bz = _kernel_image(args, cache, progress)
     out = Path(args.out) if args.out else Path("reports") / time.strftime("boot-%Y%m%d-%H%M%S")
     run = run_checks(cache, bz.resolve(), out.resolve(), label=bz.parent.name, paths=args.testcases,
                      expr=args.expr, reps=args.reps, accel=args.accel, known_issues=args.known_issues,
@@ -518,7 +642,7 @@ def cmd_boot(args, cache, progress) -> int:
     return 1 if bad else 0
 
 
-COMMANDS = {"tree": cmd_tree, "build": cmd_build, "run": cmd_run, "calibrate": cmd_calibrate, "boot": cmd_boot, "merge": cmd_merge, "kvm": cmd_kvm,
+COMMANDS = {"tree": cmd_tree, "shell": cmd_shell, "compare": cmd_compare, "build": cmd_build, "run": cmd_run, "calibrate": cmd_calibrate, "boot": cmd_boot, "merge": cmd_merge, "kvm": cmd_kvm,
             "report": cmd_report, "history": cmd_history}
 
 

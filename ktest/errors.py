@@ -157,6 +157,36 @@ class BadKconfigAdd(UserError):
     hint = "give CONFIG_X=VALUE, or a file of such lines (`# CONFIG_X is not set` too)"
 
 
+class NotATerminal(UserError):
+    code = "not-a-terminal"
+    msg = "ktest shell is interactive and needs a terminal on stdin and stdout"
+    hint = "run it from a terminal; for scripted checks use `ktest boot -k NODEID`"
+
+
+class RunNotFound(UserError):
+    code = "run-not-found"
+    msg = "--rerun {run}: no such stored run ({why})"
+    hint = "`ktest history` lists the recorded runs; a run directory or its result.json works too"
+
+
+class RerunDiffers(UserError):
+    code = "rerun-differs"
+    msg = "--rerun {run}: {what} is not the stored run's: {why}"
+    hint = "a rerun repeats a run on the same builds; start a new run instead"
+
+
+class RerunWithOption(UserError):
+    code = "rerun-with-option"
+    msg = "--rerun repeats the stored run's settings and series: {option} cannot change them"
+    hint = "only --vms, --accel, --jobs, --reports, --db and --no-bisect may be given with --rerun"
+
+
+class NothingToCompare(UserError):
+    code = "nothing-to-compare"
+    msg = "run {which} ({run}) has no {side} boots to compare"
+    hint = "compare runs that booted that side (a run that stopped at apply or build booted nothing)"
+
+
 class BadOption(UserError):
     code = "bad-option"
     msg = "{option} {value}: {why}"

@@ -45,6 +45,9 @@ class RunOptions:
     vms: int = 2                    # guests at once (ktest.pool)
     max_rounds: int | None = None   # adaptive: boot more rounds while a metric is inconclusive (default 2x rounds)
     kconfig_add: tuple[str, ...] = ()   # --kconfig-add items (CONFIG_X=v or files), the "user" fragment
+    # --rerun: the stored run repeated: {"run_id", "patchset_hash", "base", "builds": {label: artifact key}},
+    # which this run must match (same patches on the same base, built into the same artifacts)
+    rerun: dict | None = None
 
 
 def _rel(p: Path, base: Path) -> str:
@@ -77,6 +80,8 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
 
     series = load(series_path, tree.repo if tree.kind == "user" else None)
     tree = series_tree(cache, tree, series)
+    if opts.rerun:
+        _same_series(opts.rerun, series, tree)
     check_host_tools()
     from . import areas as areas_mod
 
@@ -93,6 +98,18 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
     except BaseException:       # Ctrl-C (or a failure) before anything was written: no empty run dir
         _remove_if_empty(outdir)
         raise
+
+
+def _same_series(rerun: dict, series: Series, tree: Tree) -> None:
+    """--rerun: the same patches on the same base as the stored run, before any work."""
+    from .errors import RerunDiffers
+
+    if series.patchset_hash != rerun["patchset_hash"]:
+        raise RerunDiffers(run=rerun["run_id"], what=f"series {series.name}",
+                           why="its patches changed since (another patchset hash)")
+    if tree.base != rerun["base"]:
+        raise RerunDiffers(run=rerun["run_id"], what=f"the base of {tree.name}",
+                           why=f"it is {tree.base[:12]} now, {rerun['base'][:12]} then")
 
 
 def _remove_if_empty(d: Path) -> None:
@@ -129,6 +146,8 @@ def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, 
         "settings": {"rounds": opts.rounds, "max_rounds": opts.max_rounds, "vms": opts.vms, "reps": opts.reps,
                      "kconfig_areas": list(opts.areas), "expr": opts.expr,
                      "kconfig_add": _kconfig_add_json(opts.kconfig_add),
+                     "known_issues": str(Path(opts.known_issues).resolve()) if opts.known_issues else None,
+                     "accel": opts.accel, "bisect": opts.bisect, "rerun_of": opts.rerun["run_id"] if opts.rerun else None,
                      "check_areas": chosen, "check_areas_why": why,
                      "testcases": [_rel(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
                      "shard": {"index": opts.shard[0], "count": opts.shard[1]} if opts.shard else None},
@@ -229,7 +248,22 @@ class _Run:
             return False
         self._record_builds(self.built)
         self.save()
+        if opts.rerun:
+            self._same_builds(opts.rerun["builds"])
         return True
+
+    def _same_builds(self, want: dict) -> None:
+        """--rerun: the builds must be the stored run's (same commit, kconfig and toolchain = same key)."""
+        from .errors import RerunDiffers
+
+        have = {b["label"]: b["key"] for b in self.result["builds"]}
+        for label, key in want.items():
+            if have.get(label) != key:
+                e = RerunDiffers(run=self.opts.rerun["run_id"], what=f"build '{label}'",
+                                 why=f"its key is {have.get(label)}, the stored run's {key} (a different "
+                                     f"commit, kconfig or toolchain)")
+                self.could_not_run(e, "build")
+                raise e
 
     def _record_builds(self, built: SeriesBuild) -> None:
         n = len(self.series.patches)

@@ -70,3 +70,61 @@ def test_a_branch_as_the_series_builds_its_commits_on_the_range_start(branch, tm
     html = (reports / "latest" / "index.html").read_text()
     assert 'id="range"' in html and ids[-1][:12] in html
     assert (git(clone, "for-each-ref"), git(clone, "rev-parse", "lw")) == before, "the developer's repo is only read"
+
+
+def _qemu_pids_using(path: str) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if path in (d / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.parametrize("leave", ["ctrl-d", "sigterm"])
+def test_ktest_shell_has_the_bond_topology_and_leaves_nothing_running(tmp_path, leave):
+    """`ktest shell --topology bond` in a pseudo-terminal: the checks' bond is there, the commands work;
+    Ctrl-D leaves (exit 0), and so does a SIGTERM to ktest, and no vng or QEMU is left behind."""
+    import pexpect
+
+    from ktest.build import Builder
+    from ktest.progress import Progress
+
+    cache = Cache.open()
+    tree = debian_tree(cache, "6.12")
+    build = Builder(cache, tree, progress=Progress(interval=60)).build(tree.base, "base")
+    child = pexpect.spawn(sys.executable, ["-m", "ktest", "shell", "--build", build.key, "--topology", "bond"],
+                          cwd=str(ROOT), env=dict(os.environ, TERM="dumb", TMPDIR=str(tmp_path)), encoding="utf-8",
+                          codec_errors="replace", timeout=240, dimensions=(40, 200))
+    child.logfile_read = open(tmp_path / "session.log", "w")
+    try:
+        child.expect_exact("ktest shell: bond: bonding: kb0 active-backup")
+        child.expect_exact("ktest-shell# ")
+        child.sendline("ip netns exec kt_h1 cat /proc/net/bonding/kb0 | grep -E 'Mode|Currently Active'; echo done-$((6*7))")
+        child.expect_exact("done-42")
+        before = child.before
+        assert "Bonding Mode: fault-tolerance (active-backup)" in before, before
+        assert "Currently Active Slave: s0" in before, before
+        child.expect_exact("ktest-shell# ")
+        child.sendline("ip netns exec kt_h1 ping -c 2 -W 5 192.0.2.2 >/dev/null && echo ping-ok-$((6*7))")
+        child.expect_exact("ping-ok-42", timeout=60)
+        child.expect_exact("ktest-shell# ")
+        if leave == "ctrl-d":
+            child.sendcontrol("d")
+            child.expect_exact("ktest shell: the guest is gone")
+            child.expect(pexpect.EOF)
+            child.close()
+            assert child.exitstatus == 0
+        else:
+            child.kill(15)
+            child.expect(pexpect.EOF)
+            child.close()
+            assert child.exitstatus == 130
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    assert _qemu_pids_using(str(tmp_path)) == [], "no vng or QEMU is left running"
+    assert not list(tmp_path.glob("ktest-shell-*")), "the guest's rw directory is gone"

@@ -155,3 +155,41 @@ def test_a_retry_boots_just_the_failing_checks_by_node_id(tmp_path, fake_tree, t
     assert [c[1:] for c in retries] == [(["testcases/b/test_up.py::test_ks[arp]"], None, None)] * 2, \
         "its node id, no -k, no shard split of a one-check collection"
     assert result["verdict"]["flaky"] == ["b.up.ks.arp"]
+
+
+def test_rerun_repeats_a_stored_run_on_the_same_builds(tmp_path, fake_tree, three_patches, cache, monkeypatch,
+                                                       capsys):
+    """`ktest run --rerun RUN_ID`: the stored run's series, tree and settings, checked to be the same
+    patches, base and artifacts; other run options, a changed series and an unknown run are refused."""
+    from ktest import cli
+
+    fake, calls = canned(lambda image, label, expr: [("area.a", "PASS", [10.0, 11, 12])])
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    db, common = tmp_path / "h.sqlite", ["--cache", str(cache.root)]
+    first = ["run", str(three_patches), "--tree", str(fake_tree), "--testcases", "testcases/test_smoke.py",
+             "--rounds", "1", "--max-rounds", "1", "--reps", "3", "--vms", "1", "--kconfig-add", "CONFIG_X=y",
+             "--reports", str(tmp_path / "r1"), "--db", str(db), *common]
+    assert cli.main(first) == 0
+    old = __import__("json").loads((tmp_path / "r1" / "latest" / "result.json").read_text())
+    n_boots = len(calls)
+    assert cli.main(["run", "--rerun", old["run_id"], "--reports", str(tmp_path / "r2"), "--db", str(db),
+                     *common]) == 0
+    new = __import__("json").loads((tmp_path / "r2" / "latest" / "result.json").read_text())
+    assert new["settings"]["rerun_of"] == old["run_id"] and new["run_id"] != old["run_id"]
+    assert [b["key"] for b in new["builds"]] == [b["key"] for b in old["builds"]], "the same builds"
+    for k in ("rounds", "max_rounds", "reps", "testcases", "kconfig_add", "kconfig_areas"):
+        assert new["settings"][k] == old["settings"][k], k
+    assert len(calls) == 2 * n_boots, "the rerun booted as many guests as the run"
+    assert 'id="rerun"' in (tmp_path / "r2" / "latest" / "index.html").read_text()
+    capsys.readouterr()
+
+    # a run directory works as well as its id; another setting or a changed series is refused
+    assert cli.main(["run", "--rerun", str(tmp_path / "r1" / "latest"), "--reps", "7", *common]) == 2
+    assert "[rerun-with-option]" in capsys.readouterr().err
+    assert cli.main(["run", "--rerun", "20000101-000000-1-abcd", "--db", str(db), *common]) == 2
+    assert "[run-not-found]" in capsys.readouterr().err
+    p = sorted(three_patches.glob("0002-*.patch"))[0]
+    p.write_text(p.read_text().replace("net: two", "net: two, reworded"))
+    assert cli.main(["run", "--rerun", old["run_id"], "--db", str(db), *common]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[rerun-differs]" in err[0] and "patches changed" in err[0], err
