@@ -20,7 +20,7 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from .vm import BootSpec, _vng_env, lean_udev_rules, vng_command
+from .vm import BootSpec, vng_env, lean_udev_rules, vng_command
 
 PROJECT = Path(__file__).resolve().parent.parent
 PROMPT = "ktest-shell# "
@@ -94,7 +94,7 @@ def run(bzimage: Path, rwdir: Path, topo: Topology, accel: str) -> int:
 
     tty = sys.stdin.fileno()
     saved = termios.tcgetattr(tty)
-    proc = subprocess.Popen(command(bzimage, rwdir, topo, accel), env=_vng_env(), process_group=0)
+    proc = subprocess.Popen(command(bzimage, rwdir, topo, accel), env=vng_env(), process_group=0)
     old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)   # tcsetpgrp from the background
     try:
         os.tcsetpgrp(tty, proc.pid)           # the guest's group reads the terminal (QEMU's stdio)

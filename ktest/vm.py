@@ -113,7 +113,7 @@ def vng_command(spec: BootSpec, qmp: Path | None = None) -> list[str]:
     return cmd
 
 
-def _vng_env() -> dict:
+def vng_env() -> dict:
     """vng runs its helpers (virtme-run, ...) from PATH: put the venv's bin dir first."""
     import sys
 
@@ -254,7 +254,7 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
 
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, errors="replace", start_new_session=True,
-                            env=_vng_env())
+                            env=vng_env())
     pumps: list[threading.Thread] = []
     agent = None
     outcome, started_after, ended_because = None, None, None

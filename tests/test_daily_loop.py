@@ -47,14 +47,21 @@ def branch(tmp_path_factory):
     return tree, clone
 
 
-def test_a_branch_as_the_series_builds_its_commits_on_the_range_start(branch, tmp_path):
+@pytest.fixture(scope="module")
+def range_run(branch, tmp_path_factory):
     tree, clone = branch
     before = (git(clone, "for-each-ref"), git(clone, "rev-parse", "lw"))
-    ids = git(clone, "rev-list", "--reverse", f"{tree.base_rev}..lw").split()
-    reports = tmp_path / "reports"
+    reports = tmp_path_factory.mktemp("range") / "reports"
     p = ktest("run", "--tree", str(clone), f"{tree.base_rev}..lw", "--reports", str(reports),
               "--testcases", "testcases/linkwatch/test_operstate.py", "-k", "virtio_bounce and gap_0_1s",
               "--rounds", "1", "--max-rounds", "1", "--reps", "5")
+    after = (git(clone, "for-each-ref"), git(clone, "rev-parse", "lw"))
+    return tree, clone, reports, p, before == after
+
+
+def test_a_branch_as_the_series_builds_its_commits_on_the_range_start(range_run):
+    tree, clone, reports, p, untouched = range_run
+    ids = git(clone, "rev-list", "--reverse", f"{tree.base_rev}..lw").split()
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads((reports / "latest" / "result.json").read_text())
     assert r["series"]["range"]["spec"] == f"{tree.base_rev}..lw"
@@ -69,7 +76,23 @@ def test_a_branch_as_the_series_builds_its_commits_on_the_range_start(branch, tm
     assert patched["git_commit_hash"] == ids[-1] and patched["misc"]["commits"] == ids
     html = (reports / "latest" / "index.html").read_text()
     assert 'id="range"' in html and ids[-1][:12] in html
-    assert (git(clone, "for-each-ref"), git(clone, "rev-parse", "lw")) == before, "the developer's repo is only read"
+    assert untouched, "the developer's repo is only read"
+
+
+def test_a_rerun_repeats_the_stored_run_on_the_same_builds(range_run, tmp_path):
+    tree, clone, reports, p, _ = range_run
+    assert p.returncode == 0, p.stderr[-3000:]
+    old = json.loads((reports / "latest" / "result.json").read_text())
+    q = ktest("run", "--rerun", str(reports / old["run_id"]), "--reports", str(tmp_path / "again"))
+    assert q.returncode == 0, q.stderr[-3000:]
+    new = json.loads((tmp_path / "again" / "latest" / "result.json").read_text())
+    assert new["settings"]["rerun_of"] == old["run_id"]
+    assert [(b["label"], b["key"], b["cached"]) for b in new["builds"]] == \
+        [(b["label"], b["key"], True) for b in old["builds"]], "the same artifacts, from the cache"
+    assert new["series"]["range"] == old["series"]["range"]
+    assert [b["label"] for b in new["boots"]] == [b["label"] for b in old["boots"]]
+    (c,) = [c for c in new["checks"] if c["path"].endswith("gap_0_1s")]
+    assert {x["metric"]: x for x in c["metrics"]}["up_to_running"]["verdict"] == "improved"
 
 
 def _qemu_pids_using(path: str) -> list[int]:
