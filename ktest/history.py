@@ -10,6 +10,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import short_hash
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -45,6 +47,12 @@ SIDES = ("base", "patched")
 
 def _checks(result: dict) -> dict:
     return {c["path"]: {"verdict": c["verdict"], "patched": c["patched"]["status"]} for c in result.get("checks", [])}
+
+
+def anchor(series: str, tree: str, base: str) -> str:
+    """The id of a series-on-a-base section of the trends page: the report links there, and a hash
+    keeps the series name (outside text) out of the URL."""
+    return "t-" + short_hash(series, tree, base, n=12)
 
 
 def _number(v) -> float | None:

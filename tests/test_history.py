@@ -137,3 +137,106 @@ def test_a_database_from_before_metrics_gains_the_table(tmp_path):
     assert [r["run_id"] for r in g["runs"]] == ["old-run", "lw-0"]
     assert g["metrics"] and all([p["run_id"] for p in m["points"]] == ["lw-0"] for m in g["metrics"])
     assert hist.context(synthetic(1))["previous"]["run_id"] == "lw-0"
+
+
+# --- the trends page (`ktest history --html`) ----------------------------------------------------
+
+EVIL = "<script>alert(1)</script>"
+
+
+def html_of(tmp_path, *extra) -> tuple[int, str]:
+    from ktest.cli import main
+
+    out = tmp_path / "out" / "trends.html"
+    code = main(["history", "--html", "--db", str(tmp_path / "h.sqlite"), "--out", str(out),
+                 "--cache", str(tmp_path / "c"), *extra])
+    return code, out.read_text()
+
+
+def test_history_html_draws_a_chart_per_metric_with_its_numbers(hist, tmp_path, capsys):
+    for i in range(3):
+        hist.record(synthetic(i), tmp_path / f"r{i}.json")
+    code, page = html_of(tmp_path)
+    assert code == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'out' / 'trends.html'} (1 series and base(s), 3 run(s))\n"
+    (g,) = hist.trends()
+    assert page.count('<svg class="trend-chart"') == len(g["metrics"]) == 7
+    assert page.count("<polyline ") == 2 * 7          # a base line and a patched line per chart
+    want = fixture_metric(DUMMY, "up_to_running")
+    for i in range(3):
+        assert f"{want['base_median'] + 10 * i:.2f}" in page and f"{want['patched_median'] + i:.2f}" in page
+        assert f"lw-{i}" in page
+    assert f"{want['base_p90']:.2f}" in page
+    assert "machine drifted" in page and "evolution" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script" not in page and "https://" not in page
+
+
+def test_a_rising_base_median_draws_a_rising_base_line(hist, tmp_path):
+    from ktest.trends import chart
+
+    for i in range(3):
+        hist.record(synthetic(i), tmp_path / f"r{i}.json")
+    (g,) = hist.trends()
+    (m,) = [m for m in g["metrics"] if m["path"] == DUMMY]
+    c = chart(m, g["runs"])
+    base, patched = c["sides"]
+    assert [s["name"] for s in c["sides"]] == ["base", "patched"]
+    ys = [p["y"] for p in base["points"]]
+    assert ys[0] > ys[1] > ys[2]                       # SVG y grows downwards
+    xs = [p["x"] for p in base["points"]]
+    assert xs == sorted(xs) and len(set(xs)) == 3
+    assert all(p["y"] > b["y"] for p, b in zip(patched["points"], base["points"]))   # patched is far lower
+    assert all(c["y0"] <= p["y"] <= c["y1"] and c["y0"] <= p["p90y"] <= c["y1"] for s in c["sides"]
+               for p in s["points"])
+    assert [float(t["label"]) for t in c["yticks"]][0] >= 0
+
+
+def test_history_html_escapes_outside_text(hist, tmp_path):
+    r = synthetic(0, series=EVIL, tag="evil")
+    r["checks"][0]["path"] = 'check.<img src=x onerror="alert(2)">'
+    r["checks"][0]["metrics"][0]["metric"] = "</title><script>alert(3)</script>"
+    r["checks"][0]["metrics"][0]["unit"] = "<b>ms</b>"
+    hist.record(r, tmp_path / "evil.json")
+    code, page = html_of(tmp_path)
+    assert code == 0
+    assert EVIL not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img" not in page and "&lt;img src=x" in page
+    assert "alert(3)</script>" not in page and "<b>ms" not in page
+    assert "<script" not in page
+
+
+def test_history_html_of_one_series(hist, tmp_path):
+    hist.record(synthetic(0), tmp_path / "a.json")
+    hist.record(synthetic(0, series="other", tag="o"), tmp_path / "b.json")
+    code, page = html_of(tmp_path, "--series", "other")
+    assert code == 0 and "o-0" in page and "lw-0" not in page
+
+
+def test_history_html_of_an_empty_history_says_so(tmp_path, capsys, monkeypatch):
+    from ktest.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["history", "--html", "--db", str(tmp_path / "h.sqlite"), "--cache", str(tmp_path / "c")]) == 0
+    page = (tmp_path / "reports" / "history.html").read_text()
+    assert 'id="empty"' in page and "No runs recorded yet" in page and "<svg" not in page
+    assert capsys.readouterr().out == "wrote reports/history.html (no runs recorded yet)\n"
+
+
+def test_runs_from_before_metrics_are_listed_without_charts(tmp_path):
+    db = sqlite3.connect(tmp_path / "h.sqlite")
+    db.executescript(OLD_SCHEMA)
+    db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+               ("old-run", "2026-11-30T10:00:00Z", "linkwatch", "ph", "linux-6.12.117", "a" * 40,
+                "no regression", 0, 0, "x/result.json", "{}"))
+    db.commit()
+    db.close()
+    code, page = html_of(tmp_path)
+    assert code == 0 and "old-run" in page and 'class="nometrics"' in page and "<svg" not in page
+
+
+def test_out_without_html_is_refused(tmp_path, capsys):
+    from ktest.cli import main
+
+    assert main(["history", "--out", str(tmp_path / "x.html"), "--cache", str(tmp_path / "c")]) == 2
+    assert "[bad-option]" in capsys.readouterr().err and not (tmp_path / "x.html").exists()
