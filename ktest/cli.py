@@ -124,12 +124,18 @@ def parser() -> argparse.ArgumentParser:
                        description="Re-render index.html, junit.xml, kcidb.json and summary.md from result.json.")
     p.add_argument("result", help="a result.json or a run directory")
 
-    p = sub.add_parser("history", parents=common, help="list recorded runs",
-                       description="Runs recorded in the history database (cache/history.sqlite).")
+    p = sub.add_parser("history", parents=common, help="list recorded runs, or chart their metrics (--html)",
+                       description="Runs recorded in the history database (cache/history.sqlite). With --html: "
+                                   "a page with one chart per metric across the runs of each series and base, "
+                                   "base and patched medians as two lines (a drifting base is the machine).")
     p.add_argument("--series", help="only this series name")
     p.add_argument("--db", help="history database (default cache/history.sqlite)")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="runs to list (default 20); with --html, the newest runs per series and base (default 50)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true")
+    g.add_argument("--html", action="store_true", help="write the trends page instead of listing runs")
+    p.add_argument("--out", metavar="FILE", help="with --html: the page to write (default reports/history.html)")
 
     p = sub.add_parser("boot", parents=common, help="boot one kernel and run selected checks (for check authors)",
                        description="Boot one kernel under virtme-ng and run checks from testcases/ in it. "
@@ -535,8 +541,28 @@ def cmd_report(args, cache, progress) -> int:
 def cmd_history(args, cache, progress) -> int:
     from .history import History
 
+    if args.out and not args.html:
+        from .errors import BadOption
+        raise BadOption(option="--out", value=args.out, why="goes with --html")
+    if args.html:
+        _bounded("--limit", args.limit, 1, 10000)
     h = History.open(Path(args.db) if args.db else cache.root / "history.sqlite")
-    rows = h.runs(args.series, args.limit)
+    if args.html:
+        from . import trends
+
+        out = Path(args.out) if args.out else Path("reports") / "history.html"
+        if out.is_dir():
+            out = out / "history.html"
+        try:
+            groups = trends.write(h, out, args.series, trends.TRENDS_RUNS if args.limit is None else args.limit)
+        except OSError as e:
+            from .errors import BadOption
+            raise BadOption(option="--out", value=out, why=e.strerror or str(e)) from None
+        n_runs = sum(len(g["runs"]) for g in groups)
+        print(inert(f"wrote {out} ({len(groups)} series and base(s), {n_runs} run(s))" if groups
+                    else f"wrote {out} (no runs recorded yet)"))
+        return 0
+    rows = h.runs(args.series, 20 if args.limit is None else args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -1,12 +1,16 @@
-"""Run history in SQLite (cache/history.sqlite or --db): every run, and what changed since the last run
-of the same series on the same base.  Parameterised SQL only."""
+"""Run history in SQLite (cache/history.sqlite or --db): every run, what changed since the last run
+of the same series on the same base, and each metric's medians per side for the trends page.
+Parameterised SQL only."""
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from .cache import short_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -23,11 +27,53 @@ CREATE TABLE IF NOT EXISTS runs (
     checks_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_series ON runs(series, base, created);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    side TEXT NOT NULL,
+    median REAL,
+    p90 REAL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (run_id, path, metric, side)
+);
 """
+# `metrics` came after `runs`: opening a database made before it adds the table (CREATE ... IF NOT
+# EXISTS), and the runs recorded before simply have no metric rows.
+
+SIDES = ("base", "patched")
 
 
 def _checks(result: dict) -> dict:
     return {c["path"]: {"verdict": c["verdict"], "patched": c["patched"]["status"]} for c in result.get("checks", [])}
+
+
+def anchor(series: str, tree: str, base: str) -> str:
+    """The id of a series-on-a-base section of the trends page: the report links there, and a hash
+    keeps the series name (outside text) out of the URL."""
+    return "t-" + short_hash(series, tree, base, n=12)
+
+
+def _number(v) -> float | None:
+    """A median or p90 as stored: a finite float, else NULL."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _metric_rows(result: dict) -> list[tuple]:
+    rows = {}
+    for c in result.get("checks", []):
+        for m in c.get("metrics") or []:
+            for side in SIDES:
+                n = m.get(f"n_{side}")
+                rows[(c["path"], m["metric"], side)] = (
+                    result["run_id"], c["path"], m["metric"], m.get("unit") or "", side,
+                    _number(m.get(f"{side}_median")), _number(m.get(f"{side}_p90")),
+                    n if isinstance(n, int) and not isinstance(n, bool) else 0)
+    return list(rows.values())
 
 
 @dataclass
@@ -49,6 +95,8 @@ class History:
                 (result["run_id"], result["created"], result["series"]["name"], result["checkout"]["patchset_hash"],
                  result["tree"]["name"], result["tree"]["base"], v.get("status", "?"), int(v.get("exit_code", 2)),
                  len(v.get("regressions", [])), str(result_path), json.dumps(_checks(result))))
+            self.db.execute("DELETE FROM metrics WHERE run_id = ?", (result["run_id"],))
+            self.db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?)", _metric_rows(result))
 
     def runs(self, series: str | None = None, limit: int = 20) -> list[dict]:
         q = "SELECT run_id, created, series, base, status, exit_code, n_regressions, result_path FROM runs"
@@ -79,3 +127,55 @@ class History:
                              "same_patches": prev[5] == result["checkout"]["patchset_hash"]},
                 "last_good": {"run_id": good[0], "created": good[1]} if good else None,
                 "changes": changes}
+
+    def trends(self, series: str | None = None, base: str | None = None, limit: int | None = None) -> list[dict]:
+        """Each metric's medians across the runs of a series on a base, oldest run first: one entry per
+        (series, tree, base), sorted by series, tree and base, each with its runs and, per (check path,
+        metric), the runs that measured it with both sides' median, p90 and n (None where a side had
+        no number).  `limit` keeps the newest runs of each series and base."""
+        q = "SELECT run_id, created, series, tree, base, status, patchset_hash FROM runs"
+        where, args = [], []
+        if series is not None:
+            where.append("series = ?")
+            args.append(series)
+        if base is not None:
+            where.append("base = ?")
+            args.append(base)
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        q += " ORDER BY series, tree, base, created, run_id"
+        groups: dict[tuple, dict] = {}
+        for run_id, created, ser, tree, bse, status, phash in self.db.execute(q, args):
+            g = groups.setdefault((ser, tree, bse), {"series": ser, "tree": tree, "base": bse, "runs": [],
+                                                       "metrics": []})
+            g["runs"].append({"run_id": run_id, "created": created, "status": status, "patchset_hash": phash})
+        for g in groups.values():
+            if limit is not None:
+                g["runs"] = g["runs"][-limit:] if limit > 0 else []
+                if not g["runs"]:
+                    continue
+            order = {r["run_id"]: i for i, r in enumerate(g["runs"])}
+            series_metrics: dict[tuple, dict] = {}
+            for chunk in _chunks(list(order), 500):       # SQLite caps the number of parameters
+                marks = ",".join("?" * len(chunk))
+                for run_id, path, metric, unit, side, med, p90, n in self.db.execute(
+                        f"SELECT run_id, path, metric, unit, side, median, p90, n FROM metrics "
+                        f"WHERE run_id IN ({marks})", chunk):
+                    m = series_metrics.setdefault((path, metric), {"path": path, "metric": metric, "unit": unit,
+                                                                   "points": {}})
+                    pt = m["points"].setdefault(run_id, {"run_id": run_id, **{s: None for s in SIDES}})
+                    pt[side] = {"median": med, "p90": p90, "n": n}
+            for key in sorted(series_metrics):
+                m = series_metrics[key]
+                pts = sorted(m["points"].values(), key=lambda p: order[p["run_id"]])
+                for p in pts:
+                    p["created"] = g["runs"][order[p["run_id"]]]["created"]
+                    p["index"] = order[p["run_id"]]
+                m["points"] = pts
+                g["metrics"].append(m)
+        return [g for g in groups.values() if g["runs"]]
+
+
+def _chunks(xs: list, n: int):
+    for i in range(0, len(xs), n):
+        yield xs[i:i + n]

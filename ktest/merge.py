@@ -198,6 +198,7 @@ def _slug(r: dict, taken: set[str]) -> str:
 
 def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) -> dict:
     """Merge everything under `paths` into `out`; returns merge.json's content (with exit_code)."""
+    from . import trends
     from .history import History
     from .outputs import junit_suite, junit_xml, render_summary, write_all
 
@@ -212,7 +213,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
     for rs in groups.values():
         sub = _slug(rs[0], taken)
         m = merge_group(rs, out / sub)
-        m["history"] = hist.context(m)
+        m["history"] = {**hist.context(m), "trends": True}     # out/history.html, written below
         write_json_atomic(out / sub / "result.json", m)
         write_all(m, out / sub)
         hist.record(m, out / sub / "result.json")
@@ -225,6 +226,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
                                    "held": e["held"]} for e in m.get("expected", [])]})
         suites.append(junit_suite(m, name=f"ktest.{m['series']['name']}.{m['tree']['version']}"))
         summaries.append(render_summary(m))
+    trends.write(hist, out / "history.html")
     codes = [r["exit_code"] for r in runs]
     exit_code = EXIT_COULD_NOT_RUN if EXIT_COULD_NOT_RUN in codes else max(codes)
     merged = {"schema": "ktest.merge/1", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

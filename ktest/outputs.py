@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 from . import agreement
 from .cache import write_json_atomic
 from .crash import sentence as crash_sentence
+from .history import anchor
 from .safetext import inert, md_text
 from .verdict import REGRESSIONS
 
@@ -107,6 +108,7 @@ def template_env() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = _fmt
     env.globals["strip_chart"] = strip_chart
+    env.globals["trends_anchor"] = anchor
     return env
 
 
@@ -405,6 +407,8 @@ def render_summary(result: dict) -> str:
                                                        f"{t(cal['splits'])} splits)."
                  if cal else "**no calibration for this kernel and accel**: noise floors estimated from the base "
                              "samples (run `ktest calibrate`)."))
+    if (result.get("history") or {}).get("trends"):
+        lines.append("Metric trends of this series across its runs: `history.html` beside this run's directory.")
     return "\n".join(lines) + "\n"
 
 

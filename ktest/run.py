@@ -462,10 +462,15 @@ def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None
     # `ktest merge` records the merged run instead
     result["history"] = hist.context(result) if not partial else {"previous": None, "last_good": None,
                                                                     "changes": [], "skipped": "shard run"}
+    if not partial:
+        result["history"]["trends"] = True     # the report links ../history.html, (re)written below
     write_json_atomic(outdir / "result.json", result)
     write_all(result, outdir)
     if not partial:
+        from . import trends
+
         hist.record(result, outdir / "result.json")
+        trends.write(hist, outdir.parent / "history.html")
     latest = opts.reports / "latest"
     tmp = opts.reports / f".latest-{os.getpid()}"
     tmp.unlink(missing_ok=True)

@@ -151,3 +151,17 @@ def test_a_node_id_is_found_from_any_directory(tmp_path, monkeypatch):
     p = check_path("testcases/test_smoke.py::test_guest_basics")
     assert str(p) == f"{PROJECT}/testcases/test_smoke.py::test_guest_basics"
     assert check_path(tmp_path) == tmp_path.resolve(), "an existing path is taken as it is"
+
+
+def test_report_links_the_trends_page_only_for_a_recorded_run(result):
+    from ktest.history import anchor
+
+    assert "history.html" not in render_html(result, FIXTURE.parent)       # a result from before trends
+    r = copy.deepcopy(result)
+    r["history"] = {"previous": None, "last_good": None, "changes": [], "trends": True}
+    page = render_html(r, FIXTURE.parent)
+    want = anchor(r["series"]["name"], r["tree"]["name"], r["tree"]["base"])
+    assert f'<a href="../history.html#{want}">' in page and 'id="history"' in page
+    assert "history.html" in render_summary(r) and "history.html" not in render_summary(result)
+    r["history"] = {"previous": None, "last_good": None, "changes": [], "skipped": "shard run"}
+    assert 'id="history"' not in render_html(r, FIXTURE.parent)

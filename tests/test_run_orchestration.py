@@ -106,6 +106,41 @@ def test_history_links_runs_of_the_same_series(tmp_path, fake_tree, three_patche
     assert h["changes"] == [{"path": "area.a", "before": "unchanged", "now": "regression"}]
 
 
+def test_each_run_report_links_the_trends_page_beside_it(tmp_path, fake_tree, three_patches, cache, monkeypatch):
+    """After each run reports/history.html holds the series' metric across its runs; the report links
+    its section, and still does when `ktest report` renders it again."""
+    import re
+
+    from ktest.cli import main
+    from ktest.history import anchor
+
+    t = user_tree(cache, fake_tree)
+    state = {"base": [10.0, 11.0, 12.0]}
+    fake, _ = canned(lambda image, label, expr: [("area.a", "PASS", state["base"] if "base" in label
+                                                  else [x + 100 for x in state["base"]])])
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=1, reps=3, reports=tmp_path / "reports", testcases=[Path("x")], bisect=False)
+    first, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    state["base"] = [20.0, 21.0, 22.0]
+    second, outdir = run_series(cache, t, str(three_patches), opts, Silent())
+    trends = (tmp_path / "reports" / "history.html").read_text()
+    assert trends.count('<svg class="trend-chart"') == 1
+    for median in ("11.00", "21.00", "111.00", "121.00"):       # base and patched medians of both runs
+        assert f"<td>{median}</td>" in trends
+    assert first["run_id"] in trends and second["run_id"] in trends
+    want = anchor(second["series"]["name"], second["tree"]["name"], second["tree"]["base"])
+    assert f'<section id="{want}"' in trends
+    for render in range(2):
+        page = (outdir / "index.html").read_text()
+        (href,) = re.findall(r'<p id="trends-link"><a href="([^"]+)"', page)
+        assert href == f"../history.html#{want}" and (outdir / href.partition("#")[0]).resolve().is_file()
+        assert "history.html" in (outdir / "summary.md").read_text()
+        if render == 0:
+            assert main(["report", str(outdir), "--cache", str(cache.root)]) == 0
+    first_page = (tmp_path / "reports" / first["run_id"] / "index.html").read_text()
+    assert "first recorded run" in first_page and 'id="trends-link"' in first_page
+
+
 def test_a_base_kernel_that_never_boots_is_could_not_run_not_no_regression(tmp_path, fake_tree, three_patches,
                                                                           cache, monkeypatch):
     """Found on 6.1: every boot of both sides panicked before the harness; the run said "no regression"."""

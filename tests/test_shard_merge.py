@@ -74,10 +74,19 @@ def test_two_shards_merged_equal_the_unsharded_run(tmp_path, fake_tree, cache, m
         assert (tmp_path / "merged" / run["dir"] / b["boot"]["console_log"]).is_file()
     junit = (tmp_path / "merged" / "junit.xml").read_text()
     assert junit.count("<testcase") == len(whole["checks"]) + len(whole["builds"]) + len(whole["expected"])
-    assert "merged results" in (tmp_path / "merged" / "index.html").read_text()
+    overview = (tmp_path / "merged" / "index.html").read_text()
+    assert "merged results" in overview and '<a href="history.html">' in overview
     assert 'id="shard"' in (parts[0][1] / "index.html").read_text(), "a shard's page says it is partial"
     page = (tmp_path / "merged" / run["dir"] / "index.html").read_text()
     assert 'id="merged"' in page and 'id="shard"' not in page
+    # the merged run is recorded and charted; the shards are not, and do not link a trends page
+    assert '<p id="trends-link"><a href="../history.html#' in page
+    merged_trends = (tmp_path / "merged" / "history.html").read_text()
+    assert merged["run_id"] in merged_trends and whole["run_id"] in merged_trends
+    assert not any(r["run_id"] in merged_trends for r, _ in parts)
+    assert '<svg class="trend-chart"' in (tmp_path / "whole" / "history.html").read_text()
+    assert not (tmp_path / "shard1" / "history.html").exists() and not (tmp_path / "shard2" / "history.html").exists()
+    assert 'id="trends-link"' not in (parts[0][1] / "index.html").read_text()
     assert run["series"] in (tmp_path / "merged" / "summary.md").read_text()
 
 
