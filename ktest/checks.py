@@ -61,6 +61,11 @@ def _read_results(p: Path) -> list[dict]:
     return out
 
 
+# a third virtio-net NIC on the loop hub: the far end of the bond over the loop pair (bonding's
+# test_virtio_slaves), which the host's set_link can cut like a cable
+EXTRA_NICS = 1
+
+
 def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int,
                   selftests: Path | None = None, env: dict | None = None,
                   shard: tuple[int, int] | None = None) -> str:
@@ -174,10 +179,11 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     for stale in ("results.jsonl", "started.json", "finished.json", "selection.json", "checks-started.jsonl"):
         (rwdir / stale).unlink(missing_ok=True)
     spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage),
-                                                          {**_slow_env(slow), "KTEST_LINKCTL": rwdir / "link"}, shard),
+                                                          {**_slow_env(slow), "KTEST_LINKCTL": rwdir / "link",
+                                                           "KTEST_VIRTIO_NICS": 2 + EXTRA_NICS}, shard),
                     rwdir=rwdir, accel=accel,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
-                    udev_rules=lean_udev_rules(outdir / "udev-rules.d"), link_control=True)
+                    udev_rules=lean_udev_rules(outdir / "udev-rules.d"), link_control=True, extra_nics=EXTRA_NICS)
     if crash_quiet is not None:
         spec.crash_quiet = crash_quiet
     _precompile([PROJECT / "ktest", *paths])

@@ -70,6 +70,12 @@ def host_set_link(nic: str, up: bool, timeout: float = 30.0) -> dict:
     by the guest as a config-change interrupt and netif_carrier_off/on).  Blocks until the host says it
     is done; returns its answer plus `request_ms`, the guest-side round trip (time.monotonic).  Raises
     HostLinkError when ktest gave this guest no link control or the host could not do it."""
+    return host_set_netdev(nic_netdev(nic), up, timeout)
+
+
+def host_set_netdev(netdev: str, up: bool, timeout: float = 30.0) -> dict:
+    """host_set_link by QEMU netdev id (n0, n1, ...): for a NIC that was moved into another network
+    namespace, where this namespace's /sys/class/net no longer shows it (map it with nic_netdev first)."""
     import json
     import time
 
@@ -82,7 +88,7 @@ def host_set_link(nic: str, up: bool, timeout: float = 30.0) -> dict:
     req, ack = Path(d) / f"{n}.req", Path(d) / f"{n}.ack"
     t0 = time.monotonic()
     tmp = Path(d) / f"{n}.tmp"
-    tmp.write_text(json.dumps({"netdev": nic_netdev(nic), "up": up}))
+    tmp.write_text(json.dumps({"netdev": netdev, "up": up}))
     os.replace(tmp, req)
     while not ack.exists():
         if time.monotonic() - t0 > timeout:

@@ -83,15 +83,19 @@ def parse_links(buf: bytes, t_ms: float) -> list[LinkEvent]:
 
 
 class Monitor:
-    """Listens to link multicasts.  Open it before acting, so no event is missed."""
+    """Listens to link multicasts.  Open it before acting, so no event is missed.  Events that arrived
+    in one batch after the one wait_for() returned are kept for the next call, not dropped: a fast
+    kernel reports a slave's carrier-off and the bond's failover in one read."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.bind((0, RTMGRP_LINK))
         self.sock.setblocking(False)
+        self.pending: list[LinkEvent] = []
 
     def drain(self) -> None:
+        self.pending = []
         while True:
             try:
                 self.sock.recv(1 << 16)
@@ -99,11 +103,11 @@ class Monitor:
                 return
 
     def events(self, timeout_ms: float) -> list[LinkEvent]:
-        r, _, _ = select.select([self.sock], [], [], max(0.0, timeout_ms) / 1000.0)
+        out, self.pending = self.pending, []
+        r, _, _ = select.select([self.sock], [], [], 0.0 if out else max(0.0, timeout_ms) / 1000.0)
         if not r:
-            return []
+            return out
         t = now_ms()
-        out = []
         while True:
             try:
                 out += parse_links(self.sock.recv(1 << 16), t)
@@ -112,16 +116,69 @@ class Monitor:
 
     def wait_for(self, pred, timeout_ms: float, sink: list[LinkEvent] | None = None) -> LinkEvent | None:
         deadline = now_ms() + timeout_ms
-        while (left := deadline - now_ms()) > 0:
-            for ev in self.events(left):
+        while (left := deadline - now_ms()) > 0 or self.pending:
+            evs = self.events(max(0.0, left))
+            for i, ev in enumerate(evs):
                 if sink is not None:
                     sink.append(ev)
                 if pred(ev):
+                    self.pending = evs[i + 1:] + self.pending
                     return ev
         return None
 
     def close(self) -> None:
         self.sock.close()
+
+
+class ThreadedMonitor(Monitor):
+    """A Monitor whose socket is read by a thread of its own, waiting in select: each multicast (one
+    message per read) is stamped when it arrives, not when the checking code next looks, so two events
+    a few ms apart (a slave's carrier-off and the bond's failover at the next miimon tick) keep their
+    gap while the caller is busy (asking the host for a link change, sending a stream).  Still passive:
+    it only reads what the kernel multicasts.  Resolution: the reader's wake-up latency."""
+
+    def __init__(self):
+        import queue
+        import threading
+
+        super().__init__()
+        self.q: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._run, daemon=True)
+        self._th.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            r, _, _ = select.select([self.sock], [], [], 0.05)
+            if not r:
+                continue
+            t = now_ms()
+            try:
+                buf = self.sock.recv(1 << 16)
+            except (BlockingIOError, OSError):
+                continue
+            for ev in parse_links(buf, t):
+                self.q.put(ev)
+
+    def events(self, timeout_ms: float) -> list[LinkEvent]:
+        import queue
+
+        out, self.pending = self.pending, []
+        try:
+            if not out:
+                out.append(self.q.get(timeout=max(0.0, timeout_ms) / 1000.0))
+            while True:
+                out.append(self.q.get_nowait())
+        except queue.Empty:
+            return out
+
+    def drain(self) -> None:
+        self.events(0.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._th.join(timeout=2.0)
+        super().close()
 
 
 class Link:

@@ -52,6 +52,9 @@ class BootSpec:
     wait_started: bool = True    # False for probes that run no harness
     link_control: bool = False   # a QMP socket and a LinkAgent answering rwdir/link/N.req (ktest.linkctl)
     udev_rules: Path | None = None  # guest /run/udev/rules.d (see lean_udev_rules)
+    # virtio-net NICs added to vng's `--network loop` pair, on the same QEMU hub (netdevs n2, n3, ...):
+    # the far end of a bond whose slaves are the pair, so the host can pull a slave's cable (set_link)
+    extra_nics: int = 0
 
 
 @dataclass
@@ -109,6 +112,9 @@ def vng_command(spec: BootSpec, qmp: Path | None = None) -> list[str]:
         cmd.append("--qemu-opts=" + " ".join(spec.qemu_opts))
     if spec.udev_rules:
         cmd.append(f"--rodir=/run/udev/rules.d={spec.udev_rules}")
+    for i in range(2, 2 + spec.extra_nics):     # after vng's n0/n1, so the n-th NIC by PCI slot is n<n>
+        cmd += ["--qemu-opt=-netdev", f"--qemu-opt=hubport,id=n{i},hubid=0",
+                "--qemu-opt=-device", f"--qemu-opt=virtio-net-pci,netdev=n{i}"]
     cmd += ["--exec", spec.command]
     return cmd
 
@@ -474,4 +480,5 @@ def _vng_version(vng: str) -> str:
 
 def host_env(spec: BootSpec) -> dict:
     return {"qemu": _qemu_version(), "vng": _vng_version(vng_binary()), "accel": spec.accel, "cpus": spec.cpus,
-            "memory": spec.memory, "host_kernel": platform.release(), "host": platform.node()}
+            "memory": spec.memory, "virtio_nics": 2 + spec.extra_nics, "host_kernel": platform.release(),
+            "host": platform.node()}

@@ -16,3 +16,56 @@ def test_loss_window_is_measured_in_the_senders_clock():
     # the longest of two runs counts; a loss before the first arrival has no start and does not
     assert abs(loss_window_ms(send_t, {1, 2, 4, 8, 9}) - 8.0) < 1e-9
 
+
+
+def test_a_monitor_keeps_the_events_after_a_match_for_the_next_wait():
+    """A slave's carrier-off and the bond's failover can arrive in one read: waiting for the first must
+    not lose the second."""
+    from ktest.nl import LinkEvent, Monitor
+
+    def ev(i, name):
+        return LinkEvent(float(i), "NEWLINK", i, name, 0, "DOWN")
+
+    m = Monitor()
+    try:
+        m.pending = [ev(1, "a"), ev(2, "b"), ev(3, "c")]
+        sink: list = []
+        got = m.wait_for(lambda e: e.name == "b", 0.0, sink)
+        assert got.name == "b" and [e.name for e in sink] == ["a", "b"]
+        assert m.wait_for(lambda e: e.name == "c", 0.0).name == "c", "kept, even with no time left"
+        assert m.wait_for(lambda e: True, 0.0) is None
+    finally:
+        m.close()
+
+
+def test_a_threaded_monitor_stamps_each_multicast_on_arrival():
+    """Two link events some ms apart keep their gap though nobody looks until both have arrived: the
+    reader thread stamps each on receipt.  A bridge device of the host is brought up and down (root
+    only: creating a link needs CAP_NET_ADMIN)."""
+    import os
+    import subprocess
+    import time
+
+    import pytest
+
+    from ktest.nl import ThreadedMonitor
+
+    if os.geteuid() != 0 or subprocess.run(["ip", "link", "add", "kt_tm0", "type", "bridge"],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and the bridge driver to make link events")
+    m = ThreadedMonitor()
+    try:
+        subprocess.run(["ip", "link", "set", "kt_tm0", "up"], check=True)
+        time.sleep(0.2)
+        subprocess.run(["ip", "link", "set", "kt_tm0", "down"], check=True)
+        time.sleep(0.2)                       # both have arrived before anyone reads
+        evs = [e for e in m.events(1000.0) if e.name == "kt_tm0"]
+        while len(evs) < 2 and (more := m.events(500.0)):
+            evs += [e for e in more if e.name == "kt_tm0"]
+        ups = [e.t_ms for e in evs if e.flags & 1]
+        downs = [e.t_ms for e in evs if not e.flags & 1]
+        assert ups and downs, [e.to_json() for e in evs]
+        assert downs[-1] - ups[0] > 100.0, "stamped when each arrived, not when they were read"
+    finally:
+        m.close()
+        subprocess.run(["ip", "link", "del", "kt_tm0"], capture_output=True)

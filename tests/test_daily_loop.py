@@ -53,7 +53,7 @@ def range_run(branch, tmp_path_factory):
     before = (git(clone, "for-each-ref"), git(clone, "rev-parse", "lw"))
     reports = tmp_path_factory.mktemp("range") / "reports"
     p = ktest("run", "--tree", str(clone), f"{tree.base_rev}..lw", "--reports", str(reports),
-              "--testcases", "testcases/linkwatch/test_operstate.py", "-k", "virtio_bounce and gap_0_1s",
+              "--testcases", "testcases/linkwatch/test_operstate.py::test_virtio_bounce[gap_0.1s]",
               "--rounds", "1", "--max-rounds", "1", "--reps", "5")
     after = (git(clone, "for-each-ref"), git(clone, "rev-parse", "lw"))
     return tree, clone, reports, p, before == after

@@ -238,3 +238,16 @@ def test_qmp_dirs_of_killed_ktest_processes_are_reaped(tmp_path):
     (tmp_path / "ktest-qmp-old").mkdir()
     assert reap_qmp_dirs(tmp_path) == [tmp_path / f"ktest-qmp-{dead}-abc"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"ktest-qmp-{os.getpid()}-def", "ktest-qmp-old"]
+
+
+def test_extra_nics_join_the_loop_hub_after_vngs_pair(tmp_path, fake_vng):
+    """ktest's third NIC is a hubport on vng's loop hub 0, numbered after n0/n1 (so the n-th virtio NIC
+    by PCI slot is netdev n<n>, which nic_netdev assumes), each QEMU word its own --qemu-opt."""
+    from dataclasses import replace
+
+    cmd = vng_command(replace(spec(tmp_path), extra_nics=2))
+    opts = [a.removeprefix("--qemu-opt=") for a in cmd if a.startswith("--qemu-opt=")]
+    assert opts == ["-netdev", "hubport,id=n2,hubid=0", "-device", "virtio-net-pci,netdev=n2",
+                    "-netdev", "hubport,id=n3,hubid=0", "-device", "virtio-net-pci,netdev=n3"]
+    assert cmd[cmd.index("--network") + 1] == "loop"
+    assert not any(a.startswith("--qemu-opt=") for a in vng_command(spec(tmp_path)))

@@ -1,0 +1,179 @@
+"""active-backup over virtio-net slaves whose cables the host pulls (QMP set_link), the seed article's real
+setting: miimon and ARP monitoring, failover with a stream through the bond, failback by prio under
+primary_reselect.  Topology and clocks: see vbond.py.
+
+Times are taken from one rtnetlink monitor in the bond's namespace (CLOCK_MONOTONIC at receipt, one
+process): a slave's carrier change is reported at once (a LAG port's carrier change is an urgent
+linkwatch event, linkwatch_urgent_event()), and the bond's failover is its NETDEV_BONDING_FAILOVER
+(IFLA_EVENT on the bond's RTM_NEWLINK).  The host's acknowledgement is context: it bounds when QEMU
+raised the config-change interrupt, and its round trip is the request channel's, not the kernel's."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from ktest.guestlib import netns
+from ktest.nl import now_ms
+from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
+
+PERIOD_S = 0.002
+
+
+def _interval_ms(monitor: str) -> float:
+    return float(MIIMON_MS if monitor == "miimon" else ARP_MS)
+
+
+def _ping(count: int = 2) -> None:
+    from ktest.guestlib import sh
+
+    sh(f"ip netns exec {VB} ping -q -n -c {count} -i 0.05 -W 2 {VP_IP}")
+
+
+class Stream:
+    """UDP with sequence numbers from the bond's namespace to the far NIC, every PERIOD_S, in a thread;
+    loss and the loss window (the sender's clock) when stopped."""
+
+    def __init__(self):
+        with netns(VP):
+            self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx.bind((VP_IP, 9998))
+        self.rx.settimeout(0.1)
+        with netns(VB):
+            self.tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.got: set[int] = set()
+        self.send_t: list[float] = []
+        self.stop = threading.Event()
+        # daemon threads: a check that fails mid-stream must not keep the guest's harness from exiting
+        self.threads = [threading.Thread(target=self._recv, daemon=True),
+                        threading.Thread(target=self._send, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _recv(self):
+        while not self.stop.is_set():
+            try:
+                self.got.add(struct.unpack("!I", self.rx.recv(64)[:4])[0])
+            except socket.timeout:
+                continue
+
+    def _send(self):
+        seq = 0
+        while not self.stop.is_set():
+            self.send_t.append(time.monotonic())
+            try:
+                self.tx.sendto(struct.pack("!I", seq), (VP_IP, 9998))
+            except OSError:       # no route or no slave for a moment: that packet is lost
+                pass
+            seq += 1
+            time.sleep(PERIOD_S)
+
+    def finish(self, drain_s: float = 0.3) -> tuple[int, float, int]:
+        """(lost, loss window ms, sent) after the receiver had drain_s to catch up."""
+        from test_active_backup import loss_window_ms
+
+        self.stop.set()
+        self.threads[1].join()
+        time.sleep(drain_s)
+        self.threads[0].join()
+        self.rx.close()
+        self.tx.close()
+        sent = len(self.send_t)
+        return sent - len(self.got), loss_window_ms(self.send_t, self.got), sent
+
+
+def _events_until(mon, pred, timeout_ms: float, sink: list):
+    ev = mon.wait_for(pred, timeout_ms, sink)
+    assert ev is not None, f"no such event within {timeout_ms:.0f} ms: {[e.to_json() for e in sink][-8:]}"
+    return ev
+
+
+@pytest.mark.cost(120)
+@pytest.mark.parametrize("monitor", ["miimon", "arp"])
+def test_host_cut_fails_over(record, reps, monitor):
+    """The host pulls the active slave's cable with a stream flowing through the bond: the bond fails over
+    to the other slave, and traffic flows again.  failover_ms is from the slave's carrier-off to the
+    bond's failover event; with miimon the monitor notices the carrier at its next tick, with ARP
+    monitoring only missing replies tell (the ARP monitor does not read the carrier)."""
+    failover, cut_to_carrier, lost, window, rtt, timelines = [], [], [], [], [], []
+    with VirtioBond(monitor) as vb:
+        record.note("topology_setup_ms", round(vb.setup_ms, 1))
+        vb.wait_active(vb.a)
+        _ping()
+        for _ in range(reps):
+            mon = vb.monitor_events()
+            sink: list = []
+            stream = Stream()
+            try:
+                time.sleep(0.3)
+                ack = vb.host(vb.a, False)
+                off = _events_until(mon, vb.carrier_off(vb.a), 5000, sink)
+                fo = _events_until(mon, vb.failover, 10000, sink)
+                vb.wait_active(vb.b)
+                time.sleep(0.3)
+            finally:
+                n_lost, win, sent = stream.finish()
+                mon.close()
+            assert n_lost < sent // 2, f"traffic flows again after the failover: {n_lost} of {sent} lost"
+            failover.append(fo.t_ms - off.t_ms)
+            cut_to_carrier.append(off.t_ms - ack["t_ack"] * 1000.0)
+            lost.append(n_lost)
+            window.append(win)
+            rtt.append(ack["request_ms"])
+            t0 = off.t_ms
+            timelines.append([{"t_ms": round(ack["t_ack"] * 1000.0 - t0, 3), "event": "host: link off acknowledged"}]
+                             + [e.to_json(t0) | {"ifla_event": e.ifla_event} if e.ifla_event else e.to_json(t0)
+                                for e in sink])
+            vb.host(vb.a, True)
+            vb.wait_active(vb.a)              # prio 10 over 0, primary_reselect always: back to A
+            _ping()
+    iv = _interval_ms(monitor)
+    record.metric("failover_ms", failover, "ms", min_effect=2 * iv, min_effect_tail=4 * iv)
+    record.metric("loss_window_ms", window, "ms", min_effect=2 * iv, min_effect_tail=4 * iv)
+    record.metric("lost_packets", lost, "count", context=True)
+    record.metric("ack_to_carrier_off", cut_to_carrier, "ms", context=True)
+    record.metric("host_request_rtt", rtt, "ms", context=True)
+    record.note("monitor", f"{monitor} every {iv:.0f} ms; stream every {PERIOD_S * 1000:.0f} ms")
+    mid = sorted(range(len(failover)), key=lambda i: failover[i])[len(failover) // 2]
+    record.timeline("cut_and_failover", sorted(timelines[mid], key=lambda e: e["t_ms"]))
+
+
+@pytest.mark.cost(120)
+@pytest.mark.parametrize("reselect", ["always", "failure"])
+@pytest.mark.parametrize("monitor", ["miimon", "arp"])
+def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect):
+    """After a cut and failover to the lower-prio slave, the host plugs the cable back in.  prio follows
+    the primary_reselect rules (bond_choose_primary_or_current): with `always` the higher-prio slave
+    becomes active again, with `failure` the active slave stays.  failback_ms: from the slave's
+    carrier-on to the bond's failover event."""
+    iv = _interval_ms(monitor)
+    failback = []
+    with VirtioBond(monitor, reselect=reselect) as vb:
+        vb.wait_active(vb.a)
+        for _ in range(reps):
+            vb.host(vb.a, False)
+            vb.wait_active(vb.b)
+            mon = vb.monitor_events()
+            sink: list = []
+            vb.host(vb.a, True)
+            on = _events_until(mon, vb.carrier_on(vb.a), 5000, sink)
+            if reselect == "always":
+                fo = _events_until(mon, vb.failover, 10000, sink)
+                vb.wait_active(vb.a)
+                failback.append(fo.t_ms - on.t_ms)
+            else:
+                # the monitor has had 20 of its own intervals to bring A back up and has not reselected
+                deadline = now_ms() + 20 * iv
+                mon.wait_for(lambda e: False, max(0.0, deadline - now_ms()), sink)
+                assert vb.active() == vb.b, "primary_reselect failure keeps the active slave"
+                assert not [e for e in sink if vb.failover(e)], "and raises no failover"
+                vb.host(vb.b, False)      # B's failure is what hands the bond back to A
+                vb.wait_active(vb.a)
+                vb.host(vb.b, True)
+            mon.close()
+    if reselect == "always":
+        record.metric("failback_ms", failback, "ms", min_effect=2 * iv, min_effect_tail=4 * iv)
