@@ -152,8 +152,11 @@ def pytest_runtest_logreport(report):
     r = _reports.setdefault(report.nodeid, {"status": "PASS", "duration_s": 0.0, "message": None})
     r["duration_s"] += report.duration
     if report.failed:
-        r["status"] = "FAIL" if report.when == "call" else "ERROR"
-        r["message"] = r["message"] or _short(report)
+        # the machine failed the check (host link control: ktest.guestlib.HostLinkError), not the kernel:
+        # KCIDB's ERROR, "could not be executed properly"
+        infra = report.when == "call" and "HostLinkError" in str(report.longrepr)
+        r["status"] = "FAIL" if report.when == "call" and not infra else "ERROR"
+        r["message"] = r["message"] or (("infrastructure: " if infra else "") + _short(report))
     elif report.skipped:
         r["status"] = "SKIP"
         r["message"] = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)

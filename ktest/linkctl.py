@@ -24,6 +24,10 @@ class QMPError(Exception):
     pass
 
 
+class MonitorUnavailable(QMPError):
+    """QEMU's monitor socket cannot be opened (or greets wrongly): the machine's problem, not a check's."""
+
+
 class QMP:
     """A minimal QMP client over a unix socket: greeting, qmp_capabilities, then one command at a time."""
 
@@ -65,10 +69,14 @@ class QMP:
                 s.close()
                 time.sleep(0.05)
         if self.sock is None:
-            raise QMPError(f"cannot open QEMU's monitor socket {self.path}: {last}")
+            raise MonitorUnavailable(f"cannot open QEMU's monitor socket {self.path}: {last}")
         deadline = time.monotonic() + 10
-        if "QMP" not in self._line(deadline):
-            raise QMPError("no QMP greeting on the monitor socket")
+        try:
+            greeting = self._line(deadline)
+        except (QMPError, ValueError) as e:
+            raise MonitorUnavailable(f"no QMP greeting on the monitor socket {self.path}: {e}") from None
+        if "QMP" not in greeting:
+            raise MonitorUnavailable(f"no QMP greeting on the monitor socket {self.path}")
         self.execute("qmp_capabilities")
 
     def execute(self, command: str, **arguments) -> dict:
@@ -95,6 +103,8 @@ def handle(req: dict, qmp: QMP) -> dict:
     t0 = time.monotonic()
     try:
         qmp.execute("set_link", name=netdev, up=up)
+    except MonitorUnavailable as e:
+        return {"ok": False, "error": f"host link control: {e}", "infra": True}
     except (QMPError, OSError, ValueError) as e:
         return {"ok": False, "error": f"host link control: {e}"}
     return {"ok": True, "netdev": netdev, "up": up, "host_ms": round((time.monotonic() - t0) * 1000, 3)}
@@ -112,6 +122,7 @@ class LinkAgent:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="ktest-linkctl", daemon=True)
         self.handled = 0
+        self.infra_error: str | None = None     # the first answer that was the machine's fault
 
     def start(self) -> "LinkAgent":
         self.reqdir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +138,8 @@ class LinkAgent:
                 except (OSError, ValueError):
                     req = {}
                 ans = handle(req if isinstance(req, dict) else {}, self.qmp)
+                if ans.get("infra") and self.infra_error is None:
+                    self.infra_error = ans["error"]
                 tmp = r.with_suffix(".ack.tmp")
                 tmp.write_text(json.dumps(ans) + "\n")
                 os.replace(tmp, r.with_suffix(".ack"))

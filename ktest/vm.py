@@ -71,6 +71,7 @@ class BootResult:
     retried_because: str | None = None
     env: dict = field(default_factory=dict)
     ended_because: str | None = None   # why ktest ended the boot itself (a crash, a timeout)
+    infra_error: str | None = None     # the machine failed a service the guest asked for (host link control)
 
     @property
     def infra_failure(self) -> bool:
@@ -314,6 +315,8 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
         kill_group(proc)  # nothing of this boot may outlive it, even on success
         if agent is not None:
             agent.close()
+            if agent.infra_error:
+                progress.warn(f"infra error [link-control] in boot {label}: {agent.infra_error}")
         if qmp_dir is not None:
             shutil.rmtree(qmp_dir, ignore_errors=True)
         with _live_lock:
@@ -340,7 +343,8 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     return BootResult(outcome=outcome, exit_code=rc if outcome not in ("boot-timeout", "idle-timeout", "hard-timeout",
                                                                        "crash") else None,
                       duration_s=time.monotonic() - t0, started_after_s=started_after,
-                      console_log=console_log, stdout_log=stdout_log, ended_because=ended_because)
+                      console_log=console_log, stdout_log=stdout_log, ended_because=ended_because,
+                      infra_error=agent.infra_error if agent is not None else None)
 
 
 _live: set = set()                 # guests running now, in any thread

@@ -1,5 +1,7 @@
 """Real boots of the default tree's base kernel under virtme-ng (KVM where it works, else TCG)."""
 
+from pathlib import Path
+
 import pytest
 
 from ktest.build import Builder
@@ -173,3 +175,57 @@ def test_an_upstream_selftest_runs_through_the_kselftest_runner_and_its_ktap_is_
     kept = next((tmp_path / "boot" / "rw" / "files").glob("*/bond-eth-type-change.sh.ktap")).read_text()
     assert kept.startswith("TAP version 13\n1..1\n") and "# TEST: Change ether type" in kept
     assert run.results[0]["notes"]["ktap"] == "PASS" and run.results[0]["notes"]["timeout_s"] == 1200
+
+
+def _ours(marker: str) -> list[str]:
+    """Processes whose command line names `marker` (a boot's own rw directory)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmd:
+                out.append(cmd[:200])
+    return out
+
+
+def test_a_guest_that_dies_with_a_link_cut_leaves_nothing_behind(base_kernel, tmp_path):
+    import os
+    import tempfile
+    import threading
+
+    cache, _, build = base_kernel
+    out = tmp_path / "cut-panic"
+    run = run_checks(cache, build.bzimage, out, label="base",
+                     paths=[HERE / "guest_cases" / "test_cut_then_panic.py"], progress=Progress(interval=60))
+    assert run.boot.outcome == "panic" and run.boot.infra_error is None
+    assert [r["status"] for r in run.results][:1] == ["PASS"], "the host cut the link before the panic"
+    assert not _ours(str(out)), "no vng or QEMU of that boot is left"
+    assert not list(Path(tempfile.gettempdir()).glob(f"ktest-qmp-{os.getpid()}-*")), "its QMP directory went"
+    assert not [t for t in threading.enumerate() if t.name == "ktest-linkctl"], "its link agent ended"
+
+
+def test_a_monitor_socket_that_cannot_be_opened_is_an_infrastructure_error(base_kernel, tmp_path, monkeypatch,
+                                                                           capsys):
+    """QEMU started without its QMP socket (as if it could not be created): the check that asks for a
+    link change is ERROR "infrastructure: ...", not a kernel failure; the boot records the machine's
+    error and ktest says so in one warning line."""
+    from ktest import vm
+
+    real = vm.vng_command
+
+    def without_qmp(spec, qmp=None):
+        return real(spec, None)
+
+    monkeypatch.setattr(vm, "vng_command", without_qmp)
+    cache, _, build = base_kernel
+    run = run_checks(cache, build.bzimage, tmp_path / "noqmp", label="base",
+                     paths=[HERE / "guest_cases" / "test_link_request.py"], progress=Progress(interval=60))
+    (r,) = run.results
+    assert r["status"] == "ERROR" and r["message"].startswith("infrastructure: "), r
+    assert "cannot open QEMU's monitor socket" in r["message"]
+    assert "cannot open QEMU's monitor socket" in (run.boot.infra_error or "")
+    err = capsys.readouterr().err
+    assert "infra error [link-control]" in err and "cannot open QEMU's monitor socket" in err

@@ -77,3 +77,25 @@ def test_the_agent_answers_each_request_file_with_an_ack(tmp_path):
     finally:
         agent.close()
     assert not agent.thread.is_alive()
+
+
+def test_an_unopenable_monitor_is_the_machines_fault_on_record(tmp_path):
+    """The guest's check gets an answer (it reports ERROR, "infrastructure: ..."), and the agent keeps
+    the first such error for the boot's record and ktest's one warning line."""
+    agent = LinkAgent(tmp_path / "none.sock", tmp_path / "link")
+    agent.qmp.connect_timeout = 0.2
+    agent.start()
+    try:
+        (tmp_path / "link" / "1.req").write_text(json.dumps({"netdev": "n1", "up": False}))
+        ack = tmp_path / "link" / "1.ack"
+        for _ in range(500):
+            if ack.exists():
+                break
+            time.sleep(0.01)
+        ans = json.loads(ack.read_text())
+        assert ans["ok"] is False and ans["infra"] is True and "cannot open QEMU's monitor socket" in ans["error"]
+        assert agent.infra_error == ans["error"]
+    finally:
+        agent.close()
+    bad = handle({"netdev": "eth0", "up": True}, QMP(tmp_path / "none.sock", connect_timeout=0.2))
+    assert bad["ok"] is False and "infra" not in bad, "a bad request is the guest's, not the machine's"
