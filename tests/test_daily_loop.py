@@ -53,6 +53,7 @@ def range_run(branch, tmp_path_factory):
     before = (git(clone, "for-each-ref"), git(clone, "rev-parse", "lw"))
     reports = tmp_path_factory.mktemp("range") / "reports"
     p = ktest("run", "--tree", str(clone), f"{tree.base_rev}..lw", "--reports", str(reports),
+              "--db", str(reports.parent / "history.sqlite"),       # the user's history stays theirs
               "--testcases", "testcases/linkwatch/test_operstate.py::test_virtio_bounce[gap_0.1s]",
               "--rounds", "1", "--max-rounds", "1", "--reps", "5")
     after = (git(clone, "for-each-ref"), git(clone, "rev-parse", "lw"))
@@ -83,7 +84,8 @@ def test_a_rerun_repeats_the_stored_run_on_the_same_builds(range_run, tmp_path):
     tree, clone, reports, p, _ = range_run
     assert p.returncode == 0, p.stderr[-3000:]
     old = json.loads((reports / "latest" / "result.json").read_text())
-    q = ktest("run", "--rerun", str(reports / old["run_id"]), "--reports", str(tmp_path / "again"))
+    q = ktest("run", "--rerun", old["run_id"], "--db", str(reports.parent / "history.sqlite"),
+              "--reports", str(tmp_path / "again"))
     assert q.returncode == 0, q.stderr[-3000:]
     new = json.loads((tmp_path / "again" / "latest" / "result.json").read_text())
     assert new["settings"]["rerun_of"] == old["run_id"]
