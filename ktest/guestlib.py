@@ -65,17 +65,72 @@ class HostLinkError(RuntimeError):
 _link_seq = [0]
 
 
+def config_irq(nic: str) -> int | None:
+    """The IRQ of virtio NIC `nic`'s config-change vector (MSI-X "virtioN-config"), or None."""
+    dev = Path(f"/sys/class/net/{nic}/device").resolve().name
+    for line in Path("/proc/interrupts").read_text().splitlines():
+        if line.rstrip().endswith(f" {dev}-config"):
+            return int(line.split(":", 1)[0])
+    return None
+
+
+def irq_count(irq: int) -> int:
+    """How often `irq` has fired, on all CPUs: passive (no linkwatch sync), cheap enough to poll."""
+    p = Path(f"/sys/kernel/irq/{irq}/per_cpu_count")
+    if p.exists():
+        return sum(int(x) for x in p.read_text().strip().split(",") if x)
+    for line in Path("/proc/interrupts").read_text().splitlines():
+        head, _, rest = line.partition(":")
+        if head.strip() == str(irq):
+            return sum(int(x) for x in rest.split() if x.isdigit())
+    return 0
+
+
+class _IrqWatch:
+    """Polls an IRQ's count in a thread of its own (every 0.2 ms, local sysfs) and keeps when it first
+    moved: the ack is a file on 9p whose every look is a round trip to the host, and under load such a
+    look can take tens of ms, so the loop that waits for it cannot also time the interrupt."""
+
+    def __init__(self, irq: int):
+        import threading
+
+        self.irq, self.count0, self.t = irq, irq_count(irq), None
+        self.done = threading.Event()
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self) -> None:
+        import time
+
+        while not self.done.is_set():
+            if irq_count(self.irq) != self.count0:
+                self.t = time.monotonic()
+                return
+            time.sleep(0.0002)
+
+    def stop(self, now: float) -> float | None:
+        self.done.set()
+        self.th.join()
+        if self.t is None and irq_count(self.irq) != self.count0:
+            return now                       # fired after the last poll: at most this late
+        return self.t
+
+
 def host_set_link(nic: str, up: bool, timeout: float = 30.0) -> dict:
     """Ask the host to set the QEMU link of virtio NIC `nic` up or down (QMP set_link: a cable pull, seen
     by the guest as a config-change interrupt and netif_carrier_off/on).  Blocks until the host says it
-    is done; returns its answer plus `request_ms`, the guest-side round trip (time.monotonic).  Raises
-    HostLinkError when ktest gave this guest no link control or the host could not do it."""
-    return host_set_netdev(nic_netdev(nic), up, timeout)
+    is done; returns its answer plus `request_ms`, the guest-side round trip (time.monotonic), and
+    `t_irq`: when the guest saw the NIC's config-change interrupt fire (its count polled while waiting,
+    time.monotonic), the kernel-side moment of the cable change, or None if it was not seen by the time
+    of the ack.  Raises HostLinkError when ktest gave this guest no link control or the host could not
+    do it."""
+    return host_set_netdev(nic_netdev(nic), up, timeout, irq=config_irq(nic))
 
 
-def host_set_netdev(netdev: str, up: bool, timeout: float = 30.0) -> dict:
+def host_set_netdev(netdev: str, up: bool, timeout: float = 30.0, irq: int | None = None) -> dict:
     """host_set_link by QEMU netdev id (n0, n1, ...): for a NIC that was moved into another network
-    namespace, where this namespace's /sys/class/net no longer shows it (map it with nic_netdev first)."""
+    namespace, where this namespace's /sys/class/net no longer shows it (map it with nic_netdev first).
+    `irq`: the NIC's config interrupt (config_irq), watched for `t_irq`."""
     import json
     import time
 
@@ -86,20 +141,24 @@ def host_set_netdev(netdev: str, up: bool, timeout: float = 30.0) -> dict:
     _link_seq[0] += 1
     n = f"{os.getpid()}-{_link_seq[0]}"
     req, ack = Path(d) / f"{n}.req", Path(d) / f"{n}.ack"
+    watch = _IrqWatch(irq) if irq is not None else None
     t0 = time.monotonic()
     tmp = Path(d) / f"{n}.tmp"
     tmp.write_text(json.dumps({"netdev": netdev, "up": up}))
     os.replace(tmp, req)
-    while not ack.exists():
-        if time.monotonic() - t0 > timeout:
-            raise HostLinkError(f"the host did not answer a link request within {timeout:.0f}s")
-        time.sleep(0.001)
-    t1 = time.monotonic()
+    try:
+        while not ack.exists():
+            if time.monotonic() - t0 > timeout:
+                raise HostLinkError(f"the host did not answer a link request within {timeout:.0f}s")
+            time.sleep(0.001)
+        t1 = time.monotonic()
+    finally:
+        t_irq = watch.stop(time.monotonic()) if watch else None
     ans = json.loads(ack.read_text())
     ack.unlink(missing_ok=True)
     if not ans.get("ok"):
         raise HostLinkError(ans.get("error") or "the host could not set the link")
-    return {**ans, "request_ms": (t1 - t0) * 1000.0, "t_request": t0, "t_ack": t1}
+    return {**ans, "request_ms": (t1 - t0) * 1000.0, "t_request": t0, "t_ack": t1, "t_irq": t_irq}
 
 
 def uptime_s() -> float:

@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from ktest.guestlib import HostLinkError, host_set_netdev, ip_batch, netns, nic_netdev, proc_net, virtio_nics
+from ktest.guestlib import (HostLinkError, config_irq, host_set_netdev, ip_batch, netns, nic_netdev, proc_net,
+                            virtio_nics)
 from ktest.nl import IFF_LOWER_UP, ThreadedMonitor
 
 VB, VP = "kt_vb", "kt_vp"
@@ -47,6 +48,7 @@ class VirtioBond:
         self.a, self.b, self.c = nics[:3]
         self.slaves = [self.a, self.b]
         self.netdev = {n: nic_netdev(n) for n in nics[:3]}     # mapped here: sysfs shows them only in this ns
+        self.irq = {n: config_irq(n) for n in nics[:3]}        # /proc/interrupts is the system's: any ns
         for n in self.slaves:
             self.host(n, True)
         t0 = time.monotonic()
@@ -80,7 +82,7 @@ class VirtioBond:
     # -- the host's side -----------------------------------------------------------------------------
     def host(self, nic: str, up: bool) -> dict:
         """Pull (up=False) or plug the cable of slave `nic` in QEMU; the host's acknowledgement."""
-        return host_set_netdev(self.netdev[nic], up)
+        return host_set_netdev(self.netdev[nic], up, irq=self.irq[nic])
 
     # -- state ---------------------------------------------------------------------------------------
     def active(self) -> str | None:
