@@ -7,6 +7,30 @@ import subprocess
 from pathlib import Path
 
 
+RETRIES = 3     # repetitions whose precondition did not hold are redone this often
+
+
+class PreconditionNotMet(Exception):
+    """A repetition's precondition, established by observation, did not hold: redo it (repeat())."""
+
+
+def repeat(reps: int, one):
+    """Run `one()` reps times; a repetition whose precondition did not hold is redone (RETRIES times in
+    all), and the check fails with the reason if it still does not hold.  Returns (results, redone)."""
+    import pytest
+
+    out, redone, why = [], 0, []
+    while len(out) < reps:
+        try:
+            out.append(one())
+        except PreconditionNotMet as e:
+            redone += 1
+            why.append(str(e))
+            if redone > RETRIES:
+                pytest.fail(f"precondition not established after {RETRIES} retries: {'; '.join(why[-3:])}")
+    return out, redone
+
+
 def sh(cmd: str, check: bool = True, ns: str | None = None) -> str:
     """Run a shell command (optionally in a netns); return stdout; raise with stderr on failure."""
     if ns:

@@ -92,6 +92,16 @@ class VirtioBond:
                 return None if v == "None" else v
         return None
 
+    def failures(self, nic: str) -> int:
+        """The bond's "Link Failure Count" of slave `nic` (/proc/net/bonding, read in process)."""
+        block = proc_net(VB, f"bonding/{VBOND}").split(f"Slave Interface: {nic}\n", 1)[1]
+        for line in block.splitlines():
+            if line.startswith("Link Failure Count:"):
+                return int(line.split(":", 1)[1])
+            if line.startswith("Slave Interface:"):
+                break
+        raise AssertionError(f"no Link Failure Count for {nic} in /proc/net/bonding/{VBOND}")
+
     def wait(self, pred, timeout: float = 10.0, what: str = "condition") -> None:
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:

@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import pytest
 
-from ktest.guestlib import sh
+from ktest.guestlib import PreconditionNotMet, repeat, sh  # noqa: F401  (the checks import them from here)
 from ktest.nl import Link, LinkEvent, Monitor, ifindex, now_ms
 
 EVENT_TIMEOUT_MS = 10000.0     # no event within 10 s: the kernel never processed it
 INTERVAL_SAMPLES = 3           # the boot's interval, measured once, before the first timing check
-RETRIES = 3                    # repetitions whose precondition did not hold are redone this often
 
 _interval_ms: float | None = None
-
-
-class PreconditionNotMet(Exception):
-    pass
 
 
 def is_running_up(index: int):
@@ -197,18 +192,3 @@ def check_invariants(timeline: list[dict]) -> None:
     for e in timeline:
         if "RUNNING" in e.get("flags", []):
             assert e["operstate"] in ("UP", "UNKNOWN"), f"RUNNING with operstate {e['operstate']}: {e}"
-
-
-def repeat(reps: int, one):
-    """Run `one()` reps times; a repetition whose precondition did not hold is redone (RETRIES times in
-    all), and the check fails with the reason if it still does not hold.  Returns (results, redone)."""
-    out, redone, why = [], 0, []
-    while len(out) < reps:
-        try:
-            out.append(one())
-        except PreconditionNotMet as e:
-            redone += 1
-            why.append(str(e))
-            if redone > RETRIES:
-                pytest.fail(f"precondition not established after {RETRIES} retries: {'; '.join(why[-3:])}")
-    return out, redone
