@@ -141,10 +141,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Boot one kernel under virtme-ng and run checks from testcases/ in it. "
                                    "Without --build/--bzimage, the default tree's base kernel is built (or "
                                    "taken from the cache) first.")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--build", metavar="KEY|DIR", help="an artifact key (cache/artifacts/KEY) or directory")
-    g.add_argument("--bzimage", metavar="PATH", help="any bzImage")
-    _tree_args(p)
+    _kernel_args(p)
     _boot_args(p)
     p.add_argument("--testcases", nargs="+", metavar="PATH", help="check files/dirs (default: testcases/)")
     p.add_argument("--out", metavar="DIR", help="where logs and results go (default: reports/boot-<time>)")
@@ -166,15 +163,20 @@ def parser() -> argparse.ArgumentParser:
                                    "already built by the checks' own code, to poke at a failing check by hand. "
                                    "Ctrl-D (or exit) leaves; the guest powers off and nothing is left running. "
                                    "Without --build/--bzimage, the default tree's base kernel (built or cached).")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--build", metavar="KEY|DIR", help="an artifact key (cache/artifacts/KEY) or directory")
-    g.add_argument("--bzimage", metavar="PATH", help="any bzImage")
-    _tree_args(p)
+    _kernel_args(p)
     from .shell import TOPOLOGIES
     p.add_argument("--topology", default="none", choices=list(TOPOLOGIES), metavar="NAME",
                    help="; ".join(f"{t.name}: {t.what}" for t in TOPOLOGIES.values()) + " (default none)")
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     return ap
+
+
+def _kernel_args(p: argparse.ArgumentParser) -> None:
+    """Which kernel to boot (boot, shell): a built artifact, any bzImage, or the tree's base."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--build", metavar="KEY|DIR", help="an artifact key (cache/artifacts/KEY) or directory")
+    g.add_argument("--bzimage", metavar="PATH", help="any bzImage")
+    _tree_args(p)
 
 
 def _boot_args(p: argparse.ArgumentParser) -> None:
@@ -384,7 +386,7 @@ RERUN_FREE = {"rerun", "vms", "accel", "reports", "db", "no_bisect", "jobs", "ca
 def rerun_args(args, cache: Cache) -> dict:
     """--rerun RUN_ID: fill args from the stored run (its series, tree and settings) and return what the
     new run must match.  Any other run option given is refused: the stored settings are the point."""
-    from .errors import RerunWithOption, RunNotFound
+    from .errors import RerunWithOption
 
     defaults = parser().parse_args(["run", "x"])
     for k, v in vars(args).items():
@@ -392,14 +394,10 @@ def rerun_args(args, cache: Cache) -> dict:
             raise RerunWithOption(option="--" + k.replace("_", "-"))
     if args.series:
         raise RerunWithOption(option=f"the series {args.series[0]}")
-    from .compare import stored_result
+    from . import compare
 
-    path = stored_result(args.rerun, cache, Path(args.db) if args.db else None)
-    try:
-        old = json.loads(path.read_text())
-        st, tree, series = old["settings"], old["tree"], old["series"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunNotFound(run=args.rerun, why=f"{path} is not a ktest result ({inert(e)})") from None
+    old, _ = compare.load(args.rerun, cache, Path(args.db) if args.db else None)   # validated, as compare's
+    st, tree, series = old["settings"], old["tree"], old["series"]
     if st.get("shard"):
         args.shard = f"{st['shard']['index']}/{st['shard']['count']}"
     rng = series.get("range")

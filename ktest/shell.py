@@ -20,8 +20,6 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from .vm import BootSpec, vng_env, lean_udev_rules, vng_command
-
 PROJECT = Path(__file__).resolve().parent.parent
 PROMPT = "ktest-shell# "
 
@@ -80,6 +78,8 @@ def guest_script(rwdir: Path, topo: Topology) -> Path:
 def command(bzimage: Path, rwdir: Path, topo: Topology, accel: str) -> list[str]:
     """vng's command line: as for checks (same kernel arguments, NICs, 9p root, lean udev rules), but
     interactive: our script as the shell instead of --exec, and no console copy on stderr."""
+    from .vm import BootSpec, lean_udev_rules, vng_command
+
     spec = BootSpec(bzimage=bzimage, command="", rwdir=rwdir, accel=accel,
                     udev_rules=lean_udev_rules(rwdir / "udev-rules.d"))
     cmd = vng_command(spec)
@@ -91,6 +91,8 @@ def command(bzimage: Path, rwdir: Path, topo: Topology, accel: str) -> list[str]
 def run(bzimage: Path, rwdir: Path, topo: Topology, accel: str) -> int:
     """Run the guest on this terminal until its shell ends; return vng's exit code."""
     import termios
+
+    from .vm import vng_env
 
     tty = sys.stdin.fileno()
     saved = termios.tcgetattr(tty)

@@ -88,11 +88,7 @@ class BondTopo:
 
     def active(self) -> str | None:
         """The active slave as /proc/net/bonding shows it: read in process, so polling it is cheap."""
-        for line in self.proc().splitlines():
-            if line.startswith("Currently Active Slave:"):
-                v = line.split(":", 1)[1].strip()
-                return None if v == "None" else v
-        return None
+        return active_slave(self.proc())
 
     def sysfs_active(self) -> str | None:
         """The active slave through the other interface, sysfs (an exec: sysfs shows a namespace's
@@ -155,12 +151,7 @@ class BondTopo:
         return ipj(H1, f"-s link show {BOND}")[0]["stats64"]
 
     def wait(self, pred, timeout: float = 10.0, what: str = "condition") -> float:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if pred():
-                return time.monotonic() - t0
-            time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return wait_until(pred, timeout, what)
 
     def wait_active(self, s: str | None, timeout: float = 10.0) -> float:
         return self.wait(lambda: self.active() == s, timeout, f"active slave {s} (have {self.active()})")
@@ -182,6 +173,25 @@ class BondTopo:
             last = now
             time.sleep(0.02)
         return {s: self.peer_rx()[s] - before[s] for s in self.slaves}
+
+
+def active_slave(proc_text: str) -> str | None:
+    """The "Currently Active Slave" of a /proc/net/bonding/BOND text (None when it says None)."""
+    for line in proc_text.splitlines():
+        if line.startswith("Currently Active Slave:"):
+            v = line.split(":", 1)[1].strip()
+            return None if v == "None" else v
+    return None
+
+
+def wait_until(pred, timeout: float = 10.0, what: str = "condition", poll: float = 0.02) -> float:
+    """Poll pred() until it holds (return the seconds it took) or fail after timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def ping(ns: str, dst: str, count: int = 5, interval: float = 0.05, check: bool = True) -> str:

@@ -23,6 +23,7 @@ import pytest
 
 from ktest.guestlib import (HostLinkError, config_irq, host_set_netdev, ip_batch, netns, nic_netdev, proc_net,
                             virtio_nics)
+from bondlib import active_slave, wait_until
 from ktest.nl import IFF_LOWER_UP, ThreadedMonitor
 
 VB, VP = "kt_vb", "kt_vp"
@@ -86,11 +87,7 @@ class VirtioBond:
 
     # -- state ---------------------------------------------------------------------------------------
     def active(self) -> str | None:
-        for line in proc_net(VB, f"bonding/{VBOND}").splitlines():
-            if line.startswith("Currently Active Slave:"):
-                v = line.split(":", 1)[1].strip()
-                return None if v == "None" else v
-        return None
+        return active_slave(proc_net(VB, f"bonding/{VBOND}"))
 
     def failures(self, nic: str) -> int:
         """The bond's "Link Failure Count" of slave `nic` (/proc/net/bonding, read in process)."""
@@ -103,12 +100,7 @@ class VirtioBond:
         raise AssertionError(f"no Link Failure Count for {nic} in /proc/net/bonding/{VBOND}")
 
     def wait(self, pred, timeout: float = 10.0, what: str = "condition") -> None:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if pred():
-                return
-            time.sleep(0.01)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        wait_until(pred, timeout, what, poll=0.01)
 
     def wait_active(self, nic: str | None, timeout: float = 10.0) -> None:
         self.wait(lambda: self.active() == nic, timeout, f"active slave {nic} (have {self.active()})")
