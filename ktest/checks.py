@@ -128,17 +128,23 @@ def _precompile(paths: list[Path]) -> None:
 SLOW_MODES = {True: "1", False: "0", "only": "only", "none": "none"}
 
 
-def _slow_env(slow: bool | str | list[str]) -> dict[str, str]:
+def _select_env(slow: bool | str | list[str], ids: list[str] | None = None) -> dict[str, str]:
+    """The guest plugin's selection: KTEST_SLOW (the mode for slow checks) and KTEST_IDS (just these
+    node ids of the collection, which the guest still collects whole: its selection.json, the order
+    of checks and the shard split stay those of the whole run)."""
     if isinstance(slow, list):
-        return {"KTEST_SLOW": "only", "KTEST_SLOW_IDS": json.dumps(slow)}
-    return {"KTEST_SLOW": SLOW_MODES[slow]}
+        slow, ids = "only", slow
+    env = {"KTEST_SLOW": SLOW_MODES[slow]}
+    if ids is not None:
+        env["KTEST_IDS"] = json.dumps(list(ids))
+    return env
 
 
-def slow_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, float]:
-    """The checks marked slow (the upstream selftests) that a guest would run with these paths, -k
-    expression and shard, with their declared costs: collected on the host with the guest's own plugin,
-    in a subprocess (the check modules are not imported into ktest).  A collection that fails says
-    nothing: {}."""
+def collect_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, dict]:
+    """The checks a guest would run with these paths, -k expression and shard, in collection order:
+    node id -> {"cost": declared seconds, "slow": an upstream selftest}.  Collected on the host with
+    the guest's own plugin, in a subprocess (the check modules are not imported into ktest).  A
+    collection that fails says nothing: {}."""
     import subprocess
     import tempfile
 
@@ -155,20 +161,26 @@ def slow_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = 
         except (OSError, subprocess.SubprocessError):
             return {}
         sel = _read_json(Path(d) / "selection.json") or {}
-    slow = {c["id"]: float(c.get("cost", 0)) for c in sel.get("collected", []) if c.get("slow")}
-    return {i: slow[i] for i in sel.get("run", []) if i in slow}
+    coll = {c["id"]: {"cost": float(c.get("cost", 0)), "slow": bool(c.get("slow"))} for c in sel.get("collected", [])}
+    return {i: coll[i] for i in sel.get("run", []) if i in coll}
+
+
+def slow_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, float]:
+    """The slow checks (the upstream selftests) of `collect_checks`, with their declared costs."""
+    return {i: c["cost"] for i, c in collect_checks(paths, expr, shard).items() if c["slow"]}
 
 
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel", paths=None,
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
                progress: Progress | None = None, boot_timeout: float | None = None,
                slow: bool | str | list[str] = True, shard: tuple[int, int] | None = None,
-               crash_quiet: float | None = None) -> GuestRun:
+               ids: list[str] | None = None, crash_quiet: float | None = None) -> GuestRun:
     """Boot `bzimage` and run the checks.  The kernel tree's selftests are taken from the build
     artifact next to the image (bzimage.parent/selftests), when it has them.  Checks marked slow (the
     upstream selftests): slow=True runs them with the rest, False skips them (`ktest run`'s later
     rounds), "only" runs them alone and "none" leaves them out (round 1 on a pool: one guest each); a
     list of their node ids runs just those, alone (round 1 on a larger pool: slow checks split by cost).
+    ids: run just these node ids of the collection (a side's checks split over guests by cost).
     shard=(i, n) runs only the i-th of n parts of the collected checks (ktest.shard)."""
     progress = progress or Progress()
     paths = [check_path(p) for p in (paths or [DEFAULT_TESTCASES])]
@@ -179,7 +191,7 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     for stale in ("results.jsonl", "started.json", "finished.json", "selection.json", "checks-started.jsonl"):
         (rwdir / stale).unlink(missing_ok=True)
     spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage),
-                                                          {**_slow_env(slow), "KTEST_LINKCTL": rwdir / "link",
+                                                          {**_select_env(slow, ids), "KTEST_LINKCTL": rwdir / "link",
                                                            "KTEST_VIRTIO_NICS": 2 + EXTRA_NICS}, shard),
                     rwdir=rwdir, accel=accel,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),

@@ -81,10 +81,10 @@ def pytest_collection_modifyitems(config, items):
     shard_keep = set(shard_mod.select(costs, spec))
     keep = set(shard_keep)
     mode = os.environ.get("KTEST_SLOW", "1")
+    if (part := os.environ.get("KTEST_IDS")) is not None:   # this guest's part of the checks (on a pool)
+        keep &= set(json.loads(part))
     if mode == "only":        # this guest runs the slow checks alone (ktest run's round 1 on a pool)
         keep &= slow
-        if part := os.environ.get("KTEST_SLOW_IDS"):      # ... or its part of them, on a larger pool
-            keep &= set(json.loads(part))
     elif mode == "none":      # ... and its sibling guest runs the rest
         keep -= slow
     elif mode == "0":         # a later round: slow checks ran in round 1 and say so

@@ -14,7 +14,7 @@ from . import __version__, kconfig
 from .build import Builder, check_host_tools
 from .cache import Cache, write_json_atomic
 from . import calibration
-from .checks import DEFAULT_TESTCASES, run_checks, slow_checks
+from .checks import DEFAULT_TESTCASES, collect_checks, run_checks
 from .errors import BuildFailed, KtestError, PatchDoesNotApply
 from .console import KnownIssues
 from .pipeline import SeriesBuild, build_commits, new_run_id
@@ -176,6 +176,20 @@ def slow_parts(slow: dict[str, float], vms: int) -> list[list[str]]:
     return sorted(parts, key=lambda p: -sum(slow[i] for i in p))
 
 
+def check_parts(costs: dict[str, float], vms: int, rounds: int, slow_guests: int = 0) -> list[list[str]]:
+    """A side's ordinary checks (id -> declared cost) split by cost over the guests the pool has left
+    for each side of each round booted together: half the pool a side, less the slow checks' guests,
+    shared by the rounds.  [] when that is one guest (the side's checks run whole, as before) or the
+    checks are unknown.  Each guest is a kernel of its own, so scenarios that share the kernel's state
+    (linkwatch's one global rate limit) stay serial within a guest and independent between guests."""
+    from .shard import partition
+
+    n = min(len(costs), (vms // 2 - slow_guests) // max(1, rounds))
+    if n < 2:
+        return []
+    return [p for p in partition(costs, n) if p]
+
+
 class _Run:
     """One `ktest run` of a series, stage by stage: apply -> build -> planned rounds -> extra rounds ->
     retries -> conclude -> culprit -> finish (outputs).  Each stage reads and extends `result` (the
@@ -280,24 +294,36 @@ class _Run:
         self.cal = calibration.for_run(self.cache, self.tree, result["settings"]["check_areas"])
         result["calibration"] = self.cal.summary() if self.cal else None
         # round 1 runs the slow checks (upstream selftests); on a pool they get a guest of their own,
-        # started first, so the round takes as long as the longer half instead of the sum
-        slow = slow_checks(opts.testcases, opts.expr, opts.shard) if opts.vms > 1 else {}
+        # started first, so the round takes as long as the longer half instead of the sum; a pool with
+        # guests left over splits the other checks of a side by cost too
+        coll = collect_checks(opts.testcases, opts.expr, opts.shard) if opts.vms > 1 else {}
+        slow = {i: c["cost"] for i, c in coll.items() if c["slow"]}
+        self.ordinary = {i: c["cost"] for i, c in coll.items() if not c["slow"]}
         self.slow_parts = slow_parts(slow, opts.vms)
         result["settings"]["slow_checks"] = {"checks": list(slow), "own_guest": bool(slow),
                                              "guests_per_side": len(self.slow_parts)}
+        result["settings"]["check_guests"] = []     # per batch of rounds: guests a side's other checks ran on
         self._boot_rounds(list(range(1, opts.rounds + 1)))
 
-    def _round_jobs(self, r: int, side: str) -> list[tuple[str, dict]]:
+    def _round_jobs(self, r: int, side: str, parts: list[list[str]]) -> list[tuple[str, dict]]:
+        slow = []
         if r == 1 and len(self.slow_parts) == 1:
-            return [(f"{side}-1-slow", {"slow": "only"}), (f"{side}-1", {"slow": "none"})]
-        if r == 1 and self.slow_parts:
-            return [(f"{side}-1-slow{k}", {"slow": part}) for k, part in enumerate(self.slow_parts, 1)] + \
-                [(f"{side}-1", {"slow": "none"})]
-        return [(f"{side}-{r}", {"slow": r == 1})]
+            slow = [(f"{side}-1-slow", {"slow": "only"})]
+        elif r == 1 and self.slow_parts:
+            slow = [(f"{side}-1-slow{k}", {"slow": part}) for k, part in enumerate(self.slow_parts, 1)]
+        mode = ("none" if slow else True) if r == 1 else False
+        if parts:
+            return slow + [(f"{side}-{r}-p{k}", {"slow": mode, "ids": part}) for k, part in enumerate(parts, 1)]
+        return slow + [(f"{side}-{r}", {"slow": mode})]
 
     def _boot_rounds(self, rnds: list[int]) -> None:
         opts, result = self.opts, self.result
-        keys = [(r, side, key, kw) for r in rnds for side in ("base", "patched") for key, kw in self._round_jobs(r, side)]
+        # shards keep one guest per side and round: each shard is already a part of the checks
+        parts = [] if opts.shard else check_parts(self.ordinary, opts.vms, len(rnds),
+                                                  len(self.slow_parts) if 1 in rnds else 0)
+        result["settings"]["check_guests"].append({"rounds": rnds, "guests_per_side": max(1, len(parts))})
+        jobs_of = {(r, side): self._round_jobs(r, side, parts) for r in rnds for side in ("base", "patched")}
+        keys = [(r, side, key, kw) for r in rnds for side in ("base", "patched") for key, kw in jobs_of[r, side]]
         keys.sort(key=lambda k: not (k[3].get("slow") == "only" or isinstance(k[3].get("slow"), list)))
         # slowest first; stable otherwise
         jobs = [BootJob(key, self.kernels[side].bzimage, self.outdir / "boots" / key, key,
@@ -305,7 +331,7 @@ class _Run:
         got = run_jobs(self.cache, jobs, opts.vms, self.progress, runner=run_checks)
         for r in rnds:
             for side in ("base", "patched"):
-                for key, _ in self._round_jobs(r, side):
+                for key, _ in jobs_of[r, side]:
                     gr = got[key]
                     self.runs[side].append(gr.to_json())
                     result["boots"].append(_boot_json(gr, side, r, self.outdir))

@@ -15,14 +15,15 @@ from ktest.vm import BootResult
 
 
 def canned(behaviour):
-    """A run_checks stand-in: behaviour(kernel_text, label, expr) -> list of (path, status, samples)."""
+    """A run_checks stand-in: behaviour(kernel_text, label, expr) -> list of (path, status, samples).
+    calls: (label, expr, slow, ids) of each boot."""
     calls = []
 
     def fake_run_checks(cache, bzimage, outdir, *, label="kernel", expr=None, slow=True, **kw):
         outdir.mkdir(parents=True, exist_ok=True)
         (outdir / "console.log").write_text("[    0.000000] Linux version fake\n")
         (outdir / "stdout.log").write_text("")
-        calls.append((label, expr, slow))
+        calls.append((label, expr, slow, kw.get("ids")))
         results = [{"id": p, "path": p, "status": st, "duration_s": 0.1, "message": None, "log": "",
                     "metrics": [{"name": "lat", "unit": "ms", "samples": s, "n": len(s)}] if s else [],
                     "timelines": [], "notes": {}}
@@ -207,8 +208,9 @@ def test_rerun_repeats_a_stored_run_on_the_same_builds(tmp_path, fake_tree, thre
     assert cli.main(first) == 0
     old = __import__("json").loads((tmp_path / "r1" / "latest" / "result.json").read_text())
     n_boots = len(calls)
+    # the pool is the host's (a larger one would split the checks over more guests): the same here
     assert cli.main(["run", "--rerun", old["run_id"], "--reports", str(tmp_path / "r2"), "--db", str(db),
-                     *common]) == 0
+                     "--vms", "1", *common]) == 0
     new = __import__("json").loads((tmp_path / "r2" / "latest" / "result.json").read_text())
     assert new["settings"]["rerun_of"] == old["run_id"] and new["run_id"] != old["run_id"]
     assert [b["key"] for b in new["builds"]] == [b["key"] for b in old["builds"]], "the same builds"

@@ -62,8 +62,18 @@ def test_guest_plugin_slow_modes(tmp_path, tc, mode, expect):
 def test_a_guest_given_a_part_of_the_slow_checks_runs_just_that_part(tmp_path, tc):
     sel, _ = guest_session(tmp_path, tc, "1")
     part = [c["id"] for c in sel["collected"] if c["id"].endswith("[arp]")]
-    sel, res = guest_session(tmp_path, tc, "only", KTEST_SLOW_IDS=json.dumps(part))
+    sel, res = guest_session(tmp_path, tc, "only", KTEST_IDS=json.dumps(part))
     assert res == {"test_upstream[arp]": "PASS"}
+
+
+def test_a_guest_given_a_part_of_the_other_checks_runs_just_that_part_and_still_collects_all(tmp_path, tc):
+    sel, _ = guest_session(tmp_path, tc, "1")
+    part = [c["id"] for c in sel["collected"] if c["id"].endswith("test_other")]
+    sel, res = guest_session(tmp_path, tc, "none", KTEST_IDS=json.dumps(part))
+    assert res == {"test_other": "PASS"}
+    assert len(sel["collected"]) == 4, "the whole collection: the report orders checks by it"
+    sel, res = guest_session(tmp_path, tc, "0", KTEST_IDS=json.dumps(part))
+    assert res == {"test_other": "PASS"}, "a later round's part: the slow checks are not even skipped here"
 
 
 def test_slow_checks_are_split_by_declared_cost_over_half_the_pool():
@@ -132,3 +142,43 @@ def test_a_larger_pool_splits_round_ones_slow_checks_over_guests_of_their_own(tm
     assert sorted(slow["base-1-slow1"] + slow["base-1-slow2"]) == sorted(slow_checks([tc])), "each once"
     assert result["settings"]["slow_checks"]["guests_per_side"] == 2
     assert [c[2] for c in calls if c[0] == "base-1"] == ["none"]
+
+
+def test_a_sides_other_checks_are_split_by_cost_over_the_guests_the_pool_has_left():
+    from ktest.run import check_parts
+
+    costs = {"a": 60.0, "b": 40.0, "c": 30.0, "d": 20.0, "e": 10.0}
+    assert check_parts(costs, 4, rounds=2) == [], "four guests, two rounds, two sides: one guest each, whole"
+    assert check_parts(costs, 1, rounds=1) == []
+    two = check_parts(costs, 4, rounds=1)
+    assert sorted(sum(two, [])) == sorted(costs) and len(two) == 2, "each check once"
+    assert sorted(sum(costs[i] for i in p) for p in two) == [80.0, 80.0], "balanced by declared cost"
+    assert all(p == sorted(p) for p in two), "collection order kept within a guest"
+    assert len(check_parts(costs, 8, rounds=1)) == 4
+    assert check_parts(costs, 8, rounds=1, slow_guests=2) == two, "the slow checks' guests come off first"
+    assert check_parts(costs, 8, rounds=2, slow_guests=2) == []
+    assert len(check_parts({"a": 1.0, "b": 1.0}, 8, rounds=1)) == 2, "never more guests than checks"
+    assert check_parts({}, 8, rounds=1) == [], "nothing collected: the side runs whole"
+
+
+def test_a_pool_with_guests_left_splits_each_sides_other_checks(tmp_path, fake_tree, cache, tc, monkeypatch):
+    t = user_tree(cache, fake_tree)
+    series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int d1;\n", "net: one")])
+    fake, calls = canned(lambda image, label, expr: [("area.fast", "PASS", [1.0, 1, 1])])
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=1, max_rounds=1, reps=3, reports=tmp_path / "r", testcases=[tc], vms=8)
+    result, _ = run_series(cache, t, str(series), opts, Silent())
+    jobs = {c[0]: (c[2], c[3]) for c in calls}
+    assert sorted(jobs) == ["base-1-p1", "base-1-p2", "base-1-slow1", "base-1-slow2",
+                            "patched-1-p1", "patched-1-p2", "patched-1-slow1", "patched-1-slow2"]
+    parts = [jobs[f"base-1-p{k}"][1] for k in (1, 2)]
+    assert parts == [jobs[f"patched-1-p{k}"][1] for k in (1, 2)], "both sides split alike"
+    assert sorted(i.split("::")[-1] for i in sum(parts, [])) == ["test_fast", "test_other"], "each once"
+    assert {jobs[f"base-1-p{k}"][0] for k in (1, 2)} == {"none"}, "never the slow checks again"
+    assert result["settings"]["check_guests"] == [{"rounds": [1], "guests_per_side": 2}]
+    assert [(b["side"], b["round"]) for b in result["boots"]].count(("base", 1)) == 4
+
+    calls.clear()
+    shard = RunOptions(rounds=1, max_rounds=1, reps=3, reports=tmp_path / "r2", testcases=[tc], vms=8, shard=(1, 2))
+    run_series(cache, t, str(series), shard, Silent())
+    assert not any("-p" in c[0] for c in calls), "a shard is a part already: one guest a side"
