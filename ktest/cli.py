@@ -11,6 +11,7 @@ from pathlib import Path
 from . import __version__, kconfig
 from .cache import Cache
 from .errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, KtestError, ResultMissing
+from .records import Verdict
 from .safetext import inert
 
 EPILOG = """\
@@ -446,7 +447,7 @@ def cmd_run(args, cache, progress) -> int:
             worst = max(worst, e.exit_code)
             continue
         print("\n".join(run_summary_lines(result, outdir)))
-        worst = max(worst, result["verdict"]["exit_code"])
+        worst = max(worst, Verdict.from_json(result["verdict"]).exit_code)
     return worst
 
 
@@ -455,10 +456,10 @@ def run_summary_lines(result: dict, outdir: Path) -> list[str]:
     they are shown inert."""
     from .outputs import crash_lead, reproduce
 
-    v = result["verdict"]
+    v = Verdict.from_json(result["verdict"])
     lead = crash_lead(result)
-    regs = [r for r in v["regressions"] if not lead or r != lead["entry"]]
-    lines = [inert(f"{result['series']['name']}: {v['status']}"
+    regs = [r for r in v.regressions if not lead or r != lead["entry"]]
+    lines = [inert(f"{result['series']['name']}: {v.status}"
                    + (f": {lead['sentence']}" if lead else "")
                    + (f" ({'other regressions: ' if lead else ''}{', '.join(regs)})" if regs else "")
                    + f"; report {outdir / 'index.html'}")]
@@ -469,12 +470,12 @@ def run_summary_lines(result: dict, outdir: Path) -> list[str]:
         if lead.get("ended_because"):
             lines.append(inert(f"  ktest ended the boot: {lead['ended_because']}"))
     for chk in result.get("checks", []):
-        if chk["path"] in v["regressions"]:
+        if chk["path"] in v.regressions:
             for side, cmd in reproduce(result, chk).items():
                 lines.append(inert(f"  reproduce {chk['path']} on {side}: {cmd}"))
     c = result.get("culprit") or {}
-    if v.get("stage") == "build" and c:
-        lines.append(inert(f"  culprit: patch {c['patch']} ({c['subject']}) does not build: {v.get('error', '')}"))
+    if v.stage == "build" and c:
+        lines.append(inert(f"  culprit: patch {c['patch']} ({c['subject']}) does not build: {v.error or ''}"))
     for e in result["expected"]:
         held = {True: "held", False: "did NOT hold", None: "not measured"}[e["held"]]
         lines.append(inert(f"  expected {e['change']:8} {e['check']} {e['metric']}: {held}"))

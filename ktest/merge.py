@@ -23,6 +23,7 @@ from . import __version__
 from .cache import Cache, write_json_atomic
 from .errors import EXIT_COULD_NOT_RUN, NoResults, ShardsDisagree, ShardsIncomplete
 from .pipeline import new_run_id
+from .records import Verdict
 from .verdict import conclude
 
 # what every shard of one run must share (dotted paths into result.json)
@@ -174,10 +175,10 @@ def merge_group(rs: list[dict], outdir: Path) -> dict:
 
     failed = [r for r in rs if (r.get("verdict") or {}).get("status") == "could not run"]
     if failed:
-        v = failed[0]["verdict"]
-        m["verdict"] = {**m["verdict"], "status": "could not run", "stage": v.get("stage"),
-                        "error": f"shard {_shard_of(failed[0])[0]}/{n}: {v.get('error')}",
-                        "exit_code": max(EXIT_COULD_NOT_RUN, v.get("exit_code", EXIT_COULD_NOT_RUN))}
+        v = Verdict.from_json(failed[0]["verdict"])
+        m["verdict"] = Verdict.from_json(m["verdict"]).cannot_run(
+            v.stage, f"shard {_shard_of(failed[0])[0]}/{n}: {v.error}",
+            max(EXIT_COULD_NOT_RUN, v.exit_code)).to_json()
     culprits = [r["culprit"] for r in rs if r.get("culprit")]
     if culprits and (failed or m["verdict"]["exit_code"] == 1):
         # each shard searched with its own regressions; the whole run's first bad patch is the earliest

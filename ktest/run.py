@@ -20,7 +20,7 @@ from .console import KnownIssues
 from .pipeline import SeriesBuild, build_commits, new_run_id
 from .pool import BootJob, run_jobs
 from .progress import Progress
-from .records import Build, Series, Tree
+from .records import Build, BootRecord, BuildRecord, Culprit, Series, Tree, Verdict, relative_path
 from .series import apply_series, load
 from .stats import RULE
 from .verdict import compare_checks, conclude, crash_diff, overall, splat_diff, unconfirmed_stall
@@ -48,30 +48,6 @@ class RunOptions:
     # --rerun: the stored run repeated: {"run_id", "patchset_hash", "base", "builds": {label: artifact key}},
     # which this run must match (same patches on the same base, built into the same artifacts)
     rerun: dict | None = None
-
-
-def _rel(p: Path, base: Path) -> str:
-    try:
-        return str(Path(p).resolve().relative_to(base.resolve()))
-    except ValueError:
-        return str(p)
-
-
-def _build_json(label: str, b: Build | None, error: str | None = None, commit: str | None = None,
-                new: list | None = None) -> dict:
-    d = {"label": label, "commit": b.commit if b else commit, "status": "PASS" if b else "FAIL",
-         "cached": b.cached if b else False, "duration_s": round(b.duration_s, 1) if b else None,
-         "key": b.key if b else None, "n_warnings": len(b.warnings) if b else None,
-         "new_warnings": [w.__dict__ for w in (new or [])], "error": error}
-    return d
-
-
-def _boot_json(run, side: str, rnd: int, outdir: Path, purpose: str = "round") -> dict:
-    d = run.to_json()
-    for k in ("console_log", "stdout_log"):
-        d["boot"][k] = _rel(Path(d["boot"][k]), outdir)
-    d.update(side=side, round=rnd, purpose=purpose)
-    return d
 
 
 def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, progress: Progress,
@@ -149,7 +125,7 @@ def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, 
                      "known_issues": str(Path(opts.known_issues).resolve()) if opts.known_issues else None,
                      "accel": opts.accel, "bisect": opts.bisect, "rerun_of": opts.rerun["run_id"] if opts.rerun else None,
                      "check_areas": chosen, "check_areas_why": why,
-                     "testcases": [_rel(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
+                     "testcases": [relative_path(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
                      "shard": {"index": opts.shard[0], "count": opts.shard[1]} if opts.shard else None},
         "builds": [], "boots": [], "checks": [], "splats": {"base": [], "patched": [], "new": []},
         "expected": [], "culprit": None, "verdict": None,
@@ -208,8 +184,7 @@ class _Run:
         write_json_atomic(self.outdir / "result.json", self.result)
 
     def could_not_run(self, e: KtestError, stage: str) -> None:
-        self.result["verdict"] = {"status": "could not run", "stage": stage, "error": e.line(), "regressions": [],
-                                  "improvements": [], "flaky": [], "exit_code": e.exit_code}
+        self.result["verdict"] = Verdict.could_not_run(stage, e.line(), e.exit_code).to_json()
         self.finish()
 
     def finish(self) -> None:
@@ -228,8 +203,7 @@ class _Run:
             result["series"] = series.to_json()
         except PatchDoesNotApply as e:
             result["checkout"]["valid"] = False
-            result["culprit"] = {"patch": e.fields["index"], "subject": e.fields["subject"], "why": "does not apply",
-                                 "error": e.render()}
+            result["culprit"] = Culprit(e.fields["index"], e.fields["subject"], "does not apply", e.render()).to_json()
             self.could_not_run(e, "apply")
             raise
         finally:
@@ -247,17 +221,15 @@ class _Run:
         except BuildFailed as e:
             partial = getattr(e, "partial", None)
             if partial is None:
-                result["builds"].append(_build_json("base", None, e.render(), self.tree.base))
+                result["builds"].append(BuildRecord.failed("base", self.tree.base, e.render()).to_json())
                 self.could_not_run(e, "build")
                 raise
             self._record_builds(partial)
             p, n = e.patch, len(self.series.patches)
-            result["builds"].append(_build_json(f"patch {p.index}/{n}", None, e.render(), p.commit))
-            result["culprit"] = {"patch": p.index, "subject": p.subject, "why": "does not build",
-                                 "error": e.render()}
-            result["verdict"] = {"status": "regression", "stage": "build", "error": e.render(),
-                                 "regressions": [f"build of patch {p.index}/{n}"], "improvements": [], "flaky": [],
-                                 "inconclusive": [], "not_run": [], "exit_code": 1, "rule": RULE}
+            result["builds"].append(BuildRecord.failed(f"patch {p.index}/{n}", p.commit, e.render()).to_json())
+            result["culprit"] = Culprit(p.index, p.subject, "does not build", e.render()).to_json()
+            result["verdict"] = Verdict("regression", 1, regressions=[f"build of patch {p.index}/{n}"], rule=RULE,
+                                        stage="build", error=e.render()).to_json()
             self.progress.warn(f"[{self.series.name}] patch {p.index}/{n} does not build: nothing to boot")
             return False
         self._record_builds(self.built)
@@ -281,9 +253,9 @@ class _Run:
 
     def _record_builds(self, built: SeriesBuild) -> None:
         n = len(self.series.patches)
-        self.result["builds"].append(_build_json("base", built.base))
+        self.result["builds"].append(BuildRecord.of("base", built.base).to_json())
         for p, b in zip(self.series.patches, built.patches):
-            self.result["builds"].append(_build_json(f"patch {p.index}/{n}", b, new=built.new_warnings.get(p.index)))
+            self.result["builds"].append(BuildRecord.of(f"patch {p.index}/{n}", b, built.new_warnings.get(p.index)).to_json())
 
     # 3. boots: rounds x sides on the guest pool; base and patched of a round start side by side
     def boot_planned_rounds(self) -> None:
@@ -334,7 +306,7 @@ class _Run:
                 for key, _ in jobs_of[r, side]:
                     gr = got[key]
                     self.runs[side].append(gr.to_json())
-                    result["boots"].append(_boot_json(gr, side, r, self.outdir))
+                    result["boots"].append(BootRecord(gr.to_json(), side, r).to_json(self.outdir))
                     result["env"] = {**gr.env, "vms": opts.vms}
         self.save()
 
@@ -384,7 +356,7 @@ class _Run:
         for side in ("base", "patched"):
             gr = got[f"{side}-retry"]
             runs[side].append(gr.to_json())
-            self.result["boots"].append(_boot_json(gr, side, 0, self.outdir, purpose="retry"))
+            self.result["boots"].append(BootRecord(gr.to_json(), side, 0, "retry").to_json(self.outdir))
 
     # 5. verdicts
     def conclude(self) -> None:
@@ -400,8 +372,8 @@ class _Run:
                                         self.opts, self.outdir, self.progress, result, self.floors)
         else:
             p = series.patches[-1]
-            result["culprit"] = {"patch": p.index, "subject": p.subject, "why": "only patch of the series"
-                                 if len(builds) == 1 else "bisect disabled"}
+            result["culprit"] = Culprit(p.index, p.subject, "only patch of the series" if len(builds) == 1
+                                        else "bisect disabled").to_json()
 
 
 def _suspects(runs: dict) -> list[str]:
@@ -467,15 +439,15 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
     got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
     for i in range(1, len(builds)):
         gr = got[f"patch-{i}"]
-        result["boots"].append(_boot_json(gr, f"patch {i}", 0, outdir, purpose="bisect"))
+        result["boots"].append(BootRecord(gr.to_json(), f"patch {i}", 0, "bisect").to_json(outdir))
         v = overall(compare_checks(base_runs, [gr.to_json()], cal_floors), splat_diff(base_runs, [gr.to_json()]),
                     crashes=crash_diff(base_runs, [gr.to_json()]))
         mine = [r for r in v["regressions"] if r in regressions or r.startswith("new ")]
         if mine:
             p = series.patches[i - 1]
-            return {"patch": i, "subject": p.subject, "why": "first patch that shows: " + ", ".join(mine)}
+            return Culprit(i, p.subject, "first patch that shows: " + ", ".join(mine)).to_json()
     p = series.patches[-1]
-    return {"patch": len(builds), "subject": p.subject, "why": "earlier patches do not show the regression"}
+    return Culprit(len(builds), p.subject, "earlier patches do not show the regression").to_json()
 
 
 def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None:

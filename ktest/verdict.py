@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .crash import LABEL
+from .records import Verdict
 from .stats import RULE, compare, judge
 
 STATUS_ORDER = ["FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP"]
@@ -251,23 +252,21 @@ def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: d
     stalls = [f"{s['kind']}: {s['fingerprint']} ({s['boots']} of {s['of']} patched boots, not reproduced)"
               for s in splats.get("new", []) if s["fingerprint"] not in crash_fps and unconfirmed_stall(s)]
     lead = (crashes["new"] or crashes["patched"] or crashes["base"] or [None])[0]
-    v = {
-        "status": "regression" if regressions else "no regression",
-        "rule": RULE,
-        "regressions": regressions,
-        "improvements": [c["path"] for c in checks if c["verdict"] in IMPROVEMENTS],
-        "flaky": [c["path"] for c in checks if c["verdict"] == "flaky"] + stalls,
-        "inconclusive": [f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"] if m.get("needs_boots")],
-        "exit_code": 1 if regressions else 0,
-        "not_run": [c["path"] for c in checks if c["verdict"] in CRASH_VERDICTS],
-        "crash": {**lead, "side": "patched" if lead in crashes["patched"] else "base",
-                  "new": lead in crashes["new"]} if lead else None,
-    }
+    v = Verdict(
+        "regression" if regressions else "no regression", 1 if regressions else 0,
+        regressions=regressions,
+        improvements=[c["path"] for c in checks if c["verdict"] in IMPROVEMENTS],
+        flaky=[c["path"] for c in checks if c["verdict"] == "flaky"] + stalls,
+        inconclusive=[f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"] if m.get("needs_boots")],
+        not_run=[c["path"] for c in checks if c["verdict"] in CRASH_VERDICTS],
+        rule=RULE,
+        crash={**lead, "side": "patched" if lead in crashes["patched"] else "base",
+               "new": lead in crashes["new"]} if lead else None)
     if not regressions and not has_evidence(checks):
         # a run with no evidence is never "no regression"
-        v.update(status="could not run", stage="checks", exit_code=2,
-                 error="no check ran and asserted something on both sides: there is no evidence either way")
-    return v
+        v = v.cannot_run("checks", "no check ran and asserted something on both sides: there is no evidence "
+                                   "either way")
+    return v.to_json()
 
 
 def collection_order(boots: list[dict]):
@@ -311,6 +310,6 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
     # boot on both sides is not "no regression".  (A patched side that cannot boot is a regression.)
     if base_runs and all(r.get("started") is None for r in base_runs):
         outcomes = ", ".join(sorted({(r.get("boot") or {}).get("outcome", "?") for r in base_runs}))
-        result["verdict"].update(status="could not run", stage="boot", exit_code=2,
-                                 error=f"the base kernel never reached the guest harness in {len(base_runs)} "
-                                       f"boot(s) ({outcomes}); see its console log")
+        result["verdict"] = Verdict.from_json(result["verdict"]).cannot_run(
+            "boot", f"the base kernel never reached the guest harness in {len(base_runs)} boot(s) ({outcomes}); "
+                    f"see its console log").to_json()
