@@ -5,13 +5,17 @@
 #   3. `ci/main.sh` on an empty cache (tree extraction, cold build, boots; apt is already done).
 # Prints each wall time, the ratios, and each run's verdict and seed effects (the expectations'
 # observed values), so that the pool's speed-up can be read next to its fidelity.
-# BENCH_PARTS picks parts (default "linkwatch bonding main"); BENCH_OUT the report dir.
+# BENCH_PARTS picks parts (default "linkwatch bonding main"); BENCH_VMS the pool sizes of parts 1-2
+# (default "1 default"; e.g. "1 2 4 8" to choose a default from numbers); BENCH_ARGS extra `ktest run`
+# arguments (e.g. "-k 'not kselftest'" to leave out the upstream suite); BENCH_OUT the report dir.
 # Run it alone: other guests on the host share its slots and blur the times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/ktest ] || ci/setup.sh
 out=${BENCH_OUT:-reports/bench-run-$(date +%Y%m%d-%H%M%S)}
 parts=${BENCH_PARTS:-linkwatch bonding main}
+sizes=${BENCH_VMS:-1 default}
+eval "extra=(${BENCH_ARGS:-})"
 mkdir -p "$out"
 log="$out/times.txt"
 : >"$log"
@@ -29,8 +33,13 @@ for part in $parts; do
   case $part in
     linkwatch|bonding)
       .venv/bin/ktest build "patches/$part" >/dev/null   # warm: builds are not part of the timings
-      timed "$part-vms1" .venv/bin/ktest run "patches/$part" --vms 1 --reports "$out/$part-vms1"
-      timed "$part-default" .venv/bin/ktest run "patches/$part" --reports "$out/$part-default"
+      for n in $sizes; do
+        if [ "$n" = default ]; then
+          timed "$part-default" .venv/bin/ktest run "patches/$part" "${extra[@]}" --reports "$out/$part-default"
+        else
+          timed "$part-vms$n" .venv/bin/ktest run "patches/$part" --vms "$n" "${extra[@]}" --reports "$out/$part-vms$n"
+        fi
+      done
       ;;
     main)
       empty=$(mktemp -d /tmp/ktest-bench-cache.XXXXXX)
@@ -64,7 +73,8 @@ for name, (secs, rc) in times.items():
     for e in effects:
         print(f"      {e}")
 for area in ("linkwatch", "bonding"):
-    a, b = times.get(f"{area}-vms1"), times.get(f"{area}-default")
-    if a and b and b[0]:
-        print(f"  {area}: --vms 1 / default = {a[0] / b[0]:.2f}x")
+    one = times.get(f"{area}-vms1")
+    for name, (secs, _) in times.items():
+        if one and secs and name.startswith(f"{area}-") and name != f"{area}-vms1":
+            print(f"  {area}: --vms 1 / {name.split('-', 1)[1]} = {one[0] / secs:.2f}x")
 EOF

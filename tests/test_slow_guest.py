@@ -167,7 +167,7 @@ def test_a_pool_with_guests_left_splits_each_sides_other_checks(tmp_path, fake_t
     fake, calls = canned(lambda image, label, expr: [("area.fast", "PASS", [1.0, 1, 1])])
     monkeypatch.setattr(run_mod, "run_checks", fake)
     opts = RunOptions(rounds=1, max_rounds=1, reps=3, reports=tmp_path / "r", testcases=[tc], vms=8)
-    result, _ = run_series(cache, t, str(series), opts, Silent())
+    result, outdir = run_series(cache, t, str(series), opts, Silent())
     jobs = {c[0]: (c[2], c[3]) for c in calls}
     assert sorted(jobs) == ["base-1-p1", "base-1-p2", "base-1-slow1", "base-1-slow2",
                             "patched-1-p1", "patched-1-p2", "patched-1-slow1", "patched-1-slow2"]
@@ -177,6 +177,7 @@ def test_a_pool_with_guests_left_splits_each_sides_other_checks(tmp_path, fake_t
     assert {jobs[f"base-1-p{k}"][0] for k in (1, 2)} == {"none"}, "never the slow checks again"
     assert result["settings"]["check_guests"] == [{"rounds": [1], "guests_per_side": 2}]
     assert [(b["side"], b["round"]) for b in result["boots"]].count(("base", 1)) == 4
+    assert "each side's checks split by cost over 2 guests" in (outdir / "index.html").read_text()
 
     calls.clear()
     shard = RunOptions(rounds=1, max_rounds=1, reps=3, reports=tmp_path / "r2", testcases=[tc], vms=8, shard=(1, 2))
