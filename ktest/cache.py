@@ -77,6 +77,12 @@ class Cache:
             raise CacheNotWritable(path=root, why=e.strerror or str(e)) from None
         return cls(root)
 
+    @property
+    def history_db(self) -> Path:
+        """The run history's database: $KTEST_DB, else history.sqlite in the cache (--db overrides both)."""
+        env = os.environ.get("KTEST_DB")
+        return Path(env).expanduser() if env else self.root / "history.sqlite"
+
     def dir(self, *parts: str) -> Path:
         p = self.root.joinpath(*parts)
         p.mkdir(parents=True, exist_ok=True)

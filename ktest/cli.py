@@ -86,7 +86,7 @@ def parser() -> argparse.ArgumentParser:
                    help="check files/dirs (default: the areas whose files the series touches, plus smoke)")
     p.add_argument("--reports", default="reports", metavar="DIR", help="output root (default reports/)")
     p.add_argument("--no-bisect", action="store_true", help="do not search the culprit patch")
-    p.add_argument("--db", help="history database (default cache/history.sqlite)")
+    p.add_argument("--db", help="history database (default $KTEST_DB or cache/history.sqlite)")
     p.add_argument("--shard", metavar="I/N",
                    help="run only part I of N of the checks (same builds and boots); combine with `ktest merge`")
 
@@ -110,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
                                    "if any run regressed, 2 if any could not run.")
     p.add_argument("dirs", nargs="+", metavar="DIR")
     p.add_argument("--out", metavar="DIR", help="output dir (default reports/merged-<time>)")
-    p.add_argument("--db", help="history database (default cache/history.sqlite)")
+    p.add_argument("--db", help="history database (default $KTEST_DB or cache/history.sqlite)")
 
     p = sub.add_parser("kvm", parents=common, help="probe whether KVM really runs a guest here",
                        description="Boot the base kernel with KVM and `true` under a 25 s cap (/dev/kvm opening is "
@@ -126,11 +126,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("result", help="a result.json or a run directory")
 
     p = sub.add_parser("history", parents=common, help="list recorded runs, or chart their metrics (--html)",
-                       description="Runs recorded in the history database (cache/history.sqlite). With --html: "
+                       description="Runs recorded in the history database ($KTEST_DB or cache/history.sqlite). With --html: "
                                    "a page with one chart per metric across the runs of each series and base, "
                                    "base and patched medians as two lines (a drifting base is the machine).")
     p.add_argument("--series", help="only this series name")
-    p.add_argument("--db", help="history database (default cache/history.sqlite)")
+    p.add_argument("--db", help="history database (default $KTEST_DB or cache/history.sqlite)")
     p.add_argument("--limit", type=int, metavar="N",
                    help="runs to list (default 20); with --html, the newest runs per series and base (default 50)")
     g = p.add_mutually_exclusive_group()
@@ -157,7 +157,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--side", choices=("patched", "base"), default="patched",
                    help="which side of each run to compare (default patched; base shows machine drift)")
     p.add_argument("--out", metavar="DIR", help="output dir (default reports/compare-<time>)")
-    p.add_argument("--db", help="history database (default cache/history.sqlite)")
+    p.add_argument("--db", help="history database (default $KTEST_DB or cache/history.sqlite)")
 
     p = sub.add_parser("shell", parents=common, help="an interactive guest with a check topology set up",
                        description="Boot a kernel under virtme-ng on this terminal with a check area's topology "
@@ -545,7 +545,7 @@ def cmd_history(args, cache, progress) -> int:
         raise BadOption(option="--out", value=args.out, why="goes with --html")
     if args.html:
         _bounded("--limit", args.limit, 1, 10000)
-    h = History.open(Path(args.db) if args.db else cache.root / "history.sqlite")
+    h = History.open(Path(args.db) if args.db else cache.history_db)
     if args.html:
         from . import trends
 

@@ -31,7 +31,7 @@ def stored_result(run: str, cache: Cache, db: Path | None = None) -> Path:
         return p / "result.json"
     if p.is_file() and p.name.endswith(".json"):
         return p
-    dbp = db or cache.root / "history.sqlite"
+    dbp = db or cache.history_db
     if dbp.exists():
         row = History.open(dbp).db.execute("SELECT result_path FROM runs WHERE run_id = ?", (run,)).fetchone()
         if row and Path(row[0]).is_file():

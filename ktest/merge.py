@@ -208,7 +208,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
     for rs in groups.values():   # validate all before writing anything
         validate(rs)
     out.mkdir(parents=True, exist_ok=True)
-    hist = History.open(db or cache.root / "history.sqlite")
+    hist = History.open(db or cache.history_db)
     taken: set[str] = set()
     runs, suites, summaries = [], [], []
     for rs in groups.values():

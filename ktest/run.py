@@ -454,7 +454,7 @@ def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None
     from .history import History
     from .outputs import write_all
 
-    hist = History.open(opts.db or cache.root / "history.sqlite")
+    hist = History.open(opts.db or cache.history_db)
     partial = bool((result.get("settings") or {}).get("shard"))
     # a shard holds part of the checks: comparing it with whole runs would report the rest as changed;
     # `ktest merge` records the merged run instead

@@ -20,8 +20,20 @@ from fakekernel import make_series, make_tree  # noqa: E402
 from ktest.cache import Cache  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_history(tmp_path_factory):
+    """Runs the tests start (the kernel tests use the real build cache) record into a history of the
+    test session's own, never into the user's (unless KTEST_DB already names one)."""
+    import os
+
+    if "KTEST_DB" not in os.environ:
+        os.environ["KTEST_DB"] = str(tmp_path_factory.mktemp("history") / "history.sqlite")
+    yield
+
+
 @pytest.fixture
-def cache(tmp_path) -> Cache:
+def cache(tmp_path, monkeypatch) -> Cache:
+    monkeypatch.delenv("KTEST_DB", raising=False)       # a fake cache keeps its own history, as a user's would
     return Cache.open(tmp_path / "cache")
 
 

@@ -240,3 +240,9 @@ def test_out_without_html_is_refused(tmp_path, capsys):
 
     assert main(["history", "--out", str(tmp_path / "x.html"), "--cache", str(tmp_path / "c")]) == 2
     assert "[bad-option]" in capsys.readouterr().err and not (tmp_path / "x.html").exists()
+
+
+def test_the_history_database_is_ktest_db_else_the_caches(cache, tmp_path, monkeypatch):
+    assert cache.history_db == cache.root / "history.sqlite"
+    monkeypatch.setenv("KTEST_DB", str(tmp_path / "elsewhere.sqlite"))
+    assert cache.history_db == tmp_path / "elsewhere.sqlite"
