@@ -251,6 +251,10 @@ def junit_suite(result: dict, name: str | None = None):
             tc.result = [Error(f"flaky on patched: {c['patched']['statuses']}")]
         elif c["base"]["status"] == "SKIP" and c["patched"]["status"] == "SKIP":
             tc.result = [Skipped("; ".join(c["messages"]["patched"]) or "skipped")]
+        elif c["verdict"] == "not compared":
+            msg = (f"not compared: {c['base']['status']} -> {c['patched']['status']}; "
+                   + "; ".join(c["messages"]["patched"] or c["messages"]["base"]))
+            tc.result = [Error(msg) if c["patched"]["status"] in ("FAIL", "ERROR") else Skipped(msg)]
         suite.add_testcase(tc)
     for s in result.get("splats", {}).get("new", []):
         if s["fingerprint"] in crash_fps:

@@ -173,6 +173,7 @@ class Verdict:
     flaky: list[str] = field(default_factory=list)
     inconclusive: list[str] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
+    not_compared: list[str] = field(default_factory=list)   # ran on one side only (skipped on the other)
     rule: str | None = None
     crash: dict | None = None
     stage: str | None = None         # where a run that could not run (or a build regression) stopped

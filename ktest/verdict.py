@@ -67,6 +67,10 @@ def transition(base: str, patched: str) -> str:
         return "still failing"
     if base == "MISS" and patched == "PASS":
         return "new"
+    ran = ("PASS", "FAIL", "ERROR")
+    if (base == "SKIP" and patched in ran) or (patched == "SKIP" and base in ran) or \
+            (base == "MISS" and patched in ("FAIL", "ERROR")):
+        return "not compared"       # one side asserted something, the other did not: no comparison
     return "unchanged"
 
 
@@ -259,6 +263,7 @@ def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: d
         flaky=[c["path"] for c in checks if c["verdict"] == "flaky"] + stalls,
         inconclusive=[f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"] if m.get("needs_boots")],
         not_run=[c["path"] for c in checks if c["verdict"] in CRASH_VERDICTS],
+        not_compared=[c["path"] for c in checks if c["verdict"] == "not compared"],
         rule=RULE,
         crash={**lead, "side": "patched" if lead in crashes["patched"] else "base",
                "new": lead in crashes["new"]} if lead else None)

@@ -22,6 +22,20 @@ def test_transitions():
     assert transition("FAIL", "PASS") == "fixed"
     assert transition("PASS", "FLAKY") == "flaky"
     assert transition("PASS", "MISS") == "regression"
+    assert transition("PASS", "PASS") == transition("SKIP", "SKIP") == "unchanged"
+
+
+def test_a_check_that_asserted_on_one_side_only_is_not_compared():
+    """A check the patched kernel skips (its probe no longer finds the feature, say) proved nothing
+    there: not "unchanged".  Nor is one that fails where the base skipped or never ran it."""
+    for base, patched in (("PASS", "SKIP"), ("FAIL", "SKIP"), ("SKIP", "PASS"), ("SKIP", "FAIL"), ("MISS", "FAIL")):
+        assert transition(base, patched) == "not compared", (base, patched)
+    base = [run([res("a"), res("b")])]
+    patched = [run([res("a"), res("b", "SKIP")])]
+    checks = compare_checks(base, patched)
+    assert [c["verdict"] for c in checks] == ["unchanged", "not compared"]
+    v = overall(checks, {"new": []})
+    assert (v["status"], v["not_compared"], v["regressions"]) == ("no regression", ["b"], [])
 
 
 def test_status_regression_and_fix_across_rounds():
