@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-reports/bench-run-$(date +%Y%m%d-%H%M%S)}
 parts=${BENCH_PARTS:-linkwatch bonding main}
 sizes=${BENCH_VMS:-1 default}
-eval "extra=(${BENCH_ARGS:-})"
+extra=()
+eval "extra=(${BENCH_ARGS:-})"   # shell words, quotes kept: -k 'a or b'
 mkdir -p "$out"
 log="$out/times.txt"
 : >"$log"
