@@ -157,6 +157,8 @@ def pytest_runtest_logreport(report):
         infra = report.when == "call" and "HostLinkError" in str(report.longrepr)
         r["status"] = "FAIL" if report.when == "call" and not infra else "ERROR"
         r["message"] = r["message"] or (("infrastructure: " if infra else "") + _short(report))
+        if infra:
+            r["infra"] = True
     elif report.skipped:
         r["status"] = "SKIP"
         r["message"] = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)

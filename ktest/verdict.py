@@ -34,8 +34,9 @@ def collect(runs: list[dict]) -> "OrderedDict[str, dict]":
     for bi, run in enumerate(runs):
         for r in run.get("results", []):
             c = out.setdefault(r["path"], {"statuses": [], "metrics": OrderedDict(), "timelines": [],
-                                           "messages": [], "notes": {}})
+                                           "messages": [], "notes": {}, "infra": 0})
             c["statuses"].append(r["status"])
+            c["infra"] += bool(r.get("infra"))
             if r.get("message"):
                 c["messages"].append(r["message"])
             for m in r.get("metrics", []):
@@ -51,7 +52,19 @@ def collect(runs: list[dict]) -> "OrderedDict[str, dict]":
     return out
 
 
-EMPTY = {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}}
+EMPTY = {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}, "infra": 0}
+
+
+def judged_status(c: dict) -> str:
+    """A side's status for the comparison: a result the machine failed (an infrastructure error, such
+    as the host's link control) says nothing of the kernel and is left out; a side with nothing else
+    asserted nothing ("SKIP", so that the check is "not compared", never a regression)."""
+    if not c["infra"]:
+        return side_status(c["statuses"])
+    kept = list(c["statuses"])
+    for _ in range(c["infra"]):
+        kept.remove("ERROR")            # an infrastructure error is always an ERROR result
+    return side_status(kept) if kept else "SKIP"
 REGRESSIONS = ("regression", "metric regression", "still failing, worse")
 IMPROVEMENTS = ("fixed", "metric improvement", "still failing, better")
 
@@ -83,7 +96,7 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
     for path in list(b) + [x for x in p if x not in b]:
         bc, pc = b.get(path, EMPTY), p.get(path, EMPTY)
         bs, ps = side_status(bc["statuses"]), side_status(pc["statuses"])
-        tr = transition(bs, ps)
+        tr = transition(judged_status(bc), judged_status(pc))
         metrics = []
         for name in list(bc["metrics"]) + [n for n in pc["metrics"] if n not in bc["metrics"]]:
             bm, pm = bc["metrics"].get(name), pc["metrics"].get(name)
@@ -100,8 +113,9 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
             pending.append((cmp, bm, pm))
             metrics.append(cmp)
         checks.append({
-            "path": path, "base": {"status": bs, "statuses": bc["statuses"]},
-            "patched": {"status": ps, "statuses": pc["statuses"]}, "transition": tr, "verdict": tr,
+            "path": path, "base": {"status": bs, "statuses": bc["statuses"], "infra_errors": bc["infra"]},
+            "patched": {"status": ps, "statuses": pc["statuses"], "infra_errors": pc["infra"]},
+            "transition": tr, "verdict": tr,
             "metrics": metrics,
             "timelines": {"base": bc["timelines"][:1], "patched": pc["timelines"][:1]},
             "messages": {"base": bc["messages"][:3], "patched": pc["messages"][:3]},
@@ -240,7 +254,8 @@ def expected_effects(expected: dict | None, checks: list[dict]) -> list[dict]:
 def has_evidence(checks: list[dict]) -> bool:
     """Did both sides run at least one check that asserted something (PASS or FAIL, not SKIP/MISS)?"""
     ran = ("PASS", "FAIL", "ERROR", "FLAKY")
-    return any(c["base"]["status"] in ran and c["patched"]["status"] in ran for c in checks) or \
+    return any(c["base"]["status"] in ran and c["patched"]["status"] in ran and c["transition"] != "not compared"
+               for c in checks) or \
         any(c["transition"] == "regression" for c in checks)
 
 

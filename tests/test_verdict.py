@@ -177,3 +177,22 @@ def test_a_stall_in_one_patched_boot_is_retried_not_a_regression_and_two_are():
     assert overall(checks, twice)["regressions"] == [f"new rcu_stall: {stall['fingerprint']}"]
     warned = splat_diff(base, [run([res("a")], [warn]), run([res("a")]), run([res("a")])])
     assert overall(checks, warned)["exit_code"] == 1
+
+
+def test_an_infrastructure_error_is_left_out_of_the_comparison():
+    """The host's link control failed (guest_plugin marks such an ERROR infra): it says nothing of the
+    kernel.  On every patched boot it makes the check "not compared", never a regression; on one
+    boot of several, the others decide."""
+    infra = dict(res("a", "ERROR"), infra=True, message="infrastructure: QMP set_link failed")
+    base = [run([res("a")]), run([res("a")])]
+    checks = compare_checks(base, [run([infra]), run([infra])])
+    assert (checks[0]["patched"]["status"], checks[0]["verdict"]) == ("ERROR", "not compared")
+    assert checks[0]["patched"]["infra_errors"] == 2
+    v = overall(checks, {"new": []})
+    assert v["regressions"] == [] and v["not_compared"] == ["a"] and v["status"] == "could not run", \
+        "nothing was compared: no evidence either way"
+    assert compare_checks(base, [run([infra]), run([res("a")])])[0]["verdict"] == "unchanged"
+    assert compare_checks(base, [run([infra]), run([res("a", "FAIL")])])[0]["verdict"] == "regression", \
+        "the boot the machine did not fail still counts"
+    plain = compare_checks(base, [run([res("a", "ERROR")]), run([res("a", "ERROR")])])
+    assert plain[0]["verdict"] == "regression", "an ordinary ERROR (a fixture the kernel broke) still counts"
