@@ -65,6 +65,8 @@ def judged_status(c: dict) -> str:
     for _ in range(c["infra"]):
         kept.remove("ERROR")            # an infrastructure error is always an ERROR result
     return side_status(kept) if kept else "SKIP"
+
+
 REGRESSIONS = ("regression", "metric regression", "still failing, worse")
 IMPROVEMENTS = ("fixed", "metric improvement", "still failing, better")
 
