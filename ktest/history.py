@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import short_hash
+from .records import Verdict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -88,13 +89,12 @@ class History:
         return cls(db)
 
     def record(self, result: dict, result_path: Path) -> None:
-        v = result.get("verdict") or {}
+        v = Verdict.read(result.get("verdict"))
         with self.db:
             self.db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (result["run_id"], result["created"], result["series"]["name"], result["checkout"]["patchset_hash"],
-                 result["tree"]["name"], result["tree"]["base"], v.get("status", "?"), int(v.get("exit_code", 2)),
-                 len(v.get("regressions", [])), str(result_path), json.dumps(_checks(result))))
+                 result["tree"]["name"], result["tree"]["base"], v.status, v.exit_code, len(v.regressions), str(result_path), json.dumps(_checks(result))))
             self.db.execute("DELETE FROM metrics WHERE run_id = ?", (result["run_id"],))
             self.db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?)", _metric_rows(result))
 

@@ -15,6 +15,7 @@ from . import agreement
 from .cache import write_json_atomic
 from .crash import sentence as crash_sentence
 from .history import anchor
+from .records import Verdict
 from .safetext import inert, md_text
 from .verdict import REGRESSIONS
 
@@ -168,8 +169,7 @@ def crash_lead(result: dict) -> dict | None:
     """The crash every output leads with (verdict["crash"]: a new crash of the patched kernel first,
     else any crash of either side), with every check it kept from running, one plain-text sentence,
     the culprit and the regression entry that stands for it."""
-    v = result.get("verdict") or {}
-    c = v.get("crash")
+    c = Verdict.read(result.get("verdict")).crash
     if not c:
         return None
     side = c.get("side", "patched")
@@ -269,10 +269,10 @@ def junit_suite(result: dict, name: str | None = None):
         elif e["held"] is None:
             tc.result = [Skipped(f"not measured: {e['observed']}")]
         suite.add_testcase(tc)
-    v = result.get("verdict") or {}
-    if v.get("status") == "could not run":
-        tc = TestCase(f"run.{v.get('stage', 'run')}", classname="ktest.run")
-        tc.result = [Error(v.get("error") or "could not run")]
+    v = Verdict.read(result.get("verdict"))
+    if v.status == "could not run":
+        tc = TestCase(f"run.{v.stage or 'run'}", classname="ktest.run")
+        tc.result = [Error(v.error or "could not run")]
         suite.add_testcase(tc)
     return suite
 
@@ -343,13 +343,13 @@ def render_summary(result: dict) -> str:
     or the checks goes through md_text: GitHub renders this file, so its HTML, links and images would
     be live."""
     t = md_text
-    v = result.get("verdict") or {}
-    icon = {"regression": "❌", "no regression": "✅"}.get(v.get("status"), "⚠️")
+    v = Verdict.read(result.get("verdict"))
+    icon = {"regression": "❌", "no regression": "✅"}.get(v.status, "⚠️")
     lead = crash_lead(result)
     lines = [f"## {icon} ktest: {t(result['series']['name'])} on {t(result['tree']['name'])}: "
-             f"**{t(v.get('status', '?'))}**" + (f": {t(lead['sentence'])}" if lead else ""), ""]
-    if v.get("error"):
-        lines += [t(v["error"]), ""]
+             f"**{t(v.status)}**" + (f": {t(lead['sentence'])}" if lead else ""), ""]
+    if v.error:
+        lines += [t(v.error), ""]
     if rng := result["series"].get("range"):
         lines += [f"Revision range {t(rng['spec'])}: base {t(rng['start'][:12])}, commits "
                   + ", ".join(t((p.get("commit") or "")[:12]) for p in result["series"]["patches"]), ""]
@@ -401,13 +401,13 @@ def render_summary(result: dict) -> str:
         lines.append(f"- new {t(s['kind'])} in patched: {t(s['fingerprint'])}: {t(s.get('title', ''))}")
     s = result.get("settings", {})
     if not result.get("boots"):
-        lines += ["", f"Nothing was booted: the run stopped at {t(v.get('stage', '?'))}; run {t(result['run_id'])}."]
+        lines += ["", f"Nothing was booted: the run stopped at {t(v.stage or '?')}; run {t(result['run_id'])}."]
         return "\n".join(lines) + "\n"
     booted = (result.get("rounds") or {}).get("booted", s.get("rounds"))
     lines += ["", f"{t(booted)} boots per side (planned {t(s.get('rounds'))}) × {t(s.get('reps'))} repetitions, "
                   f"accel {t((result.get('env') or {}).get('accel', '?'))}; run {t(result['run_id'])}."]
     cal = result.get("calibration")
-    lines.append(f"Rule {t(v.get('rule', '?'))}; " + (f"noise floors calibrated ({t(cal['boots'])} boots, "
+    lines.append(f"Rule {t(v.rule or '?')}; " + (f"noise floors calibrated ({t(cal['boots'])} boots, "
                                                        f"{t(cal['splits'])} splits)."
                  if cal else "**no calibration for this kernel and accel**: noise floors estimated from the base "
                              "samples (run `ktest calibrate`)."))

@@ -188,6 +188,11 @@ class Verdict:
         return replace(self, status="could not run", stage=stage, error=error, exit_code=exit_code)
 
     @classmethod
+    def read(cls, d: dict | None) -> "Verdict":
+        """A stored result's verdict; a result without one (a run cut short) reads as "?", exit 2."""
+        return cls.from_json(d) if d else cls("?", 2)
+
+    @classmethod
     def from_json(cls, d: dict) -> "Verdict":
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
