@@ -94,7 +94,8 @@ class History:
             self.db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (result["run_id"], result["created"], result["series"]["name"], result["checkout"]["patchset_hash"],
-                 result["tree"]["name"], result["tree"]["base"], v.status, v.exit_code, len(v.regressions), str(result_path), json.dumps(_checks(result))))
+                 result["tree"]["name"], result["tree"]["base"], v.status, v.exit_code, len(v.regressions),
+                 str(result_path), json.dumps(_checks(result))))
             self.db.execute("DELETE FROM metrics WHERE run_id = ?", (result["run_id"],))
             self.db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?)", _metric_rows(result))
 
