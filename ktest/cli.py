@@ -443,9 +443,11 @@ def cmd_run(args, cache, progress) -> int:
         try:
             result, outdir = run_series(cache, tree, s, opts, progress, argv=["ktest", *sys.argv[1:]])
         except KtestError as e:
+            progress.end_group()
             print(e.line(), file=sys.stderr)
             worst = max(worst, e.exit_code)
             continue
+        progress.end_group()        # the verdict is not folded into the last log group
         print("\n".join(run_summary_lines(result, outdir)))
         worst = max(worst, Verdict.from_json(result["verdict"]).exit_code)
     return worst
@@ -698,19 +700,24 @@ def _main(argv: list[str] | None) -> int:
     try:
         validate_inputs(args)
         cache = Cache.open(Path(args.cache) if args.cache else None)
-        return COMMANDS[args.cmd](args, cache, progress)
+        rc = COMMANDS[args.cmd](args, cache, progress)
+        progress.end_group()
+        return rc
     except KtestError as e:
         progress.clear()
+        progress.end_group()
         if args.debug:
             traceback.print_exc()
         print(e.line(), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         progress.clear()
+        progress.end_group()
         print("ktest: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug in ktest: still one line unless --debug
         progress.clear()
+        progress.end_group()
         if args.debug:
             traceback.print_exc()
         print(f"ktest: internal error: {type(e).__name__}: {inert(e)} (rerun with --debug for a traceback)",

@@ -134,6 +134,50 @@ class Board:
             check, done = (running[-1] if running else ""), (str(len(started) - len(running)) if started else "")
         return job.label, state, check, done, f"{time.monotonic() - since:.0f}s"
 
+    def beat(self, key: str) -> str | None:
+        """The heartbeat line of one guest (None once it is done): side and round, checks ended of the
+        checks it runs, the check running now and for how long (from the time its start was written,
+        in the host's clock), and the time in its state."""
+        job, (state, since) = self.jobs[key], self.state[key]
+        now = time.monotonic()
+        if state in ("done", "queued"):
+            return None
+        if state != "running":
+            return f"{job.label}: {state} for {now - since:.0f}s"
+        rw = job.outdir / "rw"
+        if not (rw / "started.json").exists():
+            return f"{job.label}: booting for {now - since:.0f}s"
+        starts = self._lines(rw / "checks-started.jsonl")
+        started = [d.get("path") or d.get("id") or "?" for d in starts]
+        ended = {d.get("path") or d.get("id") for d in self._lines(rw / "results.jsonl")}
+        total = len((self._read(rw / "selection.json") or {}).get("run") or []) or None
+        done = len(ended)
+        running = [p for p in started if p not in ended]
+        line = f"{job.label}: checks {done}/{total if total else '?'} done"
+        if running:
+            try:
+                age = time.time() - (rw / "checks-started.jsonl").stat().st_mtime
+                line += f", running {running[-1]} for {max(0.0, age):.0f}s"
+            except OSError:
+                line += f", running {running[-1]}"
+        else:
+            line += ", between checks"
+        return line + f" (guest up {now - since:.0f}s)"
+
+    def beats(self) -> list[str]:
+        with self._lock:
+            keys = list(self.state)
+        return [b for b in (self.beat(k) for k in keys) if b is not None]
+
+    @staticmethod
+    def _read(path: Path) -> dict | None:
+        import json
+
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
     def render(self):
         from rich.table import Table
         from rich.text import Text
@@ -148,6 +192,47 @@ class Board:
         for k in keys:
             t.add_row(*(Text(inert(c)) for c in self.row(k)))   # a check name is text, never markup
         return t
+
+
+class _NoStatus(Progress):
+    """The run's progress for its only guest while the heartbeat reports it: stages as plain lines (the
+    pool's 'boot X' opened the log group) and no status line of its own."""
+
+    def __init__(self, parent: Progress):
+        self.parent = parent
+
+    def stage(self, msg): self.parent.info(msg)
+    def info(self, msg): self.parent.info(msg)
+    def warn(self, msg): self.parent.warn(msg)
+    def status(self, msg): pass
+    def clear(self): pass
+    __call__ = info
+
+
+@contextlib.contextmanager
+def heartbeat(board: Board, progress: Progress, interval: float | None = None):
+    """Not on a terminal: every `interval` seconds (the progress's, 30 s by default) print one line per
+    guest of the batch, so that a CI log shows a run is alive while its guests run checks for minutes."""
+    interval = interval if interval is not None else getattr(progress, "interval", None)
+    if not interval or getattr(progress, "tty", True) or not hasattr(progress, "heartbeat"):
+        yield False
+        return
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(interval):
+            try:
+                progress.heartbeat(board.beats())
+            except Exception:       # a progress line must never end a run
+                pass
+
+    t = threading.Thread(target=beat, name="ktest-heartbeat", daemon=True)
+    t.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        t.join(timeout=5)
 
 
 class _WorkerProgress(Progress):
@@ -180,9 +265,10 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
 
     slots = host_slots(vms)
     board = Board(jobs)
+    beating = contextlib.ExitStack()
 
     def one(job: BootJob):
-        p = _WorkerProgress(progress, job.label) if vms > 1 else progress
+        p = _WorkerProgress(progress, job.label) if vms > 1 else _NoStatus(progress) if beats else progress
         board.set(job.key, "waiting for a slot")
         with host_slot(cache, slots, p):
             board.set(job.key, "running")
@@ -202,6 +288,7 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
         live = Live(get_renderable=board.render, console=progress.console, refresh_per_second=1, transient=True)
         live.start()
 
+    beats = beating.enter_context(heartbeat(board, progress))
     pending = list(jobs)
     running: set[Future] = set()
     ex = ThreadPoolExecutor(max_workers=max(1, vms), thread_name_prefix="guest")
@@ -220,6 +307,7 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
         ex.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
+        beating.close()
         if live is not None:
             live.stop()
     ex.shutdown(wait=True)

@@ -71,6 +71,11 @@ if mode in ("hang", "stall"):
             f.write(f"{os.getpid()} {child.pid}\n")
     if mode == "stall":
         started()
+        # the harness collected one check and started it, which never ends
+        (rw / "selection.json").write_text(json.dumps({"run": ["testcases/test_smoke.py::test_a",
+                                                               "testcases/test_smoke.py::test_b"]}))
+        with open(rw / "checks-started.jsonl", "a") as f:
+            f.write(json.dumps({"id": "testcases/test_smoke.py::test_a", "path": "smoke.a", "uptime_s": 2.0}) + "\n")
     while True:
         time.sleep(1)
 if mode == "panic":
