@@ -15,9 +15,74 @@ from .records import Verdict
 from .safetext import inert
 
 EPILOG = """\
-exit codes: 0 no regression, 1 regression found, 2 could not run (bad input or machine), 130 interrupted.
+start here:
+  ktest doctor                       is this machine ready?
+  ktest run patches/linkwatch        the main job on the default tree (Debian's 6.12)
+  ktest run --tree ~/linux origin/net-next..my-branch
+                                     your branch, each commit a patch, against its start
+
+exit codes: 0 no regression, 1 regression found, 2 could not run (bad input or machine),
+3 undecided (still in doubt after --max-rounds; not green), 130 interrupted.
+`ktest COMMAND --help` shows each command's options and examples. Docs: docs/ in the ktest checkout.
 Not the kernel's tools/testing/ktest/ktest.pl.
 """
+
+DESCRIPTION = ("ktest: test a Linux kernel patch series for regressions in networking (linkwatch, bonding): "
+               "build base and patched kernels, boot both under virtme-ng, run checks, compare, report.")
+
+# the commands in the order a user meets them: is the machine ready, the main job, reading its
+# results, then the tools for check authors, CI and the rule's calibration
+ORDER = ["doctor", "run", "report", "history", "compare", "boot", "shell", "tree", "build", "merge", "kvm",
+         "calibrate"]
+
+EXAMPLES = {
+    "doctor": ["ktest doctor                       # tools, KVM, cache, disk, memory, default tree",
+               "ktest doctor --probe               # no KVM answer cached yet: boot a guest to find out",
+               "KTEST_CACHE=/srv/ktest ktest doctor   # a cache on another disk"],
+    "run": ["ktest run patches/linkwatch                  # a series dir on the default tree (6.12)",
+            "ktest run --tree ~/linux origin/net-next..my-branch   # your commits, as they are",
+            "ktest run --kernel 6.1 --rounds 3 patches/bonding/0001-*.patch",
+            "ktest run --rerun RUN_ID                     # repeat a stored run (ids: ktest history)"],
+    "report": ["ktest report reports/latest                  # re-render the newest run's outputs",
+               "ktest report reports/RUN_ID/result.json"],
+    "history": ["ktest history                                # the newest 20 runs",
+                "ktest history --series linkwatch --json",
+                "ktest history --html --out reports/history.html   # metric trends per series"],
+    "compare": ["ktest compare RUN_A RUN_B                    # B's patched kernel judged against A's",
+                "ktest compare --side base RUN_A RUN_B        # did the machine drift between them?"],
+    "boot": ["ktest boot --testcases testcases/linkwatch -k dummy --reps 3",
+             "ktest boot --build KEY --testcases testcases/linkwatch/test_operstate.py::test_rate_limit_interval",
+             "ktest boot --bzimage ~/linux/arch/x86/boot/bzImage --testcases testcases/test_smoke.py"],
+    "shell": ["ktest shell --topology bond                  # the bond checks' topology, Ctrl-D leaves",
+              "ktest shell --build KEY --topology virtio"],
+    "tree": ["ktest tree                                   # prepare Debian's 6.12 once",
+             "ktest tree --kernel 6.1",
+             "ktest tree --tree ~/linux --base v6.12 --json"],
+    "build": ["ktest build                                  # the base kernel only",
+              "ktest build patches/linkwatch                # base and each patch's commit",
+              "ktest build --kconfig-add CONFIG_PROVE_LOCKING=y patches/bonding"],
+    "merge": ["ktest merge ~/Downloads/ktest-* --out merged  # CI shards' artifacts, downloaded",
+              "ktest merge reports/shard-1 reports/shard-2"],
+    "kvm": ["ktest kvm                                    # the cached answer, or probe once",
+            "ktest kvm --fresh --require                  # probe again; exit 2 if KVM does not run a guest"],
+    "calibrate": ["ktest calibrate --area linkwatch             # 8 boots of the base: the rule's false alarms",
+                  "ktest calibrate --area bonding --boots 8 -k peer_notification"],
+}
+
+
+def _teach(ap: argparse.ArgumentParser, sub) -> None:
+    """What ktest is in one line, the commands in the order a user meets them, and every command's
+    help ending with its examples."""
+    ap.description = DESCRIPTION
+    order = {c: i for i, c in enumerate(ORDER)}
+    sub._choices_actions.sort(key=lambda a: order.get(a.dest, len(order)))
+    for name, p in sub.choices.items():
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
+        p.epilog = "examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES.get(name, []))
+        if p.description:
+            import textwrap
+
+            p.description = textwrap.fill(p.description, 100)
 
 
 def _tree_args(p: argparse.ArgumentParser) -> None:
@@ -169,6 +234,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--topology", default="none", choices=list(TOPOLOGIES), metavar="NAME",
                    help="; ".join(f"{t.name}: {t.what}" for t in TOPOLOGIES.values()) + " (default none)")
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+
+    p = sub.add_parser("doctor", parents=common, help="is this machine ready? tools, KVM, cache, disk, memory, tree",
+                       description="Check the host before a first run, one line per item with a fix: vng, QEMU, "
+                                   "iproute2, tcpdump, the kernel build tools and udev with their versions; whether "
+                                   "KVM runs a guest (the cached probe of `ktest kvm`); the cache dir, free disk and "
+                                   "memory; the default tree. Nothing is built or booted, unless --probe and no KVM "
+                                   "answer is cached. Exit 0 when ready, 2 when not.")
+    p.add_argument("--kernel", metavar="VER", help="the default tree to check: 6.12 (default) or 6.1")
+    p.add_argument("--probe", action="store_true",
+                   help="with no cached KVM answer, probe now (as `ktest kvm`: builds the base kernel if the "
+                        "cache has none, then boots it under a 25 s cap)")
+    _teach(ap, sub)
     return ap
 
 
@@ -669,7 +746,23 @@ def cmd_boot(args, cache, progress) -> int:
     return 1 if bad else 0
 
 
-COMMANDS = {"tree": cmd_tree, "shell": cmd_shell, "compare": cmd_compare, "build": cmd_build, "run": cmd_run, "calibrate": cmd_calibrate, "boot": cmd_boot, "merge": cmd_merge, "kvm": cmd_kvm,
+def cmd_doctor(args, cache, progress) -> int:
+    from . import doctor
+    from .tree import DEFAULT_KERNEL
+
+    probe = None
+    if args.probe:
+        def probe():
+            from .vm import probe_kvm
+            return probe_kvm(cache, _base_image(args, cache, progress), progress)
+        args.tree = args.base = None       # _tree: the default tree
+    text, rc = doctor.report(doctor.diagnose(cache, args.kernel or DEFAULT_KERNEL, probe))
+    progress.end_group()
+    print(text)
+    return rc
+
+
+COMMANDS = {"doctor": cmd_doctor, "tree": cmd_tree, "shell": cmd_shell, "compare": cmd_compare, "build": cmd_build, "run": cmd_run, "calibrate": cmd_calibrate, "boot": cmd_boot, "merge": cmd_merge, "kvm": cmd_kvm,
             "report": cmd_report, "history": cmd_history}
 
 
