@@ -154,12 +154,16 @@ class KnownIssues:
         """The user's --known-issues file (none: no entries); a missing or malformed one is an error."""
         from .errors import BadKnownIssues, KnownIssuesMissing
 
+        from .safeio import SMALL_LIMIT, Refused, read_json
+
         if not path:
             return cls()
-        if not Path(path).is_file():
-            raise KnownIssuesMissing(path=path)
         try:
-            entries = json.loads(Path(path).read_text())
+            entries = read_json(path, SMALL_LIMIT)
+        except Refused as e:
+            if e.missing:
+                raise KnownIssuesMissing(path=path) from None
+            raise BadKnownIssues(path=path, why=f"it {e.why}") from None
         except UnicodeDecodeError:
             raise BadKnownIssues(path=path, why="not UTF-8 text") from None
         except ValueError as e:

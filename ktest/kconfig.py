@@ -59,16 +59,17 @@ def user_fragment(items: list[str] | tuple[str, ...] | None) -> Fragment | None:
         if _symbol_line(item.strip()):
             lines.append(item.strip())
             continue
+        from .safeio import SMALL_LIMIT, Refused, read_text
+
         path = Path(item)
-        if not path.is_file():
-            why = "is neither CONFIG_X=VALUE nor a file" + (" (a directory)" if path.is_dir() else "")
-            raise BadKconfigAdd(value=item, why=why)
+        if not path.exists():
+            raise BadKconfigAdd(value=item, why="is neither CONFIG_X=VALUE nor a file")
         try:
-            text = path.read_text()
+            text = read_text(path, SMALL_LIMIT)
+        except Refused as e:
+            raise BadKconfigAdd(value=item, why=f"is neither CONFIG_X=VALUE nor a file: it {e.why}") from None
         except UnicodeDecodeError:
             raise BadKconfigAdd(value=item, why="not UTF-8 text") from None
-        except OSError as e:
-            raise BadKconfigAdd(value=item, why=e.strerror or str(e)) from None
         found = 0
         for n, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()

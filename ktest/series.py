@@ -52,11 +52,42 @@ def _parse(text: str, name: str, source: Path) -> tuple[Patch | None, str | None
                  sha256=hashlib.sha256(text.encode()).hexdigest(), text=text), None
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, root: Path | None) -> str:
+    """A patch file (through safeio: a regular file, bounded, inside the series folder)."""
+    from .safeio import PATCH_LIMIT, Refused, read_text
+
     try:
-        return path.read_text()
+        return read_text(path, PATCH_LIMIT, root)
+    except Refused as e:
+        raise NotAPatch(path=path, why=f"it {e.why}") from None
     except UnicodeDecodeError:
         raise NotAPatch(path=path, why="not UTF-8 text") from None
+
+
+def _series_file(order: Path, folder: Path) -> list[Path]:
+    """The patch files a `series` file lists, each a plain file of the series folder itself: a name with
+    a folder (`../x.patch`, `/etc/x`) or a symlink out of the folder is refused."""
+    from .safeio import SMALL_LIMIT, Refused, inside, read_text
+
+    try:
+        text = read_text(order, SMALL_LIMIT, folder)
+    except Refused as e:
+        raise BadSeriesFile(path=order, name="nothing", why=f"cannot be read: it {e.why}") from None
+    except UnicodeDecodeError:
+        raise BadSeriesFile(path=order, name="nothing", why="cannot be read: not UTF-8 text") from None
+    files = []
+    for n in filter(None, (l.split("#", 1)[0].strip() for l in text.splitlines())):
+        if Path(n).name != n or n in (".", ".."):
+            raise BadSeriesFile(path=order, name=n, why="is not a file name in the series folder")
+        f = folder / n
+        try:
+            inside(f, folder)
+        except Refused as e:
+            raise BadSeriesFile(path=order, name=n, why=e.why) from None
+        if not f.is_file():
+            raise BadSeriesFile(path=order, name=n)
+        files.append(f)
+    return files
 
 
 def load_series(path: str | Path) -> Series:
@@ -65,22 +96,16 @@ def load_series(path: str | Path) -> Series:
         raise SeriesNotFound(path=path)
     if p.is_dir():
         order = p / "series"
-        if order.exists():
-            names = [l.split("#", 1)[0].strip() for l in order.read_text().splitlines()]
-            files = []
-            for n in filter(None, names):
-                f = p / n
-                if not f.is_file():
-                    raise BadSeriesFile(path=order, name=n)
-                files.append(f)
+        if order.exists() or order.is_symlink():
+            files = _series_file(order, p)
         else:
-            files = sorted({f for g in PATCH_GLOBS for f in p.glob(g) if f.is_file()})
-        name = p.name
+            files = sorted({f for g in PATCH_GLOBS for f in p.glob(g) if f.is_file() or f.is_symlink()})
+        name, root = p.name, p
     else:
-        files, name = [p], p.stem
+        files, name, root = [p], p.stem, None
     patches, cover = [], None
     for f in files:
-        chunks = _split_mbox(_read(f))
+        chunks = _split_mbox(_read(f, root))
         for i, chunk in enumerate(chunks):
             label = f.name if len(chunks) == 1 else f"{f.name}#{i + 1}"
             patch, cov = _parse(chunk, label, f)
@@ -93,7 +118,7 @@ def load_series(path: str | Path) -> Series:
     for i, patch in enumerate(patches, 1):
         patch.index = i
     exp = p / "expected.json"
-    expected = load_expected(exp) if p.is_dir() and exp.exists() else None
+    expected = load_expected(exp, p) if p.is_dir() and (exp.exists() or exp.is_symlink()) else None
     return Series(name=name, path=p.absolute(), patches=patches, cover=cover, expected=expected)
 
 
@@ -173,10 +198,14 @@ def _expected_entries(data: dict, key: str, fields: tuple[str, ...]) -> str | No
     return None
 
 
-def load_expected(path: Path) -> dict:
+def load_expected(path: Path, root: Path | None = None) -> dict:
     """A series' expected.json, checked for the shape README documents (before any work is done)."""
+    from .safeio import SMALL_LIMIT, Refused, read_json
+
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path, SMALL_LIMIT, root)
+    except Refused as e:
+        raise BadExpected(path=path, why=f"it {e.why}") from None
     except UnicodeDecodeError:
         raise BadExpected(path=path, why="not UTF-8 text") from None
     except ValueError as e:
