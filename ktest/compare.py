@@ -8,7 +8,6 @@ run: same rule, same noise floors (the calibration of B's base, if stored), same
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 
@@ -22,8 +21,9 @@ SIDES = ("patched", "base")
 COUNTED = ("round", "retry")     # culprit-search boots ran other kernels: not this side's evidence
 
 
-def stored_result(run: str, cache: Cache, db: Path | None = None) -> Path:
-    """A run id recorded in the history, a run directory, or a result.json."""
+def stored_result(run: str, cache: Cache, db: Path | None = None, role: str = "--rerun") -> Path:
+    """A run id recorded in the history, a run directory, or a result.json.  `role` names the argument
+    in the error (--rerun, RUN_A, RUN_B)."""
     from .history import History
 
     p = Path(run)
@@ -37,27 +37,37 @@ def stored_result(run: str, cache: Cache, db: Path | None = None) -> Path:
         if row and Path(row[0]).is_file():
             return Path(row[0])
         if row:
-            raise RunNotFound(run=run, why=f"its result {row[0]} is gone")
-    raise RunNotFound(run=run, why=f"not in {dbp}, and not a run directory")
+            raise RunNotFound(role=role, run=run, why=f"its result {row[0]} is gone")
+    raise RunNotFound(role=role, run=run, why=f"not in {dbp}, and not a run directory")
 
 
-def load(run: str, cache: Cache, db: Path | None = None) -> tuple[dict, Path]:
-    """A stored run's result, checked like any result.json from elsewhere (schema, logs inside its
-    directory), and its directory."""
-    from .outputs import validate_result
+def load(run: str, cache: Cache, db: Path | None = None, role: str = "--rerun") -> tuple[dict, Path]:
+    """A stored run's result, read and checked like any result.json from elsewhere (outputs.read_result:
+    safeio, schema, logs inside its directory), and its directory."""
+    from .errors import ResultMissing
+    from .outputs import read_result
 
-    path = stored_result(run, cache, db)
+    path = stored_result(run, cache, db, role)
     try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise RunNotFound(run=run, why=f"{path} is not a ktest result ({type(e).__name__}: {e})") from None
-    return validate_result(result, path), path.parent.resolve()
+        result = read_result(path)
+    except ResultMissing:
+        raise RunNotFound(role=role, run=run, why=f"{path} is gone") from None
+    return result, path.parent.resolve()
+
+
+def same_run(a: tuple[dict, Path], b: tuple[dict, Path]) -> None:
+    """RUN_A and RUN_B must differ: a run judged against itself is "no regression" by construction."""
+    from .errors import SameRun
+
+    (ra, da), (rb, db) = a, b
+    if ra["run_id"] == rb["run_id"] or da == db:
+        raise SameRun(run=ra["run_id"])
 
 
 def _boots(result: dict, rundir: Path, side: str, as_side: str, tag: str, out: Path) -> list[dict]:
     """The run's counted boots of `side`, relabelled as `as_side`; their logs are copied under out/TAG/
     so that the comparison's report is self-contained (and re-renders with `ktest report`)."""
-    import shutil
+    from .safeio import Refused, copy_file
 
     boots = []
     for b in result.get("boots", []):
@@ -67,10 +77,10 @@ def _boots(result: dict, rundir: Path, side: str, as_side: str, tag: str, out: P
         b.update(side=as_side, compared_from={"run": tag, "side": side})
         for k in ("console_log", "stdout_log"):
             if rel := (b.get("boot") or {}).get(k):
-                src = rundir / rel
-                if src.is_file():
-                    (out / tag / rel).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(src, out / tag / rel)
+                try:        # a regular file inside the run directory, bounded; else not copied
+                    copy_file(rundir / rel, out / tag / rel, root=rundir)
+                except Refused:
+                    pass
                 b["boot"][k] = f"{tag}/{rel}"
         boots.append(b)
     return boots

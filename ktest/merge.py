@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
 
 from . import __version__
+from . import safeio
 from .cache import Cache, write_json_atomic
-from .errors import EXIT_COULD_NOT_RUN, NoResults, ShardsDisagree, ShardsIncomplete
+from .errors import EXIT_COULD_NOT_RUN, NoResults, ShardsDisagree, ShardsIncomplete, worst_exit
 from .pipeline import new_run_id
 from .records import Verdict
 from .verdict import conclude
@@ -33,14 +33,15 @@ MUST_AGREE = ("series.patchset_hash", "tree.base", "settings.rounds", "settings.
 
 def find_results(paths: list[Path]) -> list[Path]:
     """result.json files: each path is a run directory, a result.json, or a directory holding run
-    directories at any depth (a downloaded artifact tree).  `latest` links are not followed twice."""
+    directories at any depth (a downloaded artifact tree).  `latest` links are not followed twice, and
+    a result.json that is a symlink out of the folder given is not taken (it is refused when read)."""
     found: dict[Path, Path] = {}
     for p in paths:
         p = Path(p)
         cands = [p] if p.is_file() else ([p / "result.json"] if (p / "result.json").is_file()
                                          else sorted(p.rglob("result.json")) if p.is_dir() else [])
         for c in cands:
-            found.setdefault(c.resolve(), c)
+            found.setdefault(c.resolve() if c == p else c.parent.resolve() / c.name, c)
     if not found:
         raise NoResults(paths=", ".join(map(str, paths)))
     return list(found.values())
@@ -53,18 +54,18 @@ def _get(d: dict, dotted: str):
 
 
 def _shard_of(r: dict) -> tuple[int, int]:
+    """(index, count), both checked by validate_result: 1 <= index <= count <= shard.MAX_SHARDS."""
     s = (r.get("settings") or {}).get("shard")
     return (s["index"], s["count"]) if s else (1, 1)
 
 
-def _load(path: Path) -> dict:
-    from .outputs import validate_result
+def _load(path: Path, inputs: list[Path]) -> dict:
+    """A result.json through outputs.read_result (safeio: a regular file, bounded, no symlink out of
+    the folder given on the command line; validated)."""
+    from .outputs import read_result
 
-    try:
-        r = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise NoResults(paths=f"{path} ({e})") from None
-    validate_result(r, path)
+    root = next((p for p in inputs if Path(p).is_dir() and Path(path).is_relative_to(p)), None)
+    r = read_result(path, root)
     r["_dir"] = str(path.parent)
     return r
 
@@ -91,7 +92,8 @@ def validate(rs: list[dict]) -> None:
                                               f"(runs {', '.join(runs)})")
     missing = [i for i in range(1, n + 1) if i not in seen]
     if missing:
-        raise ShardsIncomplete(what=what, why=f"shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing")
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ShardsIncomplete(what=what, why=f"shard(s) {', '.join(f'{i}/{n}' for i in missing[:5])}{more} missing")
     for key in MUST_AGREE:
         vals = [json.dumps(_get(r, key), sort_keys=True) for r in rs]
         if len(set(vals)) > 1:
@@ -153,8 +155,12 @@ def merge_group(rs: list[dict], outdir: Path) -> dict:
         i = _shard_of(r)[0]
         prefix = f"shard-{i}" if n > 1 else "."
         src = Path(r["_dir"]) / "boots"
-        if src.is_dir():
-            shutil.copytree(src, outdir / prefix / "boots", dirs_exist_ok=True)
+        if src.is_dir() and not src.is_symlink():
+            # a run directory may come from anywhere: no symlink is followed (a link to /etc would copy
+            # the host's files into the report), no FIFO or device is read, no file is unbounded
+            skipped = safeio.copy_tree(src, outdir / prefix / "boots", root=r["_dir"])
+            if skipped:
+                m["settings"].setdefault("merge_skipped", []).extend(f"shard {i}: boots/{s}" for s in skipped)
         for b in r.get("boots", []):
             b = copy.deepcopy(b)
             if n > 1:
@@ -203,7 +209,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
     from .history import History
     from .outputs import junit_suite, junit_xml, render_summary, write_all
 
-    results = list({r["run_id"]: r for r in map(_load, find_results(paths))}.values())   # `latest` copies
+    results = list({r["run_id"]: r for r in (_load(f, paths) for f in find_results(paths))}.values())  # `latest`
     groups = group(results)
     for rs in groups.values():   # validate all before writing anything
         validate(rs)
@@ -229,7 +235,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
         summaries.append(render_summary(m))
     trends.write(hist, out / "history.html")
     codes = [r["exit_code"] for r in runs]
-    exit_code = EXIT_COULD_NOT_RUN if EXIT_COULD_NOT_RUN in codes else max(codes)
+    exit_code = worst_exit(codes)
     merged = {"schema": "ktest.merge/1", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "inputs": [str(p) for p in paths], "runs": runs, "exit_code": exit_code}
     write_json_atomic(out / "merge.json", merged)

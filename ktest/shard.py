@@ -17,6 +17,7 @@ import re
 from .errors import BadShard
 
 DEFAULT_COST = 10.0
+MAX_SHARDS = 1000           # N of --shard I/N (and of a result's settings.shard.count)
 
 
 def parse(spec: str | None) -> tuple[int, int] | None:
@@ -27,7 +28,9 @@ def parse(spec: str | None) -> tuple[int, int] | None:
     if not m:
         raise BadShard(spec=spec, why="expected I/N, for example 1/2")
     i, n = int(m.group(1)), int(m.group(2))
-    if n < 1 or not 1 <= i <= n:
+    if not 1 <= n <= MAX_SHARDS:
+        raise BadShard(spec=spec, why=f"N must be between 1 and {MAX_SHARDS} (got {n})")
+    if not 1 <= i <= n:
         raise BadShard(spec=spec, why=f"I must be between 1 and N (got {i} of {n})")
     return i, n
 
