@@ -12,7 +12,19 @@ from pathlib import PurePath
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_COULD_NOT_RUN = 2
+EXIT_UNDECIDED = 3             # a verdict: still in doubt after the last round (never green)
 EXIT_INTERRUPTED = 130
+# what several verdicts add up to: could not run, then a regression, then doubt, then green
+_SEVERITY = [EXIT_COULD_NOT_RUN, EXIT_REGRESSION, EXIT_UNDECIDED, EXIT_OK]
+
+
+def worst_exit(codes) -> int:
+    """The exit code of several runs (series, shards): the most severe; an unknown code counts as
+    could not run."""
+    codes = list(codes)
+    if not codes:
+        return EXIT_OK
+    return min(codes, key=lambda c: _SEVERITY.index(c) if c in _SEVERITY else -1)
 
 
 class KtestError(Exception):
@@ -79,6 +91,7 @@ class RangeNeedsTree(UserError):
 class BadRange(UserError):
     code = "bad-range"
     msg = "revision range {spec} in {path}: {why}"
+    hint = "give A..B: two commits of --tree, A an ancestor of B, a line of commits without merges"
 
 
 class RangeWithBase(UserError):
@@ -89,7 +102,11 @@ class RangeWithBase(UserError):
 
 class BadSeriesFile(UserError):
     code = "bad-series-file"
-    msg = "{path}: lists {name}, which does not exist"
+    msg = "{path}: lists {name}, which {why}"
+    hint = "list the patch files of the series folder by name, one a line (# comments)"
+
+    def __init__(self, why: str = "does not exist", **fields):
+        super().__init__(why=why, **fields)
 
 
 class PatchDoesNotApply(UserError):
@@ -165,7 +182,10 @@ class NotATerminal(UserError):
 
 class RunNotFound(UserError):
     code = "run-not-found"
-    msg = "--rerun {run}: no such stored run ({why})"
+    msg = "{role} {run}: no such stored run ({why})"
+
+    def __init__(self, role: str = "--rerun", **fields):
+        super().__init__(role=role, **fields)
     hint = "`ktest history` lists the recorded runs; a run directory or its result.json works too"
 
 
@@ -185,6 +205,42 @@ class NothingToCompare(UserError):
     code = "nothing-to-compare"
     msg = "run {which} ({run}) has no {side} boots to compare"
     hint = "compare runs that booted that side (a run that stopped at apply or build booted nothing)"
+
+
+class SameRun(UserError):
+    code = "same-run"
+    msg = "RUN_A and RUN_B are the same run ({run}): a run compared with itself shows no change by construction"
+    hint = "compare two different runs, e.g. `ktest history` lists them"
+
+
+class UsageError(UserError):
+    code = "usage"
+    msg = "{detail}"
+    hint = "{help}"
+
+
+class BadTestcases(UserError):
+    code = "bad-testcases"
+    msg = "--testcases {path} {why}"
+    hint = "give check files (test_*.py) or folders of them, e.g. testcases/linkwatch"
+
+
+class BadExpr(UserError):
+    code = "bad-expr"
+    msg = "-k {expr!r} is not a pytest -k expression: {why}"
+    hint = "e.g. -k 'flap and not slow'"
+
+
+class BadOut(UserError):
+    code = "bad-out"
+    msg = "{option} {path} {why}"
+    hint = "give a writable directory (it is created if missing)"
+
+
+class ReportsInTree(UserError):
+    code = "reports-in-tree"
+    msg = "{option} {path} lies inside the kernel tree {tree}, which ktest never modifies"
+    hint = "give a directory outside the tree (without --reports, a run started in the tree writes to {default})"
 
 
 class BadOption(UserError):
@@ -218,8 +274,11 @@ class BadKnownIssues(UserError):
 
 class BadDatabase(UserError):
     code = "bad-db"
-    msg = "--db {path} is not a ktest history database: {why}"
+    msg = "{option} {path} is not a usable ktest history database: {why}"
     hint = "give a new path (it is created) or an SQLite file from an earlier run"
+
+    def __init__(self, option: str = "--db", **fields):
+        super().__init__(option=option, **fields)
 
 
 class ReportsNotADir(UserError):
@@ -299,7 +358,21 @@ class GitFailed(InfraError):
 
 
 class Interrupted(KtestError):
+    """Ctrl-C, SIGTERM or SIGHUP.  Not an error of the input: its line is `ktest: interrupted ...`, as
+    for an interrupt anywhere else, and says where what was done is kept (if anywhere)."""
+
     kind = "user"
     code = "interrupted"
-    msg = "interrupted during {stage}; nothing partial was kept"
+    msg = "interrupted during {stage}"
     exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, stage: str, kept: str | PurePath | None = None, **fields):
+        super().__init__(stage=stage, kept=kept, **fields)
+
+    def render(self) -> str:
+        text = super().render()
+        kept = self.fields.get("kept")
+        return f"{text}; what was done is kept in {kept}" if kept else text
+
+    def line(self) -> str:
+        return f"ktest: {self.render()}"

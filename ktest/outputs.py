@@ -16,7 +16,7 @@ from .cache import write_json_atomic
 from .crash import sentence as crash_sentence
 from .history import anchor
 from .records import Verdict
-from .safetext import inert, md_text
+from .safetext import inert, md_code, md_text
 from .verdict import REGRESSIONS
 
 ORIGIN = "ktest"
@@ -83,6 +83,9 @@ def validate_result(r, path) -> dict:
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "the top level"
         raise BadResult(path=path, why=f"at {where}: {err.message[:200]}")
+    shard = (r.get("settings") or {}).get("shard")
+    if shard and shard["index"] > shard["count"]:
+        raise BadResult(path=path, why=f"at settings/shard: index {shard['index']} is more than count {shard['count']}")
     root = Path(path).parent.resolve()
     for b in r["boots"]:
         for k in ("console_log", "stdout_log"):
@@ -95,19 +98,75 @@ def validate_result(r, path) -> dict:
     return r
 
 
-def _tail(path: Path, n: int = 150) -> str:
+def read_result(path: Path, root: Path | None = None) -> dict:
+    """A result.json from anywhere, read through safeio (a regular file, bounded in size and nesting, and
+    with a root no symlink out of it) and validated.  Missing: ResultMissing; else wrong: BadResult."""
+    from .errors import BadResult, ResultMissing
+    from .safeio import RESULT_LIMIT, Refused, read_json
+
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        r = read_json(path, RESULT_LIMIT, root)
+    except Refused as e:
+        if e.missing:
+            raise ResultMissing(path=path) from None
+        raise BadResult(path=path, why=f"it {e.why}") from None
+    except UnicodeDecodeError:
+        raise BadResult(path=path, why="not UTF-8 text") from None
+    except ValueError as e:
+        raise BadResult(path=path, why=f"not JSON ({e})") from None
+    return validate_result(r, path)
+
+
+def _tail(outdir: Path, rel: str | None, n: int = 150) -> str:
+    """The end of a log the result names (inside the run directory; a FIFO, a device or a link out of
+    the directory is not read, and of a huge log only its last MiB)."""
+    from .safeio import Refused, tail_text
+
+    if not rel:
+        return "(no log recorded)"
+    try:
+        return tail_text(outdir / rel, n, root=outdir)
+    except Refused as e:
+        return f"(log not shown: it {e.why})" if not e.missing else "(log not available)"
     except OSError:
         return "(log not available)"
-    return "\n".join(lines[-n:])
+
+
+# C0 controls but tab and newline, DEL, C1 controls, bidi overrides: shown as \xNN in the HTML pages
+_HTML_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible_controls(v):
+    """Jinja's finalize: every value a page shows (a subject, a check name, a console tail) with its
+    control characters visible instead of raw (ESC, BEL and NUL from outside text never reach the page);
+    and words, not Python values: a yes/no for True/False and a dash for None."""
+    if v is True or v is False:
+        return "yes" if v else "no"
+    if v is None:
+        return "–"
+    if isinstance(v, str):
+        from .safetext import _visible
+
+        out = _HTML_CONTROL.sub(_visible, v)
+        return Markup(out) if isinstance(v, Markup) else out
+    return v
+
+
+def _holds(replicated) -> str:
+    """{aspect: bool} (does the shift hold in every boot) in words: "median yes, p90 no"."""
+    if not isinstance(replicated, dict) or not replicated:
+        return "not measured"
+    names = {"centre": "median", "tail": "p90"}
+    return ", ".join(f"{names.get(k, k)} {'yes' if v else 'no' if v is False else 'not measured'}"
+                     for k, v in replicated.items())
 
 
 def template_env() -> Environment:
     """The package's templates (report.html.j2, merge.html.j2), autoescaped, with fmt and strip_chart."""
     env = Environment(loader=PackageLoader("ktest", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, finalize=_visible_controls)
     env.filters["fmt"] = _fmt
+    env.filters["holds"] = _holds
     env.globals["strip_chart"] = strip_chart
     env.globals["trends_anchor"] = anchor
     return env
@@ -117,11 +176,11 @@ def render_html(result: dict, outdir: Path) -> str:
     env = template_env()
     logs = []
     for b in result.get("boots", []):
-        boot = b["boot"]
+        boot = b.get("boot") or {}
         shard = f"shard {b['shard']}: " if b.get("shard") else ""
-        logs.append({"name": f"{shard}{b['side']} {b.get('purpose', 'round')} {b['round']}",
-                     "console": _tail(outdir / boot["console_log"]),
-                     "stdout": _tail(outdir / boot["stdout_log"], 80)})
+        logs.append({"name": f"{shard}{b['side']} {b.get('purpose', 'round')} {b.get('round', '?')}",
+                     "console": _tail(outdir, boot.get("console_log")),
+                     "stdout": _tail(outdir, boot.get("stdout_log"), 80)})
     from .stats import RULE_TEXT
 
     return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT,
@@ -279,6 +338,27 @@ def junit_suite(result: dict, name: str | None = None):
 
 # --- KCIDB ------------------------------------------------------------------------------------
 
+_KCIDB_NAME = re.compile(r"[^a-zA-Z0-9_-]+")
+
+
+def kcidb_path(*parts: str) -> str:
+    """A dotted KCIDB test path (each node [a-zA-Z0-9_-]+) from check paths and metric names, which come
+    from the checks' source and the guest: anything else becomes _."""
+    nodes = [n for p in parts for n in str(p).split(".")]
+    return ".".join(_KCIDB_NAME.sub("_", n) or "_" for n in nodes)
+
+
+def _no_nul(v):
+    """KCIDB strings may not hold NUL: outside text (a subject, a tree name) shows it as \\x00."""
+    if isinstance(v, str):
+        return v.replace("\0", "\\x00")
+    if isinstance(v, dict):
+        return {k: _no_nul(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_no_nul(x) for x in v]
+    return v
+
+
 def render_kcidb(result: dict) -> dict:
     import kcidb_io
 
@@ -318,7 +398,7 @@ def render_kcidb(result: dict) -> dict:
                 continue
             st = c[side]["status"]
             t = {"id": f"{ORIGIN}:{rid}_{side}_{c['path']}"[:255], "origin": ORIGIN, "build_id": side_build[side],
-                 "path": f"ktest.{c['path']}", "status": status_map.get(st, st)}
+                 "path": kcidb_path("ktest", c["path"]), "status": status_map.get(st, st)}
             if (c.get("not_run") or {}).get("side") == side:
                 t["misc"] = {"not_run": c["not_run"]["reason"]}
             tests.append(t)
@@ -327,11 +407,12 @@ def render_kcidb(result: dict) -> dict:
                 if med is None:
                     continue
                 tests.append({"id": f"{t['id']}_{m['metric']}"[:255], "origin": ORIGIN, "build_id": side_build[side],
-                              "path": f"ktest.{c['path']}.{m['metric']}", "status": "DONE",
+                              "path": kcidb_path("ktest", c["path"], m["metric"]), "status": "DONE",
                               "number": {"value": float(med), "unit": m["unit"]},
                               "misc": {"samples": m[f"{side}_samples"], "p90": m[f"{side}_p90"]}})
     data = {"version": {"major": kcidb_io.schema.LATEST.major, "minor": kcidb_io.schema.LATEST.minor},
             "checkouts": [base_co, co], "builds": builds, "tests": tests}
+    data = _no_nul(data)
     kcidb_io.schema.LATEST.validate(data)
     return data
 
@@ -378,9 +459,9 @@ def render_summary(result: dict) -> str:
         repro = [(c, cmds) for c, cmds in repro if cmds]
         if repro:
             lines += ["To reproduce a check (from a ktest checkout, with the run's kernel builds in the cache):", ""]
-            for c, cmds in repro:
+            for c, cmds in repro:       # code spans: the commands copy from the page or the raw file and run
                 lines += [f"- {t(c['path'])} ({t(check_verdict_text(c))}):"]
-                lines += [f"    - {side}: {t(cmd)}" for side, cmd in cmds.items()]
+                lines += [f"    - {side}: {md_code(cmd)}" for side, cmd in cmds.items()]
             lines.append("")
     agree = agreement.table(result)
     if agree:
@@ -417,8 +498,22 @@ def render_summary(result: dict) -> str:
 
 
 def write_all(result: dict, outdir: Path) -> None:
+    """Render every output first, then write them: a result no output can be made of (KCIDB refuses a
+    field of a result from elsewhere) writes none, instead of half of them."""
+    import jsonschema
+
+    from .errors import BadResult
+
+    html_text, junit = render_html(result, outdir), render_junit(result)
+    try:
+        kcidb = render_kcidb(result)
+    except jsonschema.exceptions.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "the top level"
+        raise BadResult(path=outdir / "result.json", why=f"its KCIDB form is invalid at {where}: "
+                                                         f"{e.message[:200]}") from None
+    summary = render_summary(result)
     outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / "index.html").write_text(render_html(result, outdir))
-    (outdir / "junit.xml").write_text(render_junit(result))
-    write_json_atomic(outdir / "kcidb.json", render_kcidb(result))
-    (outdir / "summary.md").write_text(render_summary(result))
+    (outdir / "index.html").write_text(html_text)
+    (outdir / "junit.xml").write_text(junit)
+    write_json_atomic(outdir / "kcidb.json", kcidb)
+    (outdir / "summary.md").write_text(summary)

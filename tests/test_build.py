@@ -118,7 +118,7 @@ def test_ctrl_c_during_build_kills_make_and_leaves_no_artifact(cache, fake_tree,
     out, err = p.communicate(timeout=30)
     assert p.returncode == 130
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("ktest: user error [interrupted]")
+    assert err.strip().splitlines()[-1].startswith("ktest: interrupted during build")
     time.sleep(0.5)
     assert subprocess.run(mine, capture_output=True).returncode != 0, \
         "make must not outlive ktest"
