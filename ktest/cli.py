@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__, kconfig
 from .cache import Cache
-from .errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, KtestError, ResultMissing
+from .errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, Interrupted, KtestError, ResultMissing, worst_exit
 from .records import Verdict
 from .safetext import inert
 
@@ -85,6 +85,16 @@ def _teach(ap: argparse.ArgumentParser, sub) -> None:
             p.description = textwrap.fill(p.description, 100)
 
 
+class KtestParser(argparse.ArgumentParser):
+    """A command line argparse refuses (an unknown option, `--rounds abc`) is one line like every other
+    bad input, `ktest: user error [usage]: ...`, exit 2; --help still prints the usage."""
+
+    def error(self, message: str):
+        from .errors import UsageError
+
+        raise UsageError(detail=f"{self.prog}: {message}", help=f"`{self.prog} --help` lists the options")
+
+
 def _tree_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("kernel tree")
     g.add_argument("--kernel", metavar="VER",
@@ -113,7 +123,7 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="ktest", description=__doc__, epilog=EPILOG, parents=[_common(True)],
+    ap = KtestParser(prog="ktest", description=__doc__, epilog=EPILOG, parents=[_common(True)],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"ktest {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -145,11 +155,13 @@ def parser() -> argparse.ArgumentParser:
     _boot_args(p)
     p.add_argument("--rounds", type=int, default=2, help="boots per side, interleaved (default 2)")
     p.add_argument("--max-rounds", type=int, metavar="N",
-                   help="while a metric is inconclusive in a way more boots can settle, boot more rounds, up "
-                        "to N per side (default 2x --rounds)")
+                   help="while a metric is in doubt (more boots can settle it), boot more rounds, up to N per "
+                        "side (default 6, or --rounds if larger); still in doubt then: 'undecided', exit 3")
     p.add_argument("--testcases", nargs="+", metavar="PATH",
                    help="check files/dirs (default: the areas whose files the series touches, plus smoke)")
-    p.add_argument("--reports", default="reports", metavar="DIR", help="output root (default reports/)")
+    p.add_argument("--reports", metavar="DIR",
+                   help="output root (default reports/ here; in the cache's reports/ when here is inside --tree, "
+                        "which ktest never writes to)")
     p.add_argument("--no-bisect", action="store_true", help="do not search the culprit patch")
     p.add_argument("--db", help="history database (default $KTEST_DB or cache/history.sqlite)")
     p.add_argument("--shard", metavar="I/N",
@@ -285,10 +297,14 @@ def validate_inputs(args) -> None:
 
     if getattr(args, "tree", None) and getattr(args, "kernel", None) is not None:
         raise KernelWithTree(version=args.kernel, path=args.tree)
+    validate_numbers(args)
+    validate_outputs(args)
+    validate_checks(args)
     if getattr(args, "known_issues", None) is not None:
         KnownIssues.load(args.known_issues)
     if getattr(args, "db", None):
         check_db(Path(args.db))
+    check_history_db(args)
     if getattr(args, "reports", None):
         check_reports(Path(args.reports))
     if getattr(args, "bzimage", None):
@@ -315,7 +331,7 @@ def validate_inputs(args) -> None:
 SQLITE_MAGIC = b"SQLite format 3\0"
 
 
-def check_db(path: Path) -> None:
+def check_db(path: Path, option: str = "--db") -> None:
     """--db: absent (it is created) or an SQLite database ktest can read."""
     import sqlite3
 
@@ -324,14 +340,14 @@ def check_db(path: Path) -> None:
     if not path.exists():
         return
     if not path.is_file():
-        raise BadDatabase(path=path, why="not a regular file")
+        raise BadDatabase(option=option, path=path, why="not a regular file")
     try:
         with open(path, "rb") as f:
             head = f.read(len(SQLITE_MAGIC))
     except OSError as e:
-        raise BadDatabase(path=path, why=e.strerror or str(e)) from None
+        raise BadDatabase(option=option, path=path, why=e.strerror or str(e)) from None
     if head and head != SQLITE_MAGIC:           # an empty file is a new database to SQLite
-        raise BadDatabase(path=path, why="not an SQLite file (no 'SQLite format 3' header)")
+        raise BadDatabase(option=option, path=path, why="not an SQLite file (no 'SQLite format 3' header)")
     try:
         db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
         try:
@@ -339,9 +355,9 @@ def check_db(path: Path) -> None:
         finally:
             db.close()
     except sqlite3.Error as e:
-        raise BadDatabase(path=path, why=str(e)) from None
+        raise BadDatabase(option=option, path=path, why=str(e)) from None
     if cols and not {"run_id", "series", "checks_json"} <= cols:
-        raise BadDatabase(path=path, why="its 'runs' table is not ktest's")
+        raise BadDatabase(option=option, path=path, why="its 'runs' table is not ktest's")
 
 
 def check_reports(path: Path) -> None:
@@ -349,6 +365,139 @@ def check_reports(path: Path) -> None:
 
     if path.exists() and not path.is_dir():
         raise ReportsNotADir(path=path, why="exists and is not a directory")
+
+
+def validate_numbers(args) -> None:
+    """Numbers every command that takes them checks before any work (run's in validate_run too)."""
+    from .errors import BadOption
+
+    if args.cmd in ("run", "boot", "calibrate"):
+        _bounded("--reps", args.reps, 1, 100)
+    if args.cmd in ("run", "build"):
+        _bounded("--jobs", args.jobs, 1, 1024)
+    if args.cmd == "history":
+        _bounded("--limit", args.limit, 1, 10000)
+    if args.cmd == "run" and args.shard is not None:
+        from . import shard
+
+        shard.parse(args.shard)
+    if args.cmd == "run" and args.rounds is not None and args.max_rounds is not None and args.max_rounds < 1:
+        raise BadOption(option="--max-rounds", value=args.max_rounds, why="must be at least 1")
+
+
+def reports_root(args) -> Path:
+    """Where outputs go when no --reports/--out names a place: reports/ in the current directory, unless
+    that lies inside the --tree (the user's kernel tree is never modified, not even by an untracked
+    reports/): then reports/ in the cache ($KTEST_CACHE or ~/.cache/ktest)."""
+    from .cache import default_cache_dir
+
+    tree = getattr(args, "tree", None)
+    if tree and Path.cwd().resolve().is_relative_to(Path(tree).resolve()):
+        return Path(args.cache or default_cache_dir()).expanduser().absolute() / "reports"
+    return Path("reports")
+
+
+DEFAULT_OUT = {"merge": "merged-%Y%m%d-%H%M%S", "compare": "compare-%Y%m%d-%H%M%S", "boot": "boot-%Y%m%d-%H%M%S",
+               "calibrate": "calibrate-%Y%m%d-%H%M%S"}
+
+
+def validate_outputs(args) -> None:
+    """--reports and --out (given, or their defaults) must be directories ktest can write, outside the
+    kernel tree: checked before any work, so that a finished run's verdict is never lost to them."""
+    import time
+
+    from .errors import BadOut, ReportsInTree, ReportsNotADir
+
+    if args.cmd == "run":
+        if args.reports is None:
+            args.reports = str(reports_root(args))
+        option, path, error = "--reports", Path(args.reports), ReportsNotADir
+    elif args.cmd in DEFAULT_OUT:
+        if args.out is None:
+            args.out = str(reports_root(args) / time.strftime(DEFAULT_OUT[args.cmd]))
+        option, path, error = "--out", Path(args.out), BadOut
+    else:
+        return
+    tree = getattr(args, "tree", None)
+    if tree and path.resolve().is_relative_to(Path(tree).resolve()):
+        raise ReportsInTree(option=option, path=path, tree=tree, default=reports_root(args))
+    why = writable_dir(path)
+    if why:
+        raise (error(path=path, why=why) if error is ReportsNotADir else error(option=option, path=path, why=why))
+
+
+def writable_dir(path: Path) -> str | None:
+    """Why `path` cannot be (or be made) a directory ktest writes into, or None."""
+    import os
+
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            return "exists and is not a directory"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return "is not writable"
+        return None
+    anc = path.absolute().parent
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir():
+        return f"cannot be created: {anc} is not a directory"
+    if not os.access(anc, os.W_OK | os.X_OK):
+        return f"cannot be created: {anc} is not writable"
+    return None
+
+
+def validate_checks(args) -> None:
+    """--testcases (files or folders of checks that exist) and -k (an expression pytest parses), before
+    any build: a typo here would otherwise surface in the guest, after the builds."""
+    from .errors import BadExpr, BadTestcases
+
+    for t in getattr(args, "testcases", None) or []:
+        p = Path(t)
+        if not p.exists():
+            raise BadTestcases(path=t, why="does not exist")
+        if p.is_dir():
+            continue
+        if not p.is_file():
+            raise BadTestcases(path=t, why="is not a regular file or a folder")
+        if p.suffix != ".py":
+            raise BadTestcases(path=t, why="is not a Python check file (*.py)")
+    expr = getattr(args, "expr", None)
+    if expr is not None:
+        from _pytest.mark.expression import Expression, ParseError
+
+        try:
+            Expression.compile(expr)
+        except ParseError as e:
+            raise BadExpr(expr=expr, why=str(e)) from None
+
+
+def check_history_db(args) -> None:
+    """The history database run and merge record into (--db, $KTEST_DB, or the cache's) must be one
+    ktest can write: found before the work, not when the finished run is recorded."""
+    import os
+
+    from .cache import default_cache_dir
+    from .errors import BadDatabase
+
+    if args.cmd not in ("run", "merge"):
+        return
+    if args.db:
+        path, option = Path(args.db), "--db"
+    elif os.environ.get("KTEST_DB"):
+        path, option = Path(os.environ["KTEST_DB"]).expanduser(), "KTEST_DB"
+    else:
+        path, option = Path(args.cache or default_cache_dir()).expanduser() / "history.sqlite", "the history"
+    check_db(path, option)
+    where = path.absolute().parent
+    while not where.exists():
+        where = where.parent
+    if not where.is_dir():
+        raise BadDatabase(option=option, path=path, why=f"cannot be created: {where} is not a directory")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise BadDatabase(option=option, path=path, why="is not writable")
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise BadDatabase(option=option, path=path, why=f"cannot be written: {where} is not writable (SQLite "
+                                                        f"writes a journal beside the database)")
 
 
 def cmd_tree(args, cache, progress) -> int:
@@ -496,6 +645,26 @@ def rerun_args(args, cache: Cache) -> dict:
 DEFAULT_PROJECT = Path(__file__).resolve().parent.parent
 
 
+def rerun_matches(args, rerun: dict) -> None:
+    """--rerun: the series' patches and, in a tree of the user's, the base are the stored run's, checked
+    before any tree is prepared (run.py checks them again on the prepared tree)."""
+    from .errors import RerunDiffers
+    from .gitutil import git
+    from .series import load
+
+    series = load(args.series[0], Path(args.tree) if args.tree else None)
+    if series.patchset_hash != rerun["patchset_hash"]:
+        raise RerunDiffers(run=rerun["run_id"], what=f"series {series.name}",
+                           why="its patches changed since (another patchset hash)")
+    if args.tree:
+        base = series.range["start"] if series.range else git(
+            "rev-parse", "--verify", "-q", f"{args.base or 'HEAD'}^{{commit}}", cwd=Path(args.tree),
+            check=False).stdout.strip()
+        if base and base != rerun["base"]:
+            raise RerunDiffers(run=rerun["run_id"], what=f"the base of {args.tree}",
+                               why=f"it is {base[:12]} now, {rerun['base'][:12]} then")
+
+
 def cmd_run(args, cache, progress) -> int:
     from . import shard
     from .run import RunOptions, run_series
@@ -504,6 +673,7 @@ def cmd_run(args, cache, progress) -> int:
     if args.rerun:
         rerun = rerun_args(args, cache)
         validate_inputs(args)       # the stored series, tree and files, as for a new run
+        rerun_matches(args, rerun)  # before the tree is prepared (the Debian tree is a 2 GB extraction)
     elif not args.series:
         from .errors import BadOption
         raise BadOption(option="ktest run", value="without a series", why="give one (or --rerun RUN_ID)")
@@ -519,14 +689,16 @@ def cmd_run(args, cache, progress) -> int:
     for s in args.series:
         try:
             result, outdir = run_series(cache, tree, s, opts, progress, argv=["ktest", *sys.argv[1:]])
+        except Interrupted:
+            raise                   # Ctrl-C or SIGTERM ends the whole command, not just this series
         except KtestError as e:
             progress.end_group()
             print(e.line(), file=sys.stderr)
-            worst = max(worst, e.exit_code)
+            worst = worst_exit([worst, e.exit_code])
             continue
         progress.end_group()        # the verdict is not folded into the last log group
         print("\n".join(run_summary_lines(result, outdir)))
-        worst = max(worst, Verdict.from_json(result["verdict"]).exit_code)
+        worst = worst_exit([worst, Verdict.from_json(result["verdict"]).exit_code])
     return worst
 
 
@@ -601,17 +773,14 @@ def cmd_merge(args, cache, progress) -> int:
 def cmd_report(args, cache, progress) -> int:
     from .outputs import write_all
 
+    from .outputs import read_result
+
     path = Path(args.result)
     if path.is_dir():
         path = path / "result.json"
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise ResultMissing(path=path)
-    try:
-        result = json.loads(path.read_text())
-    except ValueError as e:
-        raise ResultMissing(path=f"{path} ({e})") from None
-    from .outputs import validate_result
-    write_all(validate_result(result, path), path.parent)
+    write_all(read_result(path), path.parent)       # safeio: a regular file, bounded; validated
     print(f"rendered {path.parent / 'index.html'}")
     return 0
 
@@ -678,7 +847,8 @@ def cmd_compare(args, cache, progress) -> int:
     from .outputs import write_all
 
     db = Path(args.db) if args.db else None
-    a, b = compare.load(args.run_a, cache, db), compare.load(args.run_b, cache, db)
+    a, b = compare.load(args.run_a, cache, db, "RUN_A"), compare.load(args.run_b, cache, db, "RUN_B")
+    compare.same_run(a, b)
     out = (Path(args.out) if args.out else Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
     m = compare.compare(a, b, out, args.side, cache, argv=["ktest", *sys.argv[1:]])
     write_json_atomic(out / "result.json", m)
@@ -717,9 +887,14 @@ def cmd_boot(args, cache, progress) -> int:
 
     bz = _kernel_image(args, cache, progress)
     out = Path(args.out) if args.out else Path("reports") / time.strftime("boot-%Y%m%d-%H%M%S")
-    run = run_checks(cache, bz.resolve(), out.resolve(), label=bz.parent.name, paths=args.testcases,
-                     expr=args.expr, reps=args.reps, accel=args.accel, known_issues=args.known_issues,
-                     progress=progress)
+    try:
+        run = run_checks(cache, bz.resolve(), out.resolve(), label=bz.parent.name, paths=args.testcases,
+                         expr=args.expr, reps=args.reps, accel=args.accel, known_issues=args.known_issues,
+                         progress=progress)
+    except (KeyboardInterrupt, Interrupted) as e:
+        # the logs of the interrupted boot stay (they show how far it got); the line says where
+        stage = e.fields["stage"] if isinstance(e, Interrupted) else f"the boot of {bz}"
+        raise Interrupted(stage=stage, kept=out if out.is_dir() and any(out.iterdir()) else None) from None
     if args.json:
         print(json.dumps(run.to_json(), indent=2))
     else:
@@ -786,7 +961,11 @@ def _main(argv: list[str] | None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except KtestError as e:     # the usage error: nothing has started yet
+        print(e.line(), file=sys.stderr)
+        return e.exit_code
     from .progress import Progress
 
     progress = Progress()

@@ -15,7 +15,7 @@ from .build import Builder, check_host_tools
 from .cache import Cache, write_json_atomic
 from . import calibration
 from .checks import DEFAULT_TESTCASES, collect_checks, run_checks
-from .errors import BuildFailed, KtestError, PatchDoesNotApply
+from .errors import BuildFailed, Interrupted, KtestError, PatchDoesNotApply
 from .console import KnownIssues
 from .pipeline import SeriesBuild, build_commits, new_run_id
 from .pool import BootJob, run_jobs
@@ -71,7 +71,16 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
     outdir.mkdir(parents=True)
     try:
         return _run(cache, tree, series, series_path, opts, progress, argv, chosen, why, run_id, outdir)
-    except BaseException:       # Ctrl-C (or a failure) before anything was written: no empty run dir
+    except (KeyboardInterrupt, Interrupted) as e:
+        # Ctrl-C or SIGTERM: an empty run dir goes; one with a result.json stays, and the line says so
+        _remove_if_empty(outdir)
+        stage = e.fields["stage"] if isinstance(e, Interrupted) else f"the run of {series.name}"
+        if (outdir / "result.json").exists():
+            raise Interrupted(stage=stage, kept=f"{outdir} (`ktest report {outdir}` renders it)") from None
+        if isinstance(e, Interrupted):
+            raise
+        raise Interrupted(stage=stage) from None
+    except BaseException:       # a failure before anything was written: no empty run dir
         _remove_if_empty(outdir)
         raise
 
@@ -196,8 +205,12 @@ class _Run:
         series, result = self.series, self.result
         work = self.cache.dir("work", result["run_id"])
         try:
-            self.progress.stage(f"[{series.name}] applying {len(series.patches)} patch(es) to {self.tree.name} "
-                                f"{self.tree.base_rev}")
+            if series.range:        # the user's own commits: built as they are, nothing is applied
+                self.progress.stage(f"[{series.name}] {len(series.patches)} commit(s) of {self.tree.name}, "
+                                    f"built as they are on {series.range['start'][:12]}")
+            else:
+                self.progress.stage(f"[{series.name}] applying {len(series.patches)} patch(es) to {self.tree.name} "
+                                    f"{self.tree.base_rev}")
             apply_series(self.tree, series, work)
             result["checkout"]["valid"] = True
             result["series"] = series.to_json()
