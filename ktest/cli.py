@@ -463,12 +463,15 @@ def validate_checks(args) -> None:
             raise BadTestcases(path=t, why="is not a Python check file (*.py)")
     expr = getattr(args, "expr", None)
     if expr is not None:
-        from _pytest.mark.expression import Expression, ParseError
-
+        try:        # pytest's own -k parser (private: its error class moved between versions)
+            from _pytest.mark import expression as kexpr
+        except ImportError:
+            return
+        refusals = tuple(e for e in (getattr(kexpr, "ParseError", None), SyntaxError) if e)
         try:
-            Expression.compile(expr)
-        except ParseError as e:
-            raise BadExpr(expr=expr, why=str(e)) from None
+            kexpr.Expression.compile(expr)
+        except refusals as e:
+            raise BadExpr(expr=expr, why=getattr(e, "msg", None) or str(e)) from None
 
 
 def check_history_db(args) -> None:
@@ -987,6 +990,20 @@ def _main(argv: list[str] | None) -> int:
         progress.end_group()
         print("ktest: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as e:    # a path the checks up front could not foresee (a full disk, /proc): one line
+        from .errors import PathUnusable
+
+        progress.clear()
+        progress.end_group()
+        if args.debug:
+            traceback.print_exc()
+        if e.filename is None:
+            print(f"ktest: internal error: {type(e).__name__}: {inert(e)} (rerun with --debug for a traceback)",
+                  file=sys.stderr)
+            return EXIT_COULD_NOT_RUN
+        err = PathUnusable(path=e.filename, why=e.strerror or str(e))
+        print(err.line(), file=sys.stderr)
+        return err.exit_code
     except Exception as e:  # a bug in ktest: still one line unless --debug
         progress.clear()
         progress.end_group()

@@ -352,6 +352,12 @@ class KvmUnusable(InfraError):
     hint = "check /dev/kvm permissions (udev rule) and that the host is not a nested PVM host"
 
 
+class PathUnusable(InfraError):
+    code = "path-unusable"
+    msg = "{path}: {why}"
+    hint = "check that the path is writable and its disk not full; --out/--reports/--cache choose other places"
+
+
 class GitFailed(InfraError):
     code = "git-failed"
     msg = "git {args} failed in {cwd}: {why}"

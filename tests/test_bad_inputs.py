@@ -78,6 +78,71 @@ def foreign_db(tmp_path) -> str:
     return str(f)
 
 
+FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def fifo(tmp_path, name="fifo") -> str:
+    f = tmp_path / name
+    os.mkfifo(f)
+    return str(f)
+
+
+def stored_run(tmp_path, name="run", **change) -> str:
+    """A run directory holding the recorded linkwatch result, with `change` applied (dotted keys)."""
+    import json
+
+    r = json.loads(FIXTURE.read_text())
+    for dotted, v in change.items():
+        d, keys = r, dotted.split(".")
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = v
+    d = tmp_path / name
+    d.mkdir()
+    (d / "result.json").write_text(json.dumps(r))
+    return str(d)
+
+
+def run_dir_with(tmp_path, text=None, special=None, name="odd") -> str:
+    """A run directory whose result.json is `text`, a FIFO (special='fifo') or a symlink out of it
+    (special='link')."""
+    d = tmp_path / name
+    d.mkdir()
+    if special == "fifo":
+        os.mkfifo(d / "result.json")
+    elif special == "link":
+        (d / "result.json").symlink_to(stored_run(tmp_path, "elsewhere") + "/result.json")
+    else:
+        (d / "result.json").write_text(text)
+    return str(d)
+
+
+def series_dir(tmp_path, series, listing=None, link=None) -> str:
+    """A copy of the series folder with a `series` file of `listing`, or with a patch that is a symlink
+    to `link`."""
+    d = tmp_path / "series-copy"
+    shutil.copytree(series, d)
+    if listing is not None:
+        (d / "series").write_text(listing)
+    if link is not None:
+        (d / "0009-linked.patch").symlink_to(link)
+    return str(d)
+
+
+def outside_patch(tmp_path, series) -> str:
+    f = tmp_path / "x.patch"
+    shutil.copy(sorted(Path(series).glob("0001-*.patch"))[0], f)
+    return str(f)
+
+
+def big_file(tmp_path, name, size) -> str:
+    f = tmp_path / name
+    with open(f, "wb") as fh:
+        fh.truncate(size)          # sparse: nothing is written
+    return str(f)
+
+
 def run_args(series, *extra):
     return ["run", series, *extra, "--testcases", "testcases/test_smoke.py"]
 
@@ -152,7 +217,126 @@ CASES = [
      "patch-does-not-apply", ["net: escape", "invalid path '../../evil'"], False),
     ("patch-through-symlink", lambda t, tree, s: ["build", mail(t, "net: through a link", THROUGH_LINK)],
      "patch-does-not-apply", ["net: through a link", "net/outside"], False),
+    # --- round two (issue 25) -------------------------------------------------------------------
+    # 2. a special file as the series is refused, not read
+    ("series-dev-zero", lambda t, tree, s: run_args("/dev/zero"), "not-a-patch", ["character device"], True),
+    ("series-fifo", lambda t, tree, s: run_args(fifo(t)), "not-a-patch", ["a FIFO"], True),
+    ("series-too-big", lambda t, tree, s: ["build", big_file(t, "huge.patch", 65 << 20)], "not-a-patch",
+     ["65 MiB", "more than the 64 MiB"], True),
+    ("series-patch-links-out", lambda t, tree, s: ["build", series_dir(t, s, link=outside_patch(t, s))],
+     "not-a-patch", ["symlink that leads out of"], True),
+    # 22. a `series` file names files of its folder only
+    ("series-file-parent", lambda t, tree, s: ["build", series_dir(t, s, listing=f"../{Path(outside_patch(t, s)).name}\n")],
+     "bad-series-file", ["lists ../x.patch", "not a file name in the series folder", "(hint: "], True),
+    ("series-file-absolute", lambda t, tree, s: run_args(series_dir(t, s, listing="/etc/passwd\n")),
+     "bad-series-file", ["/etc/passwd"], True),
+    ("series-file-missing-name", lambda t, tree, s: run_args(series_dir(t, s, listing="0042-nope.patch\n")),
+     "bad-series-file", ["0042-nope.patch", "does not exist", "(hint: "], True),
+    # 18. bad-range has a hint
+    ("range-empty-has-hint", lambda t, tree, s: ["build", "HEAD..HEAD"], "bad-range", ["(hint: give A..B"], True),
+    # 6. JSON nested 100,000 deep
+    ("expected-deep", lambda t, tree, s: run_args(series_with_expected(t, s, DEEP)), "bad-expected",
+     ["nested more than 64 levels"], True),
+    ("known-issues-deep", lambda t, tree, s: run_args(s, "--known-issues", write(t, "k.json", DEEP)),
+     "bad-known-issues", ["nested more than"], True),
+    ("report-deep", lambda t, tree, s: ["report", run_dir_with(t, DEEP)], "bad-result", ["nested more than"], True),
+    ("merge-deep", lambda t, tree, s: ["merge", run_dir_with(t, DEEP), "--out", str(t / "m")], "bad-result",
+     ["nested more than"], True),
+    ("compare-deep", lambda t, tree, s: ["compare", stored_run(t), run_dir_with(t, DEEP), "--out", str(t / "c")],
+     "bad-result", ["nested more than"], True),
+    # 16. --known-issues that is not a regular file says what it is
+    ("known-issues-dir", lambda t, tree, s: run_args(s, "--known-issues", str(t)), "bad-known-issues",
+     ["a directory, not a regular file"], True),
+    ("known-issues-fifo", lambda t, tree, s: run_args(s, "--known-issues", fifo(t)), "bad-known-issues",
+     ["a FIFO"], True),
+    ("known-issues-dev-zero", lambda t, tree, s: ["boot", "--known-issues", "/dev/zero"], "bad-known-issues",
+     ["character device"], True),
+    # 10. results that are special files or links out of their folder
+    ("report-result-fifo", lambda t, tree, s: ["report", run_dir_with(t, special="fifo")], "bad-result",
+     ["a FIFO"], True),
+    ("report-dev-zero", lambda t, tree, s: ["report", "/dev/zero"], "bad-result", ["character device"], True),
+    ("merge-result-fifo", lambda t, tree, s: ["merge", run_dir_with(t, special="fifo"), "--out", str(t / "m")],
+     "bad-result", ["a FIFO"], True),
+    ("merge-result-links-out", lambda t, tree, s: ["merge", run_dir_with(t, special="link"), "--out", str(t / "m")],
+     "bad-result", ["symlink that leads out of"], True),
+    # 4. + 9. green with no real comparison; shard fields
+    ("compare-run-with-itself", lambda t, tree, s: ["compare", stored_run(t), stored_run(t, "same") + "/result.json",
+                                                    "--out", str(t / "c")], "same-run", ["same run"], True),
+    ("compare-a-dir-with-itself", lambda t, tree, s: ["compare", stored_run(t), str(t / "run"), "--out", str(t / "c")],
+     "same-run", ["20261121-230137-32013-c254"], True),
+    ("merge-shard-count-0", lambda t, tree, s: ["merge", stored_run(t, **{"settings.shard": {"index": 0, "count": 0}}),
+                                                "--out", str(t / "m")], "bad-result", ["settings/shard"], True),
+    ("merge-shard-count-1e9", lambda t, tree, s: ["merge", stored_run(
+        t, **{"settings.shard": {"index": 1, "count": 10 ** 9}}), "--out", str(t / "m")], "bad-result",
+     ["settings/shard/count", "1000"], True),
+    ("merge-shard-strings", lambda t, tree, s: ["merge", stored_run(
+        t, **{"settings.shard": {"index": "1", "count": "2"}}), "--out", str(t / "m")], "bad-result",
+     ["settings/shard"], True),
+    ("merge-shard-index-past-count", lambda t, tree, s: ["merge", stored_run(
+        t, **{"settings.shard": {"index": 3, "count": 2}}), "--out", str(t / "m")], "bad-result",
+     ["index 3 is more than count 2"], True),
+    ("run-shard-1e9", lambda t, tree, s: run_args(s, "--shard", "1/1000000000"), "bad-shard", ["N must be"], True),
+    # 17. compare's run-not-found names the argument, not --rerun
+    ("compare-run-not-found", lambda t, tree, s: ["compare", "no-such-run", stored_run(t), "--out", str(t / "c")],
+     "run-not-found", ["RUN_A no-such-run"], True),
+    # 11. unusable --out/--reports, before any work
+    ("merge-out-is-a-file", lambda t, tree, s: ["merge", stored_run(t), "--out", write(t, "f", "x")], "bad-out",
+     ["--out", "exists and is not a directory"], True),
+    ("compare-out-is-a-file", lambda t, tree, s: ["compare", stored_run(t), stored_run(t, "b"), "--out",
+                                                  write(t, "f", "x")], "bad-out", ["not a directory"], True),
+    ("boot-out-is-a-file", lambda t, tree, s: ["boot", "--out", write(t, "f", "x")], "bad-out",
+     ["not a directory"], True),
+    ("calibrate-out-is-a-file", lambda t, tree, s: ["calibrate", "--area", "linkwatch", "--out", write(t, "f", "x")],
+     "bad-out", ["not a directory"], True),
+    ("boot-out-under-a-file", lambda t, tree, s: ["boot", "--out", write(t, "f", "x") + "/logs"], "bad-out",
+     ["cannot be created", "is not a directory"], True),
+    ("reports-under-a-file", lambda t, tree, s: run_args(s, "--reports", write(t, "f", "x") + "/r"),
+     "reports-not-a-dir", ["cannot be created"], True),
+    # 3. nothing is written into the user's tree
+    ("reports-in-tree", lambda t, tree, s: run_args(s, "--reports", str(tree / "reports")), "reports-in-tree",
+     ["inside the kernel tree"], True),
+    ("boot-out-in-tree", lambda t, tree, s: ["boot", "--out", str(tree / "logs")], "reports-in-tree",
+     ["--out"], True),
+    # 5. an unusable history database, before the work
+    ("ktest-db-is-a-dir", lambda t, tree, s: (run_args(s), {"KTEST_DB": str(t)}), "bad-db",
+     ["KTEST_DB", "not a regular file"], True),
+    ("db-under-a-file", lambda t, tree, s: run_args(s, "--db", write(t, "f", "x") + "/h.sqlite"), "bad-db",
+     ["cannot be created", "is not a directory"], True),
+    ("merge-db-is-a-dir", lambda t, tree, s: ["merge", stored_run(t), "--out", str(t / "m"), "--db", str(t)],
+     "bad-db", ["not a regular file"], True),
+    # 12. + 13. every option of boot, build and run, before any work
+    ("boot-reps-0", lambda t, tree, s: ["boot", "--reps", "0"], "bad-option", ["--reps 0"], True),
+    ("boot-testcases-missing", lambda t, tree, s: ["boot", "--testcases", "/nonexistent"], "bad-testcases",
+     ["/nonexistent does not exist"], True),
+    ("boot-testcases-passwd", lambda t, tree, s: ["boot", "--testcases", "/etc/passwd"], "bad-testcases",
+     ["not a Python check file"], True),
+    ("boot-testcases-dev-zero", lambda t, tree, s: ["boot", "--testcases", "/dev/zero"], "bad-testcases",
+     ["not a regular file"], True),
+    ("build-jobs-0", lambda t, tree, s: ["build", "--jobs", "0"], "bad-option", ["--jobs 0"], True),
+    ("build-jobs-negative", lambda t, tree, s: ["build", "--jobs", "-1"], "bad-option", ["--jobs -1"], True),
+    ("run-testcases-missing", lambda t, tree, s: ["run", s, "--testcases", "/nonexistent"], "bad-testcases",
+     ["/nonexistent"], True),
+    ("run-k-unbalanced", lambda t, tree, s: run_args(s, "-k", "not ("), "bad-expr", ["not ("], True),
+    ("boot-k-unbalanced", lambda t, tree, s: ["boot", "-k", "a and"], "bad-expr", ["a and"], True),
+    # 19. history --limit
+    ("history-limit-0", lambda t, tree, s: ["history", "--limit", "0", "--db", str(t / "h.sqlite")], "bad-option",
+     ["--limit 0"], True),
+    ("history-limit-negative", lambda t, tree, s: ["history", "--limit", "-3", "--json", "--db", str(t / "h.sqlite")],
+     "bad-option", ["--limit -3"], True),
+    # 15. argparse's refusals are one line too
+    ("usage-rounds-abc", lambda t, tree, s: ["run", s, "--rounds", "abc"], "usage",
+     ["ktest run: argument --rounds", "invalid int value: 'abc'", "(hint: `ktest run --help`"], True),
+    ("usage-unknown-option", lambda t, tree, s: ["history", "--colour"], "usage", ["unrecognized arguments: --colour"],
+     True),
+    ("usage-unknown-command", lambda t, tree, s: ["frobnicate"], "usage", ["invalid choice: 'frobnicate'"], True),
+    ("usage-no-command", lambda t, tree, s: [], "usage", ["required: COMMAND"], True),
+    ("usage-bad-choice", lambda t, tree, s: ["run", s, "--accel", "warp"], "usage", ["--accel", "'warp'"], True),
+    ("usage-missing-value", lambda t, tree, s: ["run", s, "--reports"], "usage", ["expected one argument"], True),
+    ("usage-shell-exclusive", lambda t, tree, s: ["shell", "--build", "k", "--bzimage", "b"], "usage",
+     ["not allowed with argument"], True),
 ]
+
+TREE_COMMANDS = {"tree", "build", "run", "calibrate", "kvm", "boot", "shell"}
 
 
 @pytest.fixture
@@ -168,10 +352,11 @@ def linked_tree(fake_tree, tmp_path):
 @pytest.mark.parametrize("make,code,words,up_front", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, linked_tree, fake_series, make, code, words, up_front):
     args = make(tmp_path, linked_tree, str(fake_series))
-    if args[0] != "history":
+    args, env = args if isinstance(args, tuple) else (args, {})
+    if args and args[0] in TREE_COMMANDS and args[-1] != "--reports":
         args += ["--tree", str(linked_tree)]
     before = snapshot(linked_tree)
-    p = ktest(*args, cache=tmp_path / "c", env={"COLUMNS": "300"})
+    p = ktest(*args, cache=tmp_path / "c", env={"COLUMNS": "300", **env})
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr
