@@ -1,0 +1,254 @@
+"""Files from outside that ktest must read carefully (issue 25): run directories from other machines
+(merge, compare, report), logs that are FIFOs or huge, results with odd fields, subjects with control
+bytes, and the places ktest writes to.  The bad inputs that are refused are in test_bad_inputs.py; here
+are the ones that must work, without reading what they must not."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fakekernel import git
+from test_cli import ktest
+
+from ktest import cli, safeio
+
+FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
+SECRET = "TOPSECRET-host-file"
+
+
+def stored(tmp_path, name="run", change=None) -> Path:
+    r = json.loads(FIXTURE.read_text())
+    if change:
+        change(r)
+    d = tmp_path / name
+    (d / "boots" / "base-1" / "attempt-1").mkdir(parents=True)
+    (d / "boots" / "base-1" / "attempt-1" / "console.log").write_text("[    0.0] Linux version\nlast line\n")
+    (d / "result.json").write_text(json.dumps(r))
+    return d
+
+
+def files_under(d: Path) -> list[Path]:
+    return [Path(here, f) for here, _, fs in os.walk(d) for f in fs]
+
+
+# --- safeio itself ------------------------------------------------------------------------------
+
+def test_safeio_refuses_special_files_links_out_and_big_files(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "outside.txt").write_text("x")
+    (tmp_path / "root" / "out").symlink_to(tmp_path / "outside.txt")
+    (tmp_path / "root" / "in.txt").write_text("inside")
+    (tmp_path / "root" / "in-link").symlink_to(tmp_path / "root" / "in.txt")
+    cases = {tmp_path / "fifo": "a FIFO", Path("/dev/zero"): "a character device", tmp_path: "a directory",
+             tmp_path / "nope": "does not exist"}
+    for path, why in cases.items():
+        with pytest.raises(safeio.Refused, match=why):
+            safeio.read_bytes(path, 100)
+    with pytest.raises(safeio.Refused, match="symlink that leads out of"):
+        safeio.read_bytes(tmp_path / "root" / "out", 100, root=tmp_path / "root")
+    assert safeio.read_bytes(tmp_path / "root" / "in-link", 100, root=tmp_path / "root") == b"inside"
+    with pytest.raises(safeio.Refused, match="more than the 3 bytes"):
+        safeio.read_bytes(tmp_path / "root" / "in.txt", 3)
+
+
+def test_safeio_json_depth_is_bounded_without_recursion():
+    with pytest.raises(ValueError, match="nested more than 64"):
+        safeio.loads_json("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested more than 64"):
+        safeio.loads_json("[" * 65 + "]" * 65)
+    assert safeio.loads_json("[" * 64 + "]" * 64) == safeio.loads_json("[" * 64 + "]" * 64)
+
+
+def test_safeio_tail_reads_only_the_end_of_a_huge_log(tmp_path):
+    log = tmp_path / "console.log"
+    with open(log, "wb") as f:
+        f.truncate(5 << 30)         # 5 GiB, sparse
+        f.seek(5 << 30)
+        f.write(b"\nthe last line\n")
+    assert safeio.tail_text(log, 3).splitlines()[-1] == "the last line"
+
+
+# --- 1. merge copies no host file through a symlink -------------------------------------------------
+
+def test_merge_copies_boots_without_following_symlinks(tmp_path):
+    secret = tmp_path / "host"
+    secret.mkdir()
+    (secret / "shadow").write_text(SECRET)
+    run = stored(tmp_path)
+    (run / "boots" / "l").symlink_to(secret)                       # a folder link out of the run
+    (run / "boots" / "base-1" / "shadow").symlink_to(secret / "shadow")   # a file link out of it
+    (run / "boots" / "base-1" / "inner").symlink_to(run / "boots" / "base-1" / "attempt-1")   # inside, still
+    os.mkfifo(run / "boots" / "base-1" / "attempt-1" / "stdout.log")          # would block a copy
+    out = tmp_path / "merged"
+    p = ktest("merge", str(run), "--out", str(out), "--db", str(tmp_path / "h.sqlite"), cache=tmp_path / "c")
+    assert p.returncode not in (2, 130) and "Traceback" not in p.stderr, p.stderr     # the verdict is the runs'
+    copied = files_under(out)
+    assert any(f.name == "console.log" for f in copied), "the run's own logs are copied"
+    for f in copied:
+        assert not f.is_symlink(), f
+        assert SECRET not in f.read_text(errors="replace"), f"{f} holds the host's file"
+    assert not any(f.name == "stdout.log" for f in copied), "a FIFO is not copied"
+    result = json.loads(next(out.glob("*/result.json")).read_text())
+    skipped = " ".join(result["settings"]["merge_skipped"])
+    assert "boots/l (a symlink)" in skipped and "shadow (a symlink)" in skipped and "a FIFO" in skipped
+
+
+# --- 7., 8., 10. report: odd result fields and logs -------------------------------------------------
+
+def test_report_with_fifo_and_missing_logs_and_hostile_check_paths(tmp_path):
+    def change(r):
+        r["boots"][0]["boot"]["console_log"] = None
+        r["boots"][1]["boot"].pop("console_log")
+        r["boots"][2]["boot"]["console_log"] = "boots/base-1/attempt-1/fifo.log"
+        r["checks"][0]["path"] = "linkwatch.\x1b[31mred<b>bold</b>\x07.ok\x00"
+    run = stored(tmp_path, change=change)
+    os.mkfifo(run / "boots" / "base-1" / "attempt-1" / "fifo.log")
+    p = ktest("report", str(run), cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    html = (run / "index.html").read_text()
+    assert "(no log recorded)" in html and "(log not shown: it is a FIFO, not a regular file)" in html
+    for raw in ("\x1b", "\x07", "\x00", "<b>bold"):
+        assert raw not in html
+    assert "\\x1b[31mred&lt;b&gt;bold" in html
+    kcidb = json.loads((run / "kcidb.json").read_text())
+    paths = [t["path"] for t in kcidb["tests"]]
+    assert "ktest.linkwatch._31mred_b_bold_b_.ok_" in paths
+
+
+def test_a_result_kcidb_refuses_writes_no_output(tmp_path):
+    """A field KCIDB refuses (here a base that is not a commit hash) is one line, and no output is
+    half-written: not index.html and junit.xml without kcidb.json."""
+    run = stored(tmp_path, change=lambda r: r["tree"].update(base="not-a-hash"))
+    p = ktest("report", str(run), cache=tmp_path / "c")
+    assert p.returncode == 2 and "[bad-result]" in p.stderr and "KCIDB" in p.stderr, p.stderr
+    assert not (run / "index.html").exists() and not (run / "junit.xml").exists()
+
+
+# --- 21. control bytes in the trends page -------------------------------------------------------------
+
+def test_history_html_shows_control_bytes_visibly(tmp_path):
+    from ktest import trends
+    from ktest.history import History
+
+    r = json.loads(FIXTURE.read_text())
+    r["series"]["name"] = "evil\x1b]0;title\x07\x00name"
+    h = History.open(tmp_path / "h.sqlite")
+    h.record(r, tmp_path / "result.json")
+    trends.write(h, tmp_path / "history.html")
+    page = (tmp_path / "history.html").read_text()
+    assert "\x1b" not in page and "\x07" not in page and "\x00" not in page
+    assert "evil\\x1b]0;title\\x07\\x00name" in page
+
+
+# --- 3. the default reports dir is never inside the kernel tree --------------------------------------
+
+def test_reports_default_moves_out_of_the_tree(tmp_path, fake_tree, fake_series, monkeypatch):
+    monkeypatch.chdir(fake_tree)
+    args = cli.parser().parse_args(["run", str(fake_series), "--tree", ".", "--cache", str(tmp_path / "c"),
+                                    "--testcases", str(Path(__file__).parent.parent / "testcases" / "test_smoke.py")])
+    cli.validate_inputs(args)
+    assert Path(args.reports) == tmp_path / "c" / "reports"
+    monkeypatch.chdir(tmp_path)
+    args = cli.parser().parse_args(["boot", "--tree", str(fake_tree), "--cache", str(tmp_path / "c")])
+    cli.validate_inputs(args)
+    assert Path(args.out).parent == Path("reports"), "outside the tree, reports/ stays where it was"
+
+
+# --- 14. --rerun that cannot match stops before the tree is prepared -----------------------------------
+
+def test_rerun_of_a_changed_series_stops_before_any_tree_work(tmp_path, fake_tree, fake_series):
+    def change(r):
+        r["series"]["path"] = str(fake_series)
+        r["checkout"]["patchset_hash"] = "0" * 64
+        r["tree"].update(kind="user", repo=str(fake_tree), base_rev="HEAD")
+    run = stored(tmp_path, change=change)
+    cache = tmp_path / "c"
+    p = ktest("run", "--rerun", str(run), "--reports", str(tmp_path / "r"), cache=cache)
+    assert p.returncode == 2 and "[rerun-differs]" in p.stderr and "patches changed" in p.stderr, p.stderr
+    assert not (cache / "repos").exists() and not (cache / "trees").exists()
+
+
+# --- 20. a range is not "applied" ------------------------------------------------------------------------
+
+def test_a_range_run_does_not_say_it_applies_patches(tmp_path, fake_tree, monkeypatch):
+    from ktest import run as run_mod
+    from ktest.progress import Progress
+    from ktest.series import load
+
+    said = []
+    monkeypatch.setattr(Progress, "stage", lambda self, text, *a, **k: said.append(text))
+    (fake_tree / "net" / "core" / "dev.c").write_text("int d9;\n")
+    git(fake_tree, "commit", "-qam", "net: mine")
+    series = load("HEAD~1..HEAD", fake_tree)
+    r = run_mod._Run.__new__(run_mod._Run)
+    r.series, r.tree, r.progress = series, type("T", (), {"name": "linux", "base_rev": "HEAD~1"})(), Progress()
+    r.result = {"run_id": "x", "checkout": {}, "series": {}}
+    r.cache = type("C", (), {"dir": lambda self, *p: tmp_path.joinpath(*p)})()
+    r.apply()
+    assert said and "applying" not in said[0] and "built as they are" in said[0], said
+
+
+# --- 23. SIGTERM and SIGINT: the same line; what is kept is said ----------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_and_sigterm_print_the_same_line(tmp_path, fake_tree, sig):
+    (fake_tree / "SLOW").write_text("")
+    git(fake_tree, "add", "SLOW")
+    git(fake_tree, "commit", "-q", "-m", "slow build")
+    cache = tmp_path / "c"
+    proc = subprocess.Popen([sys.executable, "-m", "ktest", "build", "--tree", str(fake_tree)],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, KTEST_CACHE=str(cache)))
+    mine = ["pgrep", "-f", f"{cache}/.*fakebuild.py bzImage"]
+    deadline = time.monotonic() + 120
+    while subprocess.run(mine, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"fake make never started: {proc.communicate()[1]}")
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert lines[-1] == "ktest: interrupted during build base", err
+    assert "nothing partial" not in err and "user error" not in err
+
+
+def test_an_interrupt_while_outputs_are_written_says_what_is_kept(tmp_path, monkeypatch):
+    """Ctrl-C between result.json and the rendered outputs: the run folder stays with its result.json,
+    and the line says so (and how to render it), instead of claiming nothing was kept."""
+    from ktest import outputs
+    from ktest.errors import Interrupted
+    from ktest.run import run_series
+
+    outdir_seen = []
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    def fake_run(cache, tree, series, series_path, opts, progress, argv, chosen, why, run_id, outdir):
+        outdir_seen.append(outdir)
+        (outdir / "result.json").write_text("{}")
+        outputs.write_all({}, outdir)
+
+    monkeypatch.setattr(outputs, "write_all", interrupted)
+    monkeypatch.setattr("ktest.run._run", fake_run)
+    monkeypatch.setattr("ktest.run.check_host_tools", lambda: None)
+    monkeypatch.setattr("ktest.tree.series_tree", lambda cache, tree, series: tree)
+    from ktest.run import RunOptions
+
+    series = Path(__file__).parent.parent / "patches" / "linkwatch"
+    opts = RunOptions(reports=tmp_path / "r", testcases=[Path("testcases/test_smoke.py")])
+    tree = type("T", (), {"kind": "debian", "repo": None})()
+    with pytest.raises(Interrupted) as e:
+        run_series(None, tree, str(series), opts, None)
+    line = e.value.line()
+    assert line.startswith("ktest: interrupted during the run of ") and "ktest report" in line, line
+    assert (outdir_seen[0] / "result.json").exists() and str(outdir_seen[0]) in line
