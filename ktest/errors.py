@@ -130,6 +130,7 @@ class BadBase(UserError):
 class NotAKernelTree(UserError):
     code = "not-a-kernel-tree"
     msg = "{path} at {rev} has no top-level Makefile with VERSION/PATCHLEVEL"
+    hint = "give the top of a Linux kernel checkout (where `make kernelversion` works)"
 
 
 class UnknownKernel(UserError):
@@ -246,6 +247,7 @@ class ReportsInTree(UserError):
 class BadOption(UserError):
     code = "bad-option"
     msg = "{option} {value}: {why}"
+    hint = "`ktest COMMAND --help` says what each option takes"
 
 
 class KernelWithTree(UserError):
@@ -302,11 +304,13 @@ class NoCalibrationBoots(UserError):
 class BadResult(UserError):
     code = "bad-result"
     msg = "{path} is not a usable ktest result: {why}"
+    hint = "give the result.json (or the run directory) `ktest run` wrote: schema ktest.result/1, a regular file"
 
 
 class BadShard(UserError):
     code = "bad-shard"
     msg = "--shard {spec}: {why}"
+    hint = "give I/N with 1 <= I <= N <= 1000, e.g. --shard 1/2 on one machine and --shard 2/2 on another"
 
 
 class NoResults(UserError):
