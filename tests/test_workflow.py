@@ -158,3 +158,40 @@ def test_merge_step_missing_shard_is_could_not_run(tmp_path, fake_tree, cache, m
     assert p.returncode == 2 and "::error title=ktest: could not run::" in p.stdout
     assert "[shards-incomplete]" in p.stderr and "shard(s) 2/2 missing" in p.stderr
     assert "could not be merged" in summary
+
+
+def _cache_steps() -> dict[str, dict]:
+
+
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    steps = [s for job in wf["jobs"].values() for s in job.get("steps", [])]
+    return {s["name"]: s["with"] for s in steps if str(s.get("uses", "")).startswith("actions/cache@")}
+
+
+def _hashed(expr: str) -> set[Path]:
+    """The files a key's hashFiles(...) patterns match in this checkout."""
+    import re as _re
+
+    files: set[Path] = set()
+    for args in _re.findall(r"hashFiles\(([^)]*)\)", expr):
+        for pat in _re.findall(r"'([^']+)'", args):
+            files |= {p for p in PROJECT.glob(pat) if p.is_file()}
+    return files
+
+
+def test_cache_keys_hash_every_file_that_shapes_what_they_cache():
+    steps = _cache_steps()
+    tree, ccache = steps["Cache the prepared tree"], steps["Cache ccache"]
+    k = PROJECT / "ktest"
+    # the prepared tree: the code that extracts and commits it
+    assert {k / "tree.py", k / "gitutil.py"} <= _hashed(tree["key"])
+    # ccache: every kconfig fragment (the base one and each area's), and the code that assembles the
+    # config and runs make; a new fragment file is matched without editing the workflow
+    shaping = {*k.glob("kconfig/*"), *k.glob("areas/*.toml"), k / "kconfig.py", k / "build.py"}
+    shaping = {p for p in shaping if p.is_file()}
+    assert len(list(k.glob("areas/*.toml"))) >= 2
+    missing = shaping - _hashed(ccache["key"])
+    assert not missing, f"ccache key does not hash {sorted(str(p.relative_to(PROJECT)) for p in missing)}"
+    # the first restore key is the key without the run id: the same inputs' newest entry comes first
+    first = ccache["restore-keys"].splitlines()[0]
+    assert ccache["key"].startswith(first) and ccache["key"][len(first):] == "${{ github.run_id }}"
