@@ -35,7 +35,7 @@ class BootJob:
 
 def default_vms(accel: str, cpus: int | None = None, mem_gib: float | None = None) -> int:
     """Guests to run at once: one per GiB-and-a-half of free memory (1 GiB each plus QEMU), at most
-    two per host core under TCG (measured on 2 cores: see README, 'Guest pool'), one per core with KVM,
+    two per host core under TCG (measured on 2 cores: see docs/performance.md), one per core with KVM,
     never more than MAX_VMS."""
     cpus = cpus or os.cpu_count() or 1
     if mem_gib is None:
