@@ -41,3 +41,14 @@ def md_text(text: object) -> str:
     for pat, repl in _AUTOLINK:
         s = pat.sub(repl, s)
     return html.escape(s, quote=False)
+
+
+def md_code(text: object) -> str:
+    """Outside text (a command) as one Markdown code span: shown literally and copied as it is, from the
+    rendered page or the raw file.  The fence is one backtick longer than any run of backticks inside,
+    and padded with a space when the text starts or ends with one; control characters are shown."""
+    s = inert(text)
+    runs = [len(r) for r in re.findall(r"`+", s)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"

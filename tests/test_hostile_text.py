@@ -57,7 +57,8 @@ def test_summary_md_has_no_live_html_links_or_images(hostile_result, tmp_path):
     assert "<" not in md and "\x1b" not in md
     assert not re.search(r"(?<!\\)\]\(", md), "no link or image syntax"
     assert not re.search(r"(?<!\\)!\\?\[", md.replace("\\!\\[", "")), "no image syntax"
-    assert not re.search(r"(?<![\\])`", md.replace("`ktest calibrate`", "")), "no code span from outside text"
+    own = re.sub(r"`ktest boot --build [0-9a-f]+ --testcases [^`]+ --reps \d+`", "", md)   # reproduce commands
+    assert not re.search(r"(?<![\\])`", own.replace("`ktest calibrate`", "")), "no code span from outside text"
     assert not re.search(r"(?<!\\)://", md), "no bare URL GitHub would autolink"
     assert "\\x1b\\[31m" in md, "the escape is shown, as text"
     # one line per item: a newline in a subject does not start a heading or a list item
@@ -65,7 +66,8 @@ def test_summary_md_has_no_live_html_links_or_images(hostile_result, tmp_path):
     html = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(md)
     for live in ("<script", "<img", "<a ", "<strong>bold", "<em>em", "<s>gone", "<h1", "<li>item"):
         assert live not in html, live
-    assert html.count("<code>") == html.count("<code>ktest calibrate</code>"), "only ktest's own code span"
+    assert html.count("<code>") == html.count("<code>ktest calibrate</code>") + html.count("<code>ktest boot --build "), \
+        "only ktest's own code spans"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, "the text is still there, inert"
     header = next(l for l in md.splitlines() if l.startswith("| check"))
     rows = [l for l in md.splitlines() if l.startswith("| linkwatch")]
@@ -107,3 +109,15 @@ def test_hostile_subject_through_the_cli(tmp_path, fake_tree):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert not CONTROL.search(p.stderr.replace("\n", "")), repr(p.stderr)
     assert "net: \\x1b]0;pwned\\x07\\x1b[2J<script>" in p.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("cmd", ["ktest boot --build abc --testcases 'testcases/x.py::test_a[gap_0.1s]' --reps 5",
+                                 "ktest boot --testcases 'a`b``c.py::t[*x*]' --reps 5", "`ktest` <b>x</b> [a](b)"])
+def test_a_command_in_summary_md_is_one_code_span_that_copies_as_it_is(cmd):
+    from ktest.safetext import md_code
+
+    html = MarkdownIt("commonmark").render(f"- base: {md_code(cmd)}\n")
+    spans = re.findall(r"<code>(.*?)</code>", html, re.S)
+    import html as h
+
+    assert len(spans) == 1 and h.unescape(spans[0]) == cmd, html

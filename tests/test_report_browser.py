@@ -53,3 +53,34 @@ def test_report_renders_in_chromium(tmp_path):
     p = chromium(tmp_path, f"--screenshot={shot}", page)
     assert p.returncode == 0 and shot.stat().st_size > 10_000
     assert console_lines(p.stderr) == []
+
+
+def visible_text(dom: str) -> str:
+    """The page's text as a reader sees it: no scripts or styles, no tags, entities decoded."""
+    import html
+
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S | re.I)
+    return html.unescape(re.sub(r"<[^>]+>", " ", dom))
+
+
+@pytest.mark.parametrize("fixture", ["result-linkwatch.json", "result-bonding.json"])
+def test_report_shows_words_not_python_values(tmp_path, fixture):
+    """No True/False/None on the page: booleans and absent values read as words.  The recorded run is
+    given the values that used to leak (a metric's per-boot replication, environment entries that are
+    booleans or absent).  Check names are the tests' own ids (pytest's "always-True" parameter ids) and
+    are left out of the scan."""
+    result = json.loads((Path(__file__).parent / "fixtures" / fixture).read_text())
+    m = next(m for c in result["checks"] for m in c["metrics"])
+    m.update(q_value=0.2, q_tail=0.3, boots_base=2, boots_patched=2, tail_floor=5.0, floor_source="estimated",
+             replicated={"centre": True, "tail": False})
+    result["env"].update(launch_to_harness_s=None, kvm_usable=False)
+    out = tmp_path / "run"
+    write_all(result, out)
+    dom = chromium(tmp_path, "--dump-dom", (out / "index.html").as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    text = visible_text(dom.stdout)
+    for c in result["checks"]:
+        text = text.replace(c["path"], "")
+    assert "holds in every boot: median yes, p90 no" in re.sub(r"\s+", " ", text)
+    leaks = [text[max(0, x.start() - 60):x.end() + 20] for x in re.finditer(r"\b(True|False|None)\b", text)]
+    assert leaks == [], leaks
