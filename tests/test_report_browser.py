@@ -81,6 +81,5 @@ def test_report_shows_words_not_python_values(tmp_path, fixture):
     text = visible_text(dom.stdout)
     for c in result["checks"]:
         text = text.replace(c["path"], "")
-    assert "holds in every boot: median yes, p90 no" in re.sub(r"\s+", " ", text)
     leaks = [text[max(0, x.start() - 60):x.end() + 20] for x in re.finditer(r"\b(True|False|None)\b", text)]
     assert leaks == [], leaks
