@@ -482,7 +482,7 @@ def check_history_db(args) -> None:
     from .cache import default_cache_dir
     from .errors import BadDatabase
 
-    if args.cmd not in ("run", "merge"):
+    if args.cmd not in ("run", "merge", "history", "compare"):
         return
     if args.db:
         path, option = Path(args.db), "--db"
@@ -491,6 +491,8 @@ def check_history_db(args) -> None:
     else:
         path, option = Path(args.cache or default_cache_dir()).expanduser() / "history.sqlite", "the history"
     check_db(path, option)
+    if args.cmd not in ("run", "merge"):        # history and compare only read it
+        return
     where = path.absolute().parent
     while not where.exists():
         where = where.parent
@@ -723,6 +725,8 @@ def run_summary_lines(result: dict, outdir: Path) -> list[str]:
             lines.append(inert(f"  culprit: {lead['culprit']}"))
         if lead.get("ended_because"):
             lines.append(inert(f"  ktest ended the boot: {lead['ended_because']}"))
+    for u in v.undecided:
+        lines.append(inert(f"  in doubt: {u}"))
     for chk in result.get("checks", []):
         if chk["path"] in v.regressions:
             for side, cmd in reproduce(result, chk).items():

@@ -302,6 +302,8 @@ CASES = [
      ["KTEST_DB", "not a regular file"], True),
     ("db-under-a-file", lambda t, tree, s: run_args(s, "--db", write(t, "f", "x") + "/h.sqlite"), "bad-db",
      ["cannot be created", "is not a directory"], True),
+    ("history-ktest-db-is-a-dir", lambda t, tree, s: (["history"], {"KTEST_DB": str(t)}), "bad-db",
+     ["KTEST_DB", "not a regular file"], True),
     ("merge-db-is-a-dir", lambda t, tree, s: ["merge", stored_run(t), "--out", str(t / "m"), "--db", str(t)],
      "bad-db", ["not a regular file"], True),
     # 12. + 13. every option of boot, build and run, before any work
