@@ -1,22 +1,29 @@
 """The A/B rule for metric samples.  Pure functions; no VM, no I/O.  The statistics are scipy's.
 
-RULE (ktest-rule/2), per metric of a run:
-1. Centre: exact Mann-Whitney U (a permutation test when samples tie) on all samples of each side.
-   Tail (latencies): a permutation test on the difference of the p90s, so a distribution that turns
-   bimodal is seen even when its median stays put.
-2. Every p-value of the run (all metrics, centre and tail) goes through Benjamini-Hochberg at ALPHA;
-   under a harmless series that bounds the chance of any significant metric at ALPHA.
-3. The shift must exceed a floor: the larger of the check's declared smallest change that matters
-   (`min_effect`) and the metric's noise, measured by `ktest calibrate` on this kernel and accel when a
-   calibration exists, else estimated from the base samples (10 % of the median, the IQR, and a
-   per-unit minimum).
-4. The boot is the unit of replication: the shift must hold in every boot (each boot's median, or p90,
-   on its side of the midpoint between the two sides); from 4 boots a side, the boots' medians (p90s)
-   must differ by an exact Mann-Whitney test.  A shift seen in some boots only is
-   "inconclusive", and `ktest run` boots more rounds to settle it; so does a shift beyond the floor
-   with raw p < SUGGESTIVE (0.05) that the correction did not let through.
-A metric is regressed if any aspect that passes 1-4 moved the wrong way (users feel the tail), else
-improved if one moved the right way, else unchanged.
+RULE (ktest-rule/3), per metric of a run.  The boot is the unit of replication: samples of one boot
+share that boot's luck (its scheduling, its host load), so a side's evidence is its boots, not its
+samples pooled.
+1. Each boot gives one value per aspect: its median (centre) and, for latencies, its p90 (tail; users
+   feel the tail).  Latencies are compared on a log scale (log(x + the unit's least step)), where a
+   boot's luck multiplies; counts on their own scale.
+2. The sides' boot values are compared by a two-sample t-test with the variance pooled over both
+   sides: for a balanced nested design this is the test of the side effect in the mixed model
+   value ~ side + (1 | boot).  A noise model of the metric (between-boot variance measured on this
+   kernel and accel by `ktest calibrate`, or grown from the base boots of earlier runs) joins the
+   run's own variance estimate, weighted by its degrees of freedom, unless the run's base boots
+   disagree with it (an F-test: the machine drifted, and the run's own noise is used alone).
+3. Every p-value of the run (each compared metric's centre, and tail for latencies) goes through
+   Benjamini-Hochberg at ALPHA.
+4. Each aspect is then DIFFERENT (q < ALPHA and the shift beyond the floor), SAME (the one-sided 95 %
+   bound of the harmful shift stays under the floor: no harm as large as the floor), or UNKNOWN
+   (neither).  The floor is the larger of the check's declared smallest change that matters
+   (`min_effect`) and the metric's noise (calibrated, else estimated from the base samples).
+5. A metric is regressed if an aspect is DIFFERENT the harmful way, else inconclusive (and
+   `ktest run` boots more rounds) if an aspect is UNKNOWN, else improved if an aspect is DIFFERENT the
+   good way, else unchanged.  An inconclusive metric whose harmful bound reaches the floor
+   (`doubt` = "harm") keeps the run from being green: the run is "undecided".
+Each comparison carries the smallest harmful change this run could have detected (MDE: t-test power
+0.8 at ALPHA with this run's boots and noise), so that "unchanged" says how large a change it rules out.
 """
 
 from __future__ import annotations
@@ -28,18 +35,21 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats as sps
 
-RULE = "ktest-rule/2"
-RULE_TEXT = ("A metric changes only if (1) an exact Mann-Whitney test on the medians, or a permutation test on "
-             "the p90s for latencies, is significant after Benjamini-Hochberg across all of the run's metrics "
-             "at 5 %; (2) the shift exceeds its floor: the check's declared smallest change that matters, or the "
-             "metric's noise measured by `ktest calibrate` on this kernel and accel (else estimated from the base "
-             "samples); and (3) the shift holds across boots (every boot; from 4 boots a side, a test on the boots' "
-             "medians).  A shift that fails (3), or is suggestive "
-             "(raw p < 0.05) but not significant, is inconclusive and more rounds are booted.  A check that fails "
-             "on both sides can still get worse.")
+RULE = "ktest-rule/3"
+RULE_TEXT = ("The boot is the unit: each boot's median (and p90 for latencies, on a log scale) is compared "
+             "by a t-test over boots (the mixed model's test of the side effect), with the metric's calibrated "
+             "or historical between-boot noise when the run agrees with it; p-values are corrected by "
+             "Benjamini-Hochberg across the run's metrics at 5 %.  A metric changed when the corrected test "
+             "is significant and the shift exceeds its floor (the declared smallest change that matters, or "
+             "the measured noise); it is unchanged when the 95 % bound on a harmful shift stays under the "
+             "floor; otherwise it is in doubt, more rounds are booted, and a run still in doubt after "
+             "--max-rounds is 'undecided' (exit 3), never green.  A check's failures are counted per boot "
+             "and compared by Fisher's exact test in the same way.")
 MIN_SAMPLES = 3
 ALPHA = 0.05
-SUGGESTIVE = ALPHA                     # raw p below this, beyond the floor, yet not significant: boot more
+MIN_BOOTS = 2                          # boots a side with values, the least a t-test over boots can use
+POWER = 0.8                            # for the smallest detectable change (MDE)
+DRIFT_ALPHA = 0.01                     # the run's base boots vs the noise model: an F-test at this level
 REL_FLOOR = 0.10                       # 10 % of the base median (uncalibrated fallback)
 # per unit: the least shift that can count at all.  Counts move by whole events: a shift of one event
 # is a change (2 -> 3 notifications), half an event is not.
@@ -61,10 +71,10 @@ class Comparison:
     patched_median: float | None
     base_p90: float | None
     patched_p90: float | None
-    delta: float | None            # patched - base (medians)
+    delta: float | None            # patched - base (medians of the samples)
     delta_pct: float | None
     delta_p90: float | None
-    p_value: float | None          # centre, raw
+    p_value: float | None          # centre, raw (t-test over boots)
     p_tail: float | None           # tail, raw (None: not tested)
     q_value: float | None = None   # centre, after Benjamini-Hochberg over the run
     q_tail: float | None = None
@@ -72,15 +82,23 @@ class Comparison:
     noise_floor: float = 0.0       # centre
     tail_floor: float | None = None
     floor_source: str = ""         # declared | calibrated | estimated
-    replicated: dict = field(default_factory=dict)   # aspect -> bool: the shift holds in every boot
     lower_is_better: bool = True
     verdict: str = "inconclusive"  # improved | regressed | unchanged | inconclusive
     aspect: str | None = None      # centre | tail: what decided a change
     needs_boots: bool = False      # inconclusive in a way that more boots can settle
+    doubt: str | None = None       # inconclusive: "harm" (a harmful shift as large as the floor is not ruled out) | "benefit"
+    decisions: dict = field(default_factory=dict)    # aspect -> DIFFERENT | SAME | UNKNOWN
+    mde: float | None = None       # the smallest harmful centre shift this run could detect (unit)
+    mde_tail: float | None = None
+    noise: str = "run"             # whose between-boot variance: run | calibrated | history (+ "drifted")
+    boot_values: dict = field(default_factory=dict)  # aspect -> {"base": [...], "patched": [...]} (unit)
     reason: str = ""
+    tests: dict = field(default_factory=dict, repr=False)   # aspect -> BootTest (not serialised)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("tests", None)
+        return d
 
 
 def percentile(xs, q: float) -> float | None:
@@ -116,25 +134,6 @@ def tail_p(base: list[float], patched: list[float]) -> float:
     return float(r.pvalue)
 
 
-BOOT_TEST_MIN = 4                      # boots a side from which replication is a test on boot values
-
-
-def _replicated(base_boots: list[list[float]], patched_boots: list[list[float]], agg, b: float, p: float) -> bool:
-    """Does the shift hold across boots?  With few boots, every boot must sit on its own side of the
-    midpoint between the two sides' pooled values; from BOOT_TEST_MIN boots a side, the boots' values
-    (medians or p90s) must differ by an exact Mann-Whitney test at ALPHA, in the same direction, so that
-    one odd boot among many neither blocks nor makes a verdict."""
-    bb = [agg(x) for x in base_boots if x]
-    pp = [agg(x) for x in patched_boots if x]
-    up = p > b
-    if min(len(bb), len(pp)) >= BOOT_TEST_MIN:
-        if statistics.median(pp) == statistics.median(bb) or (statistics.median(pp) > statistics.median(bb)) != up:
-            return False
-        return centre_p(bb, pp) < ALPHA
-    mid = (b + p) / 2.0
-    return all((v < mid) if up else (v > mid) for v in bb) and all((v > mid) if up else (v < mid) for v in pp)
-
-
 def _p90(xs):
     return percentile(xs, 0.9)
 
@@ -160,11 +159,88 @@ def floors(unit: str, base: list[float], min_effect: float | None, calibrated: d
     return centre, tail, src
 
 
+LOG_UNITS = ("ms", "s")                # latencies: a boot's luck multiplies them
+
+
+def to_scale(unit: str):
+    """(forward, inverse) transforms of a unit's values to the scale the boots are compared on."""
+    if unit in LOG_UNITS:
+        eps = ABS_FLOOR[unit]
+        return (lambda x: math.log(max(float(x), 0.0) + eps)), (lambda y: math.exp(y) - eps)
+    return (lambda x: float(x)), (lambda y: y)
+
+
+@dataclass
+class BootTest:
+    """One aspect (centre or tail) of one metric, boots as the unit, on the compared scale."""
+    aspect: str
+    base: list[float]
+    patched: list[float]
+    diff: float                    # mean(patched) - mean(base)
+    se: float
+    df: float
+    p: float
+    f_up: float                    # the floor, on the scale, upwards and downwards from the base
+    f_down: float
+    noise: str = "run"
+
+    def bound(self, level: float = 0.95) -> tuple[float, float]:
+        """One-sided `level` bounds of the shift, (lower, upper)."""
+        if self.se == 0:
+            return self.diff, self.diff
+        t = float(sps.t.ppf(level, self.df))
+        return self.diff - t * self.se, self.diff + t * self.se
+
+
+def boot_test(aspect: str, base: list[float], patched: list[float], f_up: float, f_down: float,
+              prior: dict | None = None) -> BootTest | None:
+    """Two-sample t-test on boot values with the variance pooled over both sides (and the noise
+    model's, `prior` = {"var", "df", "source"}, unless the run's base boots reject it: drift)."""
+    nb, npt = len(base), len(patched)
+    if nb < MIN_BOOTS or npt < MIN_BOOTS:
+        return None
+    mb, mp = statistics.fmean(base), statistics.fmean(patched)
+    ss = sum((x - mb) ** 2 for x in base) + sum((x - mp) ** 2 for x in patched)
+    df = float(nb + npt - 2)
+    var, noise = ss / df, "run"
+    if prior and (prior.get("df") or 0) > 0 and prior.get("var") is not None:
+        pv, pdf = float(prior["var"]), float(prior["df"])
+        sb2 = statistics.variance(base)
+        drifted = sb2 > 0 and (pv == 0 or float(sps.f.sf(sb2 / pv, nb - 1, pdf)) < DRIFT_ALPHA)
+        if drifted:
+            noise = f"run (its base boots disagree with the {prior.get('source', 'noise model')}: drifted)"
+        else:
+            var, df, noise = (ss + pdf * pv) / (df + pdf), df + pdf, prior.get("source", "noise model")
+    se = math.sqrt(var * (1.0 / nb + 1.0 / npt))
+    diff = mp - mb
+    if se == 0:
+        p = 1.0 if diff == 0 else 0.0
+    else:
+        p = float(2.0 * sps.t.sf(abs(diff) / se, df))
+    return BootTest(aspect, base, patched, diff, se, df, p, f_up, f_down, noise)
+
+
+def boot_values(boots: list[list[float]], agg) -> list[float]:
+    return [float(agg(b)) for b in boots if b]
+
+
+def mde(t: BootTest, centre: float, unit: str, lower_is_better: bool, alpha: float = ALPHA) -> float | None:
+    """The smallest harmful shift (unit) a t-test at `alpha` detects with POWER, at this run's boots."""
+    if t.se == 0:
+        return 0.0
+    fwd, inv = to_scale(unit)
+    m = (float(sps.t.ppf(1 - alpha / 2, t.df)) + float(sps.t.ppf(POWER, t.df))) * t.se
+    return inv(fwd(centre) + m) - centre if lower_is_better else centre - inv(fwd(centre) - m)
+
+
 def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots: list[list[float]],
             lower_is_better: bool = True, min_effect: float | None = None,
-            calibrated: dict | None = None, min_effect_tail: float | None = None) -> Comparison:
+            calibrated: dict | None = None, min_effect_tail: float | None = None,
+            noise: dict | None = None, once: bool = False) -> Comparison:
     """Raw statistics of one metric (samples grouped by boot).  The verdict is final only after
-    `judge()` has seen every comparison of the run (the multiple-testing correction is run-wide)."""
+    `judge()` has seen every comparison of the run (the multiple-testing correction is run-wide).
+    `noise`: the metric's between-boot noise model {"centre": {"var", "df"}, "tail": ..., "source"}.
+    `once`: the check runs in one boot a side by design (a slow check): more boots cannot help."""
     base = [float(v) for b in base_boots for v in b]
     patched = [float(v) for b in patched_boots for v in b]
     bm = statistics.median(base) if base else None
@@ -174,20 +250,39 @@ def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots
                    base_median=bm, patched_median=pm, base_p90=_p90(base), patched_p90=_p90(patched),
                    delta=None, delta_pct=None, delta_p90=None, p_value=None, p_tail=None,
                    lower_is_better=lower_is_better)
-    if len(base) < MIN_SAMPLES or len(patched) < MIN_SAMPLES:
-        c.reason = f"needs at least {MIN_SAMPLES} samples a side (have {len(base)} and {len(patched)})"
+    if not base or not patched:
+        c.reason = f"not measured on {'both sides' if not base and not patched else 'base' if not base else 'patched'}"
         return c
     c.delta = pm - bm
     c.delta_pct = (c.delta / bm * 100.0) if bm else None
     c.delta_p90 = c.patched_p90 - c.base_p90
     c.separated = max(base) < min(patched) or max(patched) < min(base)
     c.noise_floor, c.tail_floor, c.floor_source = floors(unit, base, min_effect, calibrated, min_effect_tail)
-    c.p_value = centre_p(base, patched)
-    if unit in TAIL_UNITS:
-        c.p_tail = tail_p(base, patched)
-    c.replicated = {"centre": _replicated(base_boots, patched_boots, statistics.median, bm, pm)}
-    if c.p_tail is not None:
-        c.replicated["tail"] = _replicated(base_boots, patched_boots, _p90, c.base_p90, c.patched_p90)
+    if min(c.boots_base, c.boots_patched) < MIN_BOOTS:
+        if once:
+            c.reason = (f"not compared: the check runs in one boot a side by design ({c.boots_base}+"
+                        f"{c.boots_patched} boots); a test over boots needs {MIN_BOOTS} a side")
+        else:
+            c.needs_boots, c.doubt = True, "harm"
+            c.reason = f"needs at least {MIN_BOOTS} boots a side (have {c.boots_base} and {c.boots_patched})"
+        return c
+    fwd, _ = to_scale(unit)
+    aspects = [("centre", statistics.median, bm, c.noise_floor)]
+    if unit in TAIL_UNITS and min(len(b) for b in base_boots + patched_boots if b) >= MIN_SAMPLES:
+        aspects.append(("tail", _p90, c.base_p90, c.tail_floor))
+    for name, agg, centre, floor in aspects:
+        bv, pv = boot_values(base_boots, agg), boot_values(patched_boots, agg)
+        c.boot_values[name] = {"base": [round(v, 3) for v in bv], "patched": [round(v, 3) for v in pv]}
+        f_up = fwd(centre + floor) - fwd(centre)
+        f_down = fwd(centre) - fwd(max(centre - floor, 0.0))
+        t = boot_test(name, [fwd(v) for v in bv], [fwd(v) for v in pv], f_up, f_down, (noise or {}).get(name) and
+                      {**noise[name], "source": noise.get("source", "noise model")})
+        c.tests[name] = t
+        m = mde(t, centre, unit, lower_is_better)
+        if name == "centre":
+            c.p_value, c.mde, c.noise = t.p, m, t.noise
+        else:
+            c.p_tail, c.mde_tail = t.p, m
     c.verdict, c.reason = "pending", "awaiting the run-wide correction"
     return c
 
@@ -215,41 +310,66 @@ def judge(comps: list[Comparison], alpha: float = ALPHA) -> None:
         _decide(c, alpha)
 
 
+def decide_aspect(t: BootTest, q: float, lower_is_better: bool, beyond: bool,
+                  alpha: float = ALPHA) -> tuple[str, str | None]:
+    """DIFFERENT, SAME or UNKNOWN, and for UNKNOWN which way the doubt lies ("harm" or "benefit").
+    `beyond`: the shift as a reader sees it (the medians', or p90s', difference) exceeds the floor, the
+    same way as the test's."""
+    if q < alpha and beyond:
+        return "DIFFERENT", None
+    lo, hi = t.bound(0.95)
+    harm_ruled_out = hi < t.f_up if lower_is_better else lo > -t.f_down
+    if not harm_ruled_out:
+        return "UNKNOWN", "harm"
+    good_beyond = t.diff < -t.f_down if lower_is_better else t.diff > t.f_up
+    if good_beyond:                    # a good shift beyond the floor, not yet significant
+        return "UNKNOWN", "benefit"
+    return "SAME", None
+
+
+def _fmt(v: float | None, u: str) -> str:
+    return "?" if v is None else f"{v:.1f} {u}"
+
+
 def _decide(c: Comparison, alpha: float) -> None:
     u = c.unit
-    aspects = [("centre", c.q_value, c.delta, c.noise_floor, c.base_median, c.patched_median)]
+    rows = [("centre", c.q_value, c.delta, c.noise_floor, c.base_median, c.patched_median, c.mde)]
     if c.q_tail is not None:
-        aspects.append(("tail", c.q_tail, c.delta_p90, c.tail_floor, c.base_p90, c.patched_p90))
-    moved, why_not = [], []
-    for name, q, d, floor, b, p in aspects:
-        if q >= alpha:
-            why_not.append(f"{name} q={q:.3f}")
-        elif abs(d) <= floor:
-            why_not.append(f"{name} |{d:+.1f}| {u} within floor {floor:.1f} {u}")
-        else:
-            moved.append((name, q, d, floor, b, p))
-    if not moved:
-        hints = [(name, p) for (name, q, d, floor, b, pv), p in zip(aspects, (c.p_value, c.p_tail))
-                 if p is not None and p < SUGGESTIVE and abs(d) > floor]
-        if hints:
-            c.verdict, c.needs_boots = "inconclusive", True
-            c.reason = (f"suggestive but not significant ({hints[0][0]} p={hints[0][1]:.3f} before the run-wide "
-                        f"correction; " + "; ".join(why_not) + "): more boots can settle it")
-            return
-        c.verdict, c.reason = "unchanged", "no change beyond noise (" + "; ".join(why_not) + ")"
-        return
-    worse = [m for m in moved if (m[2] > 0) == c.lower_is_better]
-    name, q, d, floor, b, p = (worse or moved)[0]
-    c.aspect = name
-    label = "median" if name == "centre" else "p90"
-    desc = f"{label} {b:.1f} -> {p:.1f} {u}, q={q:.3g}, floor {floor:.1f} {u} ({c.floor_source})"
-    if not c.replicated.get(name, True):
-        c.verdict, c.needs_boots = "inconclusive", True
-        c.reason = f"{desc}, but the shift does not hold in every boot ({c.boots_base}+{c.boots_patched} boots)"
-        return
-    c.verdict = "regressed" if worse else "improved"
-    c.reason = desc
+        rows.append(("tail", c.q_tail, c.delta_p90, c.tail_floor, c.base_p90, c.patched_p90, c.mde_tail))
+    got = {}
+    for name, q, d, floor, b, p, m in rows:
+        t = c.tests[name]
+        beyond = d is not None and abs(d) > floor and (d > 0) == (t.diff > 0)
+        got[name] = decide_aspect(t, q, c.lower_is_better, beyond, alpha)
+        c.decisions[name] = got[name][0]
+    worse = [r for r in rows if got[r[0]][0] == "DIFFERENT" and (c.tests[r[0]].diff > 0) == c.lower_is_better]
+    better = [r for r in rows if got[r[0]][0] == "DIFFERENT" and r not in worse]
+    unknown = [r for r in rows if got[r[0]][0] == "UNKNOWN"]
+    nb = f"{c.boots_base}+{c.boots_patched} boots"
 
+    def desc(r):
+        name, q, d, floor, b, p, m = r
+        label = "median" if name == "centre" else "p90"
+        return f"{label} {b:.1f} -> {p:.1f} {u}, q={q:.3g}, floor {floor:.1f} {u} ({c.floor_source})"
+
+    if worse:
+        c.verdict, c.aspect, c.reason = "regressed", worse[0][0], f"{desc(worse[0])}, {nb}"
+        return
+    if unknown:
+        harm = [r for r in unknown if got[r[0]][1] == "harm"]
+        r = (harm or unknown)[0]
+        c.verdict, c.needs_boots, c.doubt = "inconclusive", True, "harm" if harm else "benefit"
+        name, q, d, floor, b, p, m = r
+        way = "a harmful" if harm else "an improving"
+        c.reason = (f"{desc(r)}: not decided at {nb}: {way} shift as large as the floor is not ruled out "
+                    f"(this run detects {_fmt(m, u)}); more boots can settle it")
+        return
+    if better:
+        c.verdict, c.aspect, c.reason = "improved", better[0][0], f"{desc(better[0])}, {nb}"
+        return
+    c.verdict = "unchanged"
+    c.reason = (f"no harmful change as large as the floor ({_fmt(c.noise_floor, u)}; 95 % bound, {nb}); "
+                f"smallest detectable {_fmt(c.mde, u)}")
 
 def compare_v1(base: list[float], patched: list[float], unit: str) -> str:
     """The rule before ktest-rule/2, kept only so that `ktest calibrate` can measure how often it cried

@@ -29,8 +29,8 @@ def test_boot_to_boot_noise_becomes_the_floor_and_rates_are_reported():
     assert 10 < x["centre"] < 35 and len(x["boot_medians"]) == 6
     assert x["false_change_v2_calibrated"] == 0.0, "a shift no larger than the noise is never called"
     rates = cal["rates"]
-    assert set(rates) >= {"old rule (ktest-rule/1)", "ktest-rule/2, estimated floors"}
-    assert rates["old rule (ktest-rule/1)"] >= rates["ktest-rule/2, estimated floors"]
+    assert set(rates) >= {"old rule (ktest-rule/1)", "ktest-rule/3, estimated floors"}
+    assert rates["old rule (ktest-rule/1)"] >= rates["ktest-rule/3, estimated floors"]
 
 
 def test_stored_calibration_is_found_for_a_run(tmp_path):
@@ -43,7 +43,7 @@ def test_stored_calibration_is_found_for_a_run(tmp_path):
     data = calibration.record(cache, Tree, "linkwatch", "tcg", runs, 2, 5)
     got = calibration.for_run(cache, Tree, ["linkwatch", "bonding"], accel="tcg")
     assert got.floors == data["floors"] and "lw.x/lat" in got.floors
-    assert got.summary()["boots"] == 4 and got.summary()["rule"] == "ktest-rule/2"
+    assert got.summary()["boots"] == 4 and got.summary()["rule"] == "ktest-rule/3"
     assert calibration.for_run(cache, Tree, ["linkwatch"], accel="kvm") is None
 
 
@@ -56,12 +56,12 @@ def test_held_out_floors_come_only_from_boots_the_split_does_not_use():
     assert floors_for((0, 2), (1, 3))["lw.x/lat"]["centre"] < 5, "the slow boots are in the split, not held out"
     assert floors_for((2, 3), (4, 5))["lw.x/lat"]["centre"] >= 199, "held out: the slow boots set the floor"
     cal = calibration.calibrate(runs, 2)
-    held = cal["rates"]["ktest-rule/2, calibrated floors (held-out boots)"]
-    insample = cal["rates"]["ktest-rule/2, calibrated floors (in-sample)"]
+    held = cal["rates"]["ktest-rule/3, calibrated floors (held-out boots)"]
+    insample = cal["rates"]["ktest-rule/3, calibrated floors (in-sample)"]
     assert insample == 0.0 and held > insample, "out of sample the two slow boots together cry wolf"
     assert cal["metrics"]["lw.x/lat"]["false_change_v2_held_out"] == held
 
 
 def test_held_out_rate_needs_two_spare_groups():
     runs = [guest({"lw.x": [100.0, 101.0, 102.0]}) for _ in range(6)]
-    assert calibration.calibrate(runs, 2)["rates"]["ktest-rule/2, calibrated floors (held-out boots)"] is None
+    assert calibration.calibrate(runs, 2)["rates"]["ktest-rule/3, calibrated floors (held-out boots)"] is None
