@@ -152,13 +152,24 @@ def _visible_controls(v):
     return v
 
 
-def _holds(replicated) -> str:
-    """{aspect: bool} (does the shift hold in every boot) in words: "median yes, p90 no"."""
-    if not isinstance(replicated, dict) or not replicated:
-        return "not measured"
+def _over_boots(m: dict) -> str:
+    """How a metric fared over boots, in words: each aspect's decision (ktest-rule/3), the smallest
+    harmful change the run could detect, and whose noise; a result of the older rule says whether the
+    shift held in every boot."""
     names = {"centre": "median", "tail": "p90"}
-    return ", ".join(f"{names.get(k, k)} {'yes' if v else 'no' if v is False else 'not measured'}"
-                     for k, v in replicated.items())
+    if m.get("decisions"):
+        words = {"DIFFERENT": "changed", "SAME": "ruled out", "UNKNOWN": "in doubt"}
+        parts = [", ".join(f"{names.get(k, k)} {words.get(v, v)}" for k, v in m["decisions"].items())]
+        if m.get("mde") is not None:
+            parts.append(f"detects {_fmt(m['mde'], m.get('unit') or '')}")
+        if m.get("noise"):
+            parts.append(f"noise: {m['noise']}")
+        return "; ".join(parts)
+    rep = m.get("replicated")
+    if not isinstance(rep, dict) or not rep:
+        return "not compared over boots"
+    return "holds in every boot: " + ", ".join(
+        f"{names.get(k, k)} {'yes' if v else 'no' if v is False else 'not measured'}" for k, v in rep.items())
 
 
 def template_env() -> Environment:
@@ -166,7 +177,7 @@ def template_env() -> Environment:
     env = Environment(loader=PackageLoader("ktest", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       trim_blocks=True, lstrip_blocks=True, finalize=_visible_controls)
     env.filters["fmt"] = _fmt
-    env.filters["holds"] = _holds
+    env.filters["over_boots"] = _over_boots
     env.globals["strip_chart"] = strip_chart
     env.globals["trends_anchor"] = anchor
     return env
@@ -308,6 +319,13 @@ def junit_suite(result: dict, name: str | None = None):
             tc.result = [Failure(f"{c['verdict']}: {msg}; " + "; ".join(c["messages"]["patched"]))]
         elif c["verdict"] == "flaky":
             tc.result = [Error(f"flaky on patched: {c['patched']['statuses']}")]
+        elif c["verdict"] == "undecided":
+            doubt = [f"{m['metric']}: {m['reason']}" for m in c["metrics"] if m.get("doubt") == "harm"]
+            f = c.get("failures") or {}
+            if f.get("decision") == "UNKNOWN":
+                doubt.insert(0, f"fails in {f['patched'][0]} of {f['patched'][1]} patched boots, "
+                                f"{f['base'][0]} of {f['base'][1]} base (Fisher p={f['p']:.3g})")
+            tc.result = [Error("undecided, not green: " + "; ".join(doubt))]
         elif c["base"]["status"] == "SKIP" and c["patched"]["status"] == "SKIP":
             tc.result = [Skipped("; ".join(c["messages"]["patched"]) or "skipped")]
         elif c["verdict"] == "not compared":
@@ -431,6 +449,10 @@ def render_summary(result: dict) -> str:
              f"**{t(v.status)}**" + (f": {t(lead['sentence'])}" if lead else ""), ""]
     if v.error:
         lines += [t(v.error), ""]
+    if v.undecided:
+        lines += [f"In doubt after {t((result.get('rounds') or {}).get('booted') or result['settings'].get('rounds'))} "
+                  f"round(s), so not green (exit 3); more rounds (`--max-rounds`) can settle them:", ""]
+        lines += [f"- {t(u)}" for u in v.undecided] + [""]
     if rng := result["series"].get("range"):
         lines += [f"Revision range {t(rng['spec'])}: base {t(rng['start'][:12])}, commits "
                   + ", ".join(t((p.get("commit") or "")[:12]) for p in result["series"]["patches"]), ""]

@@ -165,13 +165,15 @@ class Culprit:
 @dataclass
 class Verdict:
     """result["verdict"]: the run's claim and its exit code (0 no regression, 1 regression, 2 could
-    not run), with what it rests on.  A run that could not run says at which stage and why."""
-    status: str                      # "no regression" | "regression" | "could not run"
+    not run, 3 undecided: still in doubt after the run's last round), with what it rests on.  A run that
+    could not run says at which stage and why."""
+    status: str                      # "no regression" | "regression" | "undecided" | "could not run"
     exit_code: int
     regressions: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
     flaky: list[str] = field(default_factory=list)
     inconclusive: list[str] = field(default_factory=list)
+    undecided: list[str] = field(default_factory=list)     # what keeps the run from a claim: checks, metrics
     not_run: list[str] = field(default_factory=list)
     not_compared: list[str] = field(default_factory=list)   # ran on one side only (skipped on the other)
     rule: str | None = None

@@ -23,9 +23,12 @@ from .progress import Progress
 from .records import Build, BootRecord, BuildRecord, Culprit, Series, Tree, Verdict, relative_path
 from .series import apply_series, load
 from .stats import RULE
-from .verdict import compare_checks, conclude, crash_diff, overall, splat_diff, unconfirmed_stall
+from .verdict import (CRASH_VERDICTS, REGRESSIONS, compare_checks, conclude, crash_diff, once_paths, overall, splat_diff,
+                      unconfirmed_stall)
 
 SCHEMA = "ktest.result/1"
+DEFAULT_MAX_ROUNDS = 6      # boots a side at most while metrics are in doubt (see docs/verdict.md)
+FAIL_MAX_BOOTS = 8          # boots a side at most while a check's failure counts are in doubt
 
 
 @dataclass
@@ -327,11 +330,12 @@ class _Run:
     def boot_extra_rounds(self) -> None:
         opts, result, runs = self.opts, self.result, self.runs
         # shards boot the planned rounds only: they must agree without talking to each other
-        max_rounds = opts.rounds if opts.shard else opts.max_rounds if opts.max_rounds is not None else 2 * opts.rounds
+        max_rounds = self.max_rounds
         result["rounds"] = {"planned": opts.rounds, "max": max_rounds, "booted": opts.rounds, "extra": []}
         done = opts.rounds
         while done < max_rounds and runs["base"]:
-            pending = overall(compare_checks(runs["base"], runs["patched"], self.floors), {"new": []})["inconclusive"]
+            pending = overall(compare_checks(runs["base"], runs["patched"], self.floors, once=self.once),
+                              {"new": []})["inconclusive"]
             if not pending:
                 break
             batch = list(range(done + 1, min(max_rounds, done + max(1, opts.vms // 2)) + 1))
@@ -347,29 +351,61 @@ class _Run:
     def floors(self) -> dict | None:
         return self.cal.floors if self.cal else None
 
-    # 4. retry what failed on the patched side only, before flagging it
+    @property
+    def max_rounds(self) -> int:
+        """Shards boot the planned rounds only: they must agree without talking to each other."""
+        o = self.opts
+        return o.rounds if o.shard else o.max_rounds if o.max_rounds is not None else max(DEFAULT_MAX_ROUNDS, o.rounds)
+
+    @property
+    def once(self) -> frozenset[str]:
+        """Checks that run in one boot a side by design (the slow checks of round 1)."""
+        return once_paths(self.result, self.runs["base"] + self.runs["patched"])
+
+    # 4. failures on the patched side that the counts cannot call yet: boot those checks again, on
+    # both sides, until Fisher's test decides or FAIL_MAX_BOOTS a side (a stall: the whole run again)
     def retry(self) -> None:
         runs = self.runs
-        suspects = _suspects(runs)
         stalls = [f"{sp['kind']} {sp['fingerprint']}" for sp in splat_diff(runs["base"], runs["patched"])["new"]
                   if unconfirmed_stall(sp)]
-        if not (suspects or stalls):
-            return
-        self.progress.stage(f"[{self.series.name}] retrying on patched: "
-                            + "; ".join(filter(None, [f"{len(suspects)} failing check(s): {', '.join(suspects)}"
-                                                      if suspects else "", f"a stall seen in one boot: "
-                                                      f"{', '.join(stalls)}" if stalls else ""])))
-        if stalls:                           # a stall: the whole run again, as it ran
-            what = {"expr": self.opts.expr}
-        else:
-            what = _just(runs, suspects, self.opts)
-        jobs = [BootJob(f"{side}-retry", self.kernels[side].bzimage, self.outdir / "boots" / f"{side}-retry",
-                        f"{side}-retry", {**self.common, **what}) for side in ("base", "patched")]
+        if stalls:
+            self.progress.stage(f"[{self.series.name}] retrying on patched: a stall seen in one boot: "
+                                f"{', '.join(stalls)}")
+            self._retry_boots("retry", {"expr": self.opts.expr}, 1)
+        batch = 0
+        while True:
+            checks = compare_checks(runs["base"], runs["patched"], self.floors, once=self.once)
+            undecided = [c for c in checks if (c.get("failures") or {}).get("decision") == "UNKNOWN"
+                         and c["verdict"] not in CRASH_VERDICTS]
+            if not undecided:
+                return
+            booted = min(c["failures"]["patched"][1] for c in undecided)
+            room = max(FAIL_MAX_BOOTS, self.max_rounds) - booted
+            if room <= 0:
+                return
+            batch += 1
+            paths = [c["path"] for c in undecided]
+            self.progress.stage(f"[{self.series.name}] failure counts undecided ("
+                                + "; ".join(f"{c['path']}: {c['failures']['patched'][0]} of "
+                                            f"{c['failures']['patched'][1]} patched boots, "
+                                            f"{c['failures']['base'][0]} of {c['failures']['base'][1]} base"
+                                            for c in undecided[:3])
+                                + (" ..." if len(undecided) > 3 else "") + "): booting them again on both sides")
+            self._retry_boots(f"retry{batch}", _just(runs, paths, self.opts),
+                              max(1, min(self.opts.vms // 2, room)))
+
+    def _retry_boots(self, tag: str, what: dict, per_side: int) -> None:
+        keys = [f"{side}-{tag}" + (f"-{k}" if per_side > 1 else "") for k in range(1, per_side + 1)
+                for side in ("base", "patched")]
+        jobs = [BootJob(key, self.kernels[key.split("-")[0]].bzimage, self.outdir / "boots" / key, key,
+                        {**self.common, **what}) for key in keys]
         got = run_jobs(self.cache, jobs, self.opts.vms, self.progress, runner=run_checks)
-        for side in ("base", "patched"):
-            gr = got[f"{side}-retry"]
-            runs[side].append(gr.to_json())
+        for key in keys:
+            side = key.split("-")[0]
+            gr = got[key]
+            self.runs[side].append(gr.to_json())
             self.result["boots"].append(BootRecord(gr.to_json(), side, 0, "retry").to_json(self.outdir))
+        self.save()
 
     # 5. verdicts
     def conclude(self) -> None:
@@ -387,19 +423,6 @@ class _Run:
             p = series.patches[-1]
             result["culprit"] = Culprit(p.index, p.subject, "only patch of the series" if len(builds) == 1
                                         else "bisect disabled").to_json()
-
-
-def _suspects(runs: dict) -> list[str]:
-    """Checks that fail on patched in fewer than two boots while passing on base: retry them."""
-    from .verdict import collect
-
-    b, p = collect(runs["base"]), collect(runs["patched"])
-    out = []
-    for path, pc in p.items():
-        fails = sum(s in ("FAIL", "ERROR") for s in pc["statuses"])
-        if fails and fails < 2 and all(s == "PASS" for s in b.get(path, {}).get("statuses", ["PASS"])):
-            out.append(path)
-    return out
 
 
 def _node_ids(runs: dict, paths: list[str]) -> list[str]:
@@ -453,14 +476,26 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
     for i in range(1, len(builds)):
         gr = got[f"patch-{i}"]
         result["boots"].append(BootRecord(gr.to_json(), f"patch {i}", 0, "bisect").to_json(outdir))
-        v = overall(compare_checks(base_runs, [gr.to_json()], cal_floors), splat_diff(base_runs, [gr.to_json()]),
-                    crashes=crash_diff(base_runs, [gr.to_json()]))
+        checks = compare_checks(base_runs, [gr.to_json()], cal_floors)
+        v = overall(checks, splat_diff(base_runs, [gr.to_json()]), crashes=crash_diff(base_runs, [gr.to_json()]))
         mine = [r for r in v["regressions"] if r in regressions or r.startswith("new ")]
+        mine += [c["path"] for c in checks if c["path"] in regressions and c["path"] not in mine and _shows(c)]
         if mine:
             p = series.patches[i - 1]
             return Culprit(i, p.subject, "first patch that shows: " + ", ".join(mine)).to_json()
     p = series.patches[-1]
     return Culprit(len(builds), p.subject, "earlier patches do not show the regression").to_json()
+
+
+def _shows(c: dict) -> bool:
+    """Does one boot of an earlier patch show a check's regression?  The culprit search asks whether the
+    symptom is there, not for a claim of its own: one boot cannot decide a claim (failure counts and the
+    test over boots need more), but a failure where the base passes, or a shift beyond the floor the
+    harmful way, is the symptom."""
+    if c["verdict"] in REGRESSIONS or (c.get("failures") or {}).get("patched", [0])[0] > 0:
+        return True
+    return any(m.get("delta") is not None and m["verdict"] != "context" and abs(m["delta"]) > (m.get("noise_floor") or 0)
+               and (m["delta"] > 0) == m["lower_is_better"] for m in c["metrics"])
 
 
 def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None:

@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 from .crash import LABEL
 from .records import Verdict
-from .stats import RULE, compare, judge
+from .stats import ALPHA, POWER, RULE, compare, judge
 
 STATUS_ORDER = ["FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP"]
 
@@ -67,6 +67,61 @@ def judged_status(c: dict) -> str:
     return side_status(kept) if kept else "SKIP"
 
 
+FAIL_EFFECT = 0.5          # the smallest rise of a check's failure rate (per boot) that matters
+
+
+def failure_counts(c: dict) -> tuple[int, int]:
+    """(boots that failed the check, boots that passed or failed it) on one side: an infrastructure
+    error is neither; a skip asserted nothing."""
+    fails = sum(s in ("FAIL", "ERROR") for s in c["statuses"]) - c["infra"]
+    return fails, fails + sum(s == "PASS" for s in c["statuses"])
+
+
+def _fisher_greater(kp: int, n_p: int, kb: int, n_b: int) -> float:
+    """One-sided Fisher exact p: does the patched side fail more often than the base?"""
+    from scipy.stats import hypergeom
+
+    # kp failures among n_p draws from n_p + n_b boots of which kp + kb failed
+    return float(hypergeom.sf(kp - 1, n_p + n_b, kp + kb, n_p))
+
+
+def failure_test(kb: int, n_b: int, kp: int, n_p: int) -> tuple[str, float]:
+    """DIFFERENT, SAME or UNKNOWN for a check's failure counts, and the p-value.  DIFFERENT: Fisher's
+    exact test (one-sided) at ALPHA.  SAME: the patched side fails no more often than the base, or a real
+    rise of FAIL_EFFECT would have given a smaller p than this in at least POWER of runs of this size
+    (Pinpoint's 'high threshold', computed exactly over the binomial outcomes).  UNKNOWN: more boots."""
+    from scipy.stats import binom
+
+    if n_p == 0 or n_b == 0:
+        return "UNKNOWN", 1.0
+    if kp == 0 or kp / n_p <= kb / n_b:
+        return "SAME", 1.0
+    p = _fisher_greater(kp, n_p, kb, n_b)
+    if p < ALPHA:
+        return "DIFFERENT", p
+    rb = kb / n_b
+    ra = min(1.0, rb + FAIL_EFFECT)
+    miss = sum(binom.pmf(i, n_p, ra) * binom.pmf(j, n_b, rb)
+               for i in range(n_p + 1) for j in range(n_b + 1) if _fisher_greater(i, n_p, j, n_b) >= p)
+    return ("SAME" if miss <= 1.0 - POWER else "UNKNOWN"), p
+
+
+def failure_verdict(bc: dict, pc: dict, tr: str, history: tuple[int, int] | None = None) -> dict | None:
+    """A check that failed in some patched boots: its failure counts decide (None: no patched failure
+    or no base that ran it).  `history`: (failed, boots) of the same check on the same base kernel in
+    earlier runs, counted with the base."""
+    kp, n_p = failure_counts(pc)
+    kb, n_b = failure_counts(bc)
+    if kp == 0 or n_b == 0:
+        return None
+    hk, hn = history or (0, 0)
+    dec, p = failure_test(kb + hk, n_b + hn, kp, n_p)
+    mixed = any(0 < k < n for k, n in ((kb, n_b), (kp, n_p)))
+    verdict = {"DIFFERENT": "regression", "UNKNOWN": "undecided"}.get(dec) or ("flaky" if mixed else tr)
+    return {"decision": dec, "p": p, "base": [kb, n_b], "patched": [kp, n_p],
+            "history": [hk, hn] if history else None, "verdict": verdict}
+
+
 REGRESSIONS = ("regression", "metric regression", "still failing, worse")
 IMPROVEMENTS = ("fixed", "metric improvement", "still failing, better")
 
@@ -89,10 +144,14 @@ def transition(base: str, patched: str) -> str:
     return "unchanged"
 
 
-def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration: dict | None = None) -> list[dict]:
+def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration: dict | None = None,
+                   once: frozenset[str] | set[str] = frozenset(), noise: dict | None = None,
+                   fail_history: dict | None = None) -> list[dict]:
     """Per-check verdicts.  `calibration`: {"<path>/<metric>": {"centre": floor, "tail": floor}} from
     `ktest calibrate`, the measured noise of each metric on this kernel and accel.  All metrics of the
-    run are judged together (the multiple-testing correction is run-wide, see stats)."""
+    run are judged together (the multiple-testing correction is run-wide, see stats).  `once`: paths of
+    checks that run in one boot a side by design; `noise`: {"<path>/<metric>": noise model} (stats);
+    `fail_history`: {path: (failed, boots)} of the base kernel in earlier runs."""
     b, p = collect(base_runs), collect(patched_runs)
     checks, pending = [], []
     for path in list(b) + [x for x in p if x not in b]:
@@ -106,18 +165,22 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
             cmp = compare(name, m0["unit"], list((bm or {}).get("boots", {}).values()),
                           list((pm or {}).get("boots", {}).values()), m0["lower_is_better"],
                           min_effect=m0.get("min_effect"), calibrated=(calibration or {}).get(f"{path}/{name}"),
-                          min_effect_tail=m0.get("min_effect_tail"))
+                          min_effect_tail=m0.get("min_effect_tail"), noise=(noise or {}).get(f"{path}/{name}"),
+                          once=path in once)
             skipped = [side for side, st in (("base", bs), ("patched", ps)) if st == "SKIP"]
             if skipped:   # a check that skipped asserted nothing; numbers it left behind prove nothing either
                 cmp.verdict, cmp.reason = "inconclusive", f"not compared: the check skipped on {' and '.join(skipped)}"
+                cmp.needs_boots, cmp.doubt = False, None
             elif m0.get("context"):
                 cmp.verdict, cmp.reason = "context", "recorded to explain the check's metrics; not compared"
+                cmp.needs_boots, cmp.doubt = False, None
             pending.append((cmp, bm, pm))
             metrics.append(cmp)
         checks.append({
             "path": path, "base": {"status": bs, "statuses": bc["statuses"], "infra_errors": bc["infra"]},
             "patched": {"status": ps, "statuses": pc["statuses"], "infra_errors": pc["infra"]},
             "transition": tr, "verdict": tr,
+            "failures": failure_verdict(bc, pc, tr, (fail_history or {}).get(path)),
             "metrics": metrics,
             "timelines": {"base": bc["timelines"][:1], "patched": pc["timelines"][:1]},
             "messages": {"base": bc["messages"][:3], "patched": pc["messages"][:3]},
@@ -129,7 +192,9 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
           for c, bm, pm in pending}
     for c in checks:
         c["metrics"] = [js[id(m)] for m in c["metrics"]]
-        c["verdict"] = check_verdict(c["transition"], [m["verdict"] for m in c["metrics"]])
+        c["verdict"] = check_verdict((c["failures"] or {}).get("verdict") or c["transition"],
+                                     [m["verdict"] for m in c["metrics"]],
+                                     any(m.get("doubt") == "harm" for m in c["metrics"]))
         if nr := c.get("not_run"):
             c["verdict"] = "crashed" if nr["during"] else "not run"
     return checks
@@ -182,14 +247,18 @@ def _where(cr: dict) -> str:
     return cr.get("during") or cr.get("where") or "?"
 
 
-def check_verdict(tr: str, metric_verdicts: list[str]) -> str:
+def check_verdict(tr: str, metric_verdicts: list[str], harm_in_doubt: bool = False) -> str:
     """A check's verdict from its status transition and its metrics.  A check that fails on both sides
-    is still compared on its metrics: it can get worse (or better) while failing."""
+    is still compared on its metrics: it can get worse (or better) while failing.  A check whose
+    statuses did not change but a metric of which may have got worse is "undecided", not "unchanged"."""
     worse, better = "regressed" in metric_verdicts, "improved" in metric_verdicts
     if tr == "unchanged":
-        return "metric regression" if worse else "metric improvement" if better else tr
+        return ("metric regression" if worse else "undecided" if harm_in_doubt else
+                "metric improvement" if better else tr)
     if tr == "still failing":
         return "still failing, worse" if worse else "still failing, better" if better else tr
+    if tr == "flaky" and worse:         # failing now and then on both sides, and slower too
+        return "metric regression"
     return tr
 
 
@@ -273,12 +342,19 @@ def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: d
     stalls = [f"{s['kind']}: {s['fingerprint']} ({s['boots']} of {s['of']} patched boots, not reproduced)"
               for s in splats.get("new", []) if s["fingerprint"] not in crash_fps and unconfirmed_stall(s)]
     lead = (crashes["new"] or crashes["patched"] or crashes["base"] or [None])[0]
+    undecided = [f"{c['path']}: fails in {c['failures']['patched'][0]} of {c['failures']['patched'][1]} patched boots, "
+                 f"{c['failures']['base'][0]} of {c['failures']['base'][1]} base" for c in checks
+                 if (c.get("failures") or {}).get("decision") == "UNKNOWN" and c["verdict"] not in CRASH_VERDICTS]
+    undecided += [f"{c['path']}/{m['metric']}: {m['reason']}" for c in checks for m in c["metrics"]
+                  if m.get("doubt") == "harm" and c["verdict"] not in CRASH_VERDICTS]
+    status, code = ("regression", 1) if regressions else ("undecided", 3) if undecided else ("no regression", 0)
     v = Verdict(
-        "regression" if regressions else "no regression", 1 if regressions else 0,
+        status, code,
         regressions=regressions,
         improvements=[c["path"] for c in checks if c["verdict"] in IMPROVEMENTS],
         flaky=[c["path"] for c in checks if c["verdict"] == "flaky"] + stalls,
         inconclusive=[f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"] if m.get("needs_boots")],
+        undecided=undecided,
         not_run=[c["path"] for c in checks if c["verdict"] in CRASH_VERDICTS],
         not_compared=[c["path"] for c in checks if c["verdict"] == "not compared"],
         rule=RULE,
@@ -308,6 +384,23 @@ def collection_order(boots: list[dict]):
     return lambda check: rank.get(check["path"], len(pos))
 
 
+def once_paths(result: dict, boots: list[dict]) -> frozenset[str]:
+    """Paths of the checks that run in one boot a side by design: the slow checks (round 1 only), by
+    their node ids in the run's settings."""
+    slow = set(((result.get("settings") or {}).get("slow_checks") or {}).get("checks") or [])
+    if not slow:
+        return frozenset()
+    out = set()
+    for b in boots:
+        for r in b.get("results", []):
+            nid = r.get("id") or ""
+            while nid and nid not in slow:
+                nid = nid.rpartition("::")[0]
+            if nid:
+                out.add(r["path"])
+    return frozenset(out)
+
+
 def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
              calibration: dict | None = None) -> None:
     """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries),
@@ -316,7 +409,7 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
     a shard)."""
     from .console import KnownIssues
 
-    checks = compare_checks(base_runs, patched_runs, calibration)
+    checks = compare_checks(base_runs, patched_runs, calibration, once=once_paths(result, base_runs + patched_runs))
     order = collection_order(base_runs + patched_runs)
     if order is not None:
         checks.sort(key=order)

@@ -46,14 +46,19 @@ def test_compare_judges_b_against_a_with_the_run_rule(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "compare patched sides" in out and "regression" in out
 
-    # the other way round it is an improvement; base sides of a run and its copy: no change
-    assert cli.main(["compare", str(b), str(a), "--out", str(tmp_path / "ba"), *cache]) == 0
+    # the other way round it is an improvement (with, at 2 boots a side, one metric still in doubt:
+    # undecided, exit 3); base sides of a run and its copy: no change
+    assert cli.main(["compare", str(b), str(a), "--out", str(tmp_path / "ba"), *cache]) == 3
     m = json.loads((tmp_path / "ba" / "result.json").read_text())
     assert "linkwatch.operstate.virtio_bounce.gap_0_1s" in m["verdict"]["improvements"]
+    assert m["verdict"]["status"] == "undecided" and m["verdict"]["undecided"]
     c = stored(tmp_path, "c", {**fx, "run_id": "20260101-000000-3-cccc"})
-    assert cli.main(["compare", str(a), str(c), "--side", "base", "--out", str(tmp_path / "ac"), *cache]) == 0
+    # the same boots on both sides: nothing moved, but 2 boots a side cannot rule out a 5 ms harm on the
+    # noisiest metric either, so the honest answer is undecided, not green
+    assert cli.main(["compare", str(a), str(c), "--side", "base", "--out", str(tmp_path / "ac"), *cache]) == 3
     m = json.loads((tmp_path / "ac" / "result.json").read_text())
-    assert m["verdict"]["status"] == "no regression" and not m["verdict"]["improvements"]
+    assert m["verdict"]["status"] == "undecided" and not m["verdict"]["improvements"]
+    assert not m["verdict"]["regressions"]
 
 
 def test_compare_refuses_runs_without_evidence(tmp_path, capsys):

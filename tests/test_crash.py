@@ -117,12 +117,13 @@ def guest_run(label, results, crash=None, splats=()):
 @pytest.fixture
 def crashed_result():
     """A one-patch series whose patched kernel oopses in the second check, which fails (its `ip` was
-    killed), and cuts off the two after it; base passes everything.  Both patched boots crash alike."""
+    killed), and cuts off the two after it; base passes everything.  All four patched boots crash alike
+    (four a side: the failure counts of the check that failed are evidence on their own, Fisher p = 1/70)."""
     crash = oops_run(console_with_markers(), results=[res(PATHS[0])]).to_json()
     crash["during"] = PATHS[1]
     splat = parse(console_with_markers())[0].to_json()
-    base = [guest_run(f"base-{i}", [res(p) for p in PATHS]) for i in (1, 2)]
-    patched = [guest_run(f"patched-{i}", [res(PATHS[0]), res(PATHS[1], "FAIL")], crash, [splat]) for i in (1, 2)]
+    base = [guest_run(f"base-{i}", [res(p) for p in PATHS]) for i in (1, 2, 3, 4)]
+    patched = [guest_run(f"patched-{i}", [res(PATHS[0]), res(PATHS[1], "FAIL")], crash, [splat]) for i in (1, 2, 3, 4)]
     r = json.loads((HERE / "fixtures" / "result-linkwatch.json").read_text())
     r["series"]["expected"] = None
     r["boots"] = []
@@ -141,7 +142,7 @@ def test_the_crash_is_one_regression_and_the_checks_it_cut_off_are_not(crashed_r
     by = {c["path"]: c for c in crashed_result["checks"]}
     assert by[PATHS[2]]["verdict"] == "not run" and by[PATHS[2]]["patched"]["status"] == "MISS"
     assert by[PATHS[2]]["not_run"]["reason"] == f"not run: patched kernel crashed in {PATHS[1]}"
-    assert v["crash"]["during"] == PATHS[1] and v["crash"]["boots"] == ["patched-1", "patched-2"]
+    assert v["crash"]["during"] == PATHS[1] and v["crash"]["boots"] == ["patched-1", "patched-2", "patched-3", "patched-4"]
 
 
 def test_a_crash_during_a_check_that_left_no_result_is_counted_under_the_crash(crashed_result):
@@ -158,7 +159,7 @@ def test_summary_leads_with_the_crash_the_check_and_the_trace(crashed_result):
     first = md.splitlines()[0]
     assert "**regression**" in first and "oopsed in lkdtm\\_EXCEPTION" in first
     assert f"during check {PATHS[1]}" in first and "2 checks not run after it" in first
-    assert "2 of 2 boot(s)" in first
+    assert "4 of 4 boot(s)" in first
     head = md[:md.index("| check |")]
     assert "Culprit: patch 1" in head and "    RIP: 0010:lkdtm_EXCEPTION+0x2/0xa" in head
     assert "new oops in patched" not in md, "the crash is not repeated as a splat at the end"

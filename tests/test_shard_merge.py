@@ -40,7 +40,7 @@ def _essence(result: dict) -> dict:
 
 
 def _run(cache, tree, series, tmp_path, name, rounds, shard_spec=None):
-    opts = RunOptions(rounds=rounds, reps=5, reports=tmp_path / name, testcases=[Path("testcases")],
+    opts = RunOptions(rounds=rounds, max_rounds=rounds, reps=5, reports=tmp_path / name, testcases=[Path("testcases")],
                       shard=shard_spec, db=tmp_path / "history.sqlite")
     return run_series(cache, tree, str(series), opts, Silent())
 
@@ -59,7 +59,11 @@ def test_two_shards_merged_equal_the_unsharded_run(tmp_path, fake_tree, cache, m
     m = merge([parts[1][1], parts[0][1]], tmp_path / "merged", cache, tmp_path / "history.sqlite")
 
     # the replay reproduces the recorded run, so the comparison below is about real results
-    assert [c["verdict"] for c in whole["checks"]] == [c["verdict"] for c in recorded["checks"]]
+    # (a check whose metric is in doubt under ktest-rule/3 is "undecided" where the old rule said "unchanged")
+    assert [c["verdict"] for c in whole["checks"]] == [
+        "undecided" if w["verdict"] == "undecided" and c["verdict"] == "unchanged" else c["verdict"]
+        for c, w in zip(recorded["checks"], whole["checks"])]
+    assert any(c["verdict"] != "undecided" for c in whole["checks"])
     assert whole["verdict"]["improvements"] and whole["expected"]
     paths = [{c["path"] for c in r["checks"]} for r, _ in parts]
     assert paths[0] and paths[1] and not paths[0] & paths[1], "each shard has its own, non-empty part"
@@ -68,7 +72,9 @@ def test_two_shards_merged_equal_the_unsharded_run(tmp_path, fake_tree, cache, m
     (run,) = m["runs"]
     merged = json.loads((tmp_path / "merged" / run["dir"] / "result.json").read_text())
     assert _essence(merged) == _essence(whole)
-    assert m["exit_code"] == whole["verdict"]["exit_code"] == 0 and run["shards"] == 2
+    # recorded at 2 boots (linkwatch) and 1 boot (bonding) a side: under ktest-rule/3 some metrics stay in
+    # doubt at so few boots (max rounds = rounds here, as CI shards boot), so the run is undecided
+    assert m["exit_code"] == whole["verdict"]["exit_code"] == 3 and run["shards"] == 2
     assert [x["shard"] for x in merged["settings"]["merged_from"]] == ["1/2", "2/2"]
     for b in merged["boots"]:   # logs were copied and their paths still resolve
         assert (tmp_path / "merged" / run["dir"] / b["boot"]["console_log"]).is_file()

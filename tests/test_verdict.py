@@ -1,3 +1,5 @@
+import pytest
+
 from ktest.verdict import compare_checks, expected_effects, overall, side_status, splat_diff, transition
 
 
@@ -39,21 +41,66 @@ def test_a_check_that_asserted_on_one_side_only_is_not_compared():
 
 
 def test_status_regression_and_fix_across_rounds():
-    base = [run([res("a"), res("b", "FAIL")]), run([res("a"), res("b", "FAIL")])]
-    patched = [run([res("a", "FAIL"), res("b")]), run([res("a", "FAIL"), res("b")])]
+    """Failing in every patched boot and passing in every base boot: 2 boots a side cannot tell that
+    from a check that fails half the time on both (Fisher p = 1/6): undecided, exit 3, never green.
+    Four boots a side decide it (p = 1/70)."""
+    base = [run([res("a"), res("b", "FAIL")]) for _ in range(2)]
+    patched = [run([res("a", "FAIL"), res("b")]) for _ in range(2)]
     checks = {c["path"]: c for c in compare_checks(base, patched)}
-    assert checks["a"]["verdict"] == "regression" and checks["a"]["patched"]["statuses"] == ["FAIL", "FAIL"]
+    assert checks["a"]["verdict"] == "undecided" and checks["a"]["failures"]["decision"] == "UNKNOWN"
+    v = overall(list(checks.values()), {"new": []})
+    assert (v["status"], v["exit_code"]) == ("undecided", 3) and v["undecided"][0].startswith("a: fails in 2 of 2")
+    checks = {c["path"]: c for c in compare_checks(base * 2, patched * 2)}
+    assert checks["a"]["verdict"] == "regression" and checks["a"]["patched"]["statuses"] == ["FAIL"] * 4
+    assert checks["a"]["failures"]["p"] == pytest.approx(1 / 70)
     assert checks["b"]["verdict"] == "fixed"
     v = overall(list(checks.values()), {"new": []})
     assert v["exit_code"] == 1 and v["regressions"] == ["a"] and v["improvements"] == ["b"]
 
 
-def test_flaky_is_not_a_regression():
-    base = [run([res("a")]), run([res("a")])]
-    patched = [run([res("a", "FAIL")]), run([res("a")])]
-    (c,) = compare_checks(base, patched)
-    assert c["verdict"] == "flaky"
+def test_a_check_failing_in_one_of_two_patched_boots_with_a_clean_base_is_never_green():
+    """It buys more boots; if the failure keeps coming it is a regression, if the new boots pass it is
+    flaky (a rise of 50 points in the failure rate would have shown with power 0.8), and in between it
+    stays undecided."""
+    ok, bad = run([res("a")]), run([res("a", "FAIL")])
+    (c,) = compare_checks([ok, ok], [bad, ok])
+    assert c["verdict"] == "undecided"
+    assert overall([c], {"new": []})["exit_code"] == 3
+    (c,) = compare_checks([ok] * 6, [bad] + [ok] * 5)
+    assert c["verdict"] == "flaky" and c["failures"]["decision"] == "SAME"
     assert overall([c], {"new": []})["exit_code"] == 0
+    (c,) = compare_checks([ok] * 8, [bad, ok] * 4)
+    assert c["verdict"] == "regression" and c["failures"]["p"] < 0.05
+    (c,) = compare_checks([ok] * 3, [bad, ok, ok])
+    assert c["verdict"] == "undecided", "1 of 3 against 0 of 3 is not yet evidence either way"
+
+
+def test_a_check_known_to_flake_on_the_base_is_not_a_patched_only_failure():
+    """The base kernel's failure rate from the history counts with the base's own boots."""
+    ok, bad = run([res("a")]), run([res("a", "FAIL")])
+    (c,) = compare_checks([ok] * 2, [bad, ok], fail_history={"a": (8, 20)})
+    assert c["verdict"] == "flaky" and c["failures"]["history"] == [8, 20]
+    (c,) = compare_checks([ok] * 2, [bad, bad], fail_history={"a": (0, 20)})
+    assert c["verdict"] == "regression", "a clean history makes two failures in two boots evidence"
+
+
+def test_failures_on_both_sides_at_the_same_rate_are_flaky():
+    ok, bad = run([res("a")]), run([res("a", "FAIL")])
+    (c,) = compare_checks([bad, ok, ok, ok], [ok, bad, ok, ok])
+    assert c["verdict"] == "flaky" and overall([c], {"new": []})["exit_code"] == 0
+
+
+def test_a_metric_in_doubt_is_never_no_regression():
+    """31 -> 113 ms at 2 boots a side, among a run's other metrics: in doubt, so the run is undecided."""
+    others = [res(f"o{i}", samples=[10.0, 11, 12]) for i in range(12)]
+    base = [run([res("lw", samples=[22, 25, 27, 31, 35])] + others), run([res("lw", samples=[30, 33, 37, 40, 44])] + others)]
+    patched = [run([res("lw", samples=[80, 95, 100, 104, 110])] + others),
+               run([res("lw", samples=[112, 120, 126, 131, 150])] + others)]
+    checks = compare_checks(base, patched)
+    m = checks[0]["metrics"][0]
+    assert m["verdict"] == "inconclusive" and m["doubt"] == "harm"
+    v = overall(checks, {"new": []})
+    assert (v["status"], v["exit_code"]) == ("undecided", 3) and v["undecided"][0].startswith("lw/lat: median")
 
 
 def test_metric_samples_pool_across_rounds_and_improve():
@@ -140,8 +187,10 @@ def test_a_run_without_evidence_is_never_no_regression():
 
 
 def test_calibrated_floor_is_looked_up_per_check_and_metric():
-    base = [run([res("lw", samples=[3.0, 3.1, 3.3, 3.4, 3.4])]), run([res("lw", samples=[3.5, 3.6, 4.0, 4.4, 5.1])])]
-    patched = [run([res("lw", samples=[6.8, 8.0, 8.9, 9.2, 9.4])]), run([res("lw", samples=[9.6, 10.1, 11, 12.5, 15.3])])]
+    base = [run([res("lw", samples=x)]) for x in ([2.9, 3.1, 3.3, 3.4, 3.4], [3.5, 3.6, 4.0, 4.4, 5.1],
+                                                  [3.0, 3.2, 3.5, 3.6, 4.0])]
+    patched = [run([res("lw", samples=x)]) for x in ([6.8, 8.0, 8.9, 9.2, 9.4], [9.6, 10.1, 11, 12.5, 15.3],
+                                                     [8.0, 8.5, 9.0, 9.5, 10.0])]
     assert compare_checks(base, patched)[0]["verdict"] == "metric regression"
     (c,) = compare_checks(base, patched, calibration={"lw/lat": {"centre": 12.0, "tail": 14.0}})
     assert c["verdict"] == "unchanged" and c["metrics"][0]["floor_source"] == "calibrated"
@@ -192,7 +241,7 @@ def test_an_infrastructure_error_is_left_out_of_the_comparison():
     assert v["regressions"] == [] and v["not_compared"] == ["a"] and v["status"] == "could not run", \
         "nothing was compared: no evidence either way"
     assert compare_checks(base, [run([infra]), run([res("a")])])[0]["verdict"] == "unchanged"
-    assert compare_checks(base, [run([infra]), run([res("a", "FAIL")])])[0]["verdict"] == "regression", \
+    assert compare_checks(base, [run([infra]), run([res("a", "FAIL")])])[0]["failures"]["patched"] == [1, 1], \
         "the boot the machine did not fail still counts"
-    plain = compare_checks(base, [run([res("a", "ERROR")]), run([res("a", "ERROR")])])
+    plain = compare_checks(base * 2, [run([res("a", "ERROR")])] * 4)
     assert plain[0]["verdict"] == "regression", "an ordinary ERROR (a fixture the kernel broke) still counts"
