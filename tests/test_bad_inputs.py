@@ -226,7 +226,8 @@ CASES = [
     ("series-patch-links-out", lambda t, tree, s: ["build", series_dir(t, s, link=outside_patch(t, s))],
      "not-a-patch", ["symlink that leads out of"], True),
     # 22. a `series` file names files of its folder only
-    ("series-file-parent", lambda t, tree, s: ["build", series_dir(t, s, listing=f"../{Path(outside_patch(t, s)).name}\n")],
+    ("series-file-parent", lambda t, tree, s: ["build", series_dir(
+        t, s, listing=f"../{Path(outside_patch(t, s)).name}\n")],
      "bad-series-file", ["lists ../x.patch", "not a file name in the series folder", "(hint: "], True),
     ("series-file-absolute", lambda t, tree, s: run_args(series_dir(t, s, listing="/etc/passwd\n")),
      "bad-series-file", ["/etc/passwd"], True),
