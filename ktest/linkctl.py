@@ -9,10 +9,10 @@ request-to-ack time is context for the reader; checks time the kernel's reaction
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
-import socket
 import threading
 import time
 from pathlib import Path
@@ -29,70 +29,90 @@ class MonitorUnavailable(QMPError):
 
 
 class QMP:
-    """A minimal QMP client over a unix socket: greeting, qmp_capabilities, then one command at a time."""
+    """A synchronous QMP client for one agent thread, on QEMU's own client library (qemu.qmp): greeting,
+    qmp_capabilities, then one command at a time.  The library is asyncio; each monitor gets an event
+    loop of its own, driven from the thread that uses it, with a deadline on connecting (the socket
+    appears when QEMU has started), on the greeting and on each command (qemu.qmp.legacy has none on
+    the greeting).  Asynchronous events are not kept: nothing reads them."""
+
+    GREETING_S = 10.0
+    COMMAND_S = 10.0
 
     def __init__(self, path: Path, connect_timeout: float = 20.0):
         self.path, self.connect_timeout = path, connect_timeout
-        self.sock: socket.socket | None = None
-        self.buf = b""
+        self._client = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _line(self, deadline: float) -> dict:
-        while b"\n" not in self.buf:
-            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                raise QMPError("QEMU's monitor did not answer") from None
-            if not chunk:
-                raise QMPError("QEMU closed its monitor socket")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return json.loads(line)
-
-    def _reply(self, deadline: float) -> dict:
-        while True:
-            msg = self._line(deadline)
-            if "return" in msg or "error" in msg:
-                return msg            # asynchronous "event" messages are skipped
+    def _run(self, coro, timeout: float):
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
     def connect(self) -> None:
+        from qemu.qmp import QMPClient
+        from qemu.qmp.protocol import ConnectError
+
         deadline = time.monotonic() + self.connect_timeout
-        last = None
-        while time.monotonic() < deadline:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        while True:
+            client = QMPClient(f"ktest-linkctl:{self.path}")
             try:
-                s.connect(str(self.path))
-                self.sock = s
-                break
-            except OSError as e:
-                last = e
-                s.close()
-                time.sleep(0.05)
-        if self.sock is None:
-            raise MonitorUnavailable(f"cannot open QEMU's monitor socket {self.path}: {last}")
-        deadline = time.monotonic() + 10
+                self._run(client.connect(str(self.path)), self.GREETING_S)
+                self._client = client
+                return
+            except ConnectError as e:
+                self._drop(client)
+                cause = getattr(e, "exc", None)
+                if isinstance(cause, OSError):           # no socket yet, or nobody listening
+                    if time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    raise MonitorUnavailable(f"cannot open QEMU's monitor socket {self.path}: {cause}") from None
+                raise MonitorUnavailable(f"no QMP greeting on the monitor socket {self.path}: {e}") from None
+            except asyncio.TimeoutError:
+                self._drop(client)
+                raise MonitorUnavailable(f"no QMP greeting on the monitor socket {self.path} "
+                                         f"within {self.GREETING_S:.0f}s") from None
+
+    def _drop(self, client) -> None:
         try:
-            greeting = self._line(deadline)
-        except (QMPError, ValueError) as e:
-            raise MonitorUnavailable(f"no QMP greeting on the monitor socket {self.path}: {e}") from None
-        if "QMP" not in greeting:
-            raise MonitorUnavailable(f"no QMP greeting on the monitor socket {self.path}")
-        self.execute("qmp_capabilities")
+            self._run(client.disconnect(), 5)
+        except Exception:           # a client that never connected, or a monitor already gone
+            pass
 
     def execute(self, command: str, **arguments) -> dict:
-        if self.sock is None:
+        from qemu.qmp import ExecuteError, QMPError as LibError
+
+        if self._client is None:
             self.connect()
-        msg = {"execute": command, **({"arguments": arguments} if arguments else {})}
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        reply = self._reply(time.monotonic() + 10)
-        if "error" in reply:
-            raise QMPError(f"{command}: {reply['error'].get('desc', reply['error'])}")
-        return reply["return"]
+        try:
+            return self._run(self._client.execute(command, arguments or None), self.COMMAND_S)
+        except ExecuteError as e:
+            raise QMPError(f"{command}: {e}") from None      # the error's desc
+        except asyncio.TimeoutError:
+            raise QMPError("QEMU's monitor did not answer") from None
+        except (LibError, EOFError, OSError) as e:
+            raise QMPError(f"QEMU's monitor: {type(e).__name__}: {e}") from None
+        finally:
+            self._client.events.clear()     # events are never read: keep none
 
     def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        if self._client is not None:
+            self._drop(self._client)
+            self._client = None
+        if self._loop is not None:
+            pending = asyncio.all_tasks(self._loop)      # a half-made session's reader and writer
+            for t in pending:
+                t.cancel()
+            if pending:
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.close()
+            self._loop = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 def handle(req: dict, qmp: QMP) -> dict:

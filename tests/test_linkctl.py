@@ -21,19 +21,42 @@ class FakeQMP:
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
+        """As QEMU 7.2 speaks it: its greeting, then after capabilities an event before each reply, each
+        reply with its command's id."""
         conn, _ = self.srv.accept()
         f = conn.makefile("rwb")
-        f.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+        f.write(b'{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian"}, '
+                b'"capabilities": ["oob"]}}\n')
         f.flush()
-        for line in f:
-            msg = json.loads(line)
-            self.calls.append(msg)
-            f.write(b'{"event": "NIC_RX_FILTER_CHANGED", "data": {}}\n')     # events are skipped
-            if self.fail and msg["execute"] == "set_link":
-                f.write(b'{"error": {"class": "DeviceNotFound", "desc": "Device \'n7\' not found"}}\n')
-            else:
-                f.write(b'{"return": {}}\n')
-            f.flush()
+        try:
+            for msg in self._messages(conn):
+                self.calls.append(msg)
+                ident = {"id": msg["id"]} if "id" in msg else {}
+                if msg["execute"] != "qmp_capabilities":     # QEMU sends events once out of capabilities mode
+                    f.write(b'{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "NIC_RX_FILTER_CHANGED", '
+                            b'"data": {"path": "/machine/peripheral-anon/device[0]/virtio-backend"}}\n')   # skipped
+                if self.fail and msg["execute"] == "set_link":
+                    f.write(json.dumps({"error": {"class": "DeviceNotFound", "desc": "Device 'n7' not found"},
+                                        **ident}).encode() + b"\n")
+                else:
+                    f.write(json.dumps({"return": {}, **ident}).encode() + b"\n")
+                f.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass                    # the client hung up
+
+    @staticmethod
+    def _messages(conn):
+        """JSON objects as QEMU reads them: a stream, with or without newlines between them."""
+        dec, buf = json.JSONDecoder(), ""
+        while chunk := conn.recv(65536):
+            buf += chunk.decode()
+            while buf.strip():
+                try:
+                    msg, end = dec.raw_decode(buf.lstrip())
+                except ValueError:
+                    break               # the rest of the object is still on its way
+                buf = buf.lstrip()[end:]
+                yield msg
 
 
 def test_qmp_negotiates_then_sets_the_link(tmp_path):
