@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,23 @@ CREATE TABLE IF NOT EXISTS metrics (
     n INTEGER NOT NULL,
     PRIMARY KEY (run_id, path, metric, side)
 );
+CREATE TABLE IF NOT EXISTS base_boots (
+    run_id TEXT NOT NULL,
+    build TEXT NOT NULL,
+    accel TEXT NOT NULL,
+    boot INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    status TEXT,
+    centre REAL,
+    tail REAL,
+    PRIMARY KEY (run_id, boot, path, metric)
+);
+CREATE INDEX IF NOT EXISTS base_boots_build ON base_boots(build, accel);
 """
+# `base_boots` (each base boot's status per check, metric = "", and its median and p90 per metric): every
+# run's base boots are free A/A data, from which the noise model and failure rates of a base kernel grow.
 # `metrics` came after `runs`: opening a database made before it adds the table (CREATE ... IF NOT
 # EXISTS), and the runs recorded before simply have no metric rows.
 
@@ -77,6 +94,32 @@ def _metric_rows(result: dict) -> list[tuple]:
     return list(rows.values())
 
 
+def base_build(result: dict) -> str | None:
+    """The base kernel's artifact key: the same commit, kconfig and toolchain."""
+    return next((b.get("key") for b in result.get("builds", []) if b.get("label") == "base" and b.get("key")), None)
+
+
+def _base_boot_rows(result: dict) -> list[tuple]:
+    from .stats import _p90
+
+    build, accel = base_build(result), (result.get("env") or {}).get("accel")
+    if not build or not accel or (result.get("settings") or {}).get("shard") or result.get("compare"):
+        return []
+    rows = {}
+    boots = [b for b in result.get("boots", []) if b.get("side") == "base" and b.get("purpose", "round") != "bisect"]
+    for i, b in enumerate(boots):
+        for r in b.get("results", []):
+            if not isinstance(r, dict) or not isinstance(r.get("path"), str) or r.get("infra"):
+                continue
+            rows[(i, r["path"], "")] = (result["run_id"], build, accel, i, r["path"], "", "", r.get("status"), None, None)
+            for m in r.get("metrics") or []:
+                xs = [float(x) for x in m.get("samples") or [] if _number(x) is not None]
+                if xs and not m.get("context"):
+                    rows[(i, r["path"], m["name"])] = (result["run_id"], build, accel, i, r["path"], m["name"],
+                                                       m.get("unit") or "", None, statistics.median(xs), _p90(xs))
+    return list(rows.values())
+
+
 @dataclass
 class History:
     db: sqlite3.Connection
@@ -98,6 +141,49 @@ class History:
                  str(result_path), json.dumps(_checks(result))))
             self.db.execute("DELETE FROM metrics WHERE run_id = ?", (result["run_id"],))
             self.db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?)", _metric_rows(result))
+            self.db.execute("DELETE FROM base_boots WHERE run_id = ?", (result["run_id"],))
+            self.db.executemany("INSERT INTO base_boots VALUES (?,?,?,?,?,?,?,?,?,?)", _base_boot_rows(result))
+
+    def noise_model(self, build: str, accel: str, exclude: str | None = None, min_df: int = 4) -> dict:
+        """Each metric's between-boot variance on the compared scale (stats.to_scale), pooled within the
+        earlier runs of this base kernel and accel (run-to-run shifts left out: within a run, base and
+        patched boot side by side): {"path/metric": {"centre": {"var", "df"}, "tail": ..., "source"}}.
+        Only metrics with at least `min_df` degrees of freedom."""
+        from .stats import to_scale
+
+        per: dict[tuple, dict] = {}
+        for run_id, path, metric, unit, centre, tail in self.db.execute(
+                "SELECT run_id, path, metric, unit, centre, tail FROM base_boots WHERE build = ? AND accel = ? "
+                "AND metric != '' AND run_id != ?", (build, accel, exclude or "")):
+            fwd, _ = to_scale(unit)
+            d = per.setdefault((path, metric), {})
+            for aspect, v in (("centre", centre), ("tail", tail)):
+                if v is not None:
+                    d.setdefault(aspect, {}).setdefault(run_id, []).append(fwd(v))
+        out = {}
+        for (path, metric), aspects in per.items():
+            model = {}
+            for aspect, runs in aspects.items():
+                ss = sum(sum((x - statistics.fmean(xs)) ** 2 for x in xs) for xs in runs.values() if len(xs) > 1)
+                df = sum(len(xs) - 1 for xs in runs.values() if len(xs) > 1)
+                if df >= min_df:
+                    model[aspect] = {"var": ss / df, "df": df}
+            if "centre" in model:
+                n = len(aspects["centre"])
+                out[f"{path}/{metric}"] = {**model, "source": f"history ({n} earlier run{'s' if n != 1 else ''})"}
+        return out
+
+    def fail_history(self, build: str, accel: str, exclude: str | None = None) -> dict:
+        """{path: (base boots that failed it, base boots that passed or failed it)} in earlier runs of this
+        base kernel and accel."""
+        out = {}
+        for path, failed, ran in self.db.execute(
+                "SELECT path, SUM(status IN ('FAIL', 'ERROR')), SUM(status IN ('PASS', 'FAIL', 'ERROR')) "
+                "FROM base_boots WHERE build = ? AND accel = ? AND metric = '' AND run_id != ? GROUP BY path",
+                (build, accel, exclude or "")):
+            if ran:
+                out[path] = (int(failed or 0), int(ran))
+        return out
 
     def runs(self, series: str | None = None, limit: int = 20) -> list[dict]:
         q = "SELECT run_id, created, series, base, status, exit_code, n_regressions, result_path FROM runs"

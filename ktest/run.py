@@ -334,8 +334,7 @@ class _Run:
         result["rounds"] = {"planned": opts.rounds, "max": max_rounds, "booted": opts.rounds, "extra": []}
         done = opts.rounds
         while done < max_rounds and runs["base"]:
-            pending = overall(compare_checks(runs["base"], runs["patched"], self.floors, once=self.once),
-                              {"new": []})["inconclusive"]
+            pending = overall(self.compare(), {"new": []})["inconclusive"]
             if not pending:
                 break
             batch = list(range(done + 1, min(max_rounds, done + max(1, opts.vms // 2)) + 1))
@@ -350,6 +349,27 @@ class _Run:
     @property
     def floors(self) -> dict | None:
         return self.cal.floors if self.cal else None
+
+    def judged_with(self) -> dict:
+        """The calibrated floors and, from the history, the base kernel's noise model and failure rates
+        (every earlier run's base boots of this build and accel are A/A data); kept in the result."""
+        from .history import History, base_build
+
+        jw = self.result.get("judged_with")
+        if jw is None:
+            build, accel = base_build(self.result), (self.result.get("env") or {}).get("accel")
+            noise, fails = {}, {}
+            if build and accel:
+                hist = History.open(self.opts.db or self.cache.history_db)
+                noise = hist.noise_model(build, accel, exclude=self.result["run_id"])
+                fails = hist.fail_history(build, accel, exclude=self.result["run_id"])
+            jw = self.result["judged_with"] = {"floors": self.floors, "noise": noise, "fail_history": fails}
+        return jw
+
+    def compare(self) -> list[dict]:
+        jw = self.judged_with()
+        return compare_checks(self.runs["base"], self.runs["patched"], jw["floors"], once=self.once,
+                              noise=jw["noise"], fail_history={k: tuple(v) for k, v in jw["fail_history"].items()})
 
     @property
     def max_rounds(self) -> int:
@@ -374,7 +394,7 @@ class _Run:
             self._retry_boots("retry", {"expr": self.opts.expr}, 1)
         batch = 0
         while True:
-            checks = compare_checks(runs["base"], runs["patched"], self.floors, once=self.once)
+            checks = self.compare()
             undecided = [c for c in checks if (c.get("failures") or {}).get("decision") == "UNKNOWN"
                          and c["verdict"] not in CRASH_VERDICTS]
             if not undecided:
@@ -409,7 +429,13 @@ class _Run:
 
     # 5. verdicts
     def conclude(self) -> None:
+        if self.runs["base"]:
+            self.judged_with()
         conclude(self.result, self.runs["base"], self.runs["patched"], calibration=self.floors)
+        if drifted := (self.result.get("judged_with") or {}).get("drifted"):
+            self.progress.warn(f"[{self.series.name}] this run's base boots disagree with the history's noise for "
+                               f"{len(drifted)} metric(s) ({', '.join(drifted[:3])}{' ...' if len(drifted) > 3 else ''}): "
+                               f"the machine drifted; judged on this run's own noise")
 
     # 6. culprit: which patch of a multi-patch series first shows the regression
     def find_culprit(self) -> None:

@@ -406,10 +406,20 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
     """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries),
     into `result`.  `ktest run` and `ktest merge` (on the pooled runs of all shards) both conclude
     here.  Checks come in collection order whichever boot ran them first (a slow check's own guest,
-    a shard)."""
+    a shard).  What the run was judged with (calibrated floors, the noise model and base failure rates
+    from the history) is kept in result["judged_with"], so that a merge or a re-render judges alike."""
     from .console import KnownIssues
 
-    checks = compare_checks(base_runs, patched_runs, calibration, once=once_paths(result, base_runs + patched_runs))
+    jw = result.get("judged_with") or {}
+    if calibration is None:
+        calibration = jw.get("floors")
+    checks = compare_checks(base_runs, patched_runs, calibration, once=once_paths(result, base_runs + patched_runs),
+                            noise=jw.get("noise"), fail_history={k: tuple(v) for k, v in
+                                                                 (jw.get("fail_history") or {}).items()})
+    drifted = sorted(f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"]
+                     if "drifted" in (m.get("noise") or ""))
+    if jw or drifted:
+        result["judged_with"] = {**jw, "floors": calibration, "drifted": drifted}
     order = collection_order(base_runs + patched_runs)
     if order is not None:
         checks.sort(key=order)

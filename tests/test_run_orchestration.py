@@ -236,3 +236,32 @@ def test_rerun_repeats_a_stored_run_on_the_same_builds(tmp_path, fake_tree, thre
     assert cli.main(["run", "--rerun", old["run_id"], "--db", str(db), *common]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[rerun-differs]" in err[0] and "patches changed" in err[0], err
+
+
+def test_earlier_runs_base_boots_are_the_noise_model_and_failure_history_of_the_next(
+        tmp_path, fake_tree, three_patches, cache, monkeypatch):
+    """Two runs of 3 rounds record their base boots; the third run of the same base build and accel is
+    judged with that noise (4 degrees of freedom) and the base's failure rate, and says so in the result."""
+    t = user_tree(cache, fake_tree)
+    boot = {"n": 0}
+
+    def behaviour(image, label, expr):
+        boot["n"] += 1
+        k = boot["n"] % 3
+        return [("area.a", "PASS", [100.0 + k, 101 + k, 102 + k]), ("area.f", "FAIL" if k == 0 else "PASS", [])]
+
+    fake, _ = canned(behaviour)
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=3, max_rounds=3, reps=3, reports=tmp_path / "reports", testcases=[Path("x")],
+                      bisect=False, db=tmp_path / "h.sqlite", vms=1)
+    first, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    assert first["judged_with"]["noise"] == {} and first["judged_with"]["fail_history"] == {}
+    run_series(cache, t, str(three_patches), opts, Silent())
+    third, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    jw = third["judged_with"]
+    assert jw["noise"]["area.a/lat"]["centre"]["df"] == 4
+    assert jw["noise"]["area.a/lat"]["source"] == "history (2 earlier runs)"
+    failed, ran = jw["fail_history"]["area.f"]
+    assert ran == 6 and 0 < failed < ran
+    (m,) = next(c for c in third["checks"] if c["path"] == "area.a")["metrics"]
+    assert m["noise"].startswith("history")
