@@ -146,6 +146,49 @@ def calibrate(runs: list[dict], rounds: int) -> dict:
             "checks": {p: {k: v / raw["splits"] for k, v in c.items()} for p, c in raw["checks"].items()}}
 
 
+def noise_model(runs: list[dict], source: str = "calibration") -> dict:
+    """Each metric's between-boot variance on the compared scale (stats.to_scale) over boots of one
+    kernel, the noise model ktest-rule/3 joins to a run's own: {"path/metric": {"centre": {"var", "df"},
+    "tail": ..., "source"}}."""
+    from .stats import MIN_SAMPLES, _p90, to_scale
+
+    vals: dict[str, dict] = {}
+    for r in runs:
+        for path, c in collect([r]).items():
+            for name, m in c["metrics"].items():
+                if m["samples"] and not m.get("context"):
+                    fwd, _ = to_scale(m["unit"])
+                    d = vals.setdefault(f"{path}/{name}", {"centre": [], "tail": []})
+                    d["centre"].append(fwd(statistics.median(m["samples"])))
+                    if len(m["samples"]) >= MIN_SAMPLES:
+                        d["tail"].append(fwd(_p90(m["samples"])))
+    out = {}
+    for k, d in vals.items():
+        model = {a: {"var": statistics.variance(xs), "df": len(xs) - 1} for a, xs in d.items() if len(xs) >= 3}
+        if "centre" in model:
+            out[k] = {**model, "source": source}
+    return out
+
+
+def pool_noise(*models: dict) -> dict:
+    """Noise models of one metric from several sources (calibration, history), pooled by their degrees
+    of freedom."""
+    out: dict[str, dict] = {}
+    for m in models:
+        for k, v in (m or {}).items():
+            if k not in out:
+                out[k] = v
+                continue
+            o, merged = out[k], {"source": f"{out[k]['source']} + {v['source']}"}
+            for a in ("centre", "tail"):
+                xs = [x[a] for x in (o, v) if x.get(a)]
+                if xs:
+                    df = sum(x["df"] for x in xs)
+                    merged[a] = {"var": sum(x["var"] * x["df"] for x in xs) / df, "df": df}
+            out[k] = merged
+    return out
+
+
 def _per_boot_medians(runs: list[dict]) -> dict:
     out: dict[str, list] = {}
     for r in runs:
@@ -163,6 +206,10 @@ class Calibration:
     @property
     def floors(self) -> dict:
         return self.data.get("floors", {})
+
+    @property
+    def noise(self) -> dict:
+        return self.data.get("noise", {})
 
     def summary(self) -> dict:
         d = self.data
@@ -201,6 +248,7 @@ def for_run(cache: Cache, tree, areas: list[str], accel: str | None = None) -> C
         return None
     merged = dict(found[0])
     merged["floors"] = {k: v for d in found for k, v in d.get("floors", {}).items()}
+    merged["noise"] = {k: v for d in found for k, v in d.get("noise", {}).items()}
     merged["area"] = ",".join(d["area"] for d in found)
     return Calibration(merged)
 
@@ -210,6 +258,7 @@ def record(cache: Cache, tree, area: str, accel: str, runs: list[dict], rounds: 
     rel = next((r.get("env", {}).get("kernel_release") for r in runs if r.get("env")), None)
     data = {"schema": SCHEMA, "key": key(tree.base, accel, area), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "tree": tree.name, "base": tree.base, "kernel_release": rel, "accel": accel, "area": area, "rule": RULE,
-            "boots": len(runs), "rounds": rounds, "reps": reps, **res}
+            "boots": len(runs), "rounds": rounds, "reps": reps, **res,
+            "noise": noise_model(runs, f"calibration ({len(runs)} boots)")}
     store(cache, data)
     return data

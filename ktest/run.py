@@ -363,6 +363,7 @@ class _Run:
                 hist = History.open(self.opts.db or self.cache.history_db)
                 noise = hist.noise_model(build, accel, exclude=self.result["run_id"])
                 fails = hist.fail_history(build, accel, exclude=self.result["run_id"])
+            noise = calibration.pool_noise(self.cal.noise if self.cal else {}, noise)
             jw = self.result["judged_with"] = {"floors": self.floors, "noise": noise, "fail_history": fails}
         return jw
 

@@ -17,6 +17,8 @@ def test_virtio_nics_present(record):
 
 def test_guest_basics(record):
     record.note("kernel_release", platform.release())
-    record.metric("boot_to_check", [uptime_s() * 1000.0], "ms")
+    # context, not a verdict: with four guests on two host cores this is the host's contention
+    # (47-82 s per boot here, 9 s alone), not the kernel's boot; a kernel that cannot boot is a crash
+    record.metric("boot_to_check", [uptime_s() * 1000.0], "ms", context=True)
     assert Path("/sys/module/bonding/parameters").is_dir(), "bonding is built in"
     assert Path("/proc/sys/net/ipv6").is_dir(), "IPv6 is built in"

@@ -65,3 +65,19 @@ def test_held_out_floors_come_only_from_boots_the_split_does_not_use():
 def test_held_out_rate_needs_two_spare_groups():
     runs = [guest({"lw.x": [100.0, 101.0, 102.0]}) for _ in range(6)]
     assert calibration.calibrate(runs, 2)["rates"]["ktest-rule/3, calibrated floors (held-out boots)"] is None
+
+
+def test_calibration_boots_are_a_noise_model_and_pool_with_the_history():
+    import math
+
+    runs = [guest({"lw.x": [m - 1, m, m + 1]}) for m in (100.0, 110.0, 90.0, 105.0)]
+    model = calibration.noise_model(runs, "calibration (4 boots)")
+    logs = [math.log(m + 5) for m in (100.0, 110.0, 90.0, 105.0)]
+    mean = sum(logs) / 4
+    c = model["lw.x/lat"]["centre"]
+    assert c["df"] == 3 and math.isclose(c["var"], sum((x - mean) ** 2 for x in logs) / 3)
+    hist = {"lw.x/lat": {"centre": {"var": 0.01, "df": 6}, "source": "history (3 earlier runs)"}}
+    pooled = calibration.pool_noise(model, hist)["lw.x/lat"]
+    assert pooled["centre"]["df"] == 9 and pooled["source"] == "calibration (4 boots) + history (3 earlier runs)"
+    v = model["lw.x/lat"]["centre"]["var"]
+    assert math.isclose(pooled["centre"]["var"], (3 * v + 6 * 0.01) / 9)

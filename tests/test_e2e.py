@@ -34,7 +34,11 @@ def test_run_linkwatch_series_expected_effect_holds(unsharded):
     assert result["settings"]["check_areas"] == ["linkwatch"]
     held = {(e["check"], e["metric"]): e["held"] for e in result["expected"]}
     assert held and all(v is True for v in held.values()), json.dumps(result["expected"], indent=1)
-    assert p.returncode == result["verdict"]["exit_code"] == 0, result["verdict"]
+    # 2 boots a side (as the CI shards boot, with no extra rounds): under ktest-rule/3 a metric whose
+    # boots spread more than its floor allows stays in doubt, and the run says "undecided", never green
+    v = result["verdict"]
+    assert p.returncode == v["exit_code"] in (0, 3) and not v["regressions"], v
+    assert (v["exit_code"] == 3) == bool(v["undecided"]), v
     for f in ("index.html", "junit.xml", "kcidb.json", "summary.md"):
         assert (reports / "latest" / f).exists()
 
@@ -46,23 +50,25 @@ def test_two_ci_shards_merged_give_the_unsharded_verdicts(unsharded, tmp_path):
         s = subprocess.run(["bash", "ci/gha-shard.sh", "6.12", "patches/linkwatch", f"{i}/2"], cwd=ROOT,
                            capture_output=True, text=True, timeout=3600,
                            env={**os.environ, "KTEST_REPORTS": str(tmp_path / f"ktest-6.12-linkwatch-{i}")})
-        assert s.returncode == 0, s.stdout[-2000:] + s.stderr[-3000:]
+        assert s.returncode in (0, 3), s.stdout[-2000:] + s.stderr[-3000:]
         assert "kvm: " in s.stdout, "the shard step ran the functional KVM probe"
     summary = tmp_path / "summary.md"
     m = subprocess.run(["bash", "ci/gha-merge.sh", str(tmp_path), str(tmp_path / "merged")], cwd=ROOT,
                        capture_output=True, text=True, env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)})
-    assert m.returncode == 0, m.stdout + m.stderr
+    assert m.returncode in (0, 3), m.stdout + m.stderr
     (run,) = json.loads((tmp_path / "merged" / "merge.json").read_text())["runs"]
     merged = json.loads((tmp_path / "merged" / run["dir"] / "result.json").read_text())
-    assert run["shards"] == 2 and "no regression" in summary.read_text()
+    assert run["shards"] == 2 and run["exit_code"] in (0, 3)
+    assert ("no regression" if run["exit_code"] == 0 else "undecided") in summary.read_text()
     assert [c["path"] for c in merged["checks"]] == [c["path"] for c in whole["checks"]]
     vw = {c["path"]: c["verdict"] for c in whole["checks"]}
     vm = {c["path"]: c["verdict"] for c in merged["checks"]}
     # The shards boot kernels of their own: a check that flaked in either set of boots (a host-link
     # precondition lost under load, say) cannot be expected to flake alike in the other.  Every other
     # check must agree, verdict and sample count; none may be a regression.
-    steady = [p for p in vw if "flaky" not in (vw[p], vm[p])]
-    assert len(steady) >= len(vw) - 2, (vw, vm)
+    # Likewise a check in doubt ("undecided") in one set of boots and not in the other: other boots.
+    steady = [p for p in vw if not {"flaky", "undecided"} & {vw[p], vm[p]}]
+    assert len(steady) >= len(vw) - 4, (vw, vm)
     assert {p: vm[p] for p in steady} == {p: vw[p] for p in steady}
     assert not any(v in REGRESSIONS for v in vm.values()), vm
     assert [(e["check"], e["held"]) for e in merged["expected"]] == [(e["check"], e["held"]) for e in whole["expected"]]
