@@ -50,7 +50,7 @@ def judge_splits(runs: list[dict], rounds: int, floors=None) -> dict:
     `floors` is one floor table for every split, or a function of the split giving its own."""
     groups = list(itertools.islice(splits(len(runs), rounds), MAX_SPLITS))
     n = len(groups)
-    run_v2 = run_v1 = run_change = inconclusive = 0
+    run_v2 = run_v1 = run_change = inconclusive = undecided = 0
     per_metric: dict[str, dict] = {}
     per_check: dict[str, dict] = {}
     shifts: dict[tuple, dict] = {}
@@ -62,6 +62,7 @@ def judge_splits(runs: list[dict], rounds: int, floors=None) -> dict:
         # a split is judged in one orientation: a false improvement here is a false regression the other way
         run_change += v["exit_code"] == 1 or bool(v["improvements"])
         inconclusive += bool(v["inconclusive"])
+        undecided += v["exit_code"] == 3
         old_fired = False
         for c in checks:
             pc = per_check.setdefault(c["path"], {"regression": 0, "flaky": 0})
@@ -89,6 +90,7 @@ def judge_splits(runs: list[dict], rounds: int, floors=None) -> dict:
     return {"splits": n, "run_false_regression_v2": run_v2 / n if n else None,
             "run_false_change_v2": run_change / n if n else None,
             "run_false_alarm_v1": run_v1 / n if n else None, "run_inconclusive_v2": inconclusive / n if n else None,
+            "run_undecided": undecided / n if n else None,
             "metrics": per_metric, "checks": per_check, "shifts": shifts}
 
 
@@ -141,7 +143,8 @@ def calibrate(runs: list[dict], rounds: int) -> dict:
                 f"{RULE}, estimated floors": raw["run_false_change_v2"],
                 f"{RULE}, calibrated floors (in-sample)": cal["run_false_change_v2"],
                 f"{RULE}, calibrated floors (held-out boots)": held["run_false_change_v2"] if held else None,
-                f"{RULE}: runs that would boot more rounds": raw["run_inconclusive_v2"]},
+                f"{RULE}: runs that would boot more rounds": raw["run_inconclusive_v2"],
+                f"{RULE}: runs undecided at this many boots": raw["run_undecided"]},
             "floors": floors, "metrics": metrics,
             "checks": {p: {k: v / raw["splits"] for k, v in c.items()} for p, c in raw["checks"].items()}}
 
