@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import threading
@@ -18,6 +19,10 @@ import time
 from pathlib import Path
 
 NETDEV = re.compile(r"^n\d{1,2}$")       # vng --network loop: n0, n1, ...
+
+# qemu.qmp logs each failed attempt at ERROR; with no handler configured Python would print those on
+# ktest's stderr.  ktest reports a monitor's failure itself, once (the boot's infra_error)
+logging.getLogger("qemu.qmp").addHandler(logging.NullHandler())
 
 
 class QMPError(Exception):
@@ -66,10 +71,13 @@ class QMP:
                     if time.monotonic() < deadline:
                         time.sleep(0.05)
                         continue
+                    self.close()
                     raise MonitorUnavailable(f"cannot open QEMU's monitor socket {self.path}: {cause}") from None
+                self.close()
                 raise MonitorUnavailable(f"no QMP greeting on the monitor socket {self.path}: {e}") from None
             except asyncio.TimeoutError:
                 self._drop(client)
+                self.close()
                 raise MonitorUnavailable(f"no QMP greeting on the monitor socket {self.path} "
                                          f"within {self.GREETING_S:.0f}s") from None
 
@@ -109,10 +117,13 @@ class QMP:
             self._loop = None
 
     def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+        # a monitor dropped without close(): close it, unless the garbage collector runs this inside
+        # another monitor's event loop (a loop cannot be run from within a running one)
+        if self._loop is not None and asyncio._get_running_loop() is None:
+            try:
+                self.close()
+            except Exception:
+                pass
 
 
 def handle(req: dict, qmp: QMP) -> dict:

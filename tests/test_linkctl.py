@@ -75,6 +75,7 @@ def test_a_bad_request_or_a_qemu_error_is_an_answer_not_an_exception(tmp_path):
         assert handle(bad, qmp)["ok"] is False and "bad request" in handle(bad, qmp)["error"]
     ans = handle({"netdev": "n7", "up": True}, qmp)
     assert ans == {"ok": False, "error": "host link control: set_link: Device 'n7' not found"}
+    qmp.close()
 
 
 def test_a_monitor_socket_that_cannot_be_opened_says_so(tmp_path):
