@@ -86,14 +86,18 @@ class KTrace:
         self.pipe = os.open(self.root / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
         self._rest = ""
 
-    def _write(self, rel: str, text: str) -> None:
-        with open(self.root / rel, "w") as f:
-            f.write(text)
+    def _write(self, rel: str, text: str, flags: int = os.O_TRUNC) -> None:
+        # os.open, not open(): Python's append mode seeks to the end after opening, and tracefs files
+        # refuse that seek with EINVAL (which looks like the kernel refusing the probe)
+        fd = os.open(self.root / rel, os.O_WRONLY | flags)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
 
     def _append(self, rel: str, text: str) -> None:
         try:
-            with open(self.root / rel, "a") as f:
-                f.write(text + "\n")
+            self._write(rel, text + "\n", os.O_APPEND)
         except OSError as e:
             log = (self.root / "error_log").read_text().strip().splitlines()[-2:] if (self.root / "error_log").exists() else []
             raise OSError(e.errno, f"kprobe '{text}': {e.strerror}; {' '.join(log)}") from None

@@ -132,7 +132,8 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
             if run is None:
                 raise PreconditionNotMet("the kernel trace has no arming run")
             t_arm_k = run.t_ms
-            wait = t_arm_k + (phase[0] + phase[1]) / 2 * iv - now_ms()
+            # aim at the start of the window: the host's round trip only ever makes the cut later
+            wait = t_arm_k + phase[0] * iv + 10.0 - now_ms()
             if wait > 0:
                 time.sleep(wait / 1000.0)
         bench.drain()
