@@ -55,7 +55,7 @@ def range_run(branch, tmp_path_factory):
     p = ktest("run", "--tree", str(clone), f"{tree.base_rev}..lw", "--reports", str(reports),
               "--db", str(reports.parent / "history.sqlite"),       # the user's history stays theirs
               "--testcases", "testcases/linkwatch/test_operstate.py::test_virtio_bounce[gap_0.1s]",
-              "--rounds", "1", "--max-rounds", "1", "--reps", "5")
+              "--rounds", "2", "--max-rounds", "2", "--reps", "5")   # 2 boots a side: the least a test over boots uses
     after = (git(clone, "for-each-ref"), git(clone, "rev-parse", "lw"))
     return tree, clone, reports, p, before == after
 
