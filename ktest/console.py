@@ -154,20 +154,11 @@ class KnownIssues:
         """The user's --known-issues file (none: no entries); a missing or malformed one is an error."""
         from .errors import BadKnownIssues, KnownIssuesMissing
 
-        from .safeio import SMALL_LIMIT, Refused, read_json
+        from .safeio import SMALL_LIMIT, read_json_or
 
         if not path:
             return cls()
-        try:
-            entries = read_json(path, SMALL_LIMIT)
-        except Refused as e:
-            if e.missing:
-                raise KnownIssuesMissing(path=path) from None
-            raise BadKnownIssues(path=path, why=f"it {e.why}") from None
-        except UnicodeDecodeError:
-            raise BadKnownIssues(path=path, why="not UTF-8 text") from None
-        except ValueError as e:
-            raise BadKnownIssues(path=path, why=f"not JSON ({e})") from None
+        entries = read_json_or(path, SMALL_LIMIT, KnownIssuesMissing, BadKnownIssues)
         if why := _bad_entries(entries):
             raise BadKnownIssues(path=path, why=why)
         return cls(entries)

@@ -102,19 +102,9 @@ def read_result(path: Path, root: Path | None = None) -> dict:
     """A result.json from anywhere, read through safeio (a regular file, bounded in size and nesting, and
     with a root no symlink out of it) and validated.  Missing: ResultMissing; else wrong: BadResult."""
     from .errors import BadResult, ResultMissing
-    from .safeio import RESULT_LIMIT, Refused, read_json
+    from .safeio import RESULT_LIMIT, read_json_or
 
-    try:
-        r = read_json(path, RESULT_LIMIT, root)
-    except Refused as e:
-        if e.missing:
-            raise ResultMissing(path=path) from None
-        raise BadResult(path=path, why=f"it {e.why}") from None
-    except UnicodeDecodeError:
-        raise BadResult(path=path, why="not UTF-8 text") from None
-    except ValueError as e:
-        raise BadResult(path=path, why=f"not JSON ({e})") from None
-    return validate_result(r, path)
+    return validate_result(read_json_or(path, RESULT_LIMIT, ResultMissing, BadResult, root), path)
 
 
 def _tail(outdir: Path, rel: str | None, n: int = 150) -> str:

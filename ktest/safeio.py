@@ -132,6 +132,21 @@ def read_json(path: Path | str, limit: int, root: Path | str | None = None, max_
     return loads_json(read_text(path, limit, root), max_depth)
 
 
+def read_json_or(path: Path | str, limit: int, missing, bad, root: Path | str | None = None):
+    """read_json with its refusals as the caller's errors: `missing(path=...)` when the file is not
+    there, `bad(path=..., why=...)` when it is not a regular file, too large, not UTF-8 or not JSON."""
+    try:
+        return read_json(path, limit, root)
+    except Refused as e:
+        if e.missing:
+            raise missing(path=path) from None
+        raise bad(path=path, why=f"it {e.why}") from None
+    except UnicodeDecodeError:
+        raise bad(path=path, why="not UTF-8 text") from None
+    except ValueError as e:
+        raise bad(path=path, why=f"not JSON ({e})") from None
+
+
 def tail_text(path: Path | str, lines: int, root: Path | str | None = None, max_bytes: int = TAIL_BYTES) -> str:
     """The last `lines` lines of a log (of its last max_bytes at most), undecodable bytes replaced."""
     fd = open_regular(path, root)
