@@ -154,9 +154,12 @@ def pytest_runtest_logreport(report):
     if report.failed:
         # the machine failed the check (host link control: ktest.guestlib.HostLinkError), not the kernel:
         # KCIDB's ERROR, "could not be executed properly"
-        infra = report.when == "call" and "HostLinkError" in str(report.longrepr)
+        # likewise a precondition that could not be established in this boot (guestlib.SetupNotEstablished)
+        text = str(report.longrepr)
+        setup = report.when == "call" and "SetupNotEstablished" in text
+        infra = report.when == "call" and ("HostLinkError" in text or setup)
         r["status"] = "FAIL" if report.when == "call" and not infra else "ERROR"
-        r["message"] = r["message"] or (("infrastructure: " if infra else "") + _short(report))
+        r["message"] = r["message"] or (("setup: " if setup else "infrastructure: " if infra else "") + _short(report))
         if infra:
             r["infra"] = True
     elif report.skipped:

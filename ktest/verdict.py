@@ -112,6 +112,13 @@ def failure_verdict(bc: dict, pc: dict, tr: str, history: tuple[int, int] | None
     earlier runs, counted with the base."""
     kp, n_p = failure_counts(pc)
     kb, n_b = failure_counts(bc)
+    if (bc["infra"] or pc["infra"]) and (n_b or n_p) and min(n_b, n_p) < 2:
+        # the machine (host link control) or the setup failed some boots, and too few are left on a side
+        # to compare: more boots, not "not compared"; a side on which every boot failed so, for both
+        # sides, is the machine's and stays "not compared"
+        return {"decision": "UNKNOWN", "p": 1.0, "base": [kb, n_b], "patched": [kp, n_p], "history": None,
+                "verdict": "undecided", "why": f"set up in {n_b} base and {n_p} patched boot(s) only "
+                                               f"({bc['infra']} and {pc['infra']} failed to set up)"}
     if kp == 0 or n_b == 0:
         return None
     hk, hn = history or (0, 0)
@@ -158,6 +165,8 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
         bc, pc = b.get(path, EMPTY), p.get(path, EMPTY)
         bs, ps = side_status(bc["statuses"]), side_status(pc["statuses"])
         tr = transition(judged_status(bc), judged_status(pc))
+        if tr == "unchanged" and (bc["infra"] or pc["infra"]) and judged_status(bc) == judged_status(pc) == "SKIP":
+            tr = "not compared"     # the machine failed it everywhere (or it skipped where it did not)
         metrics = []
         for name in list(bc["metrics"]) + [n for n in pc["metrics"] if n not in bc["metrics"]]:
             bm, pm = bc["metrics"].get(name), pc["metrics"].get(name)
@@ -342,8 +351,10 @@ def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: d
     stalls = [f"{s['kind']}: {s['fingerprint']} ({s['boots']} of {s['of']} patched boots, not reproduced)"
               for s in splats.get("new", []) if s["fingerprint"] not in crash_fps and unconfirmed_stall(s)]
     lead = (crashes["new"] or crashes["patched"] or crashes["base"] or [None])[0]
-    undecided = [f"{c['path']}: fails in {c['failures']['patched'][0]} of {c['failures']['patched'][1]} patched boots, "
-                 f"{c['failures']['base'][0]} of {c['failures']['base'][1]} base" for c in checks
+    undecided = [f"{c['path']}: " + (c["failures"].get("why") or
+                                      f"fails in {c['failures']['patched'][0]} of {c['failures']['patched'][1]} "
+                                      f"patched boots, {c['failures']['base'][0]} of {c['failures']['base'][1]} base")
+                 for c in checks
                  if (c.get("failures") or {}).get("decision") == "UNKNOWN" and c["verdict"] not in CRASH_VERDICTS]
     undecided += [f"{c['path']}/{m['metric']}: {m['reason']}" for c in checks for m in c["metrics"]
                   if m.get("doubt") == "harm" and c["verdict"] not in CRASH_VERDICTS]

@@ -229,18 +229,23 @@ def test_a_stall_in_one_patched_boot_is_retried_not_a_regression_and_two_are():
 
 
 def test_an_infrastructure_error_is_left_out_of_the_comparison():
-    """The host's link control failed (guest_plugin marks such an ERROR infra): it says nothing of the
-    kernel.  On every patched boot it makes the check "not compared", never a regression; on one
-    boot of several, the others decide."""
+    """The host's link control failed, or a check's setup could not be established in a boot (the guest
+    plugin marks both ERROR, infra): that says nothing of the kernel and is left out.  When every boot of
+    both sides failed so, the check is "not compared"; when too few boots are left on a side it is
+    undecided and buys more boots; otherwise the boots that ran decide."""
     infra = dict(res("a", "ERROR"), infra=True, message="infrastructure: QMP set_link failed")
     base = [run([res("a")]), run([res("a")])]
-    checks = compare_checks(base, [run([infra]), run([infra])])
+    checks = compare_checks([run([infra]), run([infra])], [run([infra]), run([infra])])
     assert (checks[0]["patched"]["status"], checks[0]["verdict"]) == ("ERROR", "not compared")
     assert checks[0]["patched"]["infra_errors"] == 2
     v = overall(checks, {"new": []})
     assert v["regressions"] == [] and v["not_compared"] == ["a"] and v["status"] == "could not run", \
         "nothing was compared: no evidence either way"
-    assert compare_checks(base, [run([infra]), run([res("a")])])[0]["verdict"] == "unchanged"
+    c, b = compare_checks([run([res("a"), res("b")])] * 2, [run([infra, res("b")])] * 2)
+    assert c["verdict"] == "undecided" and "set up in 2 base and 0 patched" in c["failures"]["why"]
+    assert overall([c, b], {"new": []})["exit_code"] == 3
+    assert compare_checks(base, [run([infra]), run([res("a")])])[0]["verdict"] == "undecided"
+    assert compare_checks(base, [run([infra]), run([res("a")]), run([res("a")])])[0]["verdict"] == "unchanged"
     assert compare_checks(base, [run([infra]), run([res("a", "FAIL")])])[0]["failures"]["patched"] == [1, 1], \
         "the boot the machine did not fail still counts"
     plain = compare_checks(base * 2, [run([res("a", "ERROR")])] * 4)
