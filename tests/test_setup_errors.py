@@ -1,0 +1,51 @@
+"""A check whose precondition cannot be established in a boot is a setup ERROR, not the kernel's FAIL:
+the guest plugin (ktest.guest_plugin, run here in a real pytest session on the host) marks it infra,
+and an assertion about the kernel stays a FAIL."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+CHECKS = '''\
+from ktest.guestlib import PreconditionNotMet, repeat
+
+def test_never_set_up():
+    def one():
+        raise PreconditionNotMet("the arming event waited 900 ms: the limit had not expired")
+    repeat(3, one)
+
+def test_set_up_on_the_second_try():
+    tries = []
+    def one():
+        tries.append(1)
+        if len(tries) == 1:
+            raise PreconditionNotMet("not yet")
+        return 1.0
+    out, redone = repeat(2, one)
+    assert out == [1.0, 1.0] and redone == 1
+
+def test_kernel_wrong():
+    assert 1 == 2, "operstate never reached UP"
+'''
+
+
+def test_a_precondition_never_established_is_a_setup_error_and_a_kernel_assertion_a_failure(tmp_path):
+    tc = tmp_path / "tc"
+    tc.mkdir()
+    (tc / "test_s.py").write_text(CHECKS)
+    out = tmp_path / "out"
+    out.mkdir()
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest_plugin", "-p", "no:cacheprovider",
+                        f"--ktest-out={out}", "--rootdir", str(tmp_path), str(tc)], capture_output=True, text=True,
+                       cwd=PROJECT, env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
+    res = {json.loads(l)["id"].split("::")[-1]: json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()}
+    never = res["test_never_set_up"]
+    assert never["status"] == "ERROR" and never.get("infra") is True, never
+    assert never["message"].startswith("setup: ") and "precondition not established after 3 retries" in never["message"]
+    assert res["test_set_up_on_the_second_try"]["status"] == "PASS"
+    wrong = res["test_kernel_wrong"]
+    assert wrong["status"] == "FAIL" and not wrong.get("infra"), wrong
+    assert p.returncode != 0
