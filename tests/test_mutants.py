@@ -140,3 +140,24 @@ def test_mutant_is_caught(name, tmp_path):
     for path in spec["catch"]:
         assert by[path]["verdict"] in ("regression", "metric regression", "still failing, worse"), by[path]
     assert v["improvements"] == []
+
+
+@pytest.mark.kernel
+def test_a_modest_timing_change_on_one_path_is_caught_in_a_full_run(tmp_path):
+    """Issue 28's acceptance: a virtio_net patch that adds 40 ms to the host-side link down only (one path,
+    in the kernel's clock a few ms long) is a regression in a full run of its area: every linkwatch check,
+    no -k, so the run-wide correction counts them all."""
+    spec = json.loads((MUTANTS / "vnet-down-debounce-40ms" / "mutant.json").read_text())
+    p = subprocess.run([sys.executable, "-m", "ktest", "run", str(MUTANTS / spec["name"]), "--no-bisect",
+                        "--reports", str(tmp_path / "r"), "--db", str(tmp_path / "h.sqlite")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=3600, env=dict(os.environ))
+    result = json.loads((tmp_path / "r" / "latest" / "result.json").read_text())
+    v = result["verdict"]
+    assert result["settings"]["expr"] is None and result["settings"]["check_areas"] == ["linkwatch"]
+    assert p.returncode == 1 and v["status"] == "regression", (v, p.stderr[-2000:])
+    by = {c["path"]: c for c in result["checks"]}
+    for path in spec["catch"]:
+        assert by[path]["verdict"] == "metric regression", by[path]
+        m = {x["metric"]: x for x in by[path]["metrics"]}["cut_to_down_kernel"]
+        assert m["verdict"] == "regressed" and 30 < m["delta"] < 60, m
+    assert v["improvements"] == []
