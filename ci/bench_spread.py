@@ -1,0 +1,51 @@
+"""The spread of every timing metric's base samples in stored `ktest run` results: what the A/B rule has
+to see a change through.  Per metric (ms): boots a side, samples, the base median, IQR and p90 - median
+(pooled over the base boots), the spread of the base boots' medians, the run's verdict on it and the
+smallest harmful change the run could have detected (ktest-rule/3's MDE).
+
+Usage: python ci/bench_spread.py LABEL=RESULT_JSON... > spread.json   (run from the repository root)
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def spread(result: dict) -> dict:
+    out = {}
+    for c in result.get("checks", []):
+        for m in c.get("metrics", []):
+            b = np.asarray(m.get("base_samples") or [], float)
+            if m.get("unit") != "ms" or b.size == 0:
+                continue
+            q1, med, q3, p90 = (float(x) for x in np.percentile(b, [25, 50, 75, 90]))
+            boots = (m.get("boot_values") or {}).get("centre", {}).get("base") or []
+            out[f"{c['path']}/{m['metric']}"] = {
+                "verdict_metric": m.get("verdict") != "context", "verdict": m.get("verdict"),
+                "boots_base": m.get("boots_base"), "n_base": int(b.size), "median": round(med, 2),
+                "iqr": round(q3 - q1, 2), "p90_minus_median": round(p90 - med, 2),
+                "boot_medians_range": round(max(boots) - min(boots), 2) if boots else None,
+                "mde": None if m.get("mde") is None else round(m["mde"], 2)}
+    return out
+
+
+def main(argv: list[str]) -> int:
+    runs = {}
+    for arg in argv:
+        label, _, path = arg.partition("=")
+        r = json.loads(Path(path).read_text())
+        v = r.get("verdict") or {}
+        runs[label] = {"run_id": r.get("run_id"), "series": r["series"]["name"], "tree": r["tree"]["name"],
+                       "accel": (r.get("env") or {}).get("accel"), "rule": v.get("rule"),
+                       "status": v.get("status"), "exit_code": v.get("exit_code"),
+                       "rounds": (r.get("rounds") or {}).get("booted"), "duration_s": r.get("duration_s"),
+                       "metrics": spread(r)}
+    json.dump(runs, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
