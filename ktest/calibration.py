@@ -153,7 +153,7 @@ def noise_model(runs: list[dict], source: str = "calibration") -> dict:
     """Each metric's between-boot variance on the compared scale (stats.to_scale) over boots of one
     kernel, the noise model ktest-rule/3 joins to a run's own: {"path/metric": {"centre": {"var", "df"},
     "tail": ..., "source"}}."""
-    from .stats import MIN_SAMPLES, _p90, to_scale
+    from .stats import MIN_SAMPLES, p90, to_scale
 
     vals: dict[str, dict] = {}
     for r in runs:
@@ -164,7 +164,7 @@ def noise_model(runs: list[dict], source: str = "calibration") -> dict:
                     d = vals.setdefault(f"{path}/{name}", {"centre": [], "tail": []})
                     d["centre"].append(fwd(statistics.median(m["samples"])))
                     if len(m["samples"]) >= MIN_SAMPLES:
-                        d["tail"].append(fwd(_p90(m["samples"])))
+                        d["tail"].append(fwd(p90(m["samples"])))
     out = {}
     for k, d in vals.items():
         model = {a: {"var": statistics.variance(xs), "df": len(xs) - 1} for a, xs in d.items() if len(xs) >= 3}

@@ -100,7 +100,7 @@ def base_build(result: dict) -> str | None:
 
 
 def _base_boot_rows(result: dict) -> list[tuple]:
-    from .stats import _p90
+    from .stats import p90
 
     build, accel = base_build(result), (result.get("env") or {}).get("accel")
     if not build or not accel or (result.get("settings") or {}).get("shard") or result.get("compare"):
@@ -116,7 +116,7 @@ def _base_boot_rows(result: dict) -> list[tuple]:
                 xs = [float(x) for x in m.get("samples") or [] if _number(x) is not None]
                 if xs and not m.get("context"):
                     rows[(i, r["path"], m["name"])] = (result["run_id"], build, accel, i, r["path"], m["name"],
-                                                       m.get("unit") or "", None, statistics.median(xs), _p90(xs))
+                                                       m.get("unit") or "", None, statistics.median(xs), p90(xs))
     return list(rows.values())
 
 

@@ -55,8 +55,6 @@ REL_FLOOR = 0.10                       # 10 % of the base median (uncalibrated f
 # is a change (2 -> 3 notifications), half an event is not.
 ABS_FLOOR = {"ms": 5.0, "s": 0.005, "count": 0.5, "%": 1.0}
 TAIL_UNITS = ("ms", "s")               # latencies: compare the tail too
-N_RESAMPLES = 4999
-_SEED = 20261201                       # permutation tests are deterministic: same samples, same verdict
 
 
 @dataclass
@@ -108,33 +106,7 @@ def percentile(xs, q: float) -> float | None:
     return float(np.percentile(np.asarray(xs, dtype=float), q * 100.0))
 
 
-def centre_p(base: list[float], patched: list[float]) -> float:
-    """Two-sided Mann-Whitney U: exact when no values tie, else a permutation test (exact
-    enumeration when small, else N_RESAMPLES draws with a fixed seed)."""
-    if len(set(base) | set(patched)) == 1:
-        return 1.0
-    ties = len(set(base) | set(patched)) < len(base) + len(patched)
-    if not ties:
-        return float(sps.mannwhitneyu(base, patched, alternative="two-sided", method="exact").pvalue)
-    method = sps.PermutationMethod(n_resamples=N_RESAMPLES, rng=np.random.default_rng(_SEED))
-    return float(sps.mannwhitneyu(base, patched, alternative="two-sided", method=method).pvalue)
-
-
-def _p90_diff(x, y, axis=-1):
-    return np.percentile(y, 90, axis=axis) - np.percentile(x, 90, axis=axis)
-
-
-def tail_p(base: list[float], patched: list[float]) -> float:
-    """Two-sided permutation test of p90(patched) - p90(base)."""
-    if len(set(base) | set(patched)) == 1:
-        return 1.0
-    r = sps.permutation_test((np.asarray(base, float), np.asarray(patched, float)), _p90_diff,
-                             permutation_type="independent", alternative="two-sided", vectorized=True,
-                             n_resamples=N_RESAMPLES, rng=np.random.default_rng(_SEED))
-    return float(r.pvalue)
-
-
-def _p90(xs):
+def p90(xs):
     return percentile(xs, 0.9)
 
 
@@ -148,7 +120,7 @@ def floors(unit: str, base: list[float], min_effect: float | None, calibrated: d
         c, t = float(calibrated["centre"]), float(calibrated.get("tail") or calibrated["centre"])
         src = "calibrated"
     else:
-        bm, bp90 = statistics.median(base), _p90(base)
+        bm, bp90 = statistics.median(base), p90(base)
         iqr = percentile(base, 0.75) - percentile(base, 0.25)
         c = max(REL_FLOOR * abs(bm), iqr)
         t = max(REL_FLOOR * abs(bp90), iqr)
@@ -247,7 +219,7 @@ def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots
     pm = statistics.median(patched) if patched else None
     c = Comparison(metric=metric, unit=unit, n_base=len(base), n_patched=len(patched),
                    boots_base=sum(1 for b in base_boots if b), boots_patched=sum(1 for b in patched_boots if b),
-                   base_median=bm, patched_median=pm, base_p90=_p90(base), patched_p90=_p90(patched),
+                   base_median=bm, patched_median=pm, base_p90=p90(base), patched_p90=p90(patched),
                    delta=None, delta_pct=None, delta_p90=None, p_value=None, p_tail=None,
                    lower_is_better=lower_is_better)
     if not base or not patched:
@@ -269,7 +241,7 @@ def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots
     fwd, _ = to_scale(unit)
     aspects = [("centre", statistics.median, bm, c.noise_floor)]
     if unit in TAIL_UNITS and min(len(b) for b in base_boots + patched_boots if b) >= MIN_SAMPLES:
-        aspects.append(("tail", _p90, c.base_p90, c.tail_floor))
+        aspects.append(("tail", p90, c.base_p90, c.tail_floor))
     for name, agg, centre, floor in aspects:
         bv, pv = boot_values(base_boots, agg), boot_values(patched_boots, agg)
         c.boot_values[name] = {"base": [round(v, 3) for v in bv], "patched": [round(v, 3) for v in pv]}
