@@ -393,18 +393,21 @@ class _Run:
             self.progress.stage(f"[{self.series.name}] retrying on patched: a stall seen in one boot: "
                                 f"{', '.join(stalls)}")
             self._retry_boots("retry", {"expr": self.opts.expr}, 1)
-        batch = 0
+        batch, retried, limit = 0, 0, max(FAIL_MAX_BOOTS, self.max_rounds)
         while True:
             checks = self.compare()
             undecided = [c for c in checks if (c.get("failures") or {}).get("decision") == "UNKNOWN"
                          and c["verdict"] not in CRASH_VERDICTS]
             if not undecided:
                 return
-            booted = min(c["failures"]["patched"][1] for c in undecided)
-            room = max(FAIL_MAX_BOOTS, self.max_rounds) - booted
+            booted = min(min(c["failures"]["patched"][1], c["failures"]["base"][1]) for c in undecided)
+            # bounded by the boots the counts have and by the retry boots booted: a boot that could not
+            # set a check up adds nothing to its counts
+            room = min(limit - booted, limit - retried)
             if room <= 0:
                 return
             batch += 1
+            retried += max(1, min(self.opts.vms // 2, room))
             paths = [c["path"] for c in undecided]
             self.progress.stage(f"[{self.series.name}] failure counts undecided ("
                                 + "; ".join(f"{c['path']}: {c['failures']['patched'][0]} of "

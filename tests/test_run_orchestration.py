@@ -265,3 +265,32 @@ def test_earlier_runs_base_boots_are_the_noise_model_and_failure_history_of_the_
     assert ran == 6 and 0 < failed < ran
     (m,) = next(c for c in third["checks"] if c["path"] == "area.a")["metrics"]
     assert m["noise"].startswith("history")
+
+
+def test_retries_end_when_a_check_can_never_be_set_up_on_one_side(tmp_path, fake_tree, three_patches, cache,
+                                                                  monkeypatch):
+    """A setup the patched kernel never lets the check establish (an ERROR marked infra in every boot) adds
+    nothing to the counts: the retries stop at the boot limit and the run is undecided, not green."""
+    t = user_tree(cache, fake_tree)
+
+    def fake(cache, bz, outdir, *, label, **kw):
+        outdir.mkdir(parents=True, exist_ok=True)
+        for f in ("console.log", "stdout.log"):
+            (outdir / f).write_text("")
+        bad = label.startswith("patched")
+        res = [{"id": "t::a", "path": "area.a", "duration_s": 1.0, "status": "ERROR" if bad else "PASS",
+                "infra": bad, "message": "setup: never" if bad else None, "log": "", "metrics": [],
+                "timelines": [], "notes": {}},
+               {"id": "t::b", "path": "area.b", "duration_s": 1.0, "status": "PASS", "message": None, "log": "",
+                "metrics": [], "timelines": [], "notes": {}}]
+        boot = BootResult(outcome="ok", exit_code=0, duration_s=1.0, started_after_s=0.5,
+                          console_log=outdir / "console.log", stdout_log=outdir / "stdout.log")
+        return GuestRun(label=label, boot=boot, started={}, finished={}, results=res, splats=[], env={"accel": "tcg"})
+
+    monkeypatch.setattr(run_mod, "run_checks", fake)
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("x")], vms=2, bisect=False)
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    retries = [b for b in result["boots"] if b["purpose"] == "retry"]
+    assert len(retries) == 2 * 8, "retry boots stop at 8 a side"
+    v = result["verdict"]
+    assert v["status"] == "undecided" and v["undecided"][0].startswith("area.a: set up in")
