@@ -129,6 +129,14 @@ def failure_verdict(bc: dict, pc: dict, tr: str, history: tuple[int, int] | None
             "history": [hk, hn] if history else None, "verdict": verdict}
 
 
+def shown_status(c: dict) -> str:
+    """A side's status as the report shows it: a boot the machine or the setup failed is left out
+    (a PASS beside one setup ERROR is PASS, not FLAKY), unless every boot failed so."""
+    if c["infra"] and c["infra"] < len(c["statuses"]):
+        return judged_status(c)
+    return side_status(c["statuses"])
+
+
 REGRESSIONS = ("regression", "metric regression", "still failing, worse")
 IMPROVEMENTS = ("fixed", "metric improvement", "still failing, better")
 
@@ -163,7 +171,7 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
     checks, pending = [], []
     for path in list(b) + [x for x in p if x not in b]:
         bc, pc = b.get(path, EMPTY), p.get(path, EMPTY)
-        bs, ps = side_status(bc["statuses"]), side_status(pc["statuses"])
+        bs, ps = shown_status(bc), shown_status(pc)
         tr = transition(judged_status(bc), judged_status(pc))
         if tr == "unchanged" and (bc["infra"] or pc["infra"]) and judged_status(bc) == judged_status(pc) == "SKIP":
             tr = "not compared"     # the machine failed it everywhere (or it skipped where it did not)

@@ -250,3 +250,10 @@ def test_an_infrastructure_error_is_left_out_of_the_comparison():
         "the boot the machine did not fail still counts"
     plain = compare_checks(base * 2, [run([res("a", "ERROR")])] * 4)
     assert plain[0]["verdict"] == "regression", "an ordinary ERROR (a fixture the kernel broke) still counts"
+
+
+def test_a_setup_error_beside_passes_shows_as_pass_with_its_count():
+    infra = dict(res("a", "ERROR"), infra=True, message="setup: precondition not established")
+    (c,) = compare_checks([run([res("a")])] * 3, [run([infra]), run([res("a")]), run([res("a")])])
+    assert c["patched"]["status"] == "PASS" and c["patched"]["infra_errors"] == 1
+    assert c["patched"]["statuses"] == ["ERROR", "PASS", "PASS"] and c["verdict"] == "unchanged"
