@@ -107,3 +107,19 @@ def make_series(tree: Path, dest: Path, edits: list[tuple[str, str, str]], cover
         args.insert(1, "--cover-letter")
     git(scratch, *args)
     return dest
+
+
+def wait_for_fake_make(cache: Path, proc, timeout: float = 120.0) -> None:
+    """Until this test's fake make (the fakebuild.py under `cache`) runs; fail the test if `proc` (the
+    ktest command that starts it) ends first or it never starts."""
+    import time
+
+    import pytest
+
+    mine = ["pgrep", "-f", f"{cache}/.*fakebuild.py bzImage"]
+    deadline = time.monotonic() + timeout
+    while subprocess.run(mine, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"fake make never started: {proc.communicate()[1]}")
+        time.sleep(0.2)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fakekernel import git
+from fakekernel import git, wait_for_fake_make
 from test_cli import ktest
 from test_tree_apply import snapshot
 
@@ -405,7 +405,6 @@ def test_interrupted_run_leaves_no_empty_report_dir(tmp_path, fake_tree, fake_se
     """Ctrl-C while the base is built: reports/<run-id>/ holds nothing yet, so it does not stay."""
     import signal
     import sys
-    import time
 
     (fake_tree / "SLOW").write_text("")          # the fake build sleeps: time to interrupt it
     git(fake_tree, "add", "SLOW")
@@ -414,13 +413,7 @@ def test_interrupted_run_leaves_no_empty_report_dir(tmp_path, fake_tree, fake_se
     proc = subprocess.Popen([sys.executable, "-m", "ktest", "run", str(fake_series), "--tree", str(fake_tree),
                              "--reports", str(reports), "--testcases", "testcases/test_smoke.py"],
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, KTEST_CACHE=str(cache)))
-    mine = ["pgrep", "-f", f"{cache}/.*fakebuild.py bzImage"]   # only this test's fake make
-    deadline = time.monotonic() + 120
-    while subprocess.run(mine, capture_output=True).returncode != 0:
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"fake make never started: {proc.communicate()[1]}")
-        time.sleep(0.2)
+    wait_for_fake_make(cache, proc)
     assert [d for d in reports.iterdir() if d.is_dir()], "the run dir exists while it runs"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from fakekernel import git
+from fakekernel import git, wait_for_fake_make
 from test_cli import ktest
 
 from ktest import cli, safeio
@@ -206,13 +205,7 @@ def test_sigint_and_sigterm_print_the_same_line(tmp_path, fake_tree, sig):
     proc = subprocess.Popen([sys.executable, "-m", "ktest", "build", "--tree", str(fake_tree)],
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env=dict(os.environ, KTEST_CACHE=str(cache)))
-    mine = ["pgrep", "-f", f"{cache}/.*fakebuild.py bzImage"]
-    deadline = time.monotonic() + 120
-    while subprocess.run(mine, capture_output=True).returncode != 0:
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"fake make never started: {proc.communicate()[1]}")
-        time.sleep(0.2)
+    wait_for_fake_make(cache, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     lines = [l for l in err.splitlines() if l.strip()]
