@@ -370,7 +370,7 @@ class _Run:
     def compare(self) -> list[dict]:
         jw = self.judged_with()
         return compare_checks(self.runs["base"], self.runs["patched"], jw["floors"], once=self.once,
-                              noise=jw["noise"], fail_history={k: tuple(v) for k, v in jw["fail_history"].items()})
+                              noise=jw["noise"], fail_history=jw["fail_history"])
 
     @property
     def max_rounds(self) -> int:

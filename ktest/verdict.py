@@ -106,7 +106,7 @@ def failure_test(kb: int, n_b: int, kp: int, n_p: int) -> tuple[str, float]:
     return ("SAME" if miss <= 1.0 - POWER else "UNKNOWN"), p
 
 
-def failure_verdict(bc: dict, pc: dict, tr: str, history: tuple[int, int] | None = None) -> dict | None:
+def failure_verdict(bc: dict, pc: dict, tr: str, history: tuple[int, int] | list[int] | None = None) -> dict | None:
     """A check that failed in some patched boots: its failure counts decide (None: no patched failure
     or no base that ran it).  `history`: (failed, boots) of the same check on the same base kernel in
     earlier runs, counted with the base."""
@@ -433,8 +433,7 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
     if calibration is None:
         calibration = jw.get("floors")
     checks = compare_checks(base_runs, patched_runs, calibration, once=once_paths(result, base_runs + patched_runs),
-                            noise=jw.get("noise"), fail_history={k: tuple(v) for k, v in
-                                                                 (jw.get("fail_history") or {}).items()})
+                            noise=jw.get("noise"), fail_history=jw.get("fail_history"))
     drifted = sorted(f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"]
                      if "drifted" in (m.get("noise") or ""))
     if jw or drifted:
