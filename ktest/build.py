@@ -184,7 +184,12 @@ class Builder:
                 log.flush()
                 where, msg = first_error(Path(log.name).read_text(errors="replace"), src, obj)
                 raise BuildFailed(what=f"config ({' '.join(cmd[:2])})", where=where, first_error=msg, log=log.name)
-        kconfig.verify((obj / ".config").read_text(), kconfig.requested(self.frags), obj / ".config")
+        config = (obj / ".config").read_text()
+        kconfig.verify(config, kconfig.requested(self.frags), obj / ".config")
+        if ungranted := kconfig.unmet(config, kconfig.requested(self.frags, optional=True)):
+            note = f"kconfig asked where available, not granted by this tree: {', '.join(ungranted)}"
+            log.write(f"# ktest: {note}\n")
+            self.progress.info(note)
         stamp.write_text(self.config_key + "\n")
 
     def _run_make(self, src: Path, obj: Path, log, label: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -452,7 +453,13 @@ def validate_checks(args) -> None:
     from .errors import BadExpr, BadTestcases
 
     for t in getattr(args, "testcases", None) or []:
-        p = Path(t)
+        # a pytest node id (file.py::test_name[param]) names one check of a file that must exist
+        file, sep, node = t.partition("::")
+        if sep and not re.fullmatch(r"[A-Za-z_]\w*(::[A-Za-z_]\w*)*(\[[^\x00-\x1f\x7f]*\])?", node):
+            raise BadTestcases(path=t, why="is not a check's node id (file.py::test_name or file.py::test_name[param])")
+        p = Path(file)
+        if sep and p.is_dir():
+            raise BadTestcases(path=t, why="names a check in a folder; give the file (test_*.py::test_name)")
         if not p.exists():
             raise BadTestcases(path=t, why="does not exist")
         if p.is_dir():

@@ -24,6 +24,7 @@ NOT_SET = re.compile(r"^# (CONFIG_\w+) is not set$")
 class Fragment:
     name: str
     text: str
+    optional: bool = False   # merged, but a symbol the tree's Kconfig cannot grant is recorded, not fatal
 
     def symbols(self) -> dict[str, str]:
         return parse_config(self.text)
@@ -44,7 +45,10 @@ def parse_config(text: str) -> dict[str, str]:
 def fragments(areas: list[str] | tuple[str, ...] = AREAS, extra: Fragment | None = None) -> list[Fragment]:
     """base.config, each area's fragment, then the user's (--kconfig-add), which wins where they differ."""
     out = [Fragment("base", (resources.files("ktest") / "kconfig" / "base.config").read_text())]
-    return out + [Fragment(a, _areas.get(a).kconfig) for a in areas] + ([extra] if extra else [])
+    out += [Fragment(a, _areas.get(a).kconfig) for a in areas]
+    out += [Fragment(f"{a}-where-available", t, optional=True)
+            for a in areas if (t := _areas.get(a).kconfig_where_available)]
+    return out + ([extra] if extra else [])
 
 
 def _symbol_line(line: str) -> bool:
@@ -84,11 +88,23 @@ def user_fragment(items: list[str] | tuple[str, ...] | None) -> Fragment | None:
     return Fragment("user", "\n".join(lines) + "\n") if lines else None
 
 
-def requested(frags: list[Fragment]) -> dict[str, str]:
+def requested(frags: list[Fragment], optional: bool = False) -> dict[str, str]:
+    """What the fragments ask for, the later winning: the required symbols, or (optional=True) those
+    asked only where the tree's Kconfig allows them."""
     want: dict[str, str] = {}
     for f in frags:
-        want.update(f.symbols())
+        for sym, val in f.symbols().items():
+            want.pop(sym, None)
+            if f.optional == optional:
+                want[sym] = val
     return want
+
+
+def unmet(config_text: str, want: dict[str, str]) -> list[str]:
+    """The requested symbols the built .config does not have as asked, as `CONFIG_X=y (got n)`."""
+    have = parse_config(config_text)
+    return [f"{sym}={val} (got {have.get(sym, 'n')})" for sym, val in sorted(want.items())
+            if val.strip('"') != have.get(sym, "n").strip('"')]
 
 
 def config_key(frags: list[Fragment]) -> str:
@@ -97,13 +113,7 @@ def config_key(frags: list[Fragment]) -> str:
 
 
 def verify(config_text: str, want: dict[str, str], config_path: Path | str) -> None:
-    have = parse_config(config_text)
-    missing = []
-    for sym, val in sorted(want.items()):
-        got = have.get(sym, "n")
-        if val.strip('"') != got.strip('"'):
-            missing.append(f"{sym}={val} (got {got})")
-    if missing:
+    if missing := unmet(config_text, want):
         raise KconfigMissing(missing=", ".join(missing), config=config_path)
 
 

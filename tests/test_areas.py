@@ -15,7 +15,9 @@ def test_the_shipped_areas_parse_and_feed_kconfig_and_testcases():
     for a in areas.all_areas().values():
         assert a.testcases_dir.is_dir(), a.name
         assert kconfig.parse_config(a.kconfig), f"{a.name}: an empty fragment"
-        assert [f.name for f in kconfig.fragments([a.name])] == ["base", a.name]
+        assert [f.name for f in kconfig.fragments([a.name])] == \
+            ["base", a.name] + ([f"{a.name}-where-available"] if a.kconfig_where_available else [])
+    assert "CONFIG_KPROBE_EVENTS=y" in areas.get("linkwatch").kconfig_where_available
     bond = areas.get("bonding")
     assert "bond_options.sh:prio" in [s.id for s in bond.selftests] and all(s.cost > 0 for s in bond.selftests)
     assert "tools/testing/selftests/kselftest" in areas.selftest_exports()

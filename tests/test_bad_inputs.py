@@ -315,6 +315,12 @@ CASES = [
      ["not a Python check file"], True),
     ("boot-testcases-dev-zero", lambda t, tree, s: ["boot", "--testcases", "/dev/zero"], "bad-testcases",
      ["not a regular file"], True),
+    ("boot-testcases-node-of-missing-file", lambda t, tree, s: ["boot", "--testcases", "/nonexistent.py::test_a"],
+     "bad-testcases", ["/nonexistent.py::test_a does not exist"], True),
+    ("boot-testcases-node-not-a-name", lambda t, tree, s: ["boot", "--testcases", "testcases/test_smoke.py::1 or x"],
+     "bad-testcases", ["not a check's node id"], True),
+    ("boot-testcases-node-in-a-folder", lambda t, tree, s: ["boot", "--testcases", "testcases::test_a"],
+     "bad-testcases", ["names a check in a folder"], True),
     ("build-jobs-0", lambda t, tree, s: ["build", "--jobs", "0"], "bad-option", ["--jobs 0"], True),
     ("build-jobs-negative", lambda t, tree, s: ["build", "--jobs", "-1"], "bad-option", ["--jobs -1"], True),
     ("run-testcases-missing", lambda t, tree, s: ["run", s, "--testcases", "/nonexistent"], "bad-testcases",
@@ -428,3 +434,15 @@ def test_a_range_without_a_tree_is_one_line_and_exit_2(tmp_path):
         "ktest: user error [range-needs-tree]: origin/main..my-branch looks like a revision range, but no --tree "
         "names the repository it is in (and no such path exists) (hint: ktest run --tree ~/linux "
         "origin/main..my-branch)"]
+
+
+@pytest.mark.parametrize("node", ["testcases/test_smoke.py::test_guest_basics",
+                                  "testcases/linkwatch/test_operstate.py::test_virtio_bounce[gap_0.1s]",
+                                  "testcases/bonding/test_upstream.py::test_kselftest[bond_options.sh:num_grat_arp]"])
+def test_a_check_node_id_of_an_existing_file_is_accepted(node):
+    """`--testcases file.py::test[param]` names one check, as the reproduce commands print it."""
+    import argparse
+
+    from ktest.cli import validate_checks
+
+    validate_checks(argparse.Namespace(testcases=[str(Path(__file__).resolve().parent.parent / node)], expr=None))

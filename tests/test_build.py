@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fakekernel import git, make_series
+from fakekernel import git, make_series, make_tree
 from ktest.build import Builder, check_host_tools, first_error, parse_warnings
 from ktest.errors import BuildFailed, MissingHostTools
 from ktest.pipeline import build_series
@@ -162,3 +162,31 @@ def test_kconfig_add_is_a_user_fragment_in_the_build_key_and_verified(cache, fak
     b = extra.build(t.base, "base")
     assert "CONFIG_NETCONSOLE=y" in b.config.read_text()
     assert kconfig.requested(extra.frags)["CONFIG_BRIDGE"] == "n", "the user's fragment wins over the areas'"
+
+
+def test_a_symbol_asked_where_available_is_logged_when_the_tree_cannot_grant_it(cache, fake_tree, tmp_path, calls):
+    """6.1's KPROBES depends on MODULES: the linkwatch area asks for kprobe events only where the tree
+    allows, so such a tree still builds and its log says what was not granted; a required symbol the
+    tree cannot grant still fails the build."""
+    from ktest import kconfig
+    from ktest.errors import KconfigMissing
+
+    frags = kconfig.fragments(["linkwatch"])
+    assert [f.name for f in frags if f.optional] == ["linkwatch-where-available"]
+    assert "CONFIG_KPROBES" in kconfig.requested(frags, optional=True)
+    assert "CONFIG_KPROBES" not in kconfig.requested(frags) and "CONFIG_VETH" in kconfig.requested(frags)
+    (fake_tree / "UNMET").write_text("CONFIG_KPROBES\nCONFIG_KPROBE_EVENTS\n")
+    git(fake_tree, "add", "UNMET")
+    git(fake_tree, "commit", "-q", "-m", "a Kconfig where KPROBES depends on MODULES")
+    t = user_tree(cache, fake_tree)
+    b = Builder(cache, t, progress=Silent(), areas=("linkwatch",)).build(t.base, "base")
+    assert "CONFIG_KPROBES" not in b.config.read_text()
+    log = (b.dir / "build.log").read_text()
+    assert "not granted by this tree: CONFIG_KPROBES=y (got n), CONFIG_KPROBE_EVENTS=y (got n)" in log
+    other = make_tree(tmp_path / "linux-without-veth")
+    (other / "UNMET").write_text("CONFIG_VETH\n")
+    git(other, "add", "UNMET")
+    git(other, "commit", "-q", "-m", "a Kconfig without veth")
+    t2 = user_tree(cache, other)
+    with pytest.raises(KconfigMissing, match="CONFIG_VETH=y"):
+        Builder(cache, t2, progress=Silent(), areas=("linkwatch",)).build(t2.base, "base")

@@ -46,6 +46,7 @@ class Area:
     paths: tuple[str, ...]
     testcases: str
     kconfig: str
+    kconfig_where_available: str = ""     # merged too; a tree whose Kconfig cannot grant it still builds
     exports: tuple[str, ...] = ()
     selftests: tuple[Selftest, ...] = ()
 
@@ -61,7 +62,7 @@ class AreaFileError(ValueError):
 def _parse(name: str, text: str) -> Area:
     d = tomllib.loads(text)
     need = {"description", "paths", "testcases", "kconfig"}
-    allowed = need | {"exports", "selftests"}
+    allowed = need | {"exports", "selftests", "kconfig_where_available"}
     if missing := need - d.keys():
         raise AreaFileError(f"area {name}: missing {', '.join(sorted(missing))}")
     if extra := d.keys() - allowed:
@@ -77,7 +78,8 @@ def _parse(name: str, text: str) -> Area:
     if len(set(ids)) != len(ids):
         raise AreaFileError(f"area {name}: a selftest is listed twice")
     return Area(name=name, description=d["description"], paths=tuple(d["paths"]), testcases=d["testcases"],
-                kconfig=d["kconfig"].lstrip("\n"), exports=tuple(d.get("exports", ())), selftests=tuple(tests))
+                kconfig=d["kconfig"].lstrip("\n"),
+                kconfig_where_available=d.get("kconfig_where_available", "").lstrip("\n"), exports=tuple(d.get("exports", ())), selftests=tuple(tests))
 
 
 @cache
