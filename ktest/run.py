@@ -68,7 +68,7 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
         chosen, why = areas_mod.select(series)
         opts = replace(opts, testcases=areas_mod.testcases_for(chosen))
     else:
-        chosen, why = [], "given with --testcases"
+        chosen, why = areas_mod.of_testcases(opts.testcases), "given with --testcases"
     run_id = new_run_id()
     outdir = (opts.reports / run_id).resolve()
     outdir.mkdir(parents=True)

@@ -49,3 +49,11 @@ def test_a_series_selects_the_areas_whose_paths_it_touches():
     assert areas.select(_series("net/core/link_watch.c", "include/net/bond_3ad.h"))[0] == ["bonding", "linkwatch"]
     chosen, why = areas.select(_series("fs/ext4/inode.c"))
     assert chosen == list(areas.names()) and "no area" in why
+
+
+def test_the_areas_of_given_testcases_are_those_whose_checks_they_name():
+    t = areas.TESTCASES
+    assert areas.of_testcases([t / "linkwatch" / "test_operstate.py"]) == ["linkwatch"]
+    assert areas.of_testcases([Path(f"{t}/bonding/test_enslave.py::test_prio[a]")]) == ["bonding"]
+    assert sorted(areas.of_testcases([t])) == sorted(areas.names())
+    assert areas.of_testcases([areas.SMOKE]) == []

@@ -235,3 +235,40 @@ def test_merged_shards_whose_base_never_booted_are_could_not_run(tmp_path, fake_
     m = merge([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "merged", cache, tmp_path / "h.sqlite")
     assert whole["verdict"]["status"] == m["runs"][0]["status"] == "could not run"
     assert m["exit_code"] == 2 and "never reached the guest harness" in m["runs"][0]["error"]
+
+
+def test_with_a_stored_calibration_sharded_and_merged_judges_as_unsharded(tmp_path, fake_tree, cache, monkeypatch):
+    """The floors a run was judged with are part of its result (judged_with), so `ktest merge` judges the
+    pooled shards with the same floors as the unsharded run, whatever calibration its own cache holds.
+    The stored floor here is large enough to change a verdict, so the test sees the floors at work."""
+    from ktest import calibration
+
+    recorded = json.loads((FIXTURES / "result-linkwatch.json").read_text())
+    series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
+    t = user_tree(cache, fake_tree)
+    monkeypatch.setattr(run_mod, "run_checks", replay(recorded))
+    rounds = recorded["settings"]["rounds"]
+    plain, _ = _run(cache, t, series, tmp_path, "plain", rounds)
+    target = "linkwatch.operstate.virtio_bounce.gap_0_1s"
+    verdict = {c["path"]: c["verdict"] for c in plain["checks"]}
+    assert verdict[target] == "metric improvement"
+
+    floors = {f"{target}/up_to_running": {"centre": 5000.0, "tail": 5000.0}}
+    for area in plain["settings"]["check_areas"]:
+        calibration.store(cache, {"schema": calibration.SCHEMA, "key": calibration.key(t.base, "tcg", area),
+                                  "area": area, "rule": calibration.RULE, "boots": 8, "rounds": 2, "reps": 5,
+                                  "floors": floors, "noise": {}})
+    whole, _ = _run(cache, t, series, tmp_path, "whole", rounds)
+    assert whole["calibration"], (whole["settings"]["check_areas"], whole["calibration"])
+    assert whole["judged_with"]["floors"] == floors, whole["judged_with"]
+    assert {c["path"]: c["verdict"] for c in whole["checks"]}[target] != "metric improvement", "the floor was used"
+    parts = [_run(cache, t, series, tmp_path, f"shard{i}", rounds, (i, 2)) for i in (1, 2)]
+    for area in plain["settings"]["check_areas"]:       # the merging machine has no calibration
+        calibration.path_for(cache, calibration.key(t.base, "tcg", area)).unlink()
+    m = merge([parts[0][1], parts[1][1]], tmp_path / "merged", cache, tmp_path / "history.sqlite")
+    (run,) = m["runs"]
+    merged = json.loads((tmp_path / "merged" / run["dir"] / "result.json").read_text())
+    assert merged["judged_with"]["floors"] == floors
+    assert _essence(merged) == _essence(whole)
+    assert [(c["path"], [(x["metric"], x.get("verdict"), x.get("mde")) for x in c["metrics"]]) for c in merged["checks"]] \
+        == [(c["path"], [(x["metric"], x.get("verdict"), x.get("mde")) for x in c["metrics"]]) for c in whole["checks"]]

@@ -130,3 +130,17 @@ def select(series: Series) -> tuple[list[str], str]:
 
 def testcases_for(chosen: list[str]) -> list[Path]:
     return [SMOKE] + [get(a).testcases_dir for a in chosen]
+
+
+def of_testcases(paths: list[Path]) -> list[str]:
+    """The areas whose checks --testcases names (a file or node id under an area's folder, the folder
+    itself, or a folder above it): their calibration and selftest agreement apply to the run."""
+    out = []
+    for a in all_areas().values():
+        d = a.testcases_dir.resolve()
+        for p in paths:
+            q = Path(str(p).partition("::")[0]).resolve()
+            if q == d or d in q.parents or q in d.parents:
+                out.append(a.name)
+                break
+    return out
