@@ -677,7 +677,7 @@ def rerun_matches(args, rerun: dict) -> None:
                                why=f"it is {base[:12]} now, {rerun['base'][:12]} then")
 
 
-def cmd_run(args, cache, progress) -> int:
+def cmd_run(args, cache, progress, runner=None) -> int:
     from . import shard
     from .run import RunOptions, run_series
 
@@ -700,7 +700,8 @@ def cmd_run(args, cache, progress) -> int:
     worst = 0
     for s in args.series:
         try:
-            result, outdir = run_series(cache, tree, s, opts, progress, argv=["ktest", *sys.argv[1:]])
+            result, outdir = run_series(cache, tree, s, opts, progress, argv=["ktest", *sys.argv[1:]],
+                                        **({"runner": runner} if runner else {}))
         except Interrupted:
             raise                   # Ctrl-C or SIGTERM ends the whole command, not just this series
         except KtestError as e:
@@ -961,16 +962,17 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Ctrl-C at any point, even while the modules are still being imported, is one line and 130."""
+def main(argv: list[str] | None = None, runner=None) -> int:
+    """Ctrl-C at any point, even while the modules are still being imported, is one line and 130.
+    `runner` (tests only) boots the kernels of `ktest run` in place of checks.run_checks."""
     try:
-        return _main(argv)
+        return _main(argv, runner)
     except KeyboardInterrupt:
         print("ktest: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, runner=None) -> int:
     import signal
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -986,7 +988,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         validate_inputs(args)
         cache = Cache.open(Path(args.cache) if args.cache else None)
-        rc = COMMANDS[args.cmd](args, cache, progress)
+        rc = COMMANDS[args.cmd](args, cache, progress, **({"runner": runner} if runner else {}))
         progress.end_group()
         return rc
     except KtestError as e:

@@ -15,8 +15,10 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .cache import Cache
 from .progress import Progress
@@ -250,7 +252,12 @@ class _WorkerProgress(Progress):
     __call__ = info
 
 
-def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, runner=None) -> dict:
+# Boots one kernel and runs checks in it: checks.run_checks(cache, bzimage, outdir, label=..., **kwargs)
+# -> GuestRun.  The engine's seam: tests pass a replay of recorded guest runs.
+Runner = Callable[..., Any]
+
+
+def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, runner: Runner | None = None) -> dict:
     """Run the jobs, at most `vms` at once.  Returns {key: GuestRun}.  `runner` defaults to
     checks.run_checks (tests pass a fake)."""
     from . import vm

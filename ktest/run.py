@@ -18,7 +18,7 @@ from .checks import DEFAULT_TESTCASES, collect_checks, run_checks
 from .errors import BuildFailed, Interrupted, KtestError, PatchDoesNotApply
 from .console import KnownIssues
 from .pipeline import SeriesBuild, build_commits, new_run_id
-from .pool import BootJob, run_jobs
+from .pool import BootJob, Runner, run_jobs
 from .progress import Progress
 from .records import Build, BootRecord, BuildRecord, Culprit, Series, Tree, Verdict, relative_path
 from .series import apply_series, load
@@ -54,7 +54,8 @@ class RunOptions:
 
 
 def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, progress: Progress,
-               argv: list[str] | None = None) -> tuple[dict, Path]:
+               argv: list[str] | None = None, runner: Runner = run_checks) -> tuple[dict, Path]:
+    """`runner` boots one kernel and runs checks in it (checks.run_checks; tests pass a replay)."""
     from .tree import series_tree
 
     series = load(series_path, tree.repo if tree.kind == "user" else None)
@@ -73,7 +74,7 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
     outdir = (opts.reports / run_id).resolve()
     outdir.mkdir(parents=True)
     try:
-        return _run(cache, tree, series, series_path, opts, progress, argv, chosen, why, run_id, outdir)
+        return _run(cache, tree, series, series_path, opts, progress, argv, chosen, why, run_id, outdir, runner)
     except (KeyboardInterrupt, Interrupted) as e:
         # Ctrl-C or SIGTERM: an empty run dir goes; one with a result.json stays, and the line says so
         _remove_if_empty(outdir)
@@ -108,9 +109,10 @@ def _remove_if_empty(d: Path) -> None:
 
 
 def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOptions, progress: Progress,
-         argv: list[str] | None, chosen: list[str], why: str, run_id: str, outdir: Path) -> tuple[dict, Path]:
+         argv: list[str] | None, chosen: list[str], why: str, run_id: str, outdir: Path,
+         runner: Runner) -> tuple[dict, Path]:
     r = _Run(cache, tree, series, opts, progress, outdir,
-             _new_result(tree, series, series_path, opts, argv, chosen, why, run_id))
+             _new_result(tree, series, series_path, opts, argv, chosen, why, run_id), runner)
     r.apply()
     if r.build():
         r.boot_planned_rounds()
@@ -184,8 +186,9 @@ class _Run:
     ktest.result/1 document) and saves it, so an interrupted run leaves what it had."""
 
     def __init__(self, cache: Cache, tree: Tree, series: Series, opts: RunOptions, progress: Progress,
-                 outdir: Path, result: dict):
+                 outdir: Path, result: dict, runner: Runner = run_checks):
         self.cache, self.tree, self.series, self.opts, self.progress = cache, tree, series, opts, progress
+        self.runner = runner
         self.outdir, self.result, self.t0 = outdir, result, time.time()
         self.runs: dict[str, list[dict]] = {"base": [], "patched": []}
         self.built: SeriesBuild | None = None
@@ -316,7 +319,7 @@ class _Run:
         # slowest first; stable otherwise
         jobs = [BootJob(key, self.kernels[side].bzimage, self.outdir / "boots" / key, key,
                         {**self.common, "expr": opts.expr, **kw}) for r, side, key, kw in keys]
-        got = run_jobs(self.cache, jobs, opts.vms, self.progress, runner=run_checks)
+        got = run_jobs(self.cache, jobs, opts.vms, self.progress, runner=self.runner)
         for r in rnds:
             for side in ("base", "patched"):
                 for key, _ in jobs_of[r, side]:
@@ -423,7 +426,7 @@ class _Run:
                 for side in ("base", "patched")]
         jobs = [BootJob(key, self.kernels[key.split("-")[0]].bzimage, self.outdir / "boots" / key, key,
                         {**self.common, **what}) for key in keys]
-        got = run_jobs(self.cache, jobs, self.opts.vms, self.progress, runner=run_checks)
+        got = run_jobs(self.cache, jobs, self.opts.vms, self.progress, runner=self.runner)
         for key in keys:
             side = key.split("-")[0]
             gr = got[key]
@@ -448,7 +451,7 @@ class _Run:
             return
         if len(builds) > 1 and self.opts.bisect:
             result["culprit"] = _bisect(self.cache, series, builds, self.runs["base"], result["verdict"]["regressions"],
-                                        self.opts, self.outdir, self.progress, result, self.floors)
+                                        self.opts, self.outdir, self.progress, result, self.floors, self.runner)
         else:
             p = series.patches[-1]
             result["culprit"] = Culprit(p.index, p.subject, "only patch of the series" if len(builds) == 1
@@ -492,7 +495,7 @@ def _expr_for(paths: list[str]) -> str:
 
 
 def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, opts, outdir, progress, result,
-            cal_floors=None):
+            cal_floors=None, runner: Runner = run_checks):
     """Boot every earlier patch's kernel (at once, on the pool) with the regressed checks; the culprit is
     the first that shows one of the run's regressions."""
     paths = [r for r in regressions if not r.startswith("new ")]
@@ -502,7 +505,7 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
     jobs = [BootJob(f"patch-{i}", b.bzimage, outdir / "boots" / f"bisect-{i}", f"patch-{i}",
                     dict(reps=opts.reps, accel=opts.accel, known_issues=opts.known_issues, **what))
             for i, b in enumerate(builds[:-1], 1)]
-    got = run_jobs(cache, jobs, opts.vms, progress, runner=run_checks)
+    got = run_jobs(cache, jobs, opts.vms, progress, runner=runner)
     for i in range(1, len(builds)):
         gr = got[f"patch-{i}"]
         result["boots"].append(BootRecord(gr.to_json(), f"patch {i}", 0, "bisect").to_json(outdir))

@@ -7,7 +7,6 @@ import pytest
 
 from fakekernel import make_series
 from ktest import pool, vm
-from ktest import run as run_mod
 from ktest.progress import Silent
 from ktest.run import RunOptions, run_series
 from ktest.tree import user_tree
@@ -105,10 +104,10 @@ def test_inconclusive_metric_boots_more_rounds_until_decided(tmp_path, fake_tree
         slow = [60.0, 61, 62, 60, 63]
         return _guest(label, fast if label.startswith("base") or label == "patched-1" else slow)
 
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, max_rounds=6, reps=5, vms=2, reports=tmp_path / "r", testcases=[Path("x")],
                       bisect=False)
-    result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent())
+    result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent(), runner=runner)
     rd = result["rounds"]
     assert rd["planned"] == 2 and rd["booted"] > 2 and rd["extra"][0]["because"] == ["area.a/lat"]
     assert {"base-3", "patched-3"} <= set(labels)
@@ -123,9 +122,9 @@ def test_a_decided_run_boots_no_extra_round(tmp_path, fake_tree, cache, monkeypa
         labels.append(label)
         return _guest(label, [10.0, 11, 12, 10, 11])
 
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, reps=5, vms=2, reports=tmp_path / "r", testcases=[Path("x")], bisect=False)
-    result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent())
+    result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent(), runner=runner)
     assert result["rounds"]["booted"] == 2 and sorted(labels) == ["base-1", "base-2", "patched-1", "patched-2"]
     assert result["verdict"]["exit_code"] == 0
 
@@ -150,9 +149,9 @@ def test_a_stall_in_one_patched_boot_boots_a_retry_round(tmp_path, fake_tree, ca
             g.splats = [stall]
         return g
 
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, reps=5, vms=2, reports=tmp_path / "r", testcases=[Path("x")], bisect=False)
-    result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent())
+    result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent(), runner=runner)
     assert {"base-retry", "patched-retry"} <= set(labels) and exprs["patched-retry"] is None, "the whole run again"
     v = result["verdict"]
     if again:

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from fakekernel import make_series
-from ktest import run as run_mod
 from ktest.checks import GuestRun
 from ktest.progress import Silent
 from ktest.run import RunOptions, run_series
@@ -56,9 +55,9 @@ def test_culprit_is_the_first_patch_that_shows_the_regression(tmp_path, fake_tre
         return [("area.a", "FAIL" if bad else "PASS", [10.0, 11, 12]), ("area.b", "PASS", [5.0, 5, 6])]
 
     fake, calls = canned(behaviour)
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")], vms=1)
-    result, outdir = run_series(cache, t, str(three_patches), opts, Silent())
+    result, outdir = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     labels = [c[0] for c in calls]
     assert labels[:4] == ["base-1", "patched-1", "base-2", "patched-2"], "interleaved"
     assert [c[2] for c in calls[:4]] == [True, True, False, False], "slow checks in round 1 only"
@@ -81,9 +80,9 @@ def test_patched_only_failure_is_retried_and_labelled_flaky(tmp_path, fake_tree,
         return [("area.a", st, [])]
 
     fake, calls = canned(behaviour)
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")], vms=1)
-    result, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     # 1 of 2 patched boots failed, 0 of 2 base: not yet evidence either way, so the check is booted again
     # on both sides until Fisher's test decides; passing every time, 1 of 5 against 0 of 5 is "no
     # difference" (a 50-point rise in the failure rate would have shown with power 0.8)
@@ -101,11 +100,11 @@ def test_history_links_runs_of_the_same_series(tmp_path, fake_tree, three_patche
     state = {"bad": False}
     fake, _ = canned(lambda image, label, expr: [("area.a", "FAIL" if state["bad"] and "patched" in label
                                                   else "PASS", [])])
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=1, reps=3, reports=tmp_path / "reports", testcases=[Path("x")], bisect=False)
-    first, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    first, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     state["bad"] = True
-    second, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    second, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     h = second["history"]
     assert h["previous"]["run_id"] == first["run_id"] and h["previous"]["same_patches"]
     assert h["last_good"]["run_id"] == first["run_id"]
@@ -124,11 +123,11 @@ def test_each_run_report_links_the_trends_page_beside_it(tmp_path, fake_tree, th
     state = {"base": [10.0, 11.0, 12.0]}
     fake, _ = canned(lambda image, label, expr: [("area.a", "PASS", state["base"] if "base" in label
                                                   else [x + 100 for x in state["base"]])])
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=1, reps=3, reports=tmp_path / "reports", testcases=[Path("x")], bisect=False)
-    first, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    first, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     state["base"] = [20.0, 21.0, 22.0]
-    second, outdir = run_series(cache, t, str(three_patches), opts, Silent())
+    second, outdir = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     trends = (tmp_path / "reports" / "history.html").read_text()
     assert trends.count('<svg class="trend-chart"') == 1
     for median in ("11.00", "21.00", "111.00", "121.00"):       # base and patched medians of both runs
@@ -158,9 +157,9 @@ def test_a_base_kernel_that_never_boots_is_could_not_run_not_no_regression(tmp_p
         gr.started, gr.boot.outcome, gr.boot.exit_code = None, "panic", 255
         return gr
 
-    monkeypatch.setattr(run_mod, "run_checks", never_started)
+    runner = never_started
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("x")])
-    result, outdir = run_series(cache, t, str(three_patches), opts, Silent())
+    result, outdir = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     v = result["verdict"]
     assert v["status"] == "could not run" and v["exit_code"] == 2 and v["stage"] == "boot"
     assert "never reached the guest harness in 2 boot(s) (panic)" in v["error"]
@@ -188,10 +187,10 @@ def test_a_retry_boots_just_the_failing_checks_by_node_id(tmp_path, fake_tree, t
                           console_log=outdir / "console.log", stdout_log=outdir / "stdout.log")
         return GuestRun(label=label, boot=boot, started={}, finished={}, results=res, splats=[], env={"accel": "tcg"})
 
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases")], vms=1,
                       bisect=False, shard=(1, 2))
-    result, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     retries = [c for c in calls if "-retry" in c[0]]
     assert retries and len(retries) % 2 == 0
     assert [c[1:] for c in retries] == [(["testcases/b/test_up.py::test_ks[arp]"], None, None)] * len(retries), \
@@ -205,18 +204,17 @@ def test_rerun_repeats_a_stored_run_on_the_same_builds(tmp_path, fake_tree, thre
     patches, base and artifacts; other run options, a changed series and an unknown run are refused."""
     from ktest import cli
 
-    fake, calls = canned(lambda image, label, expr: [("area.a", "PASS", [10.0, 11, 12])])
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner, calls = canned(lambda image, label, expr: [("area.a", "PASS", [10.0, 11, 12])])
     db, common = tmp_path / "h.sqlite", ["--cache", str(cache.root)]
     first = ["run", str(three_patches), "--tree", str(fake_tree), "--testcases", "testcases/test_smoke.py",
              "--rounds", "2", "--max-rounds", "2", "--reps", "3", "--vms", "1", "--kconfig-add", "CONFIG_X=y",
              "--reports", str(tmp_path / "r1"), "--db", str(db), *common]
-    assert cli.main(first) == 0
+    assert cli.main(first, runner=runner) == 0
     old = __import__("json").loads((tmp_path / "r1" / "latest" / "result.json").read_text())
     n_boots = len(calls)
     # the pool is the host's (a larger one would split the checks over more guests): the same here
     assert cli.main(["run", "--rerun", old["run_id"], "--reports", str(tmp_path / "r2"), "--db", str(db),
-                     "--vms", "1", *common]) == 0
+                     "--vms", "1", *common], runner=runner) == 0
     new = __import__("json").loads((tmp_path / "r2" / "latest" / "result.json").read_text())
     assert new["settings"]["rerun_of"] == old["run_id"] and new["run_id"] != old["run_id"]
     assert [b["key"] for b in new["builds"]] == [b["key"] for b in old["builds"]], "the same builds"
@@ -251,13 +249,13 @@ def test_earlier_runs_base_boots_are_the_noise_model_and_failure_history_of_the_
         return [("area.a", "PASS", [100.0 + k, 101 + k, 102 + k]), ("area.f", "FAIL" if k == 0 else "PASS", [])]
 
     fake, _ = canned(behaviour)
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=3, max_rounds=3, reps=3, reports=tmp_path / "reports", testcases=[Path("x")],
                       bisect=False, db=tmp_path / "h.sqlite", vms=1)
-    first, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    first, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     assert first["judged_with"]["noise"] == {} and first["judged_with"]["fail_history"] == {}
-    run_series(cache, t, str(three_patches), opts, Silent())
-    third, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    third, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     jw = third["judged_with"]
     assert jw["noise"]["area.a/lat"]["centre"]["df"] == 4
     assert jw["noise"]["area.a/lat"]["source"] == "history (2 earlier runs)"
@@ -287,9 +285,9 @@ def test_retries_end_when_a_check_can_never_be_set_up_on_one_side(tmp_path, fake
                           console_log=outdir / "console.log", stdout_log=outdir / "stdout.log")
         return GuestRun(label=label, boot=boot, started={}, finished={}, results=res, splats=[], env={"accel": "tcg"})
 
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("x")], vms=2, bisect=False)
-    result, _ = run_series(cache, t, str(three_patches), opts, Silent())
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     retries = [b for b in result["boots"] if b["purpose"] == "retry"]
     assert len(retries) == 2 * 8, "retry boots stop at 8 a side"
     v = result["verdict"]

@@ -9,7 +9,6 @@ import jsonschema
 import pytest
 
 from fakekernel import make_series
-from ktest import run as run_mod
 from ktest.errors import BadResult
 from ktest.outputs import result_schema, validate_result
 from ktest.progress import Silent
@@ -36,16 +35,15 @@ def test_what_a_run_writes_today_validates(tmp_path, fake_tree, cache, monkeypat
     series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int d1;\n", "net: one")])
     fake, _ = canned(lambda image, label, expr: [("area.a", "FAIL" if label.startswith("patched") else "PASS",
                                                   [10.0, 11, 12])])
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "r", testcases=[Path("testcases/test_smoke.py")], vms=1)
-    result, outdir = run_series(cache, t, str(series), opts, Silent())
+    result, outdir = run_series(cache, t, str(series), opts, Silent(), runner=runner)
     assert result["verdict"]["status"] == "regression"
     on_disk = json.loads((outdir / "result.json").read_text())
     jsonschema.validate(on_disk, result_schema(), cls=jsonschema.Draft202012Validator)
 
     never = canned(lambda image, label, expr: [("area.a", "SKIP", [])])[0]
-    monkeypatch.setattr(run_mod, "run_checks", never)
-    result, outdir = run_series(cache, t, str(series), opts, Silent())
+    result, outdir = run_series(cache, t, str(series), opts, Silent(), runner=never)
     assert result["verdict"]["status"] == "could not run"
     jsonschema.validate(json.loads((outdir / "result.json").read_text()), result_schema(),
                         cls=jsonschema.Draft202012Validator)

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from fakekernel import make_series
-from ktest import run as run_mod
 from ktest import shard
 from ktest.errors import BadShard, NoResults, ShardsDisagree, ShardsIncomplete
 from ktest.merge import merge
@@ -39,10 +38,10 @@ def _essence(result: dict) -> dict:
     }
 
 
-def _run(cache, tree, series, tmp_path, name, rounds, shard_spec=None):
+def _run(cache, tree, series, tmp_path, name, rounds, shard_spec=None, *, runner):
     opts = RunOptions(rounds=rounds, max_rounds=rounds, reps=5, reports=tmp_path / name, testcases=[Path("testcases")],
                       shard=shard_spec, db=tmp_path / "history.sqlite")
-    return run_series(cache, tree, str(series), opts, Silent())
+    return run_series(cache, tree, str(series), opts, Silent(), runner=runner)
 
 
 @pytest.mark.parametrize("fixture", ["result-linkwatch.json", "result-bonding.json"])
@@ -51,11 +50,11 @@ def test_two_shards_merged_equal_the_unsharded_run(tmp_path, fake_tree, cache, m
     series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
     (series / "expected.json").write_text(json.dumps(recorded["series"]["expected"]))
     t = user_tree(cache, fake_tree)
-    monkeypatch.setattr(run_mod, "run_checks", replay(recorded))
+    runner = replay(recorded)
     rounds = recorded["settings"]["rounds"]
 
-    whole, _ = _run(cache, t, series, tmp_path, "whole", rounds)
-    parts = [_run(cache, t, series, tmp_path, f"shard{i}", rounds, (i, 2)) for i in (1, 2)]
+    whole, _ = _run(cache, t, series, tmp_path, "whole", rounds, runner=runner)
+    parts = [_run(cache, t, series, tmp_path, f"shard{i}", rounds, (i, 2), runner=runner) for i in (1, 2)]
     m = merge([parts[1][1], parts[0][1]], tmp_path / "merged", cache, tmp_path / "history.sqlite")
 
     # the replay reproduces the recorded run, so the comparison below is about real results
@@ -110,9 +109,9 @@ def test_sharded_regression_keeps_its_retry_and_culprit(tmp_path, fake_tree, cac
         return [(i, "FAIL" if (i.endswith("::a") and broken) or (i.endswith("::f") and label == "patched-1")
                  else "PASS") for i in ids]
 
-    monkeypatch.setattr(run_mod, "run_checks", canned(results_for))
-    whole, _ = _run(cache, t, series, tmp_path, "whole", 2)
-    parts = [_run(cache, t, series, tmp_path, f"shard{i}", 2, (i, 2)) for i in (1, 2)]
+    runner = canned(results_for)
+    whole, _ = _run(cache, t, series, tmp_path, "whole", 2, runner=runner)
+    parts = [_run(cache, t, series, tmp_path, f"shard{i}", 2, (i, 2), runner=runner) for i in (1, 2)]
     m = merge([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "merged", cache, tmp_path / "h.sqlite")
     merged = json.loads((tmp_path / "merged" / m["runs"][0]["dir"] / "result.json").read_text())
     assert whole["verdict"]["regressions"] == ["a"] and whole["verdict"]["flaky"] == ["f"]
@@ -128,16 +127,16 @@ def test_merge_refuses_incomplete_duplicate_or_mismatched_shards(tmp_path, fake_
     recorded = json.loads((FIXTURES / "result-linkwatch.json").read_text())
     series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
     t = user_tree(cache, fake_tree)
-    monkeypatch.setattr(run_mod, "run_checks", replay(recorded))
-    _, d1 = _run(cache, t, series, tmp_path, "s1", 2, (1, 2))
-    _, d2 = _run(cache, t, series, tmp_path, "s2", 2, (2, 2))
-    _, d1b = _run(cache, t, series, tmp_path, "s1b", 2, (1, 2))
+    runner = replay(recorded)
+    _, d1 = _run(cache, t, series, tmp_path, "s1", 2, (1, 2), runner=runner)
+    _, d2 = _run(cache, t, series, tmp_path, "s2", 2, (2, 2), runner=runner)
+    _, d1b = _run(cache, t, series, tmp_path, "s1b", 2, (1, 2), runner=runner)
     out = tmp_path / "out"
     with pytest.raises(ShardsIncomplete, match=r"shard\(s\) 2/2 missing"):
         merge([d1], out, cache)
     with pytest.raises(ShardsIncomplete, match="shard 1/2 given 2 times"):
         merge([d1, d1b, d2], out, cache)
-    _, d3 = _run(cache, t, series, tmp_path, "s3", 1, (2, 2))   # one round instead of two
+    _, d3 = _run(cache, t, series, tmp_path, "s3", 1, (2, 2), runner=runner)   # one round instead of two
     with pytest.raises(ShardsDisagree, match="settings.rounds"):
         merge([d1, d3], out, cache)
     with pytest.raises(NoResults):
@@ -206,8 +205,8 @@ def test_guest_plugin_shards_the_whole_collection_before_k(tmp_path):
 def test_an_unsharded_run_merges_as_one_shard(tmp_path, fake_tree, cache, monkeypatch):
     recorded = json.loads((FIXTURES / "result-bonding.json").read_text())
     series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
-    monkeypatch.setattr(run_mod, "run_checks", replay(recorded))
-    whole, d = _run(cache, user_tree(cache, fake_tree), series, tmp_path, "whole", 1)
+    runner = replay(recorded)
+    whole, d = _run(cache, user_tree(cache, fake_tree), series, tmp_path, "whole", 1, runner=runner)
     m = merge([tmp_path / "whole"], tmp_path / "merged", cache, tmp_path / "h.sqlite")
     (run,) = m["runs"]
     merged = json.loads((tmp_path / "merged" / run["dir"] / "result.json").read_text())
@@ -227,11 +226,11 @@ def test_merged_shards_whose_base_never_booted_are_could_not_run(tmp_path, fake_
         gr.started, gr.results, gr.boot.outcome = None, [], "panic"
         return gr
 
-    monkeypatch.setattr(run_mod, "run_checks", never_started)
+    runner = never_started
     t = user_tree(cache, fake_tree)
-    whole, _ = _run(cache, t, series, tmp_path, "whole", 1)
+    whole, _ = _run(cache, t, series, tmp_path, "whole", 1, runner=runner)
     for i in (1, 2):
-        _run(cache, t, series, tmp_path, f"shard{i}", 1, (i, 2))
+        _run(cache, t, series, tmp_path, f"shard{i}", 1, (i, 2), runner=runner)
     m = merge([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "merged", cache, tmp_path / "h.sqlite")
     assert whole["verdict"]["status"] == m["runs"][0]["status"] == "could not run"
     assert m["exit_code"] == 2 and "never reached the guest harness" in m["runs"][0]["error"]
@@ -246,9 +245,9 @@ def test_with_a_stored_calibration_sharded_and_merged_judges_as_unsharded(tmp_pa
     recorded = json.loads((FIXTURES / "result-linkwatch.json").read_text())
     series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
     t = user_tree(cache, fake_tree)
-    monkeypatch.setattr(run_mod, "run_checks", replay(recorded))
+    runner = replay(recorded)
     rounds = recorded["settings"]["rounds"]
-    plain, _ = _run(cache, t, series, tmp_path, "plain", rounds)
+    plain, _ = _run(cache, t, series, tmp_path, "plain", rounds, runner=runner)
     target = "linkwatch.operstate.virtio_bounce.gap_0_1s"
     verdict = {c["path"]: c["verdict"] for c in plain["checks"]}
     assert verdict[target] == "metric improvement"
@@ -258,11 +257,11 @@ def test_with_a_stored_calibration_sharded_and_merged_judges_as_unsharded(tmp_pa
         calibration.store(cache, {"schema": calibration.SCHEMA, "key": calibration.key(t.base, "tcg", area),
                                   "area": area, "rule": calibration.RULE, "boots": 8, "rounds": 2, "reps": 5,
                                   "floors": floors, "noise": {}})
-    whole, _ = _run(cache, t, series, tmp_path, "whole", rounds)
+    whole, _ = _run(cache, t, series, tmp_path, "whole", rounds, runner=runner)
     assert whole["calibration"], (whole["settings"]["check_areas"], whole["calibration"])
     assert whole["judged_with"]["floors"] == floors, whole["judged_with"]
     assert {c["path"]: c["verdict"] for c in whole["checks"]}[target] != "metric improvement", "the floor was used"
-    parts = [_run(cache, t, series, tmp_path, f"shard{i}", rounds, (i, 2)) for i in (1, 2)]
+    parts = [_run(cache, t, series, tmp_path, f"shard{i}", rounds, (i, 2), runner=runner) for i in (1, 2)]
     for area in plain["settings"]["check_areas"]:       # the merging machine has no calibration
         calibration.path_for(cache, calibration.key(t.base, "tcg", area)).unlink()
     m = merge([parts[0][1], parts[1][1]], tmp_path / "merged", cache, tmp_path / "history.sqlite")

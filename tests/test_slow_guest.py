@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from fakekernel import make_series
-from ktest import run as run_mod
 from ktest.checks import PROJECT, slow_checks
 from ktest.progress import Silent
 from ktest.run import RunOptions, run_series
@@ -111,9 +110,9 @@ def test_round_one_gives_the_slow_checks_their_own_guest_first(tmp_path, fake_tr
         return [("area.fast", "PASS", [1.0, 1, 1])]
 
     fake, calls = canned(behaviour)
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "r", testcases=[tc], vms=2)
-    result, _ = run_series(cache, t, str(series), opts, Silent())
+    result, _ = run_series(cache, t, str(series), opts, Silent(), runner=runner)
     started = [(c[0], c[2]) for c in calls]
     # two guests at once: the slow pair first, then round 1's other checks and round 2
     assert sorted(started[:2]) == [("base-1-slow", "only"), ("patched-1-slow", "only")]
@@ -123,7 +122,7 @@ def test_round_one_gives_the_slow_checks_their_own_guest_first(tmp_path, fake_tr
 
     calls.clear()
     one = RunOptions(rounds=2, reps=3, reports=tmp_path / "r1", testcases=[tc], vms=1)
-    run_series(cache, t, str(series), one, Silent())
+    run_series(cache, t, str(series), one, Silent(), runner=runner)
     assert [(c[0], c[2]) for c in calls[:4]] == [("base-1", True), ("patched-1", True), ("base-2", False),
                                                  ("patched-2", False)], "one guest at a time: no split"
 
@@ -133,9 +132,9 @@ def test_a_larger_pool_splits_round_ones_slow_checks_over_guests_of_their_own(tm
     t = user_tree(cache, fake_tree)
     series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int d1;\n", "net: one")])
     fake, calls = canned(lambda image, label, expr: [("area.fast", "PASS", [1.0, 1, 1])])
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "r", testcases=[tc], vms=4)
-    result, _ = run_series(cache, t, str(series), opts, Silent())
+    result, _ = run_series(cache, t, str(series), opts, Silent(), runner=runner)
     slow = {c[0]: c[2] for c in calls if "-slow" in c[0]}
     assert sorted(slow) == ["base-1-slow1", "base-1-slow2", "patched-1-slow1", "patched-1-slow2"]
     assert slow["base-1-slow1"] == slow["patched-1-slow1"] and slow["base-1-slow2"] == slow["patched-1-slow2"]
@@ -165,9 +164,9 @@ def test_a_pool_with_guests_left_splits_each_sides_other_checks(tmp_path, fake_t
     t = user_tree(cache, fake_tree)
     series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int d1;\n", "net: one")])
     fake, calls = canned(lambda image, label, expr: [("area.fast", "PASS", [1.0, 1, 1])])
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     opts = RunOptions(rounds=1, max_rounds=1, reps=3, reports=tmp_path / "r", testcases=[tc], vms=8)
-    result, outdir = run_series(cache, t, str(series), opts, Silent())
+    result, outdir = run_series(cache, t, str(series), opts, Silent(), runner=runner)
     jobs = {c[0]: (c[2], c[3]) for c in calls}
     assert sorted(jobs) == ["base-1-p1", "base-1-p2", "base-1-slow1", "base-1-slow2",
                             "patched-1-p1", "patched-1-p2", "patched-1-slow1", "patched-1-slow2"]
@@ -181,5 +180,5 @@ def test_a_pool_with_guests_left_splits_each_sides_other_checks(tmp_path, fake_t
 
     calls.clear()
     shard = RunOptions(rounds=1, max_rounds=1, reps=3, reports=tmp_path / "r2", testcases=[tc], vms=8, shard=(1, 2))
-    run_series(cache, t, str(series), shard, Silent())
+    run_series(cache, t, str(series), shard, Silent(), runner=runner)
     assert not any("-p" in c[0] for c in calls), "a shard is a part already: one guest a side"

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from fakekernel import make_series
-from ktest import run as run_mod
 from ktest.progress import Silent
 from ktest.run import RunOptions, run_series
 from ktest.tree import user_tree
@@ -110,12 +109,12 @@ def test_plan_picks_the_series_a_pull_request_touches(tmp_path):
 def _shards(tmp_path, fake_tree, cache, monkeypatch, fake, n=2) -> Path:
     """Shard reports as the shard jobs leave them, one artifact dir per shard."""
     series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])
-    monkeypatch.setattr(run_mod, "run_checks", fake)
+    runner = fake
     t = user_tree(cache, fake_tree)
     for i in range(1, n + 1):
         opts = RunOptions(rounds=2, reps=5, reports=tmp_path / "artifacts" / f"ktest-6.12-s-{i}",
                           testcases=[Path("testcases")], shard=(i, n), db=tmp_path / "h.sqlite")
-        run_series(cache, t, str(series), opts, Silent())
+        run_series(cache, t, str(series), opts, Silent(), runner=runner)
         latest = opts.reports / "latest"   # an artifact upload may store the link as a copy
         target = latest.resolve()
         latest.unlink()
