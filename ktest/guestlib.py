@@ -33,7 +33,7 @@ def repeat(reps: int, one):
             why.append(str(e))
             if redone > RETRIES:
                 raise SetupNotEstablished(f"precondition not established after {RETRIES} retries: "
-                                          f"{'; '.join(why[-3:])}")
+                                          f"{'; '.join(why[-3:])}") from None
     return out, redone
 
 

@@ -7,7 +7,11 @@ ok: write started.json + one result, exit 0 | hang: hang before the harness (wit
   tests/fixtures/console), then hang silently like a kernel whose dead task held a lock
 | root-stripped: like a 6.1 kernel without a block layer, which finds the 9p root only when given
   root=/dev//dev/root (the lines printed are those of a real 6.1.192 boot)."""
-import json, os, subprocess, sys, time
+import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 args = sys.argv[1:]
@@ -43,7 +47,9 @@ if mode == "root-stripped":
         sys.exit(255)
     mode = "ok"
 if mode == "ok":
-    started(); result("smoke.a"); sys.exit(0)
+    started()
+    result("smoke.a")
+    sys.exit(0)
 if mode == "die":
     sys.exit(255)
 if mode == "oops-hang":
@@ -79,7 +85,8 @@ if mode in ("hang", "stall"):
     while True:
         time.sleep(1)
 if mode == "panic":
-    started(); result("smoke.a")
+    started()
+    result("smoke.a")
     for l in ["[    5.100000] Kernel panic - not syncing: sysrq triggered crash",
               "[    5.100001] CPU: 0 UID: 0 PID: 1 Comm: sh Not tainted 6.12.99 #1",
               "[    5.100002] Call Trace:", "[    5.100003]  <TASK>",

@@ -3,7 +3,6 @@ when a run has a pool: the guest plugin's KTEST_SLOW modes, the host-side collec
 and the run's job plan."""
 
 import json
-import os
 import subprocess
 import sys
 import threading

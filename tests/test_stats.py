@@ -75,7 +75,7 @@ def test_boot_clustered_null_data_rarely_fires():
     for boots in (2, 4):
         fired = v1 = 0
         for _ in range(300):
-            def side():
+            def side(boots=boots):
                 return [list(100 * np.exp(rng.normal(0, 0.10)) * np.exp(rng.normal(0, 0.05, 5)))
                         for _ in range(boots)]
             b, p = side(), side()
