@@ -305,11 +305,11 @@ def _fmt(v: float | None, u: str) -> str:
 
 def _decide(c: Comparison, alpha: float) -> None:
     u = c.unit
-    rows = [("centre", c.q_value, c.delta, c.noise_floor)]
+    rows = [("centre", c.q_value, c.delta, c.noise_floor, c.base_median, c.patched_median, c.mde)]
     if c.q_tail is not None:
-        rows.append(("tail", c.q_tail, c.delta_p90, c.tail_floor))
+        rows.append(("tail", c.q_tail, c.delta_p90, c.tail_floor, c.base_p90, c.patched_p90, c.mde_tail))
     got = {}
-    for name, q, d, floor in rows:
+    for name, q, d, floor, _b, _p, _m in rows:
         t = c.tests[name]
         beyond = d is not None and abs(d) > floor and (d > 0) == (t.diff > 0)
         got[name] = decide_aspect(t, q, c.lower_is_better, beyond, alpha)
