@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/setup.sh
 # lint first: a defect ruff finds (an unused import, an undefined name) fails CI in seconds
-.venv/bin/ruff check ktest tests ci
+.venv/bin/ruff check ktest tests testcases ci
 exec .venv/bin/python -m pytest -ra "$@" tests

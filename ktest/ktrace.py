@@ -133,5 +133,7 @@ def first(events: list[Event], name: str, after: float, dev: int | None = None) 
                  and (dev is None or e.args.get("dev") == dev)), None)
 
 
-def last(events: list[Event], name: str, before: float) -> Event | None:
-    return next((e for e in reversed(events) if e.name == name and e.t_ms <= before), None)
+def last(events: list[Event], name: str, before: float, dev: int | None = None) -> Event | None:
+    """The last `name` event at or before `before` (ms), of device `dev` when given."""
+    return next((e for e in reversed(events) if e.name == name and e.t_ms <= before
+                 and (dev is None or e.args.get("dev") == dev)), None)

@@ -71,7 +71,7 @@ def test_a_branch_as_the_series_builds_its_commits_on_the_range_start(range_run)
     assert [x["commit"] for x in r["series"]["patches"]] == ids, "the developer's own commit ids, built as they are"
     assert [b["commit"] for b in r["builds"]] == [tree.base, *ids]
     (c,) = [c for c in r["checks"] if c["path"].endswith("gap_0_1s")]
-    m = {x["metric"]: x for x in c["metrics"]}["up_to_running"]
+    m = {x["metric"]: x for x in c["metrics"]}["up_to_running_kernel"]
     assert m["verdict"] == "improved", m
     co = {x["id"]: x for x in json.loads((reports / "latest" / "kcidb.json").read_text())["checkouts"]}
     patched = next(x for k, x in co.items() if not k.endswith("_base"))
@@ -95,7 +95,7 @@ def test_a_rerun_repeats_the_stored_run_on_the_same_builds(range_run, tmp_path):
     assert new["series"]["range"] == old["series"]["range"]
     assert [b["label"] for b in new["boots"]] == [b["label"] for b in old["boots"]]
     (c,) = [c for c in new["checks"] if c["path"].endswith("gap_0_1s")]
-    assert {x["metric"]: x for x in c["metrics"]}["up_to_running"]["verdict"] == "improved"
+    assert {x["metric"]: x for x in c["metrics"]}["up_to_running_kernel"]["verdict"] == "improved"
 
 
 def _qemu_pids_using(path: str) -> list[int]:

@@ -23,3 +23,7 @@ def test_kprobe_lines_become_events_in_ms_with_their_device():
     assert ktrace.last(ev, "linkwatch_run", down.t_ms) is ev[2]
     assert ktrace.first(ev, "notify", 0, dev=0x1) is None
     assert ev[3].to_json(ev[0].t_ms) == {"t_ms": 8.0, "event": "kernel: notify", "dev": "0xffff888003a5c000"}
+    # the last notification of a device before a moment (the RTM_NEWLINK that user space saw)
+    assert ktrace.last(ev, "notify", 41121.2, dev=nic) is ev[3]
+    assert ktrace.last(ev, "notify", 41121.2) is ev[4]
+    assert ktrace.last(ev, "notify", 41120.9, dev=nic) is None

@@ -257,3 +257,20 @@ def test_a_setup_error_beside_passes_shows_as_pass_with_its_count():
     (c,) = compare_checks([run([res("a")])] * 3, [run([infra]), run([res("a")]), run([res("a")])])
     assert c["patched"]["status"] == "PASS" and c["patched"]["infra_errors"] == 1
     assert c["patched"]["statuses"] == ["ERROR", "PASS", "PASS"] and c["verdict"] == "unchanged"
+
+
+def test_an_expected_kernel_clock_metric_falls_back_to_the_user_space_one_without_kprobes():
+    """patches/linkwatch expects up_to_running_kernel; a kernel without kprobe events (6.1's lean config)
+    has only up_to_running, timed in user space, and the expectation is judged on that, saying so."""
+    def up(ms):
+        r = res("a", "PASS", ms)
+        r["metrics"][0]["name"] = "up_to_running"
+        return r
+    base = [run([up([900.0 + i for i in range(5)])]) for _ in range(3)]
+    patched = [run([up([5.0 + i for i in range(5)])]) for _ in range(3)]
+    checks = compare_checks(base, patched)
+    (e,) = expected_effects({"metrics": [{"check": "a", "metric": "up_to_running_kernel", "change": "decrease"}]},
+                            checks)
+    assert e["held"] is True and e["observed"].startswith("(no kernel timestamps here: judged on up_to_running")
+    (e,) = expected_effects({"metrics": [{"check": "a", "metric": "other_kernel", "change": "decrease"}]}, checks)
+    assert e["held"] is None and e["observed"] == "not measured"

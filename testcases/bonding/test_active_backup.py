@@ -340,7 +340,7 @@ def test_loss_during_failover(record, reps):
             got: list[tuple[int, float]] = []
             stop = threading.Event()
 
-            def recv():
+            def recv(rx=rx, got=got, stop=stop):    # this iteration's socket, list and event
                 while not stop.is_set():
                     try:
                         data = rx.recv(64)

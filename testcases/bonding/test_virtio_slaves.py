@@ -163,7 +163,7 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect):
     becomes active again, with `failure` the active slave stays.  failback_ms: from the slave's
     carrier-on to the bond's failover event."""
     iv = _interval_ms(monitor)
-    failback, redone = [], []
+    failback = []
     with VirtioBond(monitor, reselect=reselect) as vb:
         vb.wait(lambda: vb.active() is not None, what="an active slave")
         record.note("first_active", vb.active())

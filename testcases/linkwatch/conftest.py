@@ -2,8 +2,15 @@
 
 import pytest
 
+from ktest import ktrace
 from ktest.guestlib import virtio_nics
 from lwbench import Bench
+
+# The admin-up request entering the kernel (dev_change_flags, from the RTM_NEWLINK's do_setlink) and the
+# notification linkwatch sends once the device's operstate changed (netdev_state_change, from
+# linkwatch_do_dev): the up's latency in the kernel's clock, without the guest's scheduling of the
+# process that asked and the one that listens.  The first argument is the net_device pointer.
+UP_PROBES = {"change_flags": ("dev_change_flags", "dev=%di:x64"), "notify": ("netdev_state_change", "dev=%di:x64")}
 
 
 @pytest.fixture
@@ -11,6 +18,18 @@ def bench():
     b = Bench()
     yield b
     b.close()
+
+
+@pytest.fixture
+def kclock():
+    """A kernel tracer of the up path (UP_PROBES), or None in a kernel without kprobe events: the checks
+    then have their user-space times only, and note why."""
+    if ktrace.available():
+        yield None
+        return
+    t = ktrace.KTrace(UP_PROBES)
+    yield t
+    t.close()
 
 
 @pytest.fixture

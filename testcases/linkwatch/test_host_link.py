@@ -196,7 +196,7 @@ def test_host_short_flap(bench, record, reps, nic, gap_ms):
     and when RUNNING + UP was last reported, after the observed arming run (and, as context, after the
     host's acknowledgement of the restore)."""
     name, idx = nic
-    saw_down, to_running = [], []
+    saw_down = []
 
     def one():
         t_arm = bench.arm()
