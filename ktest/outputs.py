@@ -142,6 +142,15 @@ def _visible_controls(v):
     return v
 
 
+def metric_clock(m: dict) -> str | None:
+    """Which clock timed a latency: a check names its kernel-clock metrics `*_kernel` (kprobe events in
+    the kernel's CLOCK_MONOTONIC, microseconds, no user-space scheduling in them); other times are taken
+    in user space in the guest, where a loaded host adds tens of ms."""
+    if (m.get("unit") or "") not in ("ms", "s", "us"):
+        return None
+    return "kernel (kprobes)" if m.get("metric", "").endswith("_kernel") else "user space"
+
+
 def _over_boots(m: dict) -> str:
     """How a metric fared over boots, in words: each aspect's decision (ktest-rule/3), the smallest
     harmful change the run could detect, and whose noise; a result of the older rule says whether the
@@ -152,6 +161,8 @@ def _over_boots(m: dict) -> str:
         parts = [", ".join(f"{names.get(k, k)} {words.get(v, v)}" for k, v in m["decisions"].items())]
         if m.get("mde") is not None:
             parts.append(f"detects {_fmt(m['mde'], m.get('unit') or '')}")
+        if clock := metric_clock(m):
+            parts.append(f"clock: {clock}")
         if m.get("noise"):
             parts.append(f"noise: {m['noise']}")
         return "; ".join(parts)

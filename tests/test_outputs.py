@@ -165,3 +165,13 @@ def test_report_links_the_trends_page_only_for_a_recorded_run(result):
     assert "history.html" in render_summary(r) and "history.html" not in render_summary(result)
     r["history"] = {"previous": None, "last_good": None, "changes": [], "skipped": "shard run"}
     assert 'id="history"' not in render_html(r, FIXTURE.parent)
+
+
+def test_each_latency_says_which_clock_timed_it():
+    from ktest.outputs import _over_boots, metric_clock
+
+    base = {"unit": "ms", "decisions": {"centre": "SAME"}, "mde": 12.0}
+    assert metric_clock({**base, "metric": "up_to_running_kernel"}) == "kernel (kprobes)"
+    assert metric_clock({**base, "metric": "up_to_running"}) == "user space"
+    assert metric_clock({"metric": "tx_packets", "unit": "count"}) is None
+    assert "clock: kernel (kprobes)" in _over_boots({**base, "metric": "cut_to_down_kernel"})
