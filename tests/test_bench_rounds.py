@@ -1,0 +1,38 @@
+"""ci/bench_rounds.py: A/A splits of one kernel's boots, judged at k boots a side (no VM)."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _boot(rng, shift=0.0):
+    """One boot of one kernel: a latency whose boot-to-boot spread is 10 % and rep spread 5 %."""
+    level = 100.0 * np.exp(rng.normal(0, 0.10)) + shift
+    samples = [float(x) for x in level * np.exp(rng.normal(0, 0.05, 5))]
+    return {"started": {}, "results": [{"path": "area.check", "status": "PASS", "message": None, "timelines": [],
+                                        "notes": {}, "metrics": [{"name": "lat", "unit": "ms", "samples": samples,
+                                                                  "n": 5, "min_effect": 50.0}]}], "splats": []}
+
+
+def test_splits_of_one_kernels_boots_at_each_size(tmp_path):
+    rng = np.random.default_rng(7)
+    runs = [_boot(rng) for _ in range(6)]
+    f = tmp_path / "runs.json.gz"
+    f.write_bytes(gzip.compress(json.dumps(runs).encode()))
+    p = subprocess.run([sys.executable, "ci/bench_rounds.py", str(f), "--boots", "2", "3", "4", "--json"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert got["boots_of_one_kernel"] == 6
+    t = got["by_boots_a_side"]
+    # 6 boots: C(6,2)*C(4,2)/2 = 45 splits of 2 v 2, C(6,3)/2 = 10 of 3 v 3; 4 v 4 needs 8 boots
+    assert set(t) == {"2", "3"} and t["2"]["splits"] == 45 and t["3"]["splits"] == 10
+    # one kernel against itself, with a floor (50 ms) far above its spread: never a regression
+    assert t["2"]["false_regression"] == 0.0 and t["3"]["false_regression"] == 0.0
+    assert all(0.0 <= v["undecided"] <= 1.0 for v in t.values())
