@@ -15,8 +15,9 @@ from .cache import Cache, write_json_atomic
 from .progress import Progress
 from .vm import BootResult, BootSpec, boot_with_retry, choose_accel, host_env, lean_udev_rules
 
-PROJECT = Path(__file__).resolve().parent.parent
-DEFAULT_TESTCASES = PROJECT / "testcases"
+from .home import PACKAGE
+from .home import ROOT as PROJECT
+from .home import TESTCASES as DEFAULT_TESTCASES
 
 
 @dataclass
@@ -89,7 +90,7 @@ def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int,
         "export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1",
         f"export PYTHONPATH={shlex.quote(pypath)}",
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        f"export KTEST_SELFTESTS={shlex.quote(str(selftests or ''))}",
+        f"export KTEST_SELFTESTS={shlex.quote(str(selftests or ''))} KTEST_ROOT={shlex.quote(str(PROJECT))}",
         *(f"export {k}={shlex.quote(str(v))}" for k, v in (env or {}).items()),
         f"cd {shlex.quote(str(PROJECT))}",
         f"exec {shlex.join(args)}",
@@ -150,7 +151,8 @@ def collect_checks(paths, expr: str | None = None, shard: tuple[int, int] | None
 
     with tempfile.TemporaryDirectory(prefix="ktest-collect-") as d:
         args = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "ktest.guest_plugin",
-                "-p", "no:cacheprovider", f"--ktest-out={d}", *[str(Path(p).resolve()) for p in paths]]
+                "-p", "no:cacheprovider", f"--rootdir={PROJECT}", f"--ktest-out={d}",
+                *[str(Path(p).resolve()) for p in paths]]
         if expr:
             args += ["-k", expr]
         if shard:
@@ -198,7 +200,7 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
                     udev_rules=lean_udev_rules(outdir / "udev-rules.d"), link_control=True, extra_nics=EXTRA_NICS)
     if crash_quiet is not None:
         spec.crash_quiet = crash_quiet
-    _precompile([PROJECT / "ktest", *paths])
+    _precompile([PACKAGE, *paths])
     progress.stage(f"booting {label} ({accel}) and running checks")
     t0 = time.time()
     res = boot_with_retry(spec, outdir, progress, label)

@@ -647,14 +647,14 @@ def rerun_args(args, cache: Cache) -> dict:
         args.kernel = ".".join(tree["version"].split(".")[:2])
     args.rounds, args.max_rounds, args.reps = st["rounds"], st.get("max_rounds"), st["reps"]
     args.area, args.expr = st.get("kconfig_areas") or None, st.get("expr")
-    args.testcases = [str(DEFAULT_PROJECT / t) for t in st.get("testcases") or []] or None
+    args.testcases = [str(DEFAULT_PROJECT / t) for t in st.get("testcases") or []] or None   # relative to home.ROOT
     args.kconfig_add = list((st.get("kconfig_add") or {}).get("items") or [])
     args.known_issues = Path(st["known_issues"]) if st.get("known_issues") else None
     return {"run_id": old["run_id"], "patchset_hash": old["checkout"]["patchset_hash"], "base": tree["base"],
             "builds": {b["label"]: b["key"] for b in old.get("builds", []) if b.get("key")}}
 
 
-DEFAULT_PROJECT = Path(__file__).resolve().parent.parent
+from .home import ROOT as DEFAULT_PROJECT  # noqa: E402  (the checks' root: a checkout or share/ktest)
 
 
 def rerun_matches(args, rerun: dict) -> None:

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from .home import ROOT
+
 
 def _read(path: str, default: str = "") -> str:
     try:
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     # Plugins the checks do not use cost import time under TCG.
     pa = ["-p", "ktest.guest_plugin", "-p", "no:cacheprovider", "-p", "no:doctest", "-p", "no:pastebin",
           "-p", "no:junitxml", "-p", "no:nose", "-p", "no:legacypath", "-p", "no:unittest", "-p", "no:faulthandler",
-          "-q", "-rfEs", "--color=no",
+          "-q", "-rfEs", "--color=no", f"--rootdir={ROOT}",
           f"--ktest-out={args.out}", f"--ktest-reps={args.reps}", "--ktest-kmsg", *args.paths]
     if args.expr:
         pa += ["-k", args.expr]

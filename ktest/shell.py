@@ -20,7 +20,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
+from .home import ROOT as PROJECT
+from .home import TESTCASES
 PROMPT = "ktest-shell# "
 
 
@@ -54,7 +55,7 @@ TOPOLOGIES = {t.name: t for t in (
 
 def guest_script(rwdir: Path, topo: Topology) -> Path:
     """rwdir/shell.sh: set up the topology, say what is there, then an interactive bash."""
-    pypath = os.pathsep.join([str(PROJECT), str(PROJECT / "testcases" / "bonding"),
+    pypath = os.pathsep.join([str(PROJECT), str(TESTCASES / "bonding"),
                               sysconfig.get_paths()["purelib"]])
     lines = ["#!/bin/bash",
              "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

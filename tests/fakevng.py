@@ -5,6 +5,8 @@ ok: write started.json + one result, exit 0 | hang: hang before the harness (wit
 | panic: start, write one result, print a real-looking panic, exit 255
 | oops-hang: start, one result, start a second check, print a real Oops (lkdtm EXCEPTION, from
   tests/fixtures/console), then hang silently like a kernel whose dead task held a lock
+| run: run the guest command (--exec) here on the host, as the guest would, and exit with its status
+  (the smoke checks only read the system)
 | root-stripped: like a 6.1 kernel without a block layer, which finds the 9p root only when given
   root=/dev//dev/root (the lines printed are those of a real 6.1.192 boot)."""
 import json
@@ -46,6 +48,8 @@ if mode == "root-stripped":
             print(l, file=sys.stderr, flush=True)
         sys.exit(255)
     mode = "ok"
+if mode == "run":
+    sys.exit(subprocess.run(["sh", "-c", args[args.index("--exec") + 1]]).returncode)
 if mode == "ok":
     started()
     result("smoke.a")

@@ -226,7 +226,7 @@ def test_an_interrupt_while_outputs_are_written_says_what_is_kept(tmp_path, monk
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    def fake_run(cache, tree, series, series_path, opts, progress, argv, chosen, why, run_id, outdir):
+    def fake_run(cache, tree, series, series_path, opts, progress, argv, chosen, why, run_id, outdir, runner):
         outdir_seen.append(outdir)
         (outdir / "result.json").write_text("{}")
         outputs.write_all({}, outdir)

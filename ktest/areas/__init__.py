@@ -16,8 +16,7 @@ from pathlib import Path
 
 from ..records import Series
 
-TESTCASES = Path(__file__).resolve().parent.parent.parent / "testcases"
-SMOKE = TESTCASES / "test_smoke.py"
+from ..home import SMOKE, TESTCASES  # noqa: E402,F401  (one place knows where the checks are)
 SELFTESTS = "tools/testing/selftests"
 DIFF_FILE = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
 
