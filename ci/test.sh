@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 ci/setup.sh
 # lint first: a defect ruff finds (an unused import, an undefined name) fails CI in seconds
 .venv/bin/ruff check ktest tests testcases ci
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -ra "$@" tests

@@ -114,12 +114,12 @@ class Builder:
         self.jobs = jobs or os.cpu_count() or 2
         self.progress = progress or Progress()
         self.lineage = cache.root / "lineages" / short_hash(str(tree.shadow), self.config_key)
-        self._toolchain = None
+        self._toolchain: str | None = None
 
     def key(self, commit: str) -> str:
         if self._toolchain is None:
             self._toolchain = toolchain_id()
-        return short_hash(commit, self.config_key, self._toolchain, "artifact/v2", n=24)
+        return short_hash(commit, self.config_key, str(self._toolchain), "artifact/v2", n=24)
 
     def cached(self, commit: str) -> Build | None:
         art = self.cache.root / "artifacts" / self.key(commit)
@@ -199,7 +199,7 @@ class Builder:
                                 errors="replace", start_new_session=True)
         t0, n = time.monotonic(), 0
         try:
-            for line in proc.stdout:
+            for line in proc.stdout or ():
                 log.write(line)
                 if line.startswith("  CC "):
                     n += 1

@@ -10,6 +10,8 @@ metric's floor and the report shows it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import itertools
 import json
 import statistics
@@ -182,7 +184,8 @@ def pool_noise(*models: dict) -> dict:
             if k not in out:
                 out[k] = v
                 continue
-            o, merged = out[k], {"source": f"{out[k]['source']} + {v['source']}"}
+            o = out[k]
+            merged: dict[str, Any] = {"source": f"{out[k]['source']} + {v['source']}"}
             for a in ("centre", "tail"):
                 xs = [x[a] for x in (o, v) if x.get(a)]
                 if xs:

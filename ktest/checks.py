@@ -134,7 +134,7 @@ def _select_env(slow: bool | str | list[str], ids: list[str] | None = None) -> d
     node ids of the collection, which the guest still collects whole: its selection.json, the order
     of checks and the shard split stay those of the whole run)."""
     if isinstance(slow, list):
-        slow, ids = "only", slow
+        ids, slow = slow, "only"
     env = {"KTEST_SLOW": SLOW_MODES[slow]}
     if ids is not None:
         env["KTEST_IDS"] = json.dumps(list(ids))

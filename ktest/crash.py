@@ -128,6 +128,7 @@ def analyse(console_text: str, splats: list[Splat], *, outcome: str, harness_sta
     hung = harness_started and not harness_finished and outcome in ENDED
     if fatal is None and not hung:
         return None
+    splat: Splat | None
     if fatal is not None:
         splat, kind = fatal, fatal.kind
     else:   # the guest stopped: the last splat before that, if any, says why

@@ -146,6 +146,8 @@ class UnknownArea(UserError):
 
 
 class BuildFailed(UserError):
+    partial: object = None      # the SeriesBuild so far, when a patch of a series failed (pipeline)
+    patch: object = None        # that patch
     code = "build-failed"
     msg = "build of {what} failed at {where}: {first_error}"
     hint = "full log: {log}"

@@ -24,7 +24,8 @@ def repeat(reps: int, one):
     """Run `one()` reps times; a repetition whose precondition did not hold is redone (RETRIES times in
     all), and SetupNotEstablished is raised with the reasons if it still does not hold.  Returns
     (results, redone)."""
-    out, redone, why = [], 0, []
+    out: list = []
+    redone, why = 0, []
     while len(out) < reps:
         try:
             out.append(one())
@@ -124,7 +125,8 @@ class _IrqWatch:
     def __init__(self, irq: int):
         import threading
 
-        self.irq, self.count0, self.t = irq, irq_count(irq), None
+        self.irq, self.count0 = irq, irq_count(irq)
+        self.t: float | None = None
         self.done = threading.Event()
         self.th = threading.Thread(target=self._run, daemon=True)
         self.th.start()
@@ -247,7 +249,7 @@ class KMsg:
 
     def read(self) -> list[tuple[float, str]]:
         """New records since the last read: [(t_ms, message)]."""
-        out = []
+        out: list[tuple[float, str]] = []
         while True:
             try:
                 rec = os.read(self.fd, 8192).decode(errors="replace")

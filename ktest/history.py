@@ -105,7 +105,7 @@ def _base_boot_rows(result: dict) -> list[tuple]:
     build, accel = base_build(result), (result.get("env") or {}).get("accel")
     if not build or not accel or (result.get("settings") or {}).get("shard") or result.get("compare"):
         return []
-    rows = {}
+    rows: dict[tuple, tuple] = {}
     boots = [b for b in result.get("boots", []) if b.get("side") == "base" and b.get("purpose", "round") != "bisect"]
     for i, b in enumerate(boots):
         for r in b.get("results", []):

@@ -9,6 +9,8 @@ request-to-ack time is context for the reader; checks time the kernel's reaction
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncio
 import json
 import logging
@@ -45,7 +47,7 @@ class QMP:
 
     def __init__(self, path: Path, connect_timeout: float = 20.0):
         self.path, self.connect_timeout = path, connect_timeout
-        self._client = None
+        self._client: Any = None                   # qemu.qmp's QMPClient once connected
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _run(self, coro, timeout: float):

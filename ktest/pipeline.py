@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import os
 import shutil
 import time
@@ -57,7 +59,7 @@ def build_commits(builder: Builder, tree: Tree, series: Series | None) -> Series
     prev = base
     for p in patches:
         try:
-            b = builder.build(p.commit, f"patch {p.index}/{len(patches)}")
+            b = builder.build(cast(str, p.commit), f"patch {p.index}/{len(patches)}")    # applied: has one
         except BuildFailed as e:
             e.partial, e.patch = res, p
             raise

@@ -7,6 +7,8 @@ Actions ($GITHUB_ACTIONS=true, not a terminal) every stage opens a collapsible l
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import sys
 import threading
@@ -42,7 +44,7 @@ class Progress:
         self._group = False
         self._group_lock = threading.Lock()
         self._last = 0.0
-        self._status = None
+        self._status: Any = None                    # rich's Status while a status line shows
 
     def _when(self) -> str:
         return "" if self.tty else time.strftime("%H:%M:%S ")

@@ -6,6 +6,8 @@ orders the patches, and an `expected.json` that declares the effect the series s
 
 from __future__ import annotations
 
+from typing import cast
+
 import email
 import email.policy
 import hashlib
@@ -166,14 +168,17 @@ def load_range(repo_path: Path, spec: str) -> Series:
     commits = list(repo.iter_commits(f"{start.hexsha}..{end.hexsha}", reverse=True))
     if not commits:
         raise BadRange(spec=spec, path=repo_path, why="it is empty: no commit is in the range")
+    def summary(c) -> str:     # GitPython types it str | bytes
+        return c.summary if isinstance(c.summary, str) else c.summary.decode(errors="replace")
+
     for c in commits:
         if len(c.parents) > 1:
             raise BadRange(spec=spec, path=repo_path,
-                           why=f"commit {c.hexsha[:12]} '{c.summary}' is a merge; a series is a line of patches")
+                           why=f"commit {c.hexsha[:12]} '{summary(c)}' is a merge; a series is a line of patches")
     patches = []
     for i, c in enumerate(commits, 1):
         text = repo.git.format_patch("-1", "--stdout", "--no-signature", c.hexsha, stdout_as_string=True) + "\n"
-        patches.append(Patch(index=i, name=c.hexsha[:12], subject=" ".join(c.summary.split()),
+        patches.append(Patch(index=i, name=c.hexsha[:12], subject=" ".join(summary(c).split()),
                              author=f"{c.author.name} <{c.author.email}>", date=c.authored_datetime.isoformat(),
                              sha256=hashlib.sha256(text.encode()).hexdigest(), text=text, commit=c.hexsha))
     return Series(name=spec, path=Path(repo_path).absolute(), patches=patches,
@@ -265,7 +270,7 @@ def apply_series(tree: Tree, series: Series, workdir: Path) -> list[str]:
     on the same base always yields the same shas (and so the same cached builds).  The worktree is
     removed afterwards; the commits stay in the shadow repo under refs/ktest/."""
     if series.range:            # the user's own commits: built as they are, nothing to apply
-        return [p.commit for p in series.patches]
+        return [cast(str, p.commit) for p in series.patches]      # a range's patches are its commits
     key = f"{series.patchset_hash[:16]}-{tree.base[:12]}"
     memo = tree.shadow / "ktest-applied" / f"{key}.json"
     if memo.exists():  # applied before: the same patches on the same base give the same commits
