@@ -458,6 +458,8 @@ def validate_checks(args) -> None:
         if sep and not re.fullmatch(r"[A-Za-z_]\w*(::[A-Za-z_]\w*)*(\[[^\x00-\x1f\x7f]*\])?", node):
             raise BadTestcases(path=t, why="is not a check's node id (file.py::test_name or file.py::test_name[param])")
         p = Path(file)
+        if not p.exists() and not p.is_absolute() and (DEFAULT_PROJECT / p).exists():
+            p = DEFAULT_PROJECT / p     # as reports print them: relative to the checks' root (checks.check_path)
         if sep and p.is_dir():
             raise BadTestcases(path=t, why="names a check in a folder; give the file (test_*.py::test_name)")
         if not p.exists():

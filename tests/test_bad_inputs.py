@@ -446,3 +446,17 @@ def test_a_check_node_id_of_an_existing_file_is_accepted(node):
     from ktest.cli import validate_checks
 
     validate_checks(argparse.Namespace(testcases=[str(Path(__file__).resolve().parent.parent / node)], expr=None))
+
+
+def test_a_check_node_id_is_found_from_another_directory(tmp_path, monkeypatch):
+    """A report's reproduce command names checks relative to the checks' root; run from elsewhere, it
+    still finds them (as checks.check_path does)."""
+    import argparse
+
+    from ktest.cli import validate_checks
+    from ktest.errors import BadTestcases
+
+    monkeypatch.chdir(tmp_path)
+    validate_checks(argparse.Namespace(testcases=["testcases/test_smoke.py::test_guest_basics"], expr=None))
+    with pytest.raises(BadTestcases):
+        validate_checks(argparse.Namespace(testcases=["testcases/test_nothing.py::test_a"], expr=None))
