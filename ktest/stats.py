@@ -90,6 +90,9 @@ class Comparison:
     mde_tail: float | None = None
     noise: str = "run"             # whose between-boot variance: run | calibrated | history (+ "drifted")
     boot_values: dict = field(default_factory=dict)  # aspect -> {"base": [...], "patched": [...]} (unit)
+    # the measurement's own resolution: the median, over base boots, of the IQR of one boot's repetitions
+    # (unit); shown next to the floor, it says whether the floor is within what the clock can see
+    resolution: float | None = None
     reason: str = ""
     tests: dict = field(default_factory=dict, repr=False)   # aspect -> BootTest (not serialised)
 
@@ -97,6 +100,13 @@ class Comparison:
         d = asdict(self)
         d.pop("tests", None)
         return d
+
+
+def within_boot_iqr(boots: list[list[float]], min_reps: int = 4) -> float | None:
+    """The median over boots of the interquartile range of each boot's repetitions (None with no boot of
+    min_reps repetitions): how far apart one kernel's samples lie within one boot."""
+    iqrs = [float(np.percentile(b, 75) - np.percentile(b, 25)) for b in boots if len(b) >= min_reps]
+    return round(float(statistics.median(iqrs)), 3) if iqrs else None
 
 
 def percentile(xs, q: float) -> float | None:
@@ -230,6 +240,7 @@ def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots
     c.delta_p90 = c.patched_p90 - c.base_p90
     c.separated = max(base) < min(patched) or max(patched) < min(base)
     c.noise_floor, c.tail_floor, c.floor_source = floors(unit, base, min_effect, calibrated, min_effect_tail)
+    c.resolution = within_boot_iqr(base_boots)
     if min(c.boots_base, c.boots_patched) < MIN_BOOTS:
         if once:
             c.reason = (f"not compared: the check runs in one boot a side by design ({c.boots_base}+"

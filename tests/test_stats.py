@@ -166,3 +166,14 @@ def test_percentile():
     assert percentile([1, 2, 3, 4, 5], 0.5) == 3
     assert percentile([1, 2, 3, 4, 5], 0.9) == pytest.approx(4.6)
     assert percentile([], 0.5) is None
+
+
+def test_each_metric_records_its_within_boot_resolution():
+    """The median over base boots of one boot's repetition IQR: [1,2,3,4,5] has IQR 2, [10,10,10,10,30]
+    has 0, [1,3,5,7,9] has 4: median 2.  Boots with fewer than 4 repetitions do not count."""
+    from ktest.stats import within_boot_iqr
+
+    assert within_boot_iqr([[1, 2, 3, 4, 5], [10, 10, 10, 10, 30], [1, 3, 5, 7, 9], [1, 100]]) == 2.0
+    assert within_boot_iqr([[1, 2]]) is None
+    c = one("lat", "ms", [[1, 2, 3, 4, 5], [2, 3, 4, 5, 6]], [[1, 2, 3, 4, 5], [2, 3, 4, 5, 6]])
+    assert c.resolution == 2.0 and c.to_json()["resolution"] == 2.0
