@@ -60,11 +60,11 @@ def judge_splits(runs: list[dict], rounds: int, floors=None) -> dict:
         ra, rb = [runs[i] for i in a], [runs[i] for i in b]
         checks = compare_checks(ra, rb, floors(a, b) if callable(floors) else floors)
         v = overall(checks, {"new": []})
-        run_v2 += v["exit_code"] == 1
+        run_v2 += v.exit_code == 1
         # a split is judged in one orientation: a false improvement here is a false regression the other way
-        run_change += v["exit_code"] == 1 or bool(v["improvements"])
-        inconclusive += bool(v["inconclusive"])
-        undecided += v["exit_code"] == 3
+        run_change += v.exit_code == 1 or bool(v.improvements)
+        inconclusive += bool(v.inconclusive)
+        undecided += v.exit_code == 3
         old_fired = False
         for c in checks:
             pc = per_check.setdefault(c["path"], {"regression": 0, "flaky": 0})

@@ -337,7 +337,7 @@ class _Run:
         result["rounds"] = {"planned": opts.rounds, "max": max_rounds, "booted": opts.rounds, "extra": []}
         done = opts.rounds
         while done < max_rounds and runs["base"]:
-            pending = overall(self.compare(), {"new": []})["inconclusive"]
+            pending = overall(self.compare(), {"new": []}).inconclusive
             if not pending:
                 break
             batch = list(range(done + 1, min(max_rounds, done + max(1, opts.vms // 2)) + 1))
@@ -511,7 +511,7 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
         result["boots"].append(BootRecord(gr.to_json(), f"patch {i}", 0, "bisect").to_json(outdir))
         checks = compare_checks(base_runs, [gr.to_json()], cal_floors)
         v = overall(checks, splat_diff(base_runs, [gr.to_json()]), crashes=crash_diff(base_runs, [gr.to_json()]))
-        mine = [r for r in v["regressions"] if r in regressions or r.startswith("new ")]
+        mine = [r for r in v.regressions if r in regressions or r.startswith("new ")]
         mine += [c["path"] for c in checks if c["path"] in regressions and c["path"] not in mine and _shows(c)]
         if mine:
             p = series.patches[i - 1]

@@ -353,7 +353,7 @@ def has_evidence(checks: list[dict]) -> bool:
         any(c["transition"] == "regression" for c in checks)
 
 
-def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: dict | None = None) -> dict:
+def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: dict | None = None) -> Verdict:
     """The run's verdict.  A new crash of the patched kernel comes first, as one regression: the checks
     it kept from running are listed under it (`not_run`), not as regressions of their own."""
     crashes = crashes or {"base": [], "patched": [], "new": []}
@@ -389,7 +389,7 @@ def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: d
         # a run with no evidence is never "no regression"
         v = v.cannot_run("checks", "no check ran and asserted something on both sides: there is no evidence "
                                    "either way")
-    return v.to_json()
+    return v
 
 
 def collection_order(boots: list[dict]):
@@ -454,11 +454,12 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
     splats, crashes = splat_diff(base_runs, patched_runs), crash_diff(base_runs, patched_runs)
     result.update(checks=checks, splats=splats, crashes=crashes,
                   expected=expected_effects(result["series"].get("expected"), checks))
-    result["verdict"] = overall(checks, splats, crashes=crashes)
+    verdict = overall(checks, splats, crashes=crashes)
     # Without a base that ran its checks there is nothing to compare against: a kernel that cannot
     # boot on both sides is not "no regression".  (A patched side that cannot boot is a regression.)
     if base_runs and all(r.get("started") is None for r in base_runs):
         outcomes = ", ".join(sorted({(r.get("boot") or {}).get("outcome", "?") for r in base_runs}))
-        result["verdict"] = Verdict.from_json(result["verdict"]).cannot_run(
+        verdict = verdict.cannot_run(
             "boot", f"the base kernel never reached the guest harness in {len(base_runs)} boot(s) ({outcomes}); "
-                    f"see its console log").to_json()
+                    f"see its console log")
+    result["verdict"] = verdict.to_json()

@@ -37,7 +37,7 @@ def test_a_check_that_asserted_on_one_side_only_is_not_compared():
     checks = compare_checks(base, patched)
     assert [c["verdict"] for c in checks] == ["unchanged", "not compared"]
     v = overall(checks, {"new": []})
-    assert (v["status"], v["not_compared"], v["regressions"]) == ("no regression", ["b"], [])
+    assert (v.status, v.not_compared, v.regressions) == ("no regression", ["b"], [])
 
 
 def test_status_regression_and_fix_across_rounds():
@@ -49,13 +49,13 @@ def test_status_regression_and_fix_across_rounds():
     checks = {c["path"]: c for c in compare_checks(base, patched)}
     assert checks["a"]["verdict"] == "undecided" and checks["a"]["failures"]["decision"] == "UNKNOWN"
     v = overall(list(checks.values()), {"new": []})
-    assert (v["status"], v["exit_code"]) == ("undecided", 3) and v["undecided"][0].startswith("a: fails in 2 of 2")
+    assert (v.status, v.exit_code) == ("undecided", 3) and v.undecided[0].startswith("a: fails in 2 of 2")
     checks = {c["path"]: c for c in compare_checks(base * 2, patched * 2)}
     assert checks["a"]["verdict"] == "regression" and checks["a"]["patched"]["statuses"] == ["FAIL"] * 4
     assert checks["a"]["failures"]["p"] == pytest.approx(1 / 70)
     assert checks["b"]["verdict"] == "fixed"
     v = overall(list(checks.values()), {"new": []})
-    assert v["exit_code"] == 1 and v["regressions"] == ["a"] and v["improvements"] == ["b"]
+    assert v.exit_code == 1 and v.regressions == ["a"] and v.improvements == ["b"]
 
 
 def test_a_check_failing_in_one_of_two_patched_boots_with_a_clean_base_is_never_green():
@@ -65,10 +65,10 @@ def test_a_check_failing_in_one_of_two_patched_boots_with_a_clean_base_is_never_
     ok, bad = run([res("a")]), run([res("a", "FAIL")])
     (c,) = compare_checks([ok, ok], [bad, ok])
     assert c["verdict"] == "undecided"
-    assert overall([c], {"new": []})["exit_code"] == 3
+    assert overall([c], {"new": []}).exit_code == 3
     (c,) = compare_checks([ok] * 6, [bad] + [ok] * 5)
     assert c["verdict"] == "flaky" and c["failures"]["decision"] == "SAME"
-    assert overall([c], {"new": []})["exit_code"] == 0
+    assert overall([c], {"new": []}).exit_code == 0
     (c,) = compare_checks([ok] * 8, [bad, ok] * 4)
     assert c["verdict"] == "regression" and c["failures"]["p"] < 0.05
     (c,) = compare_checks([ok] * 3, [bad, ok, ok])
@@ -87,7 +87,7 @@ def test_a_check_known_to_flake_on_the_base_is_not_a_patched_only_failure():
 def test_failures_on_both_sides_at_the_same_rate_are_flaky():
     ok, bad = run([res("a")]), run([res("a", "FAIL")])
     (c,) = compare_checks([bad, ok, ok, ok], [ok, bad, ok, ok])
-    assert c["verdict"] == "flaky" and overall([c], {"new": []})["exit_code"] == 0
+    assert c["verdict"] == "flaky" and overall([c], {"new": []}).exit_code == 0
 
 
 def test_a_metric_in_doubt_is_never_no_regression():
@@ -100,7 +100,7 @@ def test_a_metric_in_doubt_is_never_no_regression():
     m = checks[0]["metrics"][0]
     assert m["verdict"] == "inconclusive" and m["doubt"] == "harm"
     v = overall(checks, {"new": []})
-    assert (v["status"], v["exit_code"]) == ("undecided", 3) and v["undecided"][0].startswith("lw/lat: median")
+    assert (v.status, v.exit_code) == ("undecided", 3) and v.undecided[0].startswith("lw/lat: median")
 
 
 def test_metric_samples_pool_across_rounds_and_improve():
@@ -124,7 +124,7 @@ def test_new_splat_in_patched_is_a_regression_even_when_checks_pass():
     assert [s["fingerprint"] for s in d["new"]] == ["warning:foo/bar"]
     checks = compare_checks([run([res("a")])], [run([res("a")])])
     v = overall(checks, d)
-    assert v["exit_code"] == 1 and v["regressions"] == ["new warning: warning:foo/bar"]
+    assert v.exit_code == 1 and v.regressions == ["new warning: warning:foo/bar"]
 
 
 def test_expected_status_transition():
@@ -147,7 +147,7 @@ def test_numbers_left_by_a_skipped_check_are_not_compared():
     assert "skipped on base and patched" in c["metrics"][0]["reason"]
     (e,) = expected_effects({"metrics": [{"check": "a", "metric": "lat", "change": "decrease"}]}, [c])
     assert e["held"] is None and "skipped" in e["observed"]
-    assert overall([c], {"new": []})["improvements"] == []
+    assert overall([c], {"new": []}).improvements == []
 
 
 def test_a_context_metric_is_shown_but_never_a_verdict():
@@ -159,7 +159,7 @@ def test_a_context_metric_is_shown_but_never_a_verdict():
     (c,) = compare_checks([run([ctx("PASS", [10.0, 11, 11, 12, 13, 16])])], [run([ctx("PASS", [19.0, 26, 33, 39, 48, 81])])])
     assert c["metrics"][0]["verdict"] == "context" and c["verdict"] == "unchanged"
     assert c["metrics"][0]["patched_samples"] == [19.0, 26, 33, 39, 48, 81], "still shown"
-    assert overall([c], {"new": []})["regressions"] == []
+    assert overall([c], {"new": []}).regressions == []
 
 
 def test_a_failing_check_that_gets_worse_is_a_regression():
@@ -172,18 +172,18 @@ def test_a_failing_check_that_gets_worse_is_a_regression():
     (c,) = compare_checks(base, patched)
     assert c["transition"] == "still failing" and c["verdict"] == "still failing, worse"
     v = overall([c], {"new": []})
-    assert v["exit_code"] == 1 and v["regressions"] == ["pn"]
+    assert v.exit_code == 1 and v.regressions == ["pn"]
     (c,) = compare_checks(patched, base)
-    assert c["verdict"] == "still failing, better" and overall([c], {"new": []})["improvements"] == ["pn"]
+    assert c["verdict"] == "still failing, better" and overall([c], {"new": []}).improvements == ["pn"]
 
 
 def test_a_run_without_evidence_is_never_no_regression():
     """--rounds 0, or every check skipped: nothing asserted on both sides."""
     v = overall(compare_checks([], []), {"new": []})
-    assert v["status"] == "could not run" and v["exit_code"] == 2
+    assert v.status == "could not run" and v.exit_code == 2
     v = overall(compare_checks([run([res("a", "SKIP")])], [run([res("a", "SKIP")])]), {"new": []})
-    assert v["exit_code"] == 2
-    assert overall(compare_checks([run([res("a")])], [run([res("a")])]), {"new": []})["exit_code"] == 0
+    assert v.exit_code == 2
+    assert overall(compare_checks([run([res("a")])], [run([res("a")])]), {"new": []}).exit_code == 0
 
 
 def test_calibrated_floor_is_looked_up_per_check_and_metric():
@@ -220,12 +220,12 @@ def test_a_stall_in_one_patched_boot_is_retried_not_a_regression_and_two_are():
     once = splat_diff(base, [run([res("a")], [stall]), run([res("a")]), run([res("a")])])
     assert once["new"][0]["boots"] == 1 and once["new"][0]["of"] == 3
     v = overall(checks, once)
-    assert v["exit_code"] == 0 and v["regressions"] == []
-    assert v["flaky"] == [f"rcu_stall: {stall['fingerprint']} (1 of 3 patched boots, not reproduced)"]
+    assert v.exit_code == 0 and v.regressions == []
+    assert v.flaky == [f"rcu_stall: {stall['fingerprint']} (1 of 3 patched boots, not reproduced)"]
     twice = splat_diff(base, [run([res("a")], [stall]), run([res("a")]), run([res("a")], [stall])])
-    assert overall(checks, twice)["regressions"] == [f"new rcu_stall: {stall['fingerprint']}"]
+    assert overall(checks, twice).regressions == [f"new rcu_stall: {stall['fingerprint']}"]
     warned = splat_diff(base, [run([res("a")], [warn]), run([res("a")]), run([res("a")])])
-    assert overall(checks, warned)["exit_code"] == 1
+    assert overall(checks, warned).exit_code == 1
 
 
 def test_an_infrastructure_error_is_left_out_of_the_comparison():
@@ -239,11 +239,11 @@ def test_an_infrastructure_error_is_left_out_of_the_comparison():
     assert (checks[0]["patched"]["status"], checks[0]["verdict"]) == ("ERROR", "not compared")
     assert checks[0]["patched"]["infra_errors"] == 2
     v = overall(checks, {"new": []})
-    assert v["regressions"] == [] and v["not_compared"] == ["a"] and v["status"] == "could not run", \
+    assert v.regressions == [] and v.not_compared == ["a"] and v.status == "could not run", \
         "nothing was compared: no evidence either way"
     c, b = compare_checks([run([res("a"), res("b")])] * 2, [run([infra, res("b")])] * 2)
     assert c["verdict"] == "undecided" and "set up in 2 base and 0 patched" in c["failures"]["why"]
-    assert overall([c, b], {"new": []})["exit_code"] == 3
+    assert overall([c, b], {"new": []}).exit_code == 3
     assert compare_checks(base, [run([infra]), run([res("a")])])[0]["verdict"] == "undecided"
     assert compare_checks(base, [run([infra]), run([res("a")]), run([res("a")])])[0]["verdict"] == "unchanged"
     assert compare_checks(base, [run([infra]), run([res("a", "FAIL")])])[0]["failures"]["patched"] == [1, 1], \
