@@ -20,12 +20,13 @@ class SetupNotEstablished(RuntimeError):
     leaves the boot out (more boots are booted when too few are left)."""
 
 
-def repeat(reps: int, one):
+def repeat(reps: int, one, why: list[str] | None = None):
     """Run `one()` reps times; a repetition whose precondition did not hold is redone (RETRIES times in
     all), and SetupNotEstablished is raised with the reasons if it still does not hold.  Returns
-    (results, redone)."""
+    (results, redone); `why`, when given, collects the reasons of the redone repetitions."""
     out: list = []
-    redone, why = 0, []
+    redone = 0
+    why = [] if why is None else why
     while len(out) < reps:
         try:
             out.append(one())
