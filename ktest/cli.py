@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__, kconfig
 from .cache import Cache
+from .home import ROOT as DEFAULT_PROJECT     # the checks' root: a checkout, or share/ktest installed
 from .errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, Interrupted, KtestError, ResultMissing, worst_exit
 from .records import Verdict
 from .safetext import inert
@@ -453,13 +454,13 @@ def validate_checks(args) -> None:
     from .errors import BadExpr, BadTestcases
 
     for t in getattr(args, "testcases", None) or []:
+        from .checks import check_path      # only when checks are named: it imports the boot machinery
         # a pytest node id (file.py::test_name[param]) names one check of a file that must exist
-        file, sep, node = t.partition("::")
+        # resolved as reports print node ids: from the working directory, else the checks' root
+        file, sep, node = str(check_path(t)).partition("::")
         if sep and not re.fullmatch(r"[A-Za-z_]\w*(::[A-Za-z_]\w*)*(\[[^\x00-\x1f\x7f]*\])?", node):
             raise BadTestcases(path=t, why="is not a check's node id (file.py::test_name or file.py::test_name[param])")
         p = Path(file)
-        if not p.exists() and not p.is_absolute() and (DEFAULT_PROJECT / p).exists():
-            p = DEFAULT_PROJECT / p     # as reports print them: relative to the checks' root (checks.check_path)
         if sep and p.is_dir():
             raise BadTestcases(path=t, why="names a check in a folder; give the file (test_*.py::test_name)")
         if not p.exists():
@@ -656,7 +657,6 @@ def rerun_args(args, cache: Cache) -> dict:
             "builds": {b["label"]: b["key"] for b in old.get("builds", []) if b.get("key")}}
 
 
-from .home import ROOT as DEFAULT_PROJECT  # noqa: E402  (the checks' root: a checkout or share/ktest)
 
 
 def rerun_matches(args, rerun: dict) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,20 @@ def available() -> str | None:
     if root() is None:
         return "no kprobe events in this kernel (CONFIG_KPROBE_EVENTS) or no tracefs"
     return None
+
+
+@contextmanager
+def optional(probes: dict[str, tuple[str, str]]):
+    """A KTrace of these probes, closed afterwards; None in a kernel without kprobe events (a check then
+    keeps its user-space times only)."""
+    if available():
+        yield None
+        return
+    t = KTrace(probes)
+    try:
+        yield t
+    finally:
+        t.close()
 
 
 class KTrace:

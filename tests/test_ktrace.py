@@ -27,3 +27,9 @@ def test_kprobe_lines_become_events_in_ms_with_their_device():
     assert ktrace.last(ev, "notify", 41121.2, dev=nic) is ev[3]
     assert ktrace.last(ev, "notify", 41121.2) is ev[4]
     assert ktrace.last(ev, "notify", 41120.9, dev=nic) is None
+
+
+def test_optional_gives_none_in_a_kernel_without_kprobe_events(monkeypatch):
+    monkeypatch.setattr(ktrace, "available", lambda: "no kprobe events in this kernel")
+    with ktrace.optional({"notify": ("netdev_state_change", "dev=%di:x64")}) as t:
+        assert t is None

@@ -35,12 +35,8 @@ FAILOVER_PROBES = {"carrier_off": ("netif_carrier_off", "dev=%di:x64"),
 def kclock():
     """The failover's kernel tracer, or None in a kernel without kprobe events (the user-space time is
     then the verdict metric)."""
-    if ktrace_mod.available():
-        yield None
-        return
-    t = ktrace_mod.KTrace(FAILOVER_PROBES)
-    yield t
-    t.close()
+    with ktrace_mod.optional(FAILOVER_PROBES) as t:
+        yield t
 
 
 def _interval_ms(monitor: str) -> float:

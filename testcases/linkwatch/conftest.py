@@ -24,12 +24,8 @@ def bench():
 def kclock():
     """A kernel tracer of the up path (UP_PROBES), or None in a kernel without kprobe events: the checks
     then have their user-space times only, and note why."""
-    if ktrace.available():
-        yield None
-        return
-    t = ktrace.KTrace(UP_PROBES)
-    yield t
-    t.close()
+    with ktrace.optional(UP_PROBES) as t:
+        yield t
 
 
 @pytest.fixture
