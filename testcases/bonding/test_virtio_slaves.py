@@ -124,8 +124,9 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     to the other slave, and traffic flows again.  failover_ms_kernel is from the slave's carrier-off
     (netif_carrier_off) to the bond's change of active slave (bond_change_active_slave), in the kernel's
     clock; failover_ms is the same interval between the two rtnetlink events as user space received
-    them (the verdict metric only without kprobes).  With miimon the monitor notices the carrier at its
-    next tick, with ARP monitoring only missing replies tell (the ARP monitor does not read the carrier)."""
+    them (the verdict metric only without kprobes), and so is loss_window_ms, the stream's gap. With miimon
+    the monitor notices the carrier at its next tick, with ARP monitoring only missing replies tell (the ARP
+    monitor does not read the carrier)."""
     failover, cut_to_carrier, lost, window, rtt, timelines = [], [], [], [], [], []
     failover_k: list[float] = []
     with VirtioBond(monitor) as vb:
@@ -178,7 +179,10 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
         record.metric("failover_ms", failover, "ms", context=True)
     else:
         record.metric("failover_ms", failover, "ms", min_effect=2 * iv, min_effect_tail=4 * iv)
-    record.metric("loss_window_ms", window, "ms", min_effect=2 * iv, min_effect_tail=4 * iv)
+    # the loss window is timed by a user-space sender and receiver: with the failover in the kernel's clock
+    # it is the cross-check (a loaded TCG guest spreads it 70 ms between boots), else a verdict metric
+    record.metric("loss_window_ms", window, "ms", min_effect=2 * iv, min_effect_tail=4 * iv,
+                  context=bool(failover_k))
     record.metric("lost_packets", lost, "count", context=True)
     record.metric("irq_to_carrier_off", cut_to_carrier, "ms", context=True)
     record.metric("host_request_rtt", rtt, "ms", context=True)
