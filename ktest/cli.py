@@ -43,7 +43,6 @@ EXAMPLES = {
                "KTEST_CACHE=/srv/ktest ktest doctor   # a cache on another disk"],
     "run": ["ktest run patches/linkwatch                  # a series dir on the default tree (6.12)",
             "ktest run --tree ~/linux origin/net-next..my-branch   # your commits, as they are",
-            "ktest run --kernel 6.1 --rounds 3 patches/bonding/0001-*.patch",
             "ktest run --rerun RUN_ID                     # repeat a stored run (ids: ktest history)"],
     "report": ["ktest report reports/latest                  # re-render the newest run's outputs",
                "ktest report reports/RUN_ID/result.json"],
@@ -797,7 +796,7 @@ def cmd_report(args, cache, progress) -> int:
         path = path / "result.json"
     if not path.exists() and not path.is_symlink():
         raise ResultMissing(path=path)
-    write_all(read_result(path), path.parent)       # safeio: a regular file, bounded; validated
+    write_all(read_result(path, path.parent), path.parent)   # safeio: a regular file in its run dir, bounded; validated
     print(f"rendered {path.parent / 'index.html'}")
     return 0
 

@@ -49,7 +49,7 @@ def load(run: str, cache: Cache, db: Path | None = None, role: str = "--rerun") 
 
     path = stored_result(run, cache, db, role)
     try:
-        result = read_result(path)
+        result = read_result(path, path.parent)       # no result.json that links out of its run dir
     except ResultMissing:
         raise RunNotFound(role=role, run=run, why=f"{path} is gone") from None
     return result, path.parent.resolve()

@@ -83,8 +83,8 @@ def build_series(cache: Cache, tree: Tree, series_path: str | None, areas, jobs=
     if series:
         work = cache.dir("work", new_run_id())
         try:
-            n = len(series.patches)
-            progress.stage(f"applying {series.name} ({n} patch{'es' if n != 1 else ''}) to {tree.base_rev}")
+            base = series.range["start"][:12] if series.range else tree.base_rev
+            progress.stage(series.applying(f"{tree.name} {base}"))
             apply_series(tree, series, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -58,6 +58,13 @@ class Series:
 
         return hashlib.sha256("".join(p.sha256 + "\n" for p in self.patches).encode()).hexdigest()
 
+    def applying(self, where: str) -> str:
+        """What the apply stage does, in words: a range is built as it is (nothing is applied)."""
+        n = len(self.patches)
+        if self.range:
+            return f"[{self.name}] {n} commit{'s' if n != 1 else ''} of {where}, built as they are"
+        return f"[{self.name}] applying {n} patch{'es' if n != 1 else ''} to {where}"
+
     def to_json(self) -> dict:
         return {
             "name": self.name,

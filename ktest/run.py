@@ -211,12 +211,9 @@ class _Run:
         series, result = self.series, self.result
         work = self.cache.dir("work", result["run_id"])
         try:
-            if series.range:        # the user's own commits: built as they are, nothing is applied
-                self.progress.stage(f"[{series.name}] {len(series.patches)} commit(s) of {self.tree.name}, "
-                                    f"built as they are on {series.range['start'][:12]}")
-            else:
-                self.progress.stage(f"[{series.name}] applying {len(series.patches)} patch(es) to {self.tree.name} "
-                                    f"{self.tree.base_rev}")
+            # a range, the user's own commits, is built as it is: nothing is applied
+            base = series.range["start"][:12] if series.range else self.tree.base_rev
+            self.progress.stage(series.applying(f"{self.tree.name} {base}"))
             apply_series(self.tree, series, work)
             result["checkout"]["valid"] = True
             result["series"] = series.to_json()

@@ -101,7 +101,8 @@ def load_series(path: str | Path) -> Series:
         if order.exists() or order.is_symlink():
             files = _series_file(order, p)
         else:
-            files = sorted({f for g in PATCH_GLOBS for f in p.glob(g) if f.is_file() or f.is_symlink()})
+            # every match, whatever it is: a FIFO or a device named *.patch is refused by _read, not skipped
+            files = sorted({f for g in PATCH_GLOBS for f in p.glob(g)})
         name, root = p.name, p
     else:
         files, name, root = [p], p.stem, None

@@ -118,11 +118,13 @@ def run_dir_with(tmp_path, text=None, special=None, name="odd") -> str:
     return str(d)
 
 
-def series_dir(tmp_path, series, listing=None, link=None) -> str:
+def series_dir(tmp_path, series, listing=None, link=None, special=None) -> str:
     """A copy of the series folder with a `series` file of `listing`, or with a patch that is a symlink
-    to `link`."""
+    to `link`, or (special='fifo') a FIFO named like a patch among the patches."""
     d = tmp_path / "series-copy"
     shutil.copytree(series, d)
+    if special == "fifo":
+        os.mkfifo(d / "0002-x.patch")
     if listing is not None:
         (d / "series").write_text(listing)
     if link is not None:
@@ -221,6 +223,8 @@ CASES = [
     # 2. a special file as the series is refused, not read
     ("series-dev-zero", lambda t, tree, s: run_args("/dev/zero"), "not-a-patch", ["character device"], True),
     ("series-fifo", lambda t, tree, s: run_args(fifo(t)), "not-a-patch", ["a FIFO"], True),
+    ("series-folder-fifo-patch", lambda t, tree, s: run_args(series_dir(t, s, special="fifo")), "not-a-patch",
+     ["0002-x.patch", "a FIFO"], True),
     ("series-too-big", lambda t, tree, s: ["build", big_file(t, "huge.patch", 65 << 20)], "not-a-patch",
      ["65 MiB", "more than the 64 MiB"], True),
     ("series-patch-links-out", lambda t, tree, s: ["build", series_dir(t, s, link=outside_patch(t, s))],
@@ -260,6 +264,11 @@ CASES = [
      "bad-result", ["a FIFO"], True),
     ("merge-result-links-out", lambda t, tree, s: ["merge", run_dir_with(t, special="link"), "--out", str(t / "m")],
      "bad-result", ["symlink that leads out of"], True),
+    ("report-result-links-out", lambda t, tree, s: ["report", run_dir_with(t, special="link")], "bad-result",
+     ["symlink that leads out of"], True),
+    ("compare-result-links-out", lambda t, tree, s: ["compare", run_dir_with(t, special="link"), stored_run(t, "b"),
+                                                     "--out", str(t / "c")], "bad-result",
+     ["symlink that leads out of"], True),
     # 4. + 9. green with no real comparison; shard fields
     ("compare-run-with-itself", lambda t, tree, s: ["compare", stored_run(t), stored_run(t, "same") + "/result.json",
                                                     "--out", str(t / "c")], "same-run", ["same run"], True),

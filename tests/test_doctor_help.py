@@ -47,7 +47,7 @@ def test_every_command_help_ends_with_real_examples(cmd):
     tail = p.stdout.rstrip().split("\nexamples:\n")
     assert len(tail) == 2, p.stdout
     examples = tail[1].splitlines()
-    assert 2 <= len(examples) <= 4
+    assert 2 <= len(examples) <= 3
     for e in examples:
         line = e.strip()
         assert re.match(r"(\w+=\S+ )?ktest ", line), line

@@ -85,3 +85,15 @@ def test_heartbeat_lines_of_a_board(tmp_path):
     assert len(lines) == 2                              # base-2 is still queued: no line
     assert lines[0].startswith("base-1: checks 1/3 done, running x.b for ")
     assert lines[1].startswith("patched-1: booting for ")
+
+
+def test_the_heartbeat_interval_is_30_s_unless_set(monkeypatch):
+    from ktest.progress import default_interval
+
+    monkeypatch.delenv("KTEST_HEARTBEAT_S", raising=False)
+    assert default_interval() == 30.0
+    for bad in ("", "abc", "0", "-5", "nan"):
+        monkeypatch.setenv("KTEST_HEARTBEAT_S", bad)
+        assert default_interval() == 30.0, bad
+    monkeypatch.setenv("KTEST_HEARTBEAT_S", "2.5")
+    assert default_interval() == 2.5

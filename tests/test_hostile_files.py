@@ -194,6 +194,14 @@ def test_a_range_run_does_not_say_it_applies_patches(tmp_path, fake_tree, monkey
     assert said and "applying" not in said[0] and "built as they are" in said[0], said
 
 
+def test_ktest_build_of_a_range_does_not_say_it_applies_patches(tmp_path, fake_tree):
+    (fake_tree / "net" / "core" / "dev.c").write_text("int d9;\n")
+    git(fake_tree, "commit", "-qam", "net: mine")
+    p = ktest("build", "--tree", str(fake_tree), "HEAD~1..HEAD", cache=tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    assert "built as they are" in p.stderr and "applying" not in p.stderr, p.stderr
+
+
 # --- 23. SIGTERM and SIGINT: the same line; what is kept is said ----------------------------------------
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -245,3 +253,70 @@ def test_an_interrupt_while_outputs_are_written_says_what_is_kept(tmp_path, monk
     line = e.value.line()
     assert line.startswith("ktest: interrupted during the run of ") and "ktest report" in line, line
     assert (outdir_seen[0] / "result.json").exists() and str(outdir_seen[0]) in line
+
+
+def test_an_interrupted_boot_says_where_its_logs_are_kept(tmp_path):
+    """`ktest boot` interrupted while its guest runs: the boot's logs stay in --out (they show how far it
+    got), and the one line says so instead of claiming nothing was kept."""
+    bz = tmp_path / "bzImage"
+    head = bytearray(1024)
+    head[0x202:0x206] = b"HdrS"
+    bz.write_bytes(bytes(head))
+    out = tmp_path / "out"
+    env = dict(os.environ, KTEST_CACHE=str(tmp_path / "c"), KTEST_VNG=str(Path(__file__).parent / "fakevng.py"),
+               FAKE_VNG_MODE="stall", FAKE_VNG_PIDS=str(tmp_path / "pids"))
+    proc = subprocess.Popen([sys.executable, "-m", "ktest", "boot", "--bzimage", str(bz), "--accel", "tcg",
+                             "--out", str(out), "--testcases", "testcases/test_smoke.py"],
+                            cwd=Path(__file__).parent.parent, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    pids = tmp_path / "pids"
+    for _ in range(600):                       # until the fake guest runs (a bound, not an assertion)
+        if pids.exists() and pids.read_text().strip() or proc.poll() is not None:
+            break
+        import time
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert lines[-1].startswith("ktest: interrupted during ") and f"kept in {out}" in lines[-1], err
+    assert "nothing partial" not in err
+    assert any(out.rglob("*")), "the interrupted boot's logs stay"
+    for line in pids.read_text().split():      # the fake guest and its child are gone
+        assert not Path(f"/proc/{line}").exists() or Path(f"/proc/{line}/stat").read_text().split()[2] == "Z"
+
+
+def _read_only_mounts() -> bool:
+    import shutil
+
+    return os.geteuid() == 0 and shutil.which("unshare") is not None and \
+        subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _read_only_mounts(), reason="a read-only mount needs root and unshare -m")
+@pytest.mark.parametrize("what", ["merge-out", "compare-out", "boot-out", "run-reports", "run-db"])
+def test_outputs_on_a_read_only_filesystem_are_refused_up_front(tmp_path, fake_tree, fake_series, what):
+    """Plain chmod does not stop root: a read-only filesystem does (os.access says EROFS).  Mounted in a
+    private mount namespace, so nothing outside the test sees it."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    run = ["run", str(fake_series), "--tree", str(fake_tree), "--testcases", "testcases/test_smoke.py"]
+    args, code = {
+        "merge-out": (["merge", str(stored(tmp_path)), "--out", f"{ro}/m"], "bad-out"),
+        "compare-out": (["compare", str(stored(tmp_path, "a")), str(stored(tmp_path, "b")), "--out", f"{ro}/c"],
+                        "bad-out"),
+        "boot-out": (["boot", "--out", f"{ro}/logs"], "bad-out"),
+        "run-reports": (run + ["--reports", f"{ro}/r"], "reports-not-a-dir"),
+        "run-db": (run + ["--reports", str(tmp_path / "r"), "--db", f"{ro}/h.sqlite"], "bad-db"),
+    }[what]
+    cache = tmp_path / "c"
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        'mount -t tmpfs -o ro ktest-ro "$0" && exec "$@"', str(ro), sys.executable, "-m", "ktest",
+                        *args], cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, KTEST_CACHE=str(cache)))
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert lines == [lines[-1]] and lines[-1].startswith(f"ktest: user error [{code}]: "), p.stderr
+    assert "not writable" in lines[-1] or "read-only" in lines[-1], lines[-1]
+    assert not (cache / "trees").exists() and not (cache / "repos").exists(), "refused before any work"
