@@ -1,0 +1,32 @@
+"""Behaviour unchanged across refactors: the recorded fixtures render byte for byte the summary.md,
+junit.xml and kcidb.json committed in tests/data/golden/.  A change that means to alter an output
+regenerates them (KTEST_UPDATE_GOLDEN=1) and the diff shows in review."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ktest import outputs
+
+HERE = Path(__file__).parent
+GOLDEN = HERE / "data" / "golden"
+FIXTURES = ["result-linkwatch", "result-bonding"]
+RENDERERS = {
+    "summary.md": outputs.render_summary,
+    "junit.xml": outputs.render_junit,
+    "kcidb.json": lambda r: json.dumps(outputs.render_kcidb(r), indent=1, sort_keys=True) + "\n",
+}
+
+
+@pytest.mark.parametrize("out", sorted(RENDERERS))
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_recorded_runs_render_as_committed(fixture, out):
+    result = json.loads((HERE / "fixtures" / f"{fixture}.json").read_text())
+    text = RENDERERS[out](result)
+    golden = GOLDEN / f"{fixture}.{out}"
+    if os.environ.get("KTEST_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert golden.exists(), f"no {golden.name}: run with KTEST_UPDATE_GOLDEN=1 once and commit it"
+    assert text == golden.read_text(), f"{fixture}'s {out} changed; if meant, KTEST_UPDATE_GOLDEN=1"
