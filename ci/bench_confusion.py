@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 MUTANTS = Path("tests/data/mutants")
-REGRESSIONS = ("regression", "metric regression", "still failing, worse")   # ktest/verdict.py
+REGRESSIONS = ("regression", "metric regression", "still failing, worse")   # ktest/judge/verdict.py
 COUNTED = ("round", "retry")   # boots that are a side's evidence (ktest/compare.py)
 
 

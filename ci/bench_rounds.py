@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ktest.calibration import judge_splits  # noqa: E402
+from ktest.judge.calibration import judge_splits  # noqa: E402
 
 
 def load(path: Path) -> list[dict]:

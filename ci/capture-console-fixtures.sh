@@ -7,11 +7,11 @@ out=tests/fixtures/console
 .venv/bin/python - "$out" <<'PY'
 import sys
 from pathlib import Path
-from ktest.build import Builder
-from ktest.cache import Cache
-from ktest.tree import debian_tree
-from ktest.vm import BootSpec, boot, choose_accel
-from ktest.progress import Progress
+from ktest.host.build import Builder
+from ktest.base.cache import Cache
+from ktest.host.tree import debian_tree
+from ktest.boot.vm import BootSpec, boot, choose_accel
+from ktest.base.progress import Progress
 
 out = Path(sys.argv[1])
 cache = Cache.open()

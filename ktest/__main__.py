@@ -1,7 +1,7 @@
 import sys
 
 try:
-    from .cli import main
+    from ktest.cli import main
 except KeyboardInterrupt:       # Ctrl-C while ktest is still starting up
     print("ktest: interrupted", file=sys.stderr)
     sys.exit(130)

@@ -9,12 +9,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__, kconfig
-from .cache import Cache
-from .home import ROOT as DEFAULT_PROJECT     # the checks' root: a checkout, or share/ktest installed
-from .errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, Interrupted, KtestError, ResultMissing, worst_exit
-from .records import Verdict
-from .safetext import inert
+from ktest import __version__
+from ktest.host import kconfig
+from ktest.base.cache import Cache
+from ktest.base.home import ROOT as DEFAULT_PROJECT     # the checks' root: a checkout, or share/ktest installed
+from ktest.base.errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, Interrupted, KtestError, ResultMissing, worst_exit
+from ktest.base.records import Verdict
+from ktest.base.safetext import inert
 
 EPILOG = """\
 start here:
@@ -91,7 +92,7 @@ class KtestParser(argparse.ArgumentParser):
     bad input, `ktest: user error [usage]: ...`, exit 2; --help still prints the usage."""
 
     def error(self, message: str):
-        from .errors import UsageError
+        from ktest.base.errors import UsageError
 
         raise UsageError(detail=f"{self.prog}: {message}", help=f"`{self.prog} --help` lists the options")
 
@@ -243,7 +244,7 @@ def parser() -> argparse.ArgumentParser:
                                    "Ctrl-D (or exit) leaves; the guest powers off and nothing is left running. "
                                    "Without --build/--bzimage, the default tree's base kernel (built or cached).")
     _kernel_args(p)
-    from .shell import TOPOLOGIES
+    from ktest.boot.shell import TOPOLOGIES
     p.add_argument("--topology", default="none", choices=list(TOPOLOGIES), metavar="NAME",
                    help="; ".join(f"{t.name}: {t.what}" for t in TOPOLOGIES.values()) + " (default none)")
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
@@ -283,7 +284,7 @@ def _boot_args(p: argparse.ArgumentParser) -> None:
 
 
 def _tree(args, cache: Cache, progress):
-    from .tree import DEFAULT_KERNEL, debian_tree, user_tree
+    from ktest.host.tree import DEFAULT_KERNEL, debian_tree, user_tree
 
     if args.tree:
         return user_tree(cache, args.tree, args.base or "HEAD")
@@ -293,8 +294,8 @@ def _tree(args, cache: Cache, progress):
 def validate_inputs(args) -> None:
     """Input files and option combinations checked before any work (no tree prepared, nothing built
     or booted): each refusal is one line, exit 2."""
-    from .console import KnownIssues
-    from .errors import KernelWithTree
+    from ktest.judge.console import KnownIssues
+    from ktest.base.errors import KernelWithTree
 
     if getattr(args, "tree", None) and getattr(args, "kernel", None) is not None:
         raise KernelWithTree(version=args.kernel, path=args.tree)
@@ -309,8 +310,8 @@ def validate_inputs(args) -> None:
     if getattr(args, "reports", None):
         check_reports(Path(args.reports))
     if getattr(args, "bzimage", None):
-        from .errors import BootImageMissing
-        from .vm import check_bzimage
+        from ktest.base.errors import BootImageMissing
+        from ktest.boot.vm import check_bzimage
 
         if not Path(args.bzimage).is_file():
             raise BootImageMissing(path=args.bzimage)
@@ -318,8 +319,8 @@ def validate_inputs(args) -> None:
     if getattr(args, "kconfig_add", None):
         kconfig.user_fragment(args.kconfig_add)
     if args.cmd in ("run", "build"):
-        from .errors import RangeWithBase
-        from .series import load
+        from ktest.base.errors import RangeWithBase
+        from ktest.host.series import load
 
         for s in args.series if isinstance(args.series, list) else [args.series] if args.series else []:
             # the patches parse, a `series` file names files that exist, expected.json; a revision
@@ -336,7 +337,7 @@ def check_db(path: Path, option: str = "--db") -> None:
     """--db: absent (it is created) or an SQLite database ktest can read."""
     import sqlite3
 
-    from .errors import BadDatabase
+    from ktest.base.errors import BadDatabase
 
     if not path.exists():
         return
@@ -362,7 +363,7 @@ def check_db(path: Path, option: str = "--db") -> None:
 
 
 def check_reports(path: Path) -> None:
-    from .errors import ReportsNotADir
+    from ktest.base.errors import ReportsNotADir
 
     if path.exists() and not path.is_dir():
         raise ReportsNotADir(path=path, why="exists and is not a directory")
@@ -370,7 +371,7 @@ def check_reports(path: Path) -> None:
 
 def validate_numbers(args) -> None:
     """Numbers every command that takes them checks before any work (run's in validate_run too)."""
-    from .errors import BadOption
+    from ktest.base.errors import BadOption
 
     if args.cmd in ("run", "boot", "calibrate"):
         _bounded("--reps", args.reps, 1, 100)
@@ -379,7 +380,7 @@ def validate_numbers(args) -> None:
     if args.cmd == "history":
         _bounded("--limit", args.limit, 1, 10000)
     if args.cmd == "run" and args.shard is not None:
-        from . import shard
+        from ktest.base import shard
 
         shard.parse(args.shard)
     if args.cmd == "run" and args.rounds is not None and args.max_rounds is not None and args.max_rounds < 1:
@@ -390,7 +391,7 @@ def reports_root(args) -> Path:
     """Where outputs go when no --reports/--out names a place: reports/ in the current directory, unless
     that lies inside the --tree (the user's kernel tree is never modified, not even by an untracked
     reports/): then reports/ in the cache ($KTEST_CACHE or ~/.cache/ktest)."""
-    from .cache import default_cache_dir
+    from ktest.base.cache import default_cache_dir
 
     tree = getattr(args, "tree", None)
     if tree and Path.cwd().resolve().is_relative_to(Path(tree).resolve()):
@@ -407,7 +408,7 @@ def validate_outputs(args) -> None:
     kernel tree: checked before any work, so that a finished run's verdict is never lost to them."""
     import time
 
-    from .errors import BadOut, ReportsInTree, ReportsNotADir
+    from ktest.base.errors import BadOut, ReportsInTree, ReportsNotADir
 
     if args.cmd == "run":
         if args.reports is None:
@@ -450,10 +451,10 @@ def writable_dir(path: Path) -> str | None:
 def validate_checks(args) -> None:
     """--testcases (files or folders of checks that exist) and -k (an expression pytest parses), before
     any build: a typo here would otherwise surface in the guest, after the builds."""
-    from .errors import BadExpr, BadTestcases
+    from ktest.base.errors import BadExpr, BadTestcases
 
     for t in getattr(args, "testcases", None) or []:
-        from .checks import check_path      # only when checks are named: it imports the boot machinery
+        from ktest.boot.checks import check_path      # only when checks are named: it imports the boot machinery
         # a pytest node id (file.py::test_name[param]) names one check of a file that must exist
         # resolved as reports print node ids: from the working directory, else the checks' root
         file, sep, node = str(check_path(t)).partition("::")
@@ -488,8 +489,8 @@ def check_history_db(args) -> None:
     ktest can write: found before the work, not when the finished run is recorded."""
     import os
 
-    from .cache import default_cache_dir
-    from .errors import BadDatabase
+    from ktest.base.cache import default_cache_dir
+    from ktest.base.errors import BadDatabase
 
     if args.cmd not in ("run", "merge", "history", "compare"):
         return
@@ -524,7 +525,7 @@ def cmd_tree(args, cache, progress) -> int:
 
 
 def cmd_build(args, cache, progress) -> int:
-    from .pipeline import build_series
+    from ktest.host.pipeline import build_series
 
     tree = _tree(args, cache, progress)
     res = build_series(cache, tree, args.series, areas=args.area or kconfig.AREAS, jobs=args.jobs,
@@ -541,14 +542,14 @@ def cmd_build(args, cache, progress) -> int:
 
 
 def _bounded(option: str, value, lo: int, hi: int) -> None:
-    from .errors import BadOption
+    from ktest.base.errors import BadOption
 
     if value is not None and not lo <= value <= hi:
         raise BadOption(option=option, value=value, why=f"must be between {lo} and {hi}")
 
 
 def _vms(args) -> int:
-    from .pool import MAX_VMS, default_vms
+    from ktest.boot.pool import MAX_VMS, default_vms
 
     _bounded("--vms", args.vms, 1, MAX_VMS)
     if args.vms:
@@ -558,7 +559,7 @@ def _vms(args) -> int:
 
 def validate_run(args) -> None:
     """Numbers checked before any work: one line, exit 2."""
-    from .errors import BadOption
+    from ktest.base.errors import BadOption
 
     _bounded("--rounds", args.rounds, 1, 50)
     _bounded("--reps", args.reps, 1, 100)
@@ -573,16 +574,18 @@ def validate_run(args) -> None:
 def cmd_calibrate(args, cache, progress) -> int:
     import time
 
-    from . import areas, calibration, vm
-    from .build import Builder
-    from .errors import NoCalibrationBoots
-    from .pool import BootJob, run_jobs
+    from ktest import areas
+    from ktest.judge import calibration
+    from ktest.boot import vm
+    from ktest.host.build import Builder
+    from ktest.base.errors import NoCalibrationBoots
+    from ktest.boot.pool import BootJob, run_jobs
 
     _bounded("--boots", args.boots, 2, 64)
     _bounded("--rounds", args.rounds, 1, 16)
     _bounded("--reps", args.reps, 1, 100)
     if args.boots < 2 * args.rounds:
-        from .errors import BadOption
+        from ktest.base.errors import BadOption
         raise BadOption(option="--boots", value=args.boots, why=f"needs at least 2 x --rounds ({2 * args.rounds})")
     vms = _vms(args)
     tree = _tree(args, cache, progress)
@@ -627,7 +630,7 @@ RERUN_FREE = {"rerun", "vms", "accel", "reports", "db", "no_bisect", "jobs", "ca
 def rerun_args(args, cache: Cache) -> dict:
     """--rerun RUN_ID: fill args from the stored run (its series, tree and settings) and return what the
     new run must match.  Any other run option given is refused: the stored settings are the point."""
-    from .errors import RerunWithOption
+    from ktest.base.errors import RerunWithOption
 
     defaults = parser().parse_args(["run", "x"])
     for k, v in vars(args).items():
@@ -635,7 +638,7 @@ def rerun_args(args, cache: Cache) -> dict:
             raise RerunWithOption(option="--" + k.replace("_", "-"))
     if args.series:
         raise RerunWithOption(option=f"the series {args.series[0]}")
-    from . import compare
+    from ktest import compare
 
     old, _ = compare.load(args.rerun, cache, Path(args.db) if args.db else None)   # validated, as compare's
     st, tree, series = old["settings"], old["tree"], old["series"]
@@ -661,9 +664,9 @@ def rerun_args(args, cache: Cache) -> dict:
 def rerun_matches(args, rerun: dict) -> None:
     """--rerun: the series' patches and, in a tree of the user's, the base are the stored run's, checked
     before any tree is prepared (run.py checks them again on the prepared tree)."""
-    from .errors import RerunDiffers
-    from .gitutil import git
-    from .series import load
+    from ktest.base.errors import RerunDiffers
+    from ktest.host.gitutil import git
+    from ktest.host.series import load
 
     series = load(args.series[0], Path(args.tree) if args.tree else None)
     if series.patchset_hash != rerun["patchset_hash"]:
@@ -679,8 +682,8 @@ def rerun_matches(args, rerun: dict) -> None:
 
 
 def cmd_run(args, cache, progress, runner=None) -> int:
-    from . import shard
-    from .run import RunOptions, run_series
+    from ktest.base import shard
+    from ktest.run import RunOptions, run_series
 
     rerun = None
     if args.rerun:
@@ -688,7 +691,7 @@ def cmd_run(args, cache, progress, runner=None) -> int:
         validate_inputs(args)       # the stored series, tree and files, as for a new run
         rerun_matches(args, rerun)  # before the tree is prepared (the Debian tree is a 2 GB extraction)
     elif not args.series:
-        from .errors import BadOption
+        from ktest.base.errors import BadOption
         raise BadOption(option="ktest run", value="without a series", why="give one (or --rerun RUN_ID)")
     validate_run(args)
     shard_spec = shard.parse(args.shard)
@@ -719,7 +722,7 @@ def cmd_run(args, cache, progress, runner=None) -> int:
 def run_summary_lines(result: dict, outdir: Path) -> list[str]:
     """What `ktest run` prints for a series; series names and check paths come from outside, so
     they are shown inert."""
-    from .outputs import crash_lead, reproduce
+    from ktest.report.outputs import crash_lead, reproduce
 
     v = Verdict.from_json(result["verdict"])
     lead = crash_lead(result)
@@ -751,15 +754,15 @@ def run_summary_lines(result: dict, outdir: Path) -> list[str]:
 
 def _base_image(args, cache: Cache, progress) -> Path:
     """The bzImage of the chosen tree's base (built, or taken from the cache)."""
-    from .build import Builder
+    from ktest.host.build import Builder
 
     tree = _tree(args, cache, progress)
     return Builder(cache, tree, progress=progress).build(tree.base, "base").bzimage
 
 
 def cmd_kvm(args, cache, progress) -> int:
-    from .errors import KvmUnusable
-    from .vm import forget_kvm_probe, probe_kvm
+    from ktest.base.errors import KvmUnusable
+    from ktest.boot.vm import forget_kvm_probe, probe_kvm
 
     bz = _base_image(args, cache, progress)
     if args.fresh:
@@ -774,7 +777,7 @@ def cmd_kvm(args, cache, progress) -> int:
 def cmd_merge(args, cache, progress) -> int:
     import time
 
-    from .merge import merge
+    from ktest.merge import merge
 
     out = Path(args.out) if args.out else Path("reports") / time.strftime("merged-%Y%m%d-%H%M%S")
     m = merge([Path(d) for d in args.dirs], out, cache, Path(args.db) if args.db else None)
@@ -787,9 +790,9 @@ def cmd_merge(args, cache, progress) -> int:
 
 
 def cmd_report(args, cache, progress) -> int:
-    from .outputs import write_all
+    from ktest.report.outputs import write_all
 
-    from .outputs import read_result
+    from ktest.report.outputs import read_result
 
     path = Path(args.result)
     if path.is_dir():
@@ -802,16 +805,16 @@ def cmd_report(args, cache, progress) -> int:
 
 
 def cmd_history(args, cache, progress) -> int:
-    from .history import History
+    from ktest.report.history import History
 
     if args.out and not args.html:
-        from .errors import BadOption
+        from ktest.base.errors import BadOption
         raise BadOption(option="--out", value=args.out, why="goes with --html")
     if args.html:
         _bounded("--limit", args.limit, 1, 10000)
     h = History.open(Path(args.db) if args.db else cache.history_db)
     if args.html:
-        from . import trends
+        from ktest.report import trends
 
         out = Path(args.out) if args.out else Path("reports") / "history.html"
         if out.is_dir():
@@ -819,7 +822,7 @@ def cmd_history(args, cache, progress) -> int:
         try:
             groups = trends.write(h, out, args.series, trends.TRENDS_RUNS if args.limit is None else args.limit)
         except OSError as e:
-            from .errors import BadOption
+            from ktest.base.errors import BadOption
             raise BadOption(option="--out", value=out, why=e.strerror or str(e)) from None
         n_runs = sum(len(g["runs"]) for g in groups)
         print(inert(f"wrote {out} ({len(groups)} series and base(s), {n_runs} run(s))" if groups
@@ -839,8 +842,8 @@ def cmd_history(args, cache, progress) -> int:
 
 def _kernel_image(args, cache, progress) -> Path:
     """--bzimage, --build KEY|DIR, or the chosen tree's base kernel: a checked bzImage."""
-    from .errors import BootImageMissing
-    from .vm import check_bzimage
+    from ktest.base.errors import BootImageMissing
+    from ktest.boot.vm import check_bzimage
 
     if args.bzimage:
         bz = Path(args.bzimage)
@@ -858,9 +861,9 @@ def _kernel_image(args, cache, progress) -> Path:
 def cmd_compare(args, cache, progress) -> int:
     import time
 
-    from . import compare
-    from .cache import write_json_atomic
-    from .outputs import write_all
+    from ktest import compare
+    from ktest.base.cache import write_json_atomic
+    from ktest.report.outputs import write_all
 
     db = Path(args.db) if args.db else None
     a, b = compare.load(args.run_a, cache, db, "RUN_A"), compare.load(args.run_b, cache, db, "RUN_B")
@@ -879,9 +882,9 @@ def cmd_compare(args, cache, progress) -> int:
 def cmd_shell(args, cache, progress) -> int:
     import tempfile
 
-    from . import shell
-    from .errors import NotATerminal
-    from .vm import choose_accel
+    from ktest.boot import shell
+    from ktest.base.errors import NotATerminal
+    from ktest.boot.vm import choose_accel
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise NotATerminal()
@@ -899,7 +902,7 @@ def cmd_shell(args, cache, progress) -> int:
 def cmd_boot(args, cache, progress) -> int:
     import time
 
-    from .checks import run_checks
+    from ktest.boot.checks import run_checks
 
     bz = _kernel_image(args, cache, progress)
     out = Path(args.out) if args.out else Path("reports") / time.strftime("boot-%Y%m%d-%H%M%S")
@@ -918,7 +921,7 @@ def cmd_boot(args, cache, progress) -> int:
               f"accel {run.env.get('accel')}, harness after {run.boot.started_after_s or float('nan'):.1f}s; "
               f"logs in {out}")
         if run.crash:
-            from .crash import sentence
+            from ktest.judge.crash import sentence
 
             print(inert(f"  CRASH: {sentence(run.crash.to_json(), 'booted')}"
                         + (f"; {run.boot.ended_because}" if run.boot.ended_because else "")))
@@ -938,13 +941,13 @@ def cmd_boot(args, cache, progress) -> int:
 
 
 def cmd_doctor(args, cache, progress) -> int:
-    from . import doctor
-    from .tree import DEFAULT_KERNEL
+    from ktest import doctor
+    from ktest.host.tree import DEFAULT_KERNEL
 
     probe = None
     if args.probe:
         def probe():
-            from .vm import probe_kvm
+            from ktest.boot.vm import probe_kvm
             return probe_kvm(cache, _base_image(args, cache, progress), progress)
         args.tree = args.base = None       # _tree: the default tree
     text, rc = doctor.report(doctor.diagnose(cache, args.kernel or DEFAULT_KERNEL, probe))
@@ -983,7 +986,7 @@ def _main(argv: list[str] | None, runner=None) -> int:
     except KtestError as e:     # the usage error: nothing has started yet
         print(e.line(), file=sys.stderr)
         return e.exit_code
-    from .progress import Progress
+    from ktest.base.progress import Progress
 
     progress = Progress()
     try:
@@ -1005,7 +1008,7 @@ def _main(argv: list[str] | None, runner=None) -> int:
         print("ktest: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as e:    # a path the checks up front could not foresee (a full disk, /proc): one line
-        from .errors import PathUnusable
+        from ktest.base.errors import PathUnusable
 
         progress.clear()
         progress.end_group()

@@ -11,11 +11,11 @@ import copy
 import time
 from pathlib import Path
 
-from . import __version__
-from .cache import Cache
-from .errors import NothingToCompare, RunNotFound
-from .pipeline import new_run_id
-from .verdict import conclude
+from ktest import __version__
+from ktest.base.cache import Cache
+from ktest.base.errors import NothingToCompare, RunNotFound
+from ktest.host.pipeline import new_run_id
+from ktest.judge.verdict import conclude
 
 SIDES = ("patched", "base")
 COUNTED = ("round", "retry")     # culprit-search boots ran other kernels: not this side's evidence
@@ -24,7 +24,7 @@ COUNTED = ("round", "retry")     # culprit-search boots ran other kernels: not t
 def stored_result(run: str, cache: Cache, db: Path | None = None, role: str = "--rerun") -> Path:
     """A run id recorded in the history, a run directory, or a result.json.  `role` names the argument
     in the error (--rerun, RUN_A, RUN_B)."""
-    from .history import History
+    from ktest.report.history import History
 
     p = Path(run)
     if p.is_dir() and (p / "result.json").is_file():
@@ -44,8 +44,8 @@ def stored_result(run: str, cache: Cache, db: Path | None = None, role: str = "-
 def load(run: str, cache: Cache, db: Path | None = None, role: str = "--rerun") -> tuple[dict, Path]:
     """A stored run's result, read and checked like any result.json from elsewhere (outputs.read_result:
     safeio, schema, logs inside its directory), and its directory."""
-    from .errors import ResultMissing
-    from .outputs import read_result
+    from ktest.base.errors import ResultMissing
+    from ktest.report.outputs import read_result
 
     path = stored_result(run, cache, db, role)
     try:
@@ -57,7 +57,7 @@ def load(run: str, cache: Cache, db: Path | None = None, role: str = "--rerun") 
 
 def same_run(a: tuple[dict, Path], b: tuple[dict, Path]) -> None:
     """RUN_A and RUN_B must differ: a run judged against itself is "no regression" by construction."""
-    from .errors import SameRun
+    from ktest.base.errors import SameRun
 
     (ra, da), (rb, db) = a, b
     if ra["run_id"] == rb["run_id"] or da == db:
@@ -67,7 +67,7 @@ def same_run(a: tuple[dict, Path], b: tuple[dict, Path]) -> None:
 def _boots(result: dict, rundir: Path, side: str, as_side: str, tag: str, out: Path) -> list[dict]:
     """The run's counted boots of `side`, relabelled as `as_side`; their logs are copied under out/TAG/
     so that the comparison's report is self-contained (and re-renders with `ktest report`)."""
-    from .safeio import Refused, copy_file
+    from ktest.base.safeio import Refused, copy_file
 
     boots = []
     for b in result.get("boots", []):
@@ -129,8 +129,8 @@ def compare(a: tuple[dict, Path], b: tuple[dict, Path], out: Path, side: str = "
             m["builds"].append({**bd, "label": label})
     floors = None
     if cache is not None:
-        from . import calibration
-        from .records import Tree
+        from ktest.judge import calibration
+        from ktest.base.records import Tree
 
         t = rb["tree"]
         cal = calibration.for_run(cache, Tree(**{**t, "repo": Path(t["repo"]), "shadow": Path(t["shadow"])}),

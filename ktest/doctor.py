@@ -8,7 +8,6 @@ run would stop there).  Exit 0 when nothing fails, 2 otherwise."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .cache import Cache
+from ktest.base.cache import Cache
 
 # what a first `ktest run` of the default tree leaves in the cache, measured on the 2-core host:
 # trees/ 2.2 GiB (linux-source-6.12 extracted, as git), lineages/ 1.7 GiB (worktree + O= dir), ccache
@@ -94,13 +93,9 @@ def tools() -> list[Item]:
 def kvm(cache: Cache, probe: Callable[[], tuple[bool, str]] | None = None) -> Item:
     """The cached probe's answer for this host; without one, whether /dev/kvm opens, and (probe given)
     the probe itself.  KVM missing is a warning: ktest runs under TCG, several times slower."""
-    from .vm import host_key
+    from ktest.base.machine import kvm_answer
 
-    try:
-        known = json.loads((cache.root / "kvm-probe.json").read_text())
-    except (OSError, ValueError):
-        known = {}
-    ans = known.get(host_key()) if isinstance(known, dict) else None
+    ans = kvm_answer(cache)
     if ans is None and probe is not None:
         ok, reason = probe()
         ans = {"ok": ok, "reason": reason}
@@ -142,7 +137,7 @@ def disk(cache: Cache, kernel: str, free_bytes: int | None = None) -> Item:
 
 
 def memory(avail_gib: float | None = None) -> Item:
-    from .pool import default_vms
+    from ktest.boot.pool import default_vms
 
     if avail_gib is None:
         try:
@@ -159,7 +154,7 @@ def memory(avail_gib: float | None = None) -> Item:
 
 
 def default_tree(cache: Cache, kernel: str) -> Item:
-    from .tree import _deb_version
+    from ktest.host.tree import _deb_version
 
     pkg = f"linux-source-{kernel}"
     ready = _tree_prepared(cache, kernel)

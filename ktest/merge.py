@@ -18,13 +18,13 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from . import __version__
-from . import safeio
-from .cache import Cache, write_json_atomic
-from .errors import EXIT_COULD_NOT_RUN, NoResults, ShardsDisagree, ShardsIncomplete, worst_exit
-from .pipeline import new_run_id
-from .records import Verdict
-from .verdict import conclude
+from ktest import __version__
+from ktest.base import safeio
+from ktest.base.cache import Cache, write_json_atomic
+from ktest.base.errors import EXIT_COULD_NOT_RUN, NoResults, ShardsDisagree, ShardsIncomplete, worst_exit
+from ktest.host.pipeline import new_run_id
+from ktest.base.records import Verdict
+from ktest.judge.verdict import conclude
 
 # what every shard of one run must share (dotted paths into result.json)
 MUST_AGREE = ("series.patchset_hash", "tree.base", "settings.rounds", "settings.reps", "settings.kconfig_areas",
@@ -62,7 +62,7 @@ def _shard_of(r: dict) -> tuple[int, int]:
 def _load(path: Path, inputs: list[Path]) -> dict:
     """A result.json through outputs.read_result (safeio: a regular file, bounded, no symlink out of
     the folder given on the command line; validated)."""
-    from .outputs import read_result
+    from ktest.report.outputs import read_result
 
     root = next((p for p in inputs if Path(p).is_dir() and Path(path).is_relative_to(p)), None)
     r = read_result(path, root)
@@ -205,9 +205,9 @@ def _slug(r: dict, taken: set[str]) -> str:
 
 def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) -> dict:
     """Merge everything under `paths` into `out`; returns merge.json's content (with exit_code)."""
-    from . import trends
-    from .history import History
-    from .outputs import junit_suite, junit_xml, render_summary, write_all
+    from ktest.report import trends
+    from ktest.report.history import History
+    from ktest.report.outputs import junit_suite, junit_xml, render_summary, write_all
 
     results = list({r["run_id"]: r for r in (_load(f, paths) for f in find_results(paths))}.values())  # `latest`
     groups = group(results)
@@ -246,7 +246,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
 
 
 def _overview_md(runs: list[dict]) -> str:
-    from .safetext import md_text as t
+    from ktest.base.safetext import md_text as t
 
     icon = {0: "✅", 1: "❌"}
     lines = ["# ktest: merged results", "", "| series | kernel | shards | verdict | regressions |", "|---|---|---|---|---|"]
@@ -257,6 +257,6 @@ def _overview_md(runs: list[dict]) -> str:
 
 
 def _overview_html(merged: dict) -> str:
-    from .outputs import template_env
+    from ktest.report.outputs import template_env
 
     return template_env().get_template("merge.html.j2").render(m=merged)

@@ -10,20 +10,21 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__, kconfig
-from .build import Builder, check_host_tools
-from .cache import Cache, write_json_atomic
-from . import calibration
-from .checks import DEFAULT_TESTCASES, collect_checks, run_checks
-from .errors import BuildFailed, Interrupted, KtestError, PatchDoesNotApply
-from .console import KnownIssues
-from .pipeline import SeriesBuild, build_commits, new_run_id
-from .pool import BootJob, Runner, run_jobs
-from .progress import Progress
-from .records import Build, BootRecord, BuildRecord, Culprit, Series, Tree, Verdict, relative_path
-from .series import apply_series, load
-from .stats import RULE
-from .verdict import (CRASH_VERDICTS, REGRESSIONS, compare_checks, conclude, crash_diff, once_paths, overall, splat_diff,
+from ktest import __version__
+from ktest.host import kconfig
+from ktest.host.build import Builder, check_host_tools
+from ktest.base.cache import Cache, write_json_atomic
+from ktest.judge import calibration
+from ktest.boot.checks import DEFAULT_TESTCASES, collect_checks, run_checks
+from ktest.base.errors import BuildFailed, Interrupted, KtestError, PatchDoesNotApply
+from ktest.judge.console import KnownIssues
+from ktest.host.pipeline import SeriesBuild, build_commits, new_run_id
+from ktest.boot.pool import BootJob, Runner, run_jobs
+from ktest.base.progress import Progress
+from ktest.base.records import Build, BootRecord, BuildRecord, Culprit, Series, Tree, Verdict, relative_path
+from ktest.host.series import apply_series, load
+from ktest.judge.stats import RULE
+from ktest.judge.verdict import (CRASH_VERDICTS, REGRESSIONS, compare_checks, conclude, crash_diff, once_paths, overall, splat_diff,
                       unconfirmed_stall)
 
 SCHEMA = "ktest.result/1"
@@ -44,8 +45,8 @@ class RunOptions:
     jobs: int | None = None
     bisect: bool = True
     db: Path | None = None          # history database (default cache/history.sqlite)
-    shard: tuple[int, int] | None = None   # (i, n): run only part i of n of the checks (ktest.shard)
-    vms: int = 2                    # guests at once (ktest.pool)
+    shard: tuple[int, int] | None = None   # (i, n): run only part i of n of the checks (ktest.base.shard)
+    vms: int = 2                    # guests at once (ktest.boot.pool)
     max_rounds: int | None = None   # adaptive: boot more rounds while a metric is inconclusive (default 2x rounds)
     kconfig_add: tuple[str, ...] = ()   # --kconfig-add items (CONFIG_X=v or files), the "user" fragment
     # --rerun: the stored run repeated: {"run_id", "patchset_hash", "base", "builds": {label: artifact key}},
@@ -56,14 +57,14 @@ class RunOptions:
 def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, progress: Progress,
                argv: list[str] | None = None, runner: Runner = run_checks) -> tuple[dict, Path]:
     """`runner` boots one kernel and runs checks in it (checks.run_checks; tests pass a replay)."""
-    from .tree import series_tree
+    from ktest.host.tree import series_tree
 
     series = load(series_path, tree.repo if tree.kind == "user" else None)
     tree = series_tree(cache, tree, series)
     if opts.rerun:
         _same_series(opts.rerun, series, tree)
     check_host_tools()
-    from . import areas as areas_mod
+    from ktest import areas as areas_mod
 
     if opts.testcases is None:
         chosen, why = areas_mod.select(series)
@@ -91,7 +92,7 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
 
 def _same_series(rerun: dict, series: Series, tree: Tree) -> None:
     """--rerun: the same patches on the same base as the stored run, before any work."""
-    from .errors import RerunDiffers
+    from ktest.base.errors import RerunDiffers
 
     if series.patchset_hash != rerun["patchset_hash"]:
         raise RerunDiffers(run=rerun["run_id"], what=f"series {series.name}",
@@ -156,8 +157,8 @@ def _kconfig_add_json(items) -> dict | None:
 def slow_parts(slow: dict[str, float], vms: int) -> list[list[str]]:
     """Round 1's slow checks (id -> declared cost) split by cost over guests of their own: one guest a
     side when the pool has room for two, half the pool a side when it is larger, never more guests
-    than checks.  The split balances declared costs (ktest.shard.partition)."""
-    from .shard import partition
+    than checks.  The split balances declared costs (ktest.base.shard.partition)."""
+    from ktest.base.shard import partition
 
     if not slow:
         return []
@@ -172,7 +173,7 @@ def check_parts(costs: dict[str, float], vms: int, rounds: int, slow_guests: int
     shared by the rounds.  [] when that is one guest (the side's checks run whole, as before) or the
     checks are unknown.  Each guest is a kernel of its own, so scenarios that share the kernel's state
     (linkwatch's one global rate limit) stay serial within a guest and independent between guests."""
-    from .shard import partition
+    from ktest.base.shard import partition
 
     n = min(len(costs), (vms // 2 - slow_guests) // max(1, rounds))
     if n < 2:
@@ -256,7 +257,7 @@ class _Run:
 
     def _same_builds(self, want: dict) -> None:
         """--rerun: the builds must be the stored run's (same commit, kconfig and toolchain = same key)."""
-        from .errors import RerunDiffers
+        from ktest.base.errors import RerunDiffers
 
         have = {b["label"]: b["key"] for b in self.result["builds"]}
         for label, key in want.items():
@@ -353,7 +354,7 @@ class _Run:
     def judged_with(self) -> dict:
         """The calibrated floors and, from the history, the base kernel's noise model and failure rates
         (every earlier run's base boots of this build and accel are A/A data); kept in the result."""
-        from .history import History, base_build
+        from ktest.report.history import History, base_build
 
         jw = self.result.get("judged_with")
         if jw is None:
@@ -529,8 +530,8 @@ def _shows(c: dict) -> bool:
 
 
 def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None:
-    from .history import History
-    from .outputs import write_all
+    from ktest.report.history import History
+    from ktest.report.outputs import write_all
 
     hist = History.open(opts.db or cache.history_db)
     partial = bool((result.get("settings") or {}).get("shard"))
@@ -543,7 +544,7 @@ def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None
     write_json_atomic(outdir / "result.json", result)
     write_all(result, outdir)
     if not partial:
-        from . import trends
+        from ktest.report import trends
 
         hist.record(result, outdir / "result.json")
         trends.write(hist, outdir.parent / "history.html")

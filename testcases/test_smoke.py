@@ -5,7 +5,7 @@ import os
 import platform
 from pathlib import Path
 
-from ktest.guestlib import uptime_s, virtio_nics
+from ktest.guest.lib import uptime_s, virtio_nics
 
 
 def test_virtio_nics_present(record):

@@ -17,7 +17,7 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 from fakekernel import make_series, make_tree  # noqa: E402
 
-from ktest.cache import Cache  # noqa: E402
+from ktest.base.cache import Cache  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,12 +1,12 @@
 """run_checks stand-ins for orchestration tests: replay a recorded `ktest run`, or canned statuses.
-Under --shard they keep only the shard's checks, chosen by ktest.shard as the guest plugin does."""
+Under --shard they keep only the shard's checks, chosen by ktest.base.shard as the guest plugin does."""
 
 import re
 from pathlib import Path
 
-from ktest import shard
-from ktest.checks import PROJECT, GuestRun, slow_checks
-from ktest.vm import BootResult
+from ktest.base import shard
+from ktest.boot.checks import PROJECT, GuestRun, slow_checks
+from ktest.boot.vm import BootResult
 
 
 def _parent(nodeid: str) -> str:

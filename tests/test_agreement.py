@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from ktest.agreement import table, upstream_path
-from ktest.guest_plugin import dotted_path
-from ktest.outputs import render_html, render_summary
+from ktest.judge.agreement import table, upstream_path
+from ktest.guest.plugin import dotted_path
+from ktest.report.outputs import render_html, render_summary
 
 
 def check(path, base, patched):

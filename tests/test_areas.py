@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from ktest import areas, kconfig
-from ktest.errors import UnknownArea
-from ktest.records import Patch, Series
+from ktest import areas
+from ktest.host import kconfig
+from ktest.base.errors import UnknownArea
+from ktest.base.records import Patch, Series
 
 
 def test_the_shipped_areas_parse_and_feed_kconfig_and_testcases():

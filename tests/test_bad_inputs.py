@@ -463,7 +463,7 @@ def test_a_check_node_id_is_found_from_another_directory(tmp_path, monkeypatch):
     import argparse
 
     from ktest.cli import validate_checks
-    from ktest.errors import BadTestcases
+    from ktest.base.errors import BadTestcases
 
     monkeypatch.chdir(tmp_path)
     validate_checks(argparse.Namespace(testcases=["testcases/test_smoke.py::test_guest_basics"], expr=None))

@@ -21,7 +21,7 @@ def test_loss_window_is_measured_in_the_senders_clock():
 def test_a_monitor_keeps_the_events_after_a_match_for_the_next_wait():
     """A slave's carrier-off and the bond's failover can arrive in one read: waiting for the first must
     not lose the second."""
-    from ktest.nl import LinkEvent, Monitor
+    from ktest.guest.nl import LinkEvent, Monitor
 
     def ev(i, name):
         return LinkEvent(float(i), "NEWLINK", i, name, 0, "DOWN")
@@ -48,7 +48,7 @@ def test_a_threaded_monitor_stamps_each_multicast_on_arrival():
 
     import pytest
 
-    from ktest.nl import ThreadedMonitor
+    from ktest.guest.nl import ThreadedMonitor
 
     if os.geteuid() != 0 or subprocess.run(["ip", "link", "add", "kt_tm0", "type", "bridge"],
                                            capture_output=True).returncode != 0:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from fakekernel import git, make_series, make_tree
-from ktest.build import Builder, check_host_tools, first_error, parse_warnings
-from ktest.errors import BuildFailed, MissingHostTools
-from ktest.pipeline import build_series
-from ktest.progress import Silent
-from ktest.tree import user_tree
+from ktest.host.build import Builder, check_host_tools, first_error, parse_warnings
+from ktest.base.errors import BuildFailed, MissingHostTools
+from ktest.host.pipeline import build_series
+from ktest.base.progress import Silent
+from ktest.host.tree import user_tree
 
 
 @pytest.fixture
@@ -84,8 +84,8 @@ def test_missing_host_tools_listed_together():
 
 
 def test_concurrent_builds_share_cache_safely(cache, fake_tree, calls):
-    code = ("import sys; from ktest.cache import Cache; from ktest.tree import user_tree; "
-            "from ktest.build import Builder; from ktest.progress import Silent; "
+    code = ("import sys; from ktest.base.cache import Cache; from ktest.host.tree import user_tree; "
+            "from ktest.host.build import Builder; from ktest.base.progress import Silent; "
             "c = Cache.open(sys.argv[1]); t = user_tree(c, sys.argv[2]); "
             "print(Builder(c, t, progress=Silent()).build(t.base).dir)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(cache.root), str(fake_tree)],
@@ -148,7 +148,7 @@ def test_a_revision_range_builds_the_users_commits_on_its_start(cache, fake_tree
 
 
 def test_kconfig_add_is_a_user_fragment_in_the_build_key_and_verified(cache, fake_tree, tmp_path, calls):
-    from ktest import kconfig
+    from ktest.host import kconfig
 
     frag_file = tmp_path / "extra.config"
     frag_file.write_text("# my debugging\nCONFIG_NETCONSOLE=y\n# CONFIG_BRIDGE is not set\n")
@@ -168,8 +168,8 @@ def test_a_symbol_asked_where_available_is_logged_when_the_tree_cannot_grant_it(
     """6.1's KPROBES depends on MODULES: the linkwatch area asks for kprobe events only where the tree
     allows, so such a tree still builds and its log says what was not granted; a required symbol the
     tree cannot grant still fails the build."""
-    from ktest import kconfig
-    from ktest.errors import KconfigMissing
+    from ktest.host import kconfig
+    from ktest.base.errors import KconfigMissing
 
     frags = kconfig.fragments(["linkwatch"])
     assert [f.name for f in frags if f.optional] == ["linkwatch-where-available"]

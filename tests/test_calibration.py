@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from ktest import calibration
-from ktest.cache import Cache
+from ktest.judge import calibration
+from ktest.base.cache import Cache
 
 
 def guest(samples_by_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ktest.console import KnownIssues, crashed, parse
+from ktest.judge.console import KnownIssues, crashed, parse
 
 FIX = Path(__file__).parent / "fixtures" / "console"
 

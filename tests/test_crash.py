@@ -1,4 +1,4 @@
-"""A crashed kernel leads every output: the crash analysis (ktest/crash.py) on the real LKDTM console log,
+"""A crashed kernel leads every output: the crash analysis (ktest/judge/crash.py) on the real LKDTM console log,
 the verdict that counts the checks it cut off under it, the outputs that lead with it, and the boot
 that is ended once the kernel is dead instead of waiting out the idle timeout (fake vng, no VM)."""
 
@@ -11,14 +11,14 @@ import pytest
 from junitparser import JUnitXml
 from markdown_it import MarkdownIt
 
-from ktest.checks import run_checks
+from ktest.boot.checks import run_checks
 from ktest.cli import run_summary_lines
-from ktest.console import parse
-from ktest.crash import analyse, trace_lines
-from ktest.outputs import render_html, render_junit, render_kcidb, render_summary
-from ktest.progress import Silent
-from ktest.verdict import conclude
-from ktest.vm import BootSpec, boot_with_retry, dead_kernel
+from ktest.judge.console import parse
+from ktest.judge.crash import analyse, trace_lines
+from ktest.report.outputs import render_html, render_junit, render_kcidb, render_summary
+from ktest.base.progress import Silent
+from ktest.judge.verdict import conclude
+from ktest.boot.vm import BootSpec, boot_with_retry, dead_kernel
 
 HERE = Path(__file__).parent
 FIX = HERE / "fixtures" / "console"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ktest.cache import Cache
-from ktest.tree import debian_tree
+from ktest.base.cache import Cache
+from ktest.host.tree import debian_tree
 
 pytestmark = pytest.mark.kernel
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,8 +116,8 @@ def test_ktest_shell_has_the_bond_topology_and_leaves_nothing_running(tmp_path, 
     Ctrl-D leaves (exit 0), and so does a SIGTERM to ktest, and no vng or QEMU is left behind."""
     import pexpect
 
-    from ktest.build import Builder
-    from ktest.progress import Progress
+    from ktest.host.build import Builder
+    from ktest.base.progress import Progress
 
     cache = Cache.open()
     tree = debian_tree(cache, "6.12")

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ktest import cli, doctor
-from ktest.cache import Cache
+from ktest import cli
+from ktest import doctor
+from ktest.base.cache import Cache
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +72,7 @@ def _all_ok(monkeypatch, tmp_path):
 
 def test_doctor_ready_is_exit_0_with_one_line_per_item(tmp_path, monkeypatch, capsys):
     _all_ok(monkeypatch, tmp_path)
-    from ktest.vm import host_key
+    from ktest.base.machine import host_key
 
     (tmp_path / "kvm-probe.json").write_text(json.dumps({host_key(): {"ok": True, "reason": "a KVM guest booted in 1.2s"}}))
     assert cli.main(["--cache", str(tmp_path), "doctor"]) == 0
@@ -100,8 +101,8 @@ def test_doctor_not_ready_is_exit_2_and_each_missing_item_has_a_fix(tmp_path, mo
 
 
 def test_doctor_kvm_item_reads_the_cached_probe_and_boots_nothing(tmp_path, monkeypatch):
-    from ktest import vm
-    from ktest.vm import host_key
+    from ktest.boot import vm
+    from ktest.base.machine import host_key
 
     monkeypatch.setattr(vm, "boot", lambda *a, **k: pytest.fail("doctor booted a guest"))
     cache = Cache.open(tmp_path)

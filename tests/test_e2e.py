@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ktest.verdict import REGRESSIONS
+from ktest.judge.verdict import REGRESSIONS
 
 pytestmark = pytest.mark.kernel
 ROOT = Path(__file__).resolve().parent.parent

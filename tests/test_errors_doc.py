@@ -5,7 +5,7 @@ import inspect
 import re
 from pathlib import Path
 
-from ktest import errors
+from ktest.base import errors
 
 DOC = Path(__file__).parent.parent / "docs" / "errors.md"
 

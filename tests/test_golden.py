@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ktest import outputs
+from ktest.report import outputs
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "data" / "golden"

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from ktest.pool import Board, BootJob
+from ktest.boot.pool import Board, BootJob
 
 HERE = Path(__file__).parent
 PROJECT = HERE.parent
@@ -88,7 +88,7 @@ def test_heartbeat_lines_of_a_board(tmp_path):
 
 
 def test_the_heartbeat_interval_is_30_s_unless_set(monkeypatch):
-    from ktest.progress import default_interval
+    from ktest.base.progress import default_interval
 
     monkeypatch.delenv("KTEST_HEARTBEAT_S", raising=False)
     assert default_interval() == 30.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ktest.history import History
+from ktest.report.history import History
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DUMMY = "linkwatch.operstate.dummy_carrier"
@@ -173,7 +173,7 @@ def test_history_html_draws_a_chart_per_metric_with_its_numbers(hist, tmp_path, 
 
 
 def test_a_rising_base_median_draws_a_rising_base_line(hist, tmp_path):
-    from ktest.trends import chart
+    from ktest.report.trends import chart
 
     for i in range(3):
         hist.record(synthetic(i), tmp_path / f"r{i}.json")

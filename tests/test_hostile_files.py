@@ -15,7 +15,8 @@ import pytest
 from fakekernel import git, wait_for_fake_make
 from test_cli import ktest
 
-from ktest import cli, safeio
+from ktest import cli
+from ktest.base import safeio
 
 FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
 SECRET = "TOPSECRET-host-file"
@@ -133,8 +134,8 @@ def test_a_result_kcidb_refuses_writes_no_output(tmp_path):
 # --- 21. control bytes in the trends page -------------------------------------------------------------
 
 def test_history_html_shows_control_bytes_visibly(tmp_path):
-    from ktest import trends
-    from ktest.history import History
+    from ktest.report import trends
+    from ktest.report.history import History
 
     r = json.loads(FIXTURE.read_text())
     r["series"]["name"] = "evil\x1b]0;title\x07\x00name"
@@ -178,8 +179,8 @@ def test_rerun_of_a_changed_series_stops_before_any_tree_work(tmp_path, fake_tre
 
 def test_a_range_run_does_not_say_it_applies_patches(tmp_path, fake_tree, monkeypatch):
     from ktest import run as run_mod
-    from ktest.progress import Progress
-    from ktest.series import load
+    from ktest.base.progress import Progress
+    from ktest.host.series import load
 
     said = []
     monkeypatch.setattr(Progress, "stage", lambda self, text, *a, **k: said.append(text))
@@ -225,8 +226,8 @@ def test_sigint_and_sigterm_print_the_same_line(tmp_path, fake_tree, sig):
 def test_an_interrupt_while_outputs_are_written_says_what_is_kept(tmp_path, monkeypatch):
     """Ctrl-C between result.json and the rendered outputs: the run folder stays with its result.json,
     and the line says so (and how to render it), instead of claiming nothing was kept."""
-    from ktest import outputs
-    from ktest.errors import Interrupted
+    from ktest.report import outputs
+    from ktest.base.errors import Interrupted
     from ktest.run import run_series
 
     outdir_seen = []
@@ -242,7 +243,7 @@ def test_an_interrupt_while_outputs_are_written_says_what_is_kept(tmp_path, monk
     monkeypatch.setattr(outputs, "write_all", interrupted)
     monkeypatch.setattr("ktest.run._run", fake_run)
     monkeypatch.setattr("ktest.run.check_host_tools", lambda: None)
-    monkeypatch.setattr("ktest.tree.series_tree", lambda cache, tree, series: tree)
+    monkeypatch.setattr("ktest.host.tree.series_tree", lambda cache, tree, series: tree)
     from ktest.run import RunOptions
 
     series = Path(__file__).parent.parent / "patches" / "linkwatch"

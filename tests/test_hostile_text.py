@@ -16,9 +16,9 @@ from junitparser import JUnitXml
 from markdown_it import MarkdownIt
 
 from ktest.cli import run_summary_lines
-from ktest.errors import PatchDoesNotApply
-from ktest.outputs import write_all
-from ktest.progress import Progress
+from ktest.base.errors import PatchDoesNotApply
+from ktest.report.outputs import write_all
+from ktest.base.progress import Progress
 from test_bad_inputs import CORRUPT, MAIL
 from test_cli import ktest
 
@@ -114,7 +114,7 @@ def test_hostile_subject_through_the_cli(tmp_path, fake_tree):
 @pytest.mark.parametrize("cmd", ["ktest boot --build abc --testcases 'testcases/x.py::test_a[gap_0.1s]' --reps 5",
                                  "ktest boot --testcases 'a`b``c.py::t[*x*]' --reps 5", "`ktest` <b>x</b> [a](b)"])
 def test_a_command_in_summary_md_is_one_code_span_that_copies_as_it_is(cmd):
-    from ktest.safetext import md_code
+    from ktest.base.safetext import md_code
 
     html = MarkdownIt("commonmark").render(f"- base: {md_code(cmd)}\n")
     spans = re.findall(r"<code>(.*?)</code>", html, re.S)

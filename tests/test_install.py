@@ -1,5 +1,5 @@
 """An installed ktest (`pip install .` into a fresh venv, run from outside the checkout) finds its checks
-(share/ktest/testcases, ktest/home.py) and runs them in a guest: here a fake vng that runs the guest's
+(share/ktest/testcases, ktest/base/home.py) and runs them in a guest: here a fake vng that runs the guest's
 command on the host, so the installed harness collects and runs the real smoke checks (no VM)."""
 
 import json
@@ -28,7 +28,7 @@ def installed(tmp_path_factory):
 def test_the_installed_package_knows_where_its_checks_are(installed):
     d, venv = installed
     p = subprocess.run([str(venv / "bin" / "python"), "-c",
-                        "import ktest, ktest.home as h; print(ktest.__file__); print(h.TESTCASES)"],
+                        "import ktest, ktest.base.home as h; print(ktest.__file__); print(h.TESTCASES)"],
                        cwd=d, capture_output=True, text=True, check=True)
     pkg, tc = p.stdout.split()
     assert Path(pkg).is_relative_to(venv) and not Path(pkg).is_relative_to(ROOT), "not the checkout's ktest"

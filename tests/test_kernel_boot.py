@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from ktest.build import Builder
-from ktest.cache import Cache
-from ktest.checks import run_checks
-from ktest.progress import Progress
-from ktest.tree import debian_tree
+from ktest.host.build import Builder
+from ktest.base.cache import Cache
+from ktest.boot.checks import run_checks
+from ktest.base.progress import Progress
+from ktest.host.tree import debian_tree
 
 pytestmark = pytest.mark.kernel
 HERE = __import__("pathlib").Path(__file__).parent
@@ -112,8 +112,8 @@ def test_an_oops_then_a_hang_ends_the_boot_and_leads_the_summary(base_kernel, tm
     """Base runs the self-test's checks around the Oops; "patched" (the same kernel) runs the check that
     oopses and hangs too.  The boot ends soon after the Oops, and the summary's first line names the
     Oops, its function and the check it happened in; the check after it is not run, not a regression."""
-    from ktest.outputs import render_summary
-    from ktest.verdict import conclude
+    from ktest.report.outputs import render_summary
+    from ktest.judge.verdict import conclude
 
     cache, tree, build = base_kernel
     case = [HERE / "guest_cases" / "test_oops_hang.py"]
@@ -212,7 +212,7 @@ def test_a_monitor_socket_that_cannot_be_opened_is_an_infrastructure_error(base_
     """QEMU started without its QMP socket (as if it could not be created): the check that asks for a
     link change is ERROR "infrastructure: ...", not a kernel failure; the boot records the machine's
     error and ktest says so in one warning line."""
-    from ktest import vm
+    from ktest.boot import vm
 
     real = vm.vng_command
 

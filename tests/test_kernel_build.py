@@ -8,11 +8,11 @@ import subprocess
 
 import pytest
 
-from ktest import kconfig
-from ktest.build import Builder
-from ktest.cache import Cache
-from ktest.progress import Progress
-from ktest.tree import debian_tree
+from ktest.host import kconfig
+from ktest.host.build import Builder
+from ktest.base.cache import Cache
+from ktest.base.progress import Progress
+from ktest.host.tree import debian_tree
 
 pytestmark = pytest.mark.kernel
 

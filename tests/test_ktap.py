@@ -1,11 +1,11 @@
-"""The pure KTAP parser (ktest/ktap.py): the grammar's cases on small texts, then recorded real output of
+"""The pure KTAP parser (ktest/judge/ktap.py): the grammar's cases on small texts, then recorded real output of
 the tree's bonding selftests run through the kselftest runner in a guest here (tests/data/ktap/)."""
 
 from pathlib import Path
 
 import pytest
 
-from ktest import ktap
+from ktest.judge import ktap
 
 DATA = Path(__file__).parent / "data" / "ktap"
 

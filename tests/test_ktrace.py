@@ -1,6 +1,6 @@
-"""ktest.ktrace's parser on trace_pipe lines as the kernel writes them for kprobe events (no VM)."""
+"""ktest.guest.ktrace's parser on trace_pipe lines as the kernel writes them for kprobe events (no VM)."""
 
-from ktest import ktrace
+from ktest.guest import ktrace
 
 PIPE = """\
           <idle>-0       [000] d.h2.    41.113000: config_irq: (virtnet_config_changed+0x0/0x40)

@@ -1,4 +1,4 @@
-"""Host link control (ktest.linkctl): the QMP client and the request/ack agent, against a small QMP
+"""Host link control (ktest.boot.linkctl): the QMP client and the request/ack agent, against a small QMP
 server on a unix socket that speaks the protocol's greeting, capabilities and set_link.  The real
 QEMU path is covered by the linkwatch host-link checks in real boots."""
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ktest.linkctl import QMP, LinkAgent, QMPError, handle
+from ktest.boot.linkctl import QMP, LinkAgent, QMPError, handle
 
 
 class FakeQMP:

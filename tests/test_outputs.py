@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
-from ktest.outputs import render_html, render_junit, render_kcidb, render_summary, write_all
+from ktest.report.outputs import render_html, render_junit, render_kcidb, render_summary, write_all
 
 FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
 
@@ -111,7 +111,7 @@ def test_control_bytes_from_the_console_keep_junit_well_formed(result, tmp_path)
 
 def test_every_output_file_is_world_readable(result, tmp_path):
     write_all(result, tmp_path)
-    from ktest.cache import write_json_atomic
+    from ktest.base.cache import write_json_atomic
     write_json_atomic(tmp_path / "result.json", result)
     for f in ("index.html", "junit.xml", "kcidb.json", "summary.md", "result.json"):
         assert (tmp_path / f).stat().st_mode & 0o777 == 0o644, f
@@ -123,7 +123,7 @@ def test_every_changed_check_comes_with_the_command_that_reproduces_it(tmp_path)
     import json as _json
 
     from ktest.cli import run_summary_lines
-    from ktest.outputs import render_html, render_summary, reproduce
+    from ktest.report.outputs import render_html, render_summary, reproduce
 
     r = _json.loads((FIXTURE.parent / "result-bonding.json").read_text())
     by = {c["path"]: c for c in r["checks"]}
@@ -145,7 +145,7 @@ def test_every_changed_check_comes_with_the_command_that_reproduces_it(tmp_path)
 
 
 def test_a_node_id_is_found_from_any_directory(tmp_path, monkeypatch):
-    from ktest.checks import PROJECT, check_path
+    from ktest.boot.checks import PROJECT, check_path
 
     monkeypatch.chdir(tmp_path)
     p = check_path("testcases/test_smoke.py::test_guest_basics")
@@ -154,7 +154,7 @@ def test_a_node_id_is_found_from_any_directory(tmp_path, monkeypatch):
 
 
 def test_report_links_the_trends_page_only_for_a_recorded_run(result):
-    from ktest.history import anchor
+    from ktest.report.history import anchor
 
     assert "history.html" not in render_html(result, FIXTURE.parent)       # a result from before trends
     r = copy.deepcopy(result)
@@ -168,7 +168,7 @@ def test_report_links_the_trends_page_only_for_a_recorded_run(result):
 
 
 def test_each_latency_says_which_clock_timed_it():
-    from ktest.outputs import _over_boots, metric_clock
+    from ktest.report.outputs import _over_boots, metric_clock
 
     base = {"unit": "ms", "decisions": {"centre": "SAME"}, "mde": 12.0}
     assert metric_clock({**base, "metric": "up_to_running_kernel"}) == "kernel (kprobes)"

@@ -1,4 +1,4 @@
-"""The guest pool (ktest.pool) and the run's adaptive rounds, with stand-in guests (no VM)."""
+"""The guest pool (ktest.boot.pool) and the run's adaptive rounds, with stand-in guests (no VM)."""
 
 import threading
 from pathlib import Path
@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 from fakekernel import make_series
-from ktest import pool, vm
-from ktest.progress import Silent
+from ktest.boot import pool
+from ktest.boot import vm
+from ktest.base.progress import Silent
 from ktest.run import RunOptions, run_series
-from ktest.tree import user_tree
+from ktest.host.tree import user_tree
 
 
 def jobs(n, tmp_path):
@@ -82,8 +83,8 @@ def test_default_pool_size_follows_cores_memory_and_accel():
 
 
 def _guest(label, samples):
-    from ktest.checks import GuestRun
-    from ktest.vm import BootResult
+    from ktest.boot.checks import GuestRun
+    from ktest.boot.vm import BootResult
     res = [{"id": "a", "path": "area.a", "status": "PASS", "duration_s": 0.1, "message": None, "log": "",
             "metrics": [{"name": "lat", "unit": "ms", "samples": samples, "n": len(samples)}],
             "timelines": [], "notes": {}}]
@@ -133,7 +134,7 @@ def test_a_decided_run_boots_no_extra_round(tmp_path, fake_tree, cache, monkeypa
 def test_a_stall_in_one_patched_boot_boots_a_retry_round(tmp_path, fake_tree, cache, monkeypatch, again):
     """An RCU stall in one patched boot (what a starved TCG vCPU prints) is retried with the whole run:
     not seen again, the run is 'no regression' with the stall listed as flaky; seen again, a regression."""
-    from ktest.console import Splat
+    from ktest.judge.console import Splat
 
     series = make_series(fake_tree, tmp_path / "s", [("net/core/dev.c", "int x;\n", "net: x")])
     stall = Splat(kind="rcu_stall", title="rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
@@ -193,7 +194,7 @@ def test_on_a_terminal_the_pool_draws_the_board_and_plain_output_is_timestamped(
 
     from rich.console import Console
 
-    from ktest.progress import Progress
+    from ktest.base.progress import Progress
 
     tty = Progress()
     buf = io.StringIO()

@@ -1,4 +1,4 @@
-"""The run's typed records (ktest.records: BuildRecord, BootRecord, Culprit, Verdict) serialise to the
+"""The run's typed records (ktest.base.records: BuildRecord, BootRecord, Culprit, Verdict) serialise to the
 ktest.result/1 JSON that recorded runs hold and the schema describes."""
 
 import copy
@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ktest.outputs import result_schema
-from ktest.records import Build, BootRecord, BuildRecord, Culprit, Verdict, Warning_
+from ktest.report.outputs import result_schema
+from ktest.base.records import Build, BootRecord, BuildRecord, Culprit, Verdict, Warning_
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("result-*.json"))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ktest.outputs import write_all
+from ktest.report.outputs import write_all
 
 FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "reports" / "test-artifacts"

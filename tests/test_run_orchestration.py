@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from fakekernel import make_series
-from ktest.checks import GuestRun
-from ktest.progress import Silent
+from ktest.boot.checks import GuestRun
+from ktest.base.progress import Silent
 from ktest.run import RunOptions, run_series
-from ktest.tree import user_tree
-from ktest.vm import BootResult
+from ktest.host.tree import user_tree
+from ktest.boot.vm import BootResult
 
 
 def canned(behaviour):
@@ -117,7 +117,7 @@ def test_each_run_report_links_the_trends_page_beside_it(tmp_path, fake_tree, th
     import re
 
     from ktest.cli import main
-    from ktest.history import anchor
+    from ktest.report.history import anchor
 
     t = user_tree(cache, fake_tree)
     state = {"base": [10.0, 11.0, 12.0]}
@@ -168,8 +168,8 @@ def test_a_base_kernel_that_never_boots_is_could_not_run_not_no_regression(tmp_p
 
 def test_a_retry_boots_just_the_failing_checks_by_node_id(tmp_path, fake_tree, three_patches, cache, monkeypatch):
     """Not every parametrization of the function (a -k name would select all eleven upstream programs)."""
-    from ktest.checks import GuestRun
-    from ktest.vm import BootResult
+    from ktest.boot.checks import GuestRun
+    from ktest.boot.vm import BootResult
 
     t = user_tree(cache, fake_tree)
     calls = []

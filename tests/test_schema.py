@@ -9,11 +9,11 @@ import jsonschema
 import pytest
 
 from fakekernel import make_series
-from ktest.errors import BadResult
-from ktest.outputs import result_schema, validate_result
-from ktest.progress import Silent
+from ktest.base.errors import BadResult
+from ktest.report.outputs import result_schema, validate_result
+from ktest.base.progress import Silent
 from ktest.run import RunOptions, run_series
-from ktest.tree import user_tree
+from ktest.host.tree import user_tree
 from test_run_orchestration import canned
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("result-*.json"))

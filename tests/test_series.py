@@ -2,9 +2,9 @@ import hashlib
 
 import pytest
 
-from ktest.errors import BadSeriesFile, EmptySeries, NotAPatch, SeriesNotFound
+from ktest.base.errors import BadSeriesFile, EmptySeries, NotAPatch, SeriesNotFound
 from fakekernel import git, make_tree
-from ktest.series import load_series
+from ktest.host.series import load_series
 
 
 def test_directory_in_name_order_skips_cover(fake_series):
@@ -106,7 +106,7 @@ def _branch(tree, edits):
 
 
 def test_a_revision_range_is_a_series_of_its_commits(tmp_path):
-    from ktest.series import load, looks_like_range
+    from ktest.host.series import load, looks_like_range
 
     tree = make_tree(tmp_path / "linux")
     _branch(tree, [("net/core/link_watch.c", "int a;\nint b2;\nint c;\n", "net: change b"),

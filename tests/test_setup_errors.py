@@ -1,5 +1,5 @@
 """A check whose precondition cannot be established in a boot is a setup ERROR, not the kernel's FAIL:
-the guest plugin (ktest.guest_plugin, run here in a real pytest session on the host) marks it infra,
+the guest plugin (ktest.guest.plugin, run here in a real pytest session on the host) marks it infra,
 and an assertion about the kernel stays a FAIL."""
 
 import json
@@ -10,7 +10,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 
 CHECKS = '''\
-from ktest.guestlib import PreconditionNotMet, repeat
+from ktest.guest.lib import PreconditionNotMet, repeat
 
 def test_never_set_up():
     def one():
@@ -38,7 +38,7 @@ def test_a_precondition_never_established_is_a_setup_error_and_a_kernel_assertio
     (tc / "test_s.py").write_text(CHECKS)
     out = tmp_path / "out"
     out.mkdir()
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest_plugin", "-p", "no:cacheprovider",
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest.plugin", "-p", "no:cacheprovider",
                         f"--ktest-out={out}", "--rootdir", str(tmp_path), str(tc)], capture_output=True, text=True,
                        cwd=PROJECT, env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
     res = {json.loads(l)["id"].split("::")[-1]: json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()}

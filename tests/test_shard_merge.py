@@ -2,7 +2,7 @@
 
 The recorded runs are real: tests/fixtures/result-{linkwatch,bonding}.json are `ktest run` results of
 patches/linkwatch and patches/bonding on 6.12 under TCG.  A stand-in for run_checks replays each boot's
-recorded results, keeping under --shard only the checks that ktest.shard assigns to that shard.  The
+recorded results, keeping under --shard only the checks that ktest.base.shard assigns to that shard.  The
 guest plugin's own selection (the code that runs in the VM) is tested on a real pytest session below.
 """
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from fakekernel import make_series
-from ktest import shard
-from ktest.errors import BadShard, NoResults, ShardsDisagree, ShardsIncomplete
+from ktest.base import shard
+from ktest.base.errors import BadShard, NoResults, ShardsDisagree, ShardsIncomplete
 from ktest.merge import merge
-from ktest.progress import Silent
+from ktest.base.progress import Silent
 from ktest.run import RunOptions, run_series
-from ktest.tree import user_tree
+from ktest.host.tree import user_tree
 from replay import canned, replay
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -182,7 +182,7 @@ def test_guest_plugin_shards_the_whole_collection_before_k(tmp_path):
     def session(spec, k=None):
         out = tmp_path / f"out-{spec}-{k}".replace("/", "_")
         out.mkdir()
-        args = [sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest_plugin", "-p", "no:cacheprovider",
+        args = [sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest.plugin", "-p", "no:cacheprovider",
                 f"--ktest-out={out}", f"--ktest-shard={spec}", "--rootdir", str(tmp_path), str(tc)]
         p = subprocess.run(args + (["-k", k] if k else []), capture_output=True, text=True, cwd=PROJECT,
                            env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
@@ -240,7 +240,7 @@ def test_with_a_stored_calibration_sharded_and_merged_judges_as_unsharded(tmp_pa
     """The floors a run was judged with are part of its result (judged_with), so `ktest merge` judges the
     pooled shards with the same floors as the unsharded run, whatever calibration its own cache holds.
     The stored floor here is large enough to change a verdict, so the test sees the floors at work."""
-    from ktest import calibration
+    from ktest.judge import calibration
 
     recorded = json.loads((FIXTURES / "result-linkwatch.json").read_text())
     series = make_series(fake_tree, tmp_path / "series", [("net/core/dev.c", "int x;\n", "net: change")])

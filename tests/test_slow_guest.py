@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from fakekernel import make_series
-from ktest.checks import PROJECT, slow_checks
-from ktest.progress import Silent
+from ktest.boot.checks import PROJECT, slow_checks
+from ktest.base.progress import Silent
 from ktest.run import RunOptions, run_series
-from ktest.tree import user_tree
+from ktest.host.tree import user_tree
 from test_run_orchestration import canned
 
 CHECKS = ("import pytest\n"
@@ -34,7 +34,7 @@ def tc(tmp_path) -> Path:
 def guest_session(tmp_path, tc, mode, **env):
     out = tmp_path / f"out-{mode}-{len(env)}"
     out.mkdir()
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest_plugin", "-p", "no:cacheprovider",
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "ktest.guest.plugin", "-p", "no:cacheprovider",
                         f"--ktest-out={out}", "--rootdir", str(tmp_path), str(tc)], capture_output=True, text=True,
                        cwd=PROJECT, env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin", "KTEST_SLOW": mode, **env})
     assert p.returncode == 0, p.stdout + p.stderr

@@ -4,7 +4,7 @@ boot is the unit of replication."""
 import numpy as np
 import pytest
 
-from ktest.stats import MIN_BOOTS, RULE, compare, compare_v1, judge, percentile
+from ktest.judge.stats import MIN_BOOTS, RULE, compare, compare_v1, judge, percentile
 
 
 def one(metric, unit, base, patched, **kw):
@@ -171,7 +171,7 @@ def test_percentile():
 def test_each_metric_records_its_within_boot_resolution():
     """The median over base boots of one boot's repetition IQR: [1,2,3,4,5] has IQR 2, [10,10,10,10,30]
     has 0, [1,3,5,7,9] has 4: median 2.  Boots with fewer than 4 repetitions do not count."""
-    from ktest.stats import within_boot_iqr
+    from ktest.judge.stats import within_boot_iqr
 
     assert within_boot_iqr([[1, 2, 3, 4, 5], [10, 10, 10, 10, 30], [1, 3, 5, 7, 9], [1, 100]]) == 2.0
     assert within_boot_iqr([[1, 2]]) is None

@@ -3,9 +3,9 @@ import subprocess
 import pytest
 
 from fakekernel import git, make_series
-from ktest.errors import BadBase, NotAGitTree, NotAKernelTree, PatchDoesNotApply
-from ktest.series import apply_series, load_series
-from ktest.tree import kernel_version, strip_debian_gitignore, user_tree
+from ktest.base.errors import BadBase, NotAGitTree, NotAKernelTree, PatchDoesNotApply
+from ktest.host.series import apply_series, load_series
+from ktest.host.tree import kernel_version, strip_debian_gitignore, user_tree
 
 
 def snapshot(repo):

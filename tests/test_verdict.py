@@ -1,6 +1,6 @@
 import pytest
 
-from ktest.verdict import compare_checks, expected_effects, overall, side_status, splat_diff, transition
+from ktest.judge.verdict import compare_checks, expected_effects, overall, side_status, splat_diff, transition
 
 
 def run(results, splats=()):
@@ -197,7 +197,7 @@ def test_calibrated_floor_is_looked_up_per_check_and_metric():
 
 
 def test_a_known_base_failure_is_named_and_still_compared():
-    from ktest.verdict import conclude
+    from ktest.judge.verdict import conclude
     result = {"series": {}, "known_checks": [{"check": "bonding.*.peer_notification", "reason": "6.12 loses one"}]}
     base = [run([res("bonding.active_backup.peer_notification", "FAIL", [2, 2, 2], "count"), res("other", "FAIL")])]
     patched = [run([res("bonding.active_backup.peer_notification", "FAIL", [2, 2, 2], "count"), res("other", "FAIL")])]

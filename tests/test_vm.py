@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ktest.checks import run_checks
-from ktest.vm import BootSpec, boot, boot_with_retry, vng_command
-from ktest.progress import Silent
+from ktest.boot.checks import run_checks
+from ktest.boot.vm import BootSpec, boot, boot_with_retry, vng_command
+from ktest.base.progress import Silent
 
 FAKE = Path(__file__).parent / "fakevng.py"
 
@@ -109,7 +109,7 @@ def test_ctrl_c_kills_group(tmp_path, fake_vng, monkeypatch):
     import subprocess
     import sys
 
-    code = ("import sys; from pathlib import Path; from ktest.vm import BootSpec, boot; "
+    code = ("import sys; from pathlib import Path; from ktest.boot.vm import BootSpec, boot; "
             "boot(BootSpec(bzimage=Path('x'), command='true', rwdir=Path(sys.argv[1])), Path(sys.argv[2]))")
     env = dict(os.environ, FAKE_VNG_MODE="hang")
     p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "rw"), str(tmp_path / "log")], env=env,
@@ -128,9 +128,10 @@ def test_ctrl_c_kills_group(tmp_path, fake_vng, monkeypatch):
 POOL_SCRIPT = """
 import signal, sys
 from pathlib import Path
-from ktest import pool, vm
+from ktest.boot import pool
+from ktest.boot import vm
 from ktest.cli import _terminate
-from ktest.progress import Silent
+from ktest.base.progress import Silent
 
 signal.signal(signal.SIGTERM, _terminate)
 out = Path(sys.argv[1])
@@ -191,8 +192,8 @@ def _image(path: Path) -> Path:
 
 def test_a_bad_image_or_a_panicking_kernel_never_decides_the_hosts_kvm_answer(tmp_path, fake_vng, monkeypatch,
                                                                                cache):
-    from ktest.errors import NotABzImage
-    from ktest.vm import probe_kvm
+    from ktest.base.errors import NotABzImage
+    from ktest.boot.vm import probe_kvm
 
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         pytest.skip("the probe boots only where /dev/kvm opens")
@@ -229,7 +230,7 @@ def test_qmp_dirs_of_killed_ktest_processes_are_reaped(tmp_path):
     import subprocess
     import sys
 
-    from ktest.vm import reap_qmp_dirs
+    from ktest.boot.vm import reap_qmp_dirs
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()

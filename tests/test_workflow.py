@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 from fakekernel import make_series
-from ktest.progress import Silent
+from ktest.base.progress import Silent
 from ktest.run import RunOptions, run_series
-from ktest.tree import user_tree
+from ktest.host.tree import user_tree
 from replay import canned, replay
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -194,10 +194,10 @@ def test_cache_keys_hash_every_file_that_shapes_what_they_cache():
     tree, ccache = steps["Cache the prepared tree"], steps["Cache ccache"]
     k = PROJECT / "ktest"
     # the prepared tree: the code that extracts and commits it
-    assert {k / "tree.py", k / "gitutil.py"} <= _hashed(tree["key"])
+    assert {k / "host" / "tree.py", k / "host" / "gitutil.py"} <= _hashed(tree["key"])
     # ccache: every kconfig fragment (the base one and each area's), and the code that assembles the
     # config and runs make; a new fragment file is matched without editing the workflow
-    shaping = {*k.glob("kconfig/*"), *k.glob("areas/*.toml"), k / "kconfig.py", k / "build.py"}
+    shaping = {*k.glob("kconfig/*"), *k.glob("areas/*.toml"), k / "host" / "kconfig.py", k / "host" / "build.py"}
     shaping = {p for p in shaping if p.is_file()}
     assert len(list(k.glob("areas/*.toml"))) >= 2
     missing = shaping - _hashed(ccache["key"])

@@ -14,9 +14,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from ..records import Series
+from ktest.base.records import Series
 
-from ..home import SMOKE, TESTCASES  # noqa: E402,F401  (one place knows where the checks are)
+from ktest.base.home import SMOKE, TESTCASES  # noqa: E402,F401  (one place knows where the checks are)
 SELFTESTS = "tools/testing/selftests"
 DIFF_FILE = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.M)
 
@@ -93,7 +93,7 @@ def names() -> tuple[str, ...]:
 
 
 def get(name: str) -> Area:
-    from ..errors import UnknownArea
+    from ktest.base.errors import UnknownArea
 
     try:
         return all_areas()[name]

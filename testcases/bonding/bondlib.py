@@ -15,8 +15,8 @@ import json
 import socket
 import time
 
-from ktest.guestlib import ip_batch, netns, proc_net, sh
-from ktest.nl import Link
+from ktest.guest.lib import ip_batch, netns, proc_net, sh
+from ktest.guest.nl import Link
 
 H1, SW, H2 = "kt_h1", "kt_sw", "kt_h2"
 BOND = "kb0"

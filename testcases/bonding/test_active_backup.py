@@ -16,7 +16,7 @@ import time
 import pytest
 
 from bondlib import BOND, H1, H2, H2_IP, SW, BondTopo, ipj, ping
-from ktest.guestlib import KMsg, netns, sh
+from ktest.guest.lib import KMsg, netns, sh
 
 
 def test_enslave_first_slave_active_others_backup(record):
@@ -183,7 +183,7 @@ def _failovers(t: BondTopo, n: int, miimon: int):
     """n failovers s1 -> s2 (and back), each observed: yields (link events of the bond, frames received
     on s2's peer).  Collection ends when the bond has been quiet for 20 miimon ticks after the failover."""
     mac = bytes.fromhex(sh(f"ip netns exec {H1} cat /sys/class/net/{BOND}/address").strip().replace(":", ""))
-    from ktest.nl import Monitor
+    from ktest.guest.nl import Monitor
     quiet_s = max(0.2, 20 * miimon / 1000.0)
     for _ in range(n):
         with netns(H1):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ktest.guestlib import ip_batch, proc_net, sh
+from ktest.guest.lib import ip_batch, proc_net, sh
 
 A, B = "kt_la", "kt_lb"
 A_IP, B_IP = "198.51.100.1", "198.51.100.2"

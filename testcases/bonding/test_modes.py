@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from bondlib import H1, H2_IP, BondTopo, ping
-from ktest.guestlib import netns
+from ktest.guest.lib import netns
 
 
 def _udp_from_h1(flows: int, per_flow: int) -> int:

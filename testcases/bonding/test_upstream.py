@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ktest import ktap
+from ktest.judge import ktap
 from ktest.areas import get
 
 # not anchored: some cases print a number without a newline just before their TEST: line

@@ -18,13 +18,13 @@ import time
 
 import pytest
 
-from ktest import ktrace as ktrace_mod
-from ktest.guestlib import PreconditionNotMet, netns, repeat
-from ktest.nl import now_ms
+from ktest.guest import ktrace as ktrace_mod
+from ktest.guest.lib import PreconditionNotMet, netns, repeat
+from ktest.guest.nl import now_ms
 from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
 
 PERIOD_S = 0.002
-# The failover in the kernel's clock (kprobe events, ktest.ktrace): the slave's carrier going off and the
+# The failover in the kernel's clock (kprobe events, ktest.guest.ktrace): the slave's carrier going off and the
 # bond changing its active slave (bond_change_active_slave, which sends NETDEV_BONDING_FAILOVER).  No
 # netlink delivery or monitor scheduling sits between the two.
 FAILOVER_PROBES = {"carrier_off": ("netif_carrier_off", "dev=%di:x64"),
@@ -47,7 +47,7 @@ def _ping(count: int = 2, tries: int = 3) -> None:
     """The setup's connectivity check.  A starved guest (four guests on two host cores) can miss a 50 ms
     ARP monitor's replies and drop a ping: try again, and if no try gets a reply the boot could not set
     the check up (a setup ERROR, left out of the comparison), which is not the kernel's FAIL."""
-    from ktest.guestlib import SetupNotEstablished, sh
+    from ktest.guest.lib import SetupNotEstablished, sh
 
     why = ""
     for _ in range(tries):

@@ -21,10 +21,10 @@ import time
 
 import pytest
 
-from ktest.guestlib import (HostLinkError, config_irq, host_set_netdev, ip_batch, netns, nic_netdev, proc_net,
+from ktest.guest.lib import (HostLinkError, config_irq, host_set_netdev, ip_batch, netns, nic_netdev, proc_net,
                             virtio_nics)
 from bondlib import active_slave, wait_until
-from ktest.nl import IFF_LOWER_UP, ThreadedMonitor
+from ktest.guest.nl import IFF_LOWER_UP, ThreadedMonitor
 
 VB, VP = "kt_vb", "kt_vp"
 VBOND = "kv0"

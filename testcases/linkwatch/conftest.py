@@ -2,8 +2,8 @@
 
 import pytest
 
-from ktest import ktrace
-from ktest.guestlib import virtio_nics
+from ktest.guest import ktrace
+from ktest.guest.lib import virtio_nics
 from lwbench import Bench
 
 # The admin-up request entering the kernel (dev_change_flags, from the RTM_NEWLINK's do_setlink) and the

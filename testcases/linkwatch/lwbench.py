@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from ktest.guestlib import PreconditionNotMet, repeat, sh  # noqa: F401  (the checks import them from here)
-from ktest.nl import Link, LinkEvent, Monitor, ifindex, now_ms
+from ktest.guest.lib import PreconditionNotMet, repeat, sh  # noqa: F401  (the checks import them from here)
+from ktest.guest.nl import Link, LinkEvent, Monitor, ifindex, now_ms
 
 EVENT_TIMEOUT_MS = 10000.0     # no event within 10 s: the kernel never processed it
 INTERVAL_SAMPLES = 3           # the boot's interval, measured once, before the first timing check
@@ -64,7 +64,7 @@ class Bench:
     def watch(self, netns_name: str) -> None:
         """Also listen in another namespace: linkwatch is global, and a run for a device there (a veth
         peer) arms the limit as much as one here."""
-        from ktest.guestlib import netns
+        from ktest.guest.lib import netns
         with netns(netns_name):
             self._others.append(Monitor())
 

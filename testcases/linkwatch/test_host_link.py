@@ -3,7 +3,7 @@ link is cut and restored in QEMU (QMP set_link, through ktest's host link contro
 in the guest.  The guest sees virtio's config-change interrupt, then netif_carrier_off/on, then
 linkwatch.
 
-The cable pull is timed in the kernel's own clock (kprobe events, ktest.ktrace): a user-space
+The cable pull is timed in the kernel's own clock (kprobe events, ktest.guest.ktrace): a user-space
 timestamp in a guest that shares two host cores with three others is noise of hundreds of ms.  Each
 repetition starts from an observed state of the rate limit (lwbench: expired, or armed by an observed
 non-urgent run on a spare dummy, at a chosen phase of the interval), and the trace shows whether the
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from lwbench import PreconditionNotMet, check_invariants, is_oper_down, is_running_up, repeat
-from ktest import ktrace as ktrace_mod
-from ktest.guestlib import HostLinkError, host_set_link
-from ktest.nl import ifindex, now_ms
+from ktest.guest import ktrace as ktrace_mod
+from ktest.guest.lib import HostLinkError, host_set_link
+from ktest.guest.nl import ifindex, now_ms
 
 # In the kernel's clock no user-space scheduling sits in the measurement: a change of 20 ms (a
 # debounce, a delayed work) is one a user of a microVM notices at boot, and the kernel times of one
@@ -53,7 +53,7 @@ def nic(bench, spare_nic):
         pass
 
 
-# The probes, in the kernel's CLOCK_MONOTONIC (ktest.ktrace): the NIC's config-change interrupt, its
+# The probes, in the kernel's CLOCK_MONOTONIC (ktest.guest.ktrace): the NIC's config-change interrupt, its
 # carrier change, each linkwatch run, and the notification (RTM_NEWLINK) linkwatch sends for an up
 # device.  The net_device pointer tells the NIC's events from the arming dummy's.
 PROBES = {"config_irq": ("virtnet_config_changed", ""), "carrier_off": ("netif_carrier_off", "dev=%di:x64"),

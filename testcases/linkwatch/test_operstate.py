@@ -19,9 +19,9 @@ import pytest
 
 from lwbench import (EVENT_TIMEOUT_MS, PreconditionNotMet, check_invariants, is_admin_down, is_oper_down,
                      is_running_up, repeat)
-from ktest import ktrace
-from ktest.guestlib import netns, sh
-from ktest.nl import Link, ifindex, now_ms
+from ktest.guest import ktrace
+from ktest.guest.lib import netns, sh
+from ktest.guest.nl import Link, ifindex, now_ms
 
 # A user waiting for a link to come up notices tens of milliseconds, not a few: under TCG the guest's
 # own scheduling moves these latencies by several ms between boots of one kernel.  The p90 of a few

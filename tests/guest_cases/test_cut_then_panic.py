@@ -3,7 +3,7 @@ then the kernel panics with the cable still out.  The host must be left with not
 
 from pathlib import Path
 
-from ktest.guestlib import host_set_link, virtio_nics
+from ktest.guest.lib import host_set_link, virtio_nics
 
 DIRECT = Path("/sys/kernel/debug/provoke-crash/DIRECT")
 

@@ -1,6 +1,6 @@
 """Run inside a real guest by tests/test_kernel_boot.py (not a check): one host link request."""
 
-from ktest.guestlib import host_set_link, virtio_nics
+from ktest.guest.lib import host_set_link, virtio_nics
 
 
 def test_the_host_cuts_the_link():

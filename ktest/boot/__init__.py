@@ -1,0 +1,2 @@
+"""Booting kernels under virtme-ng: the launcher, host link control (QMP), the guest command and its
+results, the pool of guests, the interactive shell."""

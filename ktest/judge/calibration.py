@@ -1,0 +1,267 @@
+"""`ktest calibrate`: how often does the A/B rule cry wolf on this machine, and how large is the noise?
+
+Boot one kernel K times with a check area's checks.  Every split of those boots into two disjoint,
+run-sized groups (`rounds` boots each) is a harmless "series": judged with exactly the rule `ktest run`
+uses, any regression it reports is a false alarm.  From the same splits, each metric's noise: the largest
+shift of its median (and p90) between two groups of boots of one kernel.  That is the smallest change
+the rule can tell from noise here; stored per (kernel, accel, area, rule), `ktest run` uses it as the
+metric's floor and the report shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import itertools
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ktest.base.cache import Cache, write_json_atomic
+from ktest.judge.stats import RULE, compare_v1, percentile
+from ktest.judge.verdict import collect, compare_checks, overall
+
+SCHEMA = "ktest.calibration/1"
+MAX_SPLITS = 2000
+
+
+def key(tree_base: str, accel: str, area: str, rule: str = RULE) -> str:
+    return f"{tree_base[:12]}-{accel}-{area}-{rule.replace('/', '_')}"
+
+
+def path_for(cache: Cache, k: str) -> Path:
+    return cache.root / "calibration" / f"{k}.json"
+
+
+def splits(k: int, rounds: int):
+    """Every way to pick two disjoint groups of `rounds` boots from k, each unordered pair once."""
+    seen = set()
+    for a in itertools.combinations(range(k), rounds):
+        rest = [i for i in range(k) if i not in a]
+        for b in itertools.combinations(rest, rounds):
+            pair = tuple(sorted((a, b)))
+            if pair not in seen:
+                seen.add(pair)
+                yield pair
+
+
+def judge_splits(runs: list[dict], rounds: int, floors=None) -> dict:
+    """Judge every split with the run's rule (ktest-rule/2) and with the old rule; count false alarms.
+    `floors` is one floor table for every split, or a function of the split giving its own."""
+    groups = list(itertools.islice(splits(len(runs), rounds), MAX_SPLITS))
+    n = len(groups)
+    run_v2 = run_v1 = run_change = inconclusive = undecided = 0
+    per_metric: dict[str, dict] = {}
+    per_check: dict[str, dict] = {}
+    shifts: dict[tuple, dict] = {}
+    for a, b in groups:
+        ra, rb = [runs[i] for i in a], [runs[i] for i in b]
+        checks = compare_checks(ra, rb, floors(a, b) if callable(floors) else floors)
+        v = overall(checks, {"new": []})
+        run_v2 += v.exit_code == 1
+        # a split is judged in one orientation: a false improvement here is a false regression the other way
+        run_change += v.exit_code == 1 or bool(v.improvements)
+        inconclusive += bool(v.inconclusive)
+        undecided += v.exit_code == 3
+        old_fired = False
+        for c in checks:
+            pc = per_check.setdefault(c["path"], {"regression": 0, "flaky": 0})
+            pc["regression"] += c["verdict"] in ("regression", "metric regression", "still failing, worse")
+            pc["flaky"] += c["verdict"] == "flaky"
+            old_fired |= c["transition"] == "regression"
+            for m in c["metrics"]:
+                if m["verdict"] == "context" or m["reason"].startswith("not compared"):
+                    continue
+                k = f"{c['path']}/{m['metric']}"
+                pm = per_metric.setdefault(k, {"unit": m["unit"], "centre_shifts": [], "tail_shifts": [],
+                                               "v2_changed": 0, "v1_changed": 0, "inconclusive": 0})
+                if m["delta"] is not None:
+                    pm["centre_shifts"].append(abs(m["delta"]))
+                    shifts.setdefault((a, b), {}).setdefault(k, {})["centre"] = abs(m["delta"])
+                if m["delta_p90"] is not None:
+                    pm["tail_shifts"].append(abs(m["delta_p90"]))
+                    shifts.setdefault((a, b), {}).setdefault(k, {})["tail"] = abs(m["delta_p90"])
+                pm["v2_changed"] += m["verdict"] in ("regressed", "improved")
+                pm["inconclusive"] += bool(m.get("needs_boots"))
+                v1 = compare_v1(m["base_samples"], m["patched_samples"], m["unit"])
+                pm["v1_changed"] += v1 == "changed"
+                old_fired |= v1 == "changed"
+        run_v1 += old_fired
+    return {"splits": n, "run_false_regression_v2": run_v2 / n if n else None,
+            "run_false_change_v2": run_change / n if n else None,
+            "run_false_alarm_v1": run_v1 / n if n else None, "run_inconclusive_v2": inconclusive / n if n else None,
+            "run_undecided": undecided / n if n else None,
+            "metrics": per_metric, "checks": per_check, "shifts": shifts}
+
+
+def _max_floors(shifts: dict, pairs) -> dict:
+    """Each metric's floor: the largest centre and tail shift over the given splits."""
+    floors: dict[str, dict] = {}
+    for pair in pairs:
+        for k, sh in shifts.get(pair, {}).items():
+            f = floors.setdefault(k, {"centre": None, "tail": None})
+            for side in ("centre", "tail"):
+                if sh.get(side) is not None:
+                    f[side] = max(f[side] or 0.0, sh[side])
+    return {k: f for k, f in floors.items() if f["centre"] is not None}
+
+
+def held_out_floors(shifts: dict, k: int):
+    """Out-of-sample floors for a split: calibrated only on the boots the split does not use, so the
+    split's own noise never sets the floor it is judged by (None when too few boots are left)."""
+    def floors_for(a: tuple, b: tuple) -> dict:
+        used = set(a) | set(b)
+        return _max_floors(shifts, [p for p in shifts if not used & (set(p[0]) | set(p[1]))])
+    return floors_for
+
+
+def calibrate(runs: list[dict], rounds: int) -> dict:
+    """Floors from the spread of shifts between groups, then the rates with and without them."""
+    raw = judge_splits(runs, rounds)
+    floors = {}
+    for k, m in raw["metrics"].items():
+        if m["centre_shifts"]:
+            floors[k] = {"centre": max(m["centre_shifts"]),
+                         "tail": max(m["tail_shifts"]) if m["tail_shifts"] else None}
+    cal = judge_splits(runs, rounds, floors)
+    held = judge_splits(runs, rounds, held_out_floors(raw["shifts"], len(runs))) \
+        if len(runs) >= 4 * rounds else None
+    per_boot = _per_boot_medians(runs)
+    metrics = {}
+    for k, m in raw["metrics"].items():
+        metrics[k] = {"unit": m["unit"], **floors.get(k, {}),
+                      "p95_centre_shift": percentile(m["centre_shifts"], 0.95),
+                      "false_change_v1": m["v1_changed"] / raw["splits"],
+                      "false_change_v2": m["v2_changed"] / raw["splits"],
+                      "false_change_v2_calibrated": cal["metrics"].get(k, {}).get("v2_changed", 0) / raw["splits"],
+                      "false_change_v2_held_out": (held["metrics"].get(k, {}).get("v2_changed", 0) / raw["splits"]
+                                                   if held else None),
+                      "boot_medians": per_boot.get(k)}
+    # rates of a false change in either direction: every split, read the other way round, is a run too
+    return {"splits": raw["splits"], "rates": {
+                "old rule (ktest-rule/1)": raw["run_false_alarm_v1"],
+                f"{RULE}, estimated floors": raw["run_false_change_v2"],
+                f"{RULE}, calibrated floors (in-sample)": cal["run_false_change_v2"],
+                f"{RULE}, calibrated floors (held-out boots)": held["run_false_change_v2"] if held else None,
+                f"{RULE}: runs that would boot more rounds": raw["run_inconclusive_v2"],
+                f"{RULE}: runs undecided at this many boots": raw["run_undecided"]},
+            "floors": floors, "metrics": metrics,
+            "checks": {p: {k: v / raw["splits"] for k, v in c.items()} for p, c in raw["checks"].items()}}
+
+
+def noise_model(runs: list[dict], source: str = "calibration") -> dict:
+    """Each metric's between-boot variance on the compared scale (stats.to_scale) over boots of one
+    kernel, the noise model ktest-rule/3 joins to a run's own: {"path/metric": {"centre": {"var", "df"},
+    "tail": ..., "source"}}."""
+    from ktest.judge.stats import MIN_SAMPLES, p90, to_scale
+
+    vals: dict[str, dict] = {}
+    for r in runs:
+        for path, c in collect([r]).items():
+            for name, m in c["metrics"].items():
+                if m["samples"] and not m.get("context"):
+                    fwd, _ = to_scale(m["unit"])
+                    d = vals.setdefault(f"{path}/{name}", {"centre": [], "tail": []})
+                    d["centre"].append(fwd(statistics.median(m["samples"])))
+                    if len(m["samples"]) >= MIN_SAMPLES:
+                        d["tail"].append(fwd(p90(m["samples"])))
+    out = {}
+    for k, d in vals.items():
+        model = {a: {"var": statistics.variance(xs), "df": len(xs) - 1} for a, xs in d.items() if len(xs) >= 3}
+        if "centre" in model:
+            out[k] = {**model, "source": source}
+    return out
+
+
+def pool_noise(*models: dict) -> dict:
+    """Noise models of one metric from several sources (calibration, history), pooled by their degrees
+    of freedom."""
+    out: dict[str, dict] = {}
+    for m in models:
+        for k, v in (m or {}).items():
+            if k not in out:
+                out[k] = v
+                continue
+            o = out[k]
+            merged: dict[str, Any] = {"source": f"{out[k]['source']} + {v['source']}"}
+            for a in ("centre", "tail"):
+                xs = [x[a] for x in (o, v) if x.get(a)]
+                if xs:
+                    df = sum(x["df"] for x in xs)
+                    merged[a] = {"var": sum(x["var"] * x["df"] for x in xs) / df, "df": df}
+            out[k] = merged
+    return out
+
+
+def _per_boot_medians(runs: list[dict]) -> dict:
+    out: dict[str, list] = {}
+    for r in runs:
+        for path, c in collect([r]).items():
+            for name, m in c["metrics"].items():
+                if m["samples"]:
+                    out.setdefault(f"{path}/{name}", []).append(round(statistics.median(m["samples"]), 2))
+    return out
+
+
+@dataclass
+class Calibration:
+    data: dict
+
+    @property
+    def floors(self) -> dict:
+        return self.data.get("floors", {})
+
+    @property
+    def noise(self) -> dict:
+        return self.data.get("noise", {})
+
+    def summary(self) -> dict:
+        d = self.data
+        return {k: d.get(k) for k in ("key", "created", "kernel_release", "accel", "area", "rule", "boots",
+                                      "rounds", "reps", "splits", "rates")}
+
+
+def store(cache: Cache, data: dict) -> Path:
+    p = path_for(cache, data["key"])
+    p.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(p, data)
+    return p
+
+
+def load(cache: Cache, k: str) -> dict | None:
+    p = path_for(cache, k)
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) and d.get("schema") == SCHEMA else None
+
+
+def for_run(cache: Cache, tree, areas: list[str], accel: str | None = None) -> Calibration | None:
+    """The stored calibrations of this tree's base for the run's check areas, merged (None if there is
+    none).  Without `accel`, the host's KVM answer decides which calibration applies."""
+    if accel is None:
+        from ktest.base.machine import kvm_answer
+
+        accel = "kvm" if (kvm_answer(cache) or {}).get("ok") else "tcg"
+    found = [d for a in areas if (d := load(cache, key(tree.base, accel, a)))]
+    if not found:
+        return None
+    merged = dict(found[0])
+    merged["floors"] = {k: v for d in found for k, v in d.get("floors", {}).items()}
+    merged["noise"] = {k: v for d in found for k, v in d.get("noise", {}).items()}
+    merged["area"] = ",".join(d["area"] for d in found)
+    return Calibration(merged)
+
+
+def record(cache: Cache, tree, area: str, accel: str, runs: list[dict], rounds: int, reps: int) -> dict:
+    res = calibrate(runs, rounds)
+    rel = next((r.get("env", {}).get("kernel_release") for r in runs if r.get("env")), None)
+    data = {"schema": SCHEMA, "key": key(tree.base, accel, area), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "tree": tree.name, "base": tree.base, "kernel_release": rel, "accel": accel, "area": area, "rule": RULE,
+            "boots": len(runs), "rounds": rounds, "reps": reps, **res,
+            "noise": noise_model(runs, f"calibration ({len(runs)} boots)")}
+    store(cache, data)
+    return data

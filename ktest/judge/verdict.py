@@ -1,0 +1,465 @@
+"""From guest runs of both sides to per-check verdicts.  Pure: dicts in, dicts out.
+
+Inputs are the `guest-run.json` records of each boot (see checks.GuestRun.to_json): results per check,
+splats per boot.  Status order follows KCIDB: FAIL > ERROR > MISS > PASS > DONE > SKIP.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ktest.judge.crash import LABEL
+from ktest.base.records import Verdict
+from ktest.judge.stats import ALPHA, POWER, RULE, compare, judge
+
+STATUS_ORDER = ["FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP"]
+
+
+def side_status(statuses: list[str]) -> str:
+    """One status for a side that ran a check several times."""
+    s = set(statuses)
+    if not s:
+        return "MISS"
+    if len(s) == 1:
+        return statuses[0]
+    if "PASS" in s and s & {"FAIL", "ERROR"}:
+        return "FLAKY"
+    return min(s, key=STATUS_ORDER.index)
+
+
+def collect(runs: list[dict]) -> "OrderedDict[str, dict]":
+    """path -> {statuses, metrics{name: {unit, samples, boots, lower_is_better, min_effect}}, timelines,
+    messages, notes}.  `boots` keeps each boot's samples apart: the boot is the unit of replication."""
+    out: OrderedDict[str, dict] = OrderedDict()
+    for bi, run in enumerate(runs):
+        for r in run.get("results", []):
+            c = out.setdefault(r["path"], {"statuses": [], "metrics": OrderedDict(), "timelines": [],
+                                           "messages": [], "notes": {}, "infra": 0})
+            c["statuses"].append(r["status"])
+            c["infra"] += bool(r.get("infra"))
+            if r.get("message"):
+                c["messages"].append(r["message"])
+            for m in r.get("metrics", []):
+                d = c["metrics"].setdefault(m["name"], {"unit": m["unit"], "samples": [], "boots": {},
+                                                        "lower_is_better": m.get("lower_is_better", True),
+                                                        "context": m.get("context", False),
+                                                        "min_effect": m.get("min_effect"),
+                                                        "min_effect_tail": m.get("min_effect_tail")})
+                d["samples"].extend(m["samples"])
+                d["boots"].setdefault(bi, []).extend(m["samples"])
+            c["timelines"].extend(r.get("timelines", []))
+            c["notes"].update(r.get("notes", {}))
+    return out
+
+
+EMPTY = {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}, "infra": 0}
+
+
+def judged_status(c: dict) -> str:
+    """A side's status for the comparison: a result the machine failed (an infrastructure error, such
+    as the host's link control) says nothing of the kernel and is left out; a side with nothing else
+    asserted nothing ("SKIP", so that the check is "not compared", never a regression)."""
+    if not c["infra"]:
+        return side_status(c["statuses"])
+    kept = list(c["statuses"])
+    for _ in range(c["infra"]):
+        kept.remove("ERROR")            # an infrastructure error is always an ERROR result
+    return side_status(kept) if kept else "SKIP"
+
+
+FAIL_EFFECT = 0.5          # the smallest rise of a check's failure rate (per boot) that matters
+
+
+def failure_counts(c: dict) -> tuple[int, int]:
+    """(boots that failed the check, boots that passed or failed it) on one side: an infrastructure
+    error is neither; a skip asserted nothing."""
+    fails = sum(s in ("FAIL", "ERROR") for s in c["statuses"]) - c["infra"]
+    return fails, fails + sum(s == "PASS" for s in c["statuses"])
+
+
+def _fisher_greater(kp: int, n_p: int, kb: int, n_b: int) -> float:
+    """One-sided Fisher exact p: does the patched side fail more often than the base?"""
+    from scipy.stats import hypergeom
+
+    # kp failures among n_p draws from n_p + n_b boots of which kp + kb failed
+    return float(hypergeom.sf(kp - 1, n_p + n_b, kp + kb, n_p))
+
+
+def failure_test(kb: int, n_b: int, kp: int, n_p: int) -> tuple[str, float]:
+    """DIFFERENT, SAME or UNKNOWN for a check's failure counts, and the p-value.  DIFFERENT: Fisher's
+    exact test (one-sided) at ALPHA.  SAME: the patched side fails no more often than the base, or a real
+    rise of FAIL_EFFECT would have given a smaller p than this in at least POWER of runs of this size
+    (Pinpoint's 'high threshold', computed exactly over the binomial outcomes).  UNKNOWN: more boots."""
+    from scipy.stats import binom
+
+    if n_p == 0 or n_b == 0:
+        return "UNKNOWN", 1.0
+    if kp == 0 or kp / n_p <= kb / n_b:
+        return "SAME", 1.0
+    p = _fisher_greater(kp, n_p, kb, n_b)
+    if p < ALPHA:
+        return "DIFFERENT", p
+    rb = kb / n_b
+    ra = min(1.0, rb + FAIL_EFFECT)
+    miss = sum(binom.pmf(i, n_p, ra) * binom.pmf(j, n_b, rb)
+               for i in range(n_p + 1) for j in range(n_b + 1) if _fisher_greater(i, n_p, j, n_b) >= p)
+    return ("SAME" if miss <= 1.0 - POWER else "UNKNOWN"), p
+
+
+def failure_verdict(bc: dict, pc: dict, tr: str, history: tuple[int, int] | list[int] | None = None) -> dict | None:
+    """A check that failed in some patched boots: its failure counts decide (None: no patched failure
+    or no base that ran it).  `history`: (failed, boots) of the same check on the same base kernel in
+    earlier runs, counted with the base."""
+    kp, n_p = failure_counts(pc)
+    kb, n_b = failure_counts(bc)
+    if (bc["infra"] or pc["infra"]) and (n_b or n_p) and min(n_b, n_p) < 2:
+        # the machine (host link control) or the setup failed some boots, and too few are left on a side
+        # to compare: more boots, not "not compared"; a side on which every boot failed so, for both
+        # sides, is the machine's and stays "not compared"
+        return {"decision": "UNKNOWN", "p": 1.0, "base": [kb, n_b], "patched": [kp, n_p], "history": None,
+                "verdict": "undecided", "why": f"set up in {n_b} base and {n_p} patched boot(s) only "
+                                               f"({bc['infra']} and {pc['infra']} failed to set up)"}
+    if kp == 0 or n_b == 0:
+        return None
+    hk, hn = history or (0, 0)
+    dec, p = failure_test(kb + hk, n_b + hn, kp, n_p)
+    mixed = any(0 < k < n for k, n in ((kb, n_b), (kp, n_p)))
+    verdict = {"DIFFERENT": "regression", "UNKNOWN": "undecided"}.get(dec) or ("flaky" if mixed else tr)
+    return {"decision": dec, "p": p, "base": [kb, n_b], "patched": [kp, n_p],
+            "history": [hk, hn] if history else None, "verdict": verdict}
+
+
+def shown_status(c: dict) -> str:
+    """A side's status as the report shows it: a boot the machine or the setup failed is left out
+    (a PASS beside one setup ERROR is PASS, not FLAKY), unless every boot failed so."""
+    if c["infra"] and c["infra"] < len(c["statuses"]):
+        return judged_status(c)
+    return side_status(c["statuses"])
+
+
+REGRESSIONS = ("regression", "metric regression", "still failing, worse")
+IMPROVEMENTS = ("fixed", "metric improvement", "still failing, better")
+
+
+def transition(base: str, patched: str) -> str:
+    if base == "PASS" and patched in ("FAIL", "ERROR", "MISS"):
+        return "regression"
+    if base in ("FAIL", "ERROR") and patched == "PASS":
+        return "fixed"
+    if "FLAKY" in (base, patched):
+        return "flaky"
+    if base in ("FAIL", "ERROR") and patched in ("FAIL", "ERROR"):
+        return "still failing"
+    if base == "MISS" and patched == "PASS":
+        return "new"
+    ran = ("PASS", "FAIL", "ERROR")
+    if (base == "SKIP" and patched in ran) or (patched == "SKIP" and base in ran) or \
+            (base == "MISS" and patched in ("FAIL", "ERROR")):
+        return "not compared"       # one side asserted something, the other did not: no comparison
+    return "unchanged"
+
+
+def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration: dict | None = None,
+                   once: frozenset[str] | set[str] = frozenset(), noise: dict | None = None,
+                   fail_history: dict | None = None) -> list[dict]:
+    """Per-check verdicts.  `calibration`: {"<path>/<metric>": {"centre": floor, "tail": floor}} from
+    `ktest calibrate`, the measured noise of each metric on this kernel and accel.  All metrics of the
+    run are judged together (the multiple-testing correction is run-wide, see stats).  `once`: paths of
+    checks that run in one boot a side by design; `noise`: {"<path>/<metric>": noise model} (stats);
+    `fail_history`: {path: (failed, boots)} of the base kernel in earlier runs."""
+    b, p = collect(base_runs), collect(patched_runs)
+    checks, pending = [], []
+    for path in list(b) + [x for x in p if x not in b]:
+        bc, pc = b.get(path, EMPTY), p.get(path, EMPTY)
+        bs, ps = shown_status(bc), shown_status(pc)
+        tr = transition(judged_status(bc), judged_status(pc))
+        if tr == "unchanged" and (bc["infra"] or pc["infra"]) and judged_status(bc) == judged_status(pc) == "SKIP":
+            tr = "not compared"     # the machine failed it everywhere (or it skipped where it did not)
+        metrics = []
+        for name in list(bc["metrics"]) + [n for n in pc["metrics"] if n not in bc["metrics"]]:
+            bm, pm = bc["metrics"].get(name), pc["metrics"].get(name)
+            m0 = bm or pm
+            cmp = compare(name, m0["unit"], list((bm or {}).get("boots", {}).values()),
+                          list((pm or {}).get("boots", {}).values()), m0["lower_is_better"],
+                          min_effect=m0.get("min_effect"), calibrated=(calibration or {}).get(f"{path}/{name}"),
+                          min_effect_tail=m0.get("min_effect_tail"), noise=(noise or {}).get(f"{path}/{name}"),
+                          once=path in once)
+            skipped = [side for side, st in (("base", bs), ("patched", ps)) if st == "SKIP"]
+            if skipped:   # a check that skipped asserted nothing; numbers it left behind prove nothing either
+                cmp.verdict, cmp.reason = "inconclusive", f"not compared: the check skipped on {' and '.join(skipped)}"
+                cmp.needs_boots, cmp.doubt = False, None
+            elif m0.get("context"):
+                cmp.verdict, cmp.reason = "context", "recorded to explain the check's metrics; not compared"
+                cmp.needs_boots, cmp.doubt = False, None
+            pending.append((cmp, bm, pm))
+            metrics.append(cmp)
+        checks.append({
+            "path": path, "base": {"status": bs, "statuses": bc["statuses"], "infra_errors": bc["infra"]},
+            "patched": {"status": ps, "statuses": pc["statuses"], "infra_errors": pc["infra"]},
+            "transition": tr, "verdict": tr,
+            "failures": failure_verdict(bc, pc, tr, (fail_history or {}).get(path)),
+            "metrics": metrics,
+            "timelines": {"base": bc["timelines"][:1], "patched": pc["timelines"][:1]},
+            "messages": {"base": bc["messages"][:3], "patched": pc["messages"][:3]},
+            "notes": {"base": bc["notes"], "patched": pc["notes"]},
+        })
+    _mark_crashed(checks, crash_diff(base_runs, patched_runs))
+    judge([c for c, _, _ in pending])
+    js = {id(c): {**c.to_json(), "base_samples": bm["samples"] if bm else [], "patched_samples": pm["samples"] if pm else []}
+          for c, bm, pm in pending}
+    for c in checks:
+        c["metrics"] = [js[id(m)] for m in c["metrics"]]
+        c["verdict"] = check_verdict((c["failures"] or {}).get("verdict") or c["transition"],
+                                     [m["verdict"] for m in c["metrics"]],
+                                     any(m.get("doubt") == "harm" for m in c["metrics"]))
+        if nr := c.get("not_run"):
+            c["verdict"] = "crashed" if nr["during"] else "not run"
+    return checks
+
+
+CRASH_VERDICTS = ("crashed", "not run")   # counted under their side's crash, not as regressions of their own
+
+
+def crash_diff(base_runs: list[dict], patched_runs: list[dict]) -> dict:
+    """Each side's crashes (checks.GuestRun's "crash" per boot), one per fingerprint with the boots it
+    happened in and every check it cut off; "new": the patched side's that the base does not have and
+    that no known-issues entry explains."""
+    def side(runs):
+        out: OrderedDict[str, dict] = OrderedDict()
+        for i, r in enumerate(runs):
+            c = r.get("crash")
+            if not c:
+                continue
+            d = out.setdefault(c["fingerprint"], {**c, "not_run": [], "boots": [], "of_boots": 0})
+            d["boots"].append(r.get("label") or f"boot {i + 1}")
+            d["not_run"] += [p for p in c.get("not_run", []) if p not in d["not_run"]]
+        for d in out.values():
+            d["of_boots"] = len(runs)
+        return list(out.values())
+
+    b, p = side(base_runs), side(patched_runs)
+    seen = {c["fingerprint"] for c in b}
+    return {"base": b, "patched": p, "new": [c for c in p if c["fingerprint"] not in seen and not c.get("known")]}
+
+
+def _mark_crashed(checks: list[dict], crashes: dict) -> None:
+    """A check with no result on a side whose kernel crashed did not run because of that crash (or is
+    the check the crash happened in): say so instead of counting it as a regression of its own.  A
+    check that ran, even if it failed because of the crash, keeps its verdict."""
+    for c in checks:
+        for side in ("patched", "base"):
+            if c[side]["status"] != "MISS" or not crashes[side]:
+                continue
+            cr = next((x for x in crashes[side] if x.get("during") == c["path"]), None)
+            during = cr is not None
+            cr = cr or next((x for x in crashes[side] if c["path"] in x.get("not_run", [])), crashes[side][0])
+            c["not_run"] = {"side": side, "during": during, "fingerprint": cr["fingerprint"], "kind": cr["kind"],
+                            "reason": (f"the {side} kernel crashed ({LABEL.get(cr['kind'], cr['kind'])}) during "
+                                       f"this check" if during else
+                                       f"not run: {side} kernel crashed in {_where(cr)}")}
+            break
+
+
+def _where(cr: dict) -> str:
+    return cr.get("during") or cr.get("where") or "?"
+
+
+def check_verdict(tr: str, metric_verdicts: list[str], harm_in_doubt: bool = False) -> str:
+    """A check's verdict from its status transition and its metrics.  A check that fails on both sides
+    is still compared on its metrics: it can get worse (or better) while failing.  A check whose
+    statuses did not change but a metric of which may have got worse is "undecided", not "unchanged"."""
+    worse, better = "regressed" in metric_verdicts, "improved" in metric_verdicts
+    if tr == "unchanged":
+        return ("metric regression" if worse else "undecided" if harm_in_doubt else
+                "metric improvement" if better else tr)
+    if tr == "still failing":
+        return "still failing, worse" if worse else "still failing, better" if better else tr
+    if tr == "flaky" and worse:         # failing now and then on both sides, and slower too
+        return "metric regression"
+    return tr
+
+
+def splat_diff(base_runs: list[dict], patched_runs: list[dict]) -> dict:
+    """Splats by fingerprint on each side; `new`: on patched only (and not a known issue), each with the
+    number of patched boots that showed it (`boots` of `of`)."""
+    def fps(runs):
+        out = OrderedDict()
+        for r in runs:
+            for s in r.get("splats", []):
+                out.setdefault(s["fingerprint"], s)
+        return out
+
+    def seen(fp):
+        return sum(any(s["fingerprint"] == fp for s in r.get("splats", [])) for r in patched_runs)
+
+    b, p = fps(base_runs), fps(patched_runs)
+    new = [{**s, "boots": seen(fp), "of": len(patched_runs)} for fp, s in p.items()
+           if fp not in b and not s.get("known")]
+    return {"base": list(b.values()), "patched": list(p.values()), "new": new}
+
+
+# What a starved vCPU prints as well as a kernel bug: under TCG on a loaded host, an RCU stall or a soft
+# lockup can appear in one boot of a harmless series (seen: 1 of 10 no-op runs, rcu_gp_fqs_loop, while
+# the host ran two runs, a mutant run and the unit tests).  Like a check that fails in one patched boot,
+# such a splat is retried and counts only when a second patched boot shows it.
+STARVATION_KINDS = ("rcu_stall", "soft_lockup")
+
+
+def unconfirmed_stall(splat: dict) -> bool:
+    """A new stall-kind splat seen in fewer than two patched boots (stored results without counts: no)."""
+    return splat["kind"] in STARVATION_KINDS and splat.get("boots", 2) < 2
+
+
+def expected_effects(expected: dict | None, checks: list[dict]) -> list[dict]:
+    """Did the series' declared effect hold?  decrease/increase: a significant change that way;
+    none: no significant change.  Not measured: held is None."""
+    out = []
+    by_path = {c["path"]: c for c in checks}
+    for e in (expected or {}).get("checks", []):  # status transitions, e.g. "fixed"
+        c = by_path.get(e["check"])
+        held = None if c is None else c["transition"] == e["transition"]
+        observed = "not run" if c is None else f"{c['base']['status']} -> {c['patched']['status']} ({c['transition']})"
+        out.append({**e, "metric": "status", "change": e["transition"], "held": held, "observed": observed})
+    for e in (expected or {}).get("metrics", []):
+        c = by_path.get(e["check"])
+        m = next((m for m in (c or {}).get("metrics", []) if m["metric"] == e["metric"]), None)
+        fallback = ""
+        if m is None and e["metric"].endswith("_kernel"):
+            # a kernel without kprobe events times the same latency in user space only
+            user = e["metric"].removesuffix("_kernel")
+            m = next((m for m in (c or {}).get("metrics", []) if m["metric"] == user), None)
+            fallback = f"(no kernel timestamps here: judged on {user}, timed in user space) " if m else ""
+        held, observed = None, "not measured"
+        if m and m["verdict"] not in ("inconclusive", "context"):
+            sig = m["verdict"] in ("improved", "regressed")
+            if e["change"] == "decrease":
+                held = sig and m["delta"] < 0
+            elif e["change"] == "increase":
+                held = sig and m["delta"] > 0
+            else:
+                held = not sig
+            observed = fallback + m["reason"]
+        elif m:
+            observed = fallback + m["reason"]
+        out.append({**e, "held": held, "observed": observed})
+    return out
+
+
+def has_evidence(checks: list[dict]) -> bool:
+    """Did both sides run at least one check that asserted something (PASS or FAIL, not SKIP/MISS)?"""
+    ran = ("PASS", "FAIL", "ERROR", "FLAKY")
+    return any(c["base"]["status"] in ran and c["patched"]["status"] in ran and c["transition"] != "not compared"
+               for c in checks) or \
+        any(c["transition"] == "regression" for c in checks)
+
+
+def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: dict | None = None) -> Verdict:
+    """The run's verdict.  A new crash of the patched kernel comes first, as one regression: the checks
+    it kept from running are listed under it (`not_run`), not as regressions of their own."""
+    crashes = crashes or {"base": [], "patched": [], "new": []}
+    crash_fps = {c["fingerprint"] for c in crashes["new"]}
+    regressions = [f"new {c['kind']}: {c['fingerprint']}" for c in crashes["new"]]
+    regressions += [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
+    regressions += [f"new {s['kind']}: {s['fingerprint']}" for s in splats.get("new", [])
+                    if s["fingerprint"] not in crash_fps and not unconfirmed_stall(s)]
+    stalls = [f"{s['kind']}: {s['fingerprint']} ({s['boots']} of {s['of']} patched boots, not reproduced)"
+              for s in splats.get("new", []) if s["fingerprint"] not in crash_fps and unconfirmed_stall(s)]
+    lead = (crashes["new"] or crashes["patched"] or crashes["base"] or [None])[0]
+    undecided = [f"{c['path']}: " + (c["failures"].get("why") or
+                                      f"fails in {c['failures']['patched'][0]} of {c['failures']['patched'][1]} "
+                                      f"patched boots, {c['failures']['base'][0]} of {c['failures']['base'][1]} base")
+                 for c in checks
+                 if (c.get("failures") or {}).get("decision") == "UNKNOWN" and c["verdict"] not in CRASH_VERDICTS]
+    undecided += [f"{c['path']}/{m['metric']}: {m['reason']}" for c in checks for m in c["metrics"]
+                  if m.get("doubt") == "harm" and c["verdict"] not in CRASH_VERDICTS]
+    status, code = ("regression", 1) if regressions else ("undecided", 3) if undecided else ("no regression", 0)
+    v = Verdict(
+        status, code,
+        regressions=regressions,
+        improvements=[c["path"] for c in checks if c["verdict"] in IMPROVEMENTS],
+        flaky=[c["path"] for c in checks if c["verdict"] == "flaky"] + stalls,
+        inconclusive=[f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"] if m.get("needs_boots")],
+        undecided=undecided,
+        not_run=[c["path"] for c in checks if c["verdict"] in CRASH_VERDICTS],
+        not_compared=[c["path"] for c in checks if c["verdict"] == "not compared"],
+        rule=RULE,
+        crash={**lead, "side": "patched" if lead in crashes["patched"] else "base",
+               "new": lead in crashes["new"]} if lead else None)
+    if not regressions and not has_evidence(checks):
+        # a run with no evidence is never "no regression"
+        v = v.cannot_run("checks", "no check ran and asserted something on both sides: there is no evidence "
+                                   "either way")
+    return v
+
+
+def collection_order(boots: list[dict]):
+    """A sort key putting checks in the order the guest plugin collected them (the first boot that
+    says), a sub-result (id "NODEID::name") after its check; None when no boot says."""
+    sel = next((b["selection"] for b in boots if b.get("selection") and b["selection"].get("collected")), None)
+    if sel is None:
+        return None
+    pos = {c["id"]: k for k, c in enumerate(sel["collected"])}
+    rank = {}
+    for b in boots:
+        for r in b.get("results", []):
+            nid = r["id"]
+            while nid and nid not in pos:
+                nid = nid.rpartition("::")[0]
+            rank.setdefault(r["path"], pos.get(nid, len(pos)))
+    return lambda check: rank.get(check["path"], len(pos))
+
+
+def once_paths(result: dict, boots: list[dict]) -> frozenset[str]:
+    """Paths of the checks that run in one boot a side by design: the slow checks (round 1 only), by
+    their node ids in the run's settings."""
+    slow = set(((result.get("settings") or {}).get("slow_checks") or {}).get("checks") or [])
+    if not slow:
+        return frozenset()
+    out = set()
+    for b in boots:
+        for r in b.get("results", []):
+            nid = r.get("id") or ""
+            while nid and nid not in slow:
+                nid = nid.rpartition("::")[0]
+            if nid:
+                out.add(r["path"])
+    return frozenset(out)
+
+
+def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
+             calibration: dict | None = None) -> None:
+    """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries),
+    into `result`.  `ktest run` and `ktest merge` (on the pooled runs of all shards) both conclude
+    here.  Checks come in collection order whichever boot ran them first (a slow check's own guest,
+    a shard).  What the run was judged with (calibrated floors, the noise model and base failure rates
+    from the history) is kept in result["judged_with"], so that a merge or a re-render judges alike."""
+    from ktest.judge.console import KnownIssues
+
+    jw = result.get("judged_with") or {}
+    if calibration is None:
+        calibration = jw.get("floors")
+    checks = compare_checks(base_runs, patched_runs, calibration, once=once_paths(result, base_runs + patched_runs),
+                            noise=jw.get("noise"), fail_history=jw.get("fail_history"))
+    drifted = sorted(f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"]
+                     if "drifted" in (m.get("noise") or ""))
+    if jw or drifted:
+        result["judged_with"] = {**jw, "floors": calibration, "drifted": drifted}
+    order = collection_order(base_runs + patched_runs)
+    if order is not None:
+        checks.sort(key=order)
+    known = KnownIssues(result.get("known_checks") or [])
+    for c in checks:
+        if c["base"]["status"] in ("FAIL", "ERROR", "FLAKY") and (why := known.check(c["path"])):
+            c["known_issue"] = why
+    splats, crashes = splat_diff(base_runs, patched_runs), crash_diff(base_runs, patched_runs)
+    result.update(checks=checks, splats=splats, crashes=crashes,
+                  expected=expected_effects(result["series"].get("expected"), checks))
+    verdict = overall(checks, splats, crashes=crashes)
+    # Without a base that ran its checks there is nothing to compare against: a kernel that cannot
+    # boot on both sides is not "no regression".  (A patched side that cannot boot is a regression.)
+    if base_runs and all(r.get("started") is None for r in base_runs):
+        outcomes = ", ".join(sorted({(r.get("boot") or {}).get("outcome", "?") for r in base_runs}))
+        verdict = verdict.cannot_run(
+            "boot", f"the base kernel never reached the guest harness in {len(base_runs)} boot(s) ({outcomes}); "
+                    f"see its console log")
+    result["verdict"] = verdict.to_json()

@@ -1,0 +1,542 @@
+"""Outputs of a run, all rendered from result.json alone: index.html, junit.xml, kcidb.json,
+summary.md.  `ktest report RESULT.json` re-renders them for any stored run."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from ktest.judge import agreement
+from ktest.base.cache import write_json_atomic
+from ktest.judge.crash import sentence as crash_sentence
+from ktest.report.history import anchor
+from ktest.base.records import Verdict
+from ktest.base.safetext import inert, md_code, md_text
+from ktest.judge.verdict import REGRESSIONS
+
+ORIGIN = "ktest"
+
+
+# --- SVG charts (numbers only; every text goes through escape) -----------------------------------
+
+def strip_chart(m: dict, width: int = 560) -> Markup:
+    """Both sides' samples on one linear axis: one row of dots per side, the median as a bar."""
+    rows = [("base", m.get("base_samples") or [], "#5b7db1"), ("patched", m.get("patched_samples") or [], "#d0663a")]
+    vals = [v for _, s, _ in rows for v in s]
+    if not vals:
+        return Markup("<em>no samples</em>")
+    lo, hi = min(0.0, min(vals)), max(vals)
+    hi = hi if hi > lo else lo + 1
+    x0, x1, rh = 100, width - 20, 28
+    sx = lambda v: x0 + (v - lo) / (hi - lo) * (x1 - x0)
+    h = rh * len(rows) + 22
+    parts = [f'<svg class="chart" role="img" width="{width}" height="{h}" viewBox="0 0 {width} {h}" '
+             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(m["metric"])} ({escape(m["unit"])})</title>']
+    for i, (name, samples, color) in enumerate(rows):
+        y = 15 + i * rh
+        parts.append(f'<text x="4" y="{y + 4}" font-size="12">{name} n={len(samples)}</text>')
+        parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y}" y2="{y}" stroke="#ddd"/>')
+        for v in samples:
+            parts.append(f'<circle cx="{sx(v):.1f}" cy="{y}" r="4" fill="{color}" fill-opacity="0.6">'
+                         f'<title>{v:.2f} {escape(m["unit"])}</title></circle>')
+        med = m.get(f"{name}_median")
+        if med is not None:
+            parts.append(f'<line x1="{sx(med):.1f}" x2="{sx(med):.1f}" y1="{y - 9}" y2="{y + 9}" stroke="{color}" '
+                         f'stroke-width="3"/>')
+    ya = 15 + len(rows) * rh - 8
+    for t in range(5):
+        v = lo + (hi - lo) * t / 4
+        parts.append(f'<text x="{sx(v):.1f}" y="{ya + 14}" font-size="10" text-anchor="middle">{v:.3g}</text>')
+    parts.append(f'<text x="4" y="{ya + 14}" font-size="10">{escape(m["unit"])}</text></svg>')
+    return Markup("".join(parts))
+
+
+def _fmt(v, unit="") -> str:
+    if v is None:
+        return "–"
+    return f"{v:.1f}{(' ' + unit) if unit else ''}"
+
+
+def result_schema() -> dict:
+    """The JSON Schema of ktest.result/1 (ktest/schema/result-1.json, shipped with the package)."""
+    return json.loads(resources.files("ktest").joinpath("schema/result-1.json").read_text())
+
+
+def validate_result(r, path) -> dict:
+    """A result.json may come from anywhere (merge runs on artifacts downloaded from forks): check it
+    against the ktest.result/1 schema, and that every log it names lies inside its own run directory,
+    before using it.  The first violation is named by its place in the document."""
+    import jsonschema
+
+    from ktest.base.errors import BadResult
+
+    if not isinstance(r, dict):
+        raise BadResult(path=path, why=f"a JSON {type(r).__name__}, not an object")
+    if r.get("schema") != "ktest.result/1":
+        raise BadResult(path=path, why=f"schema {r.get('schema')!r}, not 'ktest.result/1'")
+    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(result_schema()).iter_errors(r))
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path) or "the top level"
+        raise BadResult(path=path, why=f"at {where}: {err.message[:200]}")
+    shard = (r.get("settings") or {}).get("shard")
+    if shard and shard["index"] > shard["count"]:
+        raise BadResult(path=path, why=f"at settings/shard: index {shard['index']} is more than count {shard['count']}")
+    root = Path(path).parent.resolve()
+    for b in r["boots"]:
+        for k in ("console_log", "stdout_log"):
+            v = (b.get("boot") or {}).get(k) if isinstance(b, dict) else None
+            if v is None:
+                continue
+            p = (root / str(v)).resolve()
+            if not p.is_relative_to(root):
+                raise BadResult(path=path, why=f"boot log {str(v)!r} lies outside the run directory")
+    return r
+
+
+def read_result(path: Path, root: Path | None = None) -> dict:
+    """A result.json from anywhere, read through safeio (a regular file, bounded in size and nesting, and
+    with a root no symlink out of it) and validated.  Missing: ResultMissing; else wrong: BadResult."""
+    from ktest.base.errors import BadResult, ResultMissing
+    from ktest.base.safeio import RESULT_LIMIT, read_json_or
+
+    return validate_result(read_json_or(path, RESULT_LIMIT, ResultMissing, BadResult, root), path)
+
+
+def _tail(outdir: Path, rel: str | None, n: int = 150) -> str:
+    """The end of a log the result names (inside the run directory; a FIFO, a device or a link out of
+    the directory is not read, and of a huge log only its last MiB)."""
+    from ktest.base.safeio import Refused, tail_text
+
+    if not rel:
+        return "(no log recorded)"
+    try:
+        return tail_text(outdir / rel, n, root=outdir)
+    except Refused as e:
+        return f"(log not shown: it {e.why})" if not e.missing else "(log not available)"
+    except OSError:
+        return "(log not available)"
+
+
+# C0 controls but tab and newline, DEL, C1 controls, bidi overrides: shown as \xNN in the HTML pages
+_HTML_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible_controls(v):
+    """Jinja's finalize: every value a page shows (a subject, a check name, a console tail) with its
+    control characters visible instead of raw (ESC, BEL and NUL from outside text never reach the page);
+    and words, not Python values: a yes/no for True/False and a dash for None."""
+    if v is True or v is False:
+        return "yes" if v else "no"
+    if v is None:
+        return "–"
+    if isinstance(v, str):
+        from ktest.base.safetext import _visible
+
+        out = _HTML_CONTROL.sub(_visible, v)
+        return Markup(out) if isinstance(v, Markup) else out
+    return v
+
+
+def metric_clock(m: dict) -> str | None:
+    """Which clock timed a latency: a check names its kernel-clock metrics `*_kernel` (kprobe events in
+    the kernel's CLOCK_MONOTONIC, microseconds, no user-space scheduling in them); other times are taken
+    in user space in the guest, where a loaded host adds tens of ms."""
+    if (m.get("unit") or "") not in ("ms", "s", "us"):
+        return None
+    return "kernel (kprobes)" if m.get("metric", "").endswith("_kernel") else "user space"
+
+
+def _over_boots(m: dict) -> str:
+    """How a metric fared over boots, in words: each aspect's decision (ktest-rule/3), the smallest
+    harmful change the run could detect, and whose noise; a result of the older rule says whether the
+    shift held in every boot."""
+    names = {"centre": "median", "tail": "p90"}
+    if m.get("decisions"):
+        words = {"DIFFERENT": "changed", "SAME": "ruled out", "UNKNOWN": "in doubt"}
+        parts = [", ".join(f"{names.get(k, k)} {words.get(v, v)}" for k, v in m["decisions"].items())]
+        if m.get("mde") is not None:
+            parts.append(f"detects {_fmt(m['mde'], m.get('unit') or '')}")
+        if clock := metric_clock(m):
+            parts.append(f"clock: {clock}")
+        if m.get("noise"):
+            parts.append(f"noise: {m['noise']}")
+        return "; ".join(parts)
+    rep = m.get("replicated")
+    if not isinstance(rep, dict) or not rep:
+        return "not compared over boots"
+    return "holds in every boot: " + ", ".join(
+        f"{names.get(k, k)} {'yes' if v else 'no' if v is False else 'not measured'}" for k, v in rep.items())
+
+
+def template_env() -> Environment:
+    """The package's templates (report.html.j2, merge.html.j2), autoescaped, with fmt and strip_chart."""
+    env = Environment(loader=PackageLoader("ktest", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True, finalize=_visible_controls)
+    env.filters["fmt"] = _fmt
+    env.filters["over_boots"] = _over_boots
+    env.globals["strip_chart"] = strip_chart
+    env.globals["trends_anchor"] = anchor
+    return env
+
+
+def render_html(result: dict, outdir: Path) -> str:
+    env = template_env()
+    logs = []
+    for b in result.get("boots", []):
+        boot = b.get("boot") or {}
+        shard = f"shard {b['shard']}: " if b.get("shard") else ""
+        logs.append({"name": f"{shard}{b['side']} {b.get('purpose', 'round')} {b.get('round', '?')}",
+                     "console": _tail(outdir, boot.get("console_log")),
+                     "stdout": _tail(outdir, boot.get("stdout_log"), 80)})
+    from ktest.judge.stats import RULE_TEXT
+
+    return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT,
+                                                      crash=crash_lead(result), verdict_text=check_verdict_text,
+                                                      reproduce=lambda c: reproduce(result, c),
+                                                      agreement=agreement.table(result))
+
+
+# --- reproducing one check ------------------------------------------------------------------------
+
+QUIET_VERDICTS = ("unchanged", "not run", "crashed")
+
+
+def node_id(result: dict, path: str) -> str | None:
+    """The pytest node id that ran check `path` (a sub-result's id without its case name)."""
+    for b in result.get("boots", []):
+        for r in b.get("results", []):
+            if r.get("path") == path and r.get("id"):
+                file, _, rest = r["id"].partition("::")
+                return f"{file}::{rest.partition('::')[0]}" if rest else file
+    return None
+
+
+def reproduce(result: dict, check: dict) -> dict[str, str]:
+    """For a check whose verdict is not "unchanged": per side, the command that boots that side's
+    kernel build (from the cache) and runs just this check with the run's repetitions, from a ktest
+    checkout.  Empty when the run has no build key or never ran the check."""
+    if check.get("verdict") in QUIET_VERDICTS:
+        return {}
+    nid = node_id(result, check["path"])
+    builds = [b for b in result.get("builds", []) if b.get("status") == "PASS" and b.get("key")]
+    if not nid or not builds:
+        return {}
+    import shlex
+
+    reps = (result.get("settings") or {}).get("reps", 5)
+    keys = {"base": builds[0]["key"], "patched": builds[-1]["key"]} if len(builds) > 1 else {"base": builds[0]["key"]}
+    return {side: shlex.join(["ktest", "boot", "--build", key, "--testcases", nid, "--reps", str(reps)])
+            for side, key in keys.items()}
+
+
+# --- the crash leads ---------------------------------------------------------------------------
+
+def crash_lead(result: dict) -> dict | None:
+    """The crash every output leads with (verdict["crash"]: a new crash of the patched kernel first,
+    else any crash of either side), with every check it kept from running, one plain-text sentence,
+    the culprit and the regression entry that stands for it."""
+    c = Verdict.read(result.get("verdict")).crash
+    if not c:
+        return None
+    side = c.get("side", "patched")
+    not_run = list(c.get("not_run") or [])
+    for x in result.get("checks", []):
+        nr = x.get("not_run")
+        if nr and nr["side"] == side and nr["fingerprint"] == c["fingerprint"] and not nr["during"] \
+                and x["path"] not in not_run:
+            not_run.append(x["path"])
+    c = {**c, "not_run": not_run}
+    cul = result.get("culprit") if c.get("new") else None
+    return {**c, "sentence": crash_sentence(c, side), "entry": f"new {c['kind']}: {c['fingerprint']}",
+            "culprit": f"patch {cul['patch']} “{cul['subject']}”: {cul['why']}" if cul else None}
+
+
+def check_verdict_text(c: dict) -> str:
+    """A check's verdict as shown: a check its kernel's crash kept from running says so."""
+    nr = c.get("not_run")
+    return nr["reason"] if nr else c["verdict"]
+
+
+# --- JUnit ------------------------------------------------------------------------------------
+
+def render_junit(result: dict) -> str:
+    return junit_xml([junit_suite(result)])
+
+
+def junit_xml(suites: list) -> str:
+    from junitparser import JUnitXml
+
+    xml = JUnitXml()
+    for suite in suites:
+        xml.add_testsuite(suite)
+    out = xml.tostring()
+    return xml_safe(out.decode() if isinstance(out, bytes) else out)
+
+
+_XML_FORBIDDEN = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """XML 1.0 cannot carry control characters at all (not even as &#x1b;): console and patch text may
+    hold them, so they are shown as \\xNN instead, and the file stays well-formed."""
+    return _XML_FORBIDDEN.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def junit_suite(result: dict, name: str | None = None):
+    from junitparser import Error, Failure, Skipped, TestCase, TestSuite
+
+    suite = TestSuite(name or f"ktest.{result['series']['name']}")
+    lead = crash_lead(result)
+    crash_fps = {c["fingerprint"] for c in (result.get("crashes") or {}).get("new", [])}
+    if lead:        # first: the crash, with its trace, stands for every check it kept from running
+        tc = TestCase(f"kernel.crash.{lead['side']}", classname="ktest.kernel")
+        msg = lead["sentence"] + (f"; culprit {lead['culprit']}" if lead["culprit"] else "")
+        tc.result = [Failure(msg) if lead.get("new") else Error(msg)]
+        tc.result[0].text = "\n".join(lead.get("trace") or []) or lead.get("title", "")
+        if lead.get("not_run"):
+            tc.system_out = "not run because of this crash:\n" + "\n".join(lead["not_run"])
+        suite.add_testcase(tc)
+    for b in result.get("builds", []):
+        tc = TestCase(f"build.{b['label'].replace(' ', '_').replace('/', '_of_')}", classname="ktest.build")
+        if b["status"] != "PASS":
+            tc.result = [Failure(b.get("error") or "build failed")]
+        suite.add_testcase(tc)
+    for c in result.get("checks", []):
+        tc = TestCase(c["path"], classname="ktest.check")
+        tc.system_out = "\n".join(
+            f"{m['metric']}: base {_fmt(m['base_median'], m['unit'])} (n={m['n_base']}) -> patched "
+            f"{_fmt(m['patched_median'], m['unit'])} (n={m['n_patched']}): {m['verdict']} ({m['reason']})"
+            for m in c["metrics"])
+        if c.get("not_run"):
+            nr = c["not_run"]
+            tc.result = [Error(nr["reason"]) if nr["during"] else Skipped(nr["reason"])]
+        elif c["verdict"] in REGRESSIONS:
+            msg = f"{c['base']['status']} -> {c['patched']['status']}"
+            tc.result = [Failure(f"{c['verdict']}: {msg}; " + "; ".join(c["messages"]["patched"]))]
+        elif c["verdict"] == "flaky":
+            tc.result = [Error(f"flaky on patched: {c['patched']['statuses']}")]
+        elif c["verdict"] == "undecided":
+            doubt = [f"{m['metric']}: {m['reason']}" for m in c["metrics"] if m.get("doubt") == "harm"]
+            f = c.get("failures") or {}
+            if f.get("decision") == "UNKNOWN":
+                doubt.insert(0, f"fails in {f['patched'][0]} of {f['patched'][1]} patched boots, "
+                                f"{f['base'][0]} of {f['base'][1]} base (Fisher p={f['p']:.3g})")
+            tc.result = [Error("undecided, not green: " + "; ".join(doubt))]
+        elif c["base"]["status"] == "SKIP" and c["patched"]["status"] == "SKIP":
+            tc.result = [Skipped("; ".join(c["messages"]["patched"]) or "skipped")]
+        elif c["verdict"] == "not compared":
+            msg = (f"not compared: {c['base']['status']} -> {c['patched']['status']}; "
+                   + "; ".join(c["messages"]["patched"] or c["messages"]["base"]))
+            tc.result = [Error(msg) if c["patched"]["status"] in ("FAIL", "ERROR") else Skipped(msg)]
+        suite.add_testcase(tc)
+    for s in result.get("splats", {}).get("new", []):
+        if s["fingerprint"] in crash_fps:
+            continue            # the crash's own test case above
+        tc = TestCase(f"kernel.splat.{s['fingerprint']}", classname="ktest.kernel")
+        tc.result = [Failure(f"new {s['kind']} in the patched kernel: {s['title']}")]
+        suite.add_testcase(tc)
+    for e in result.get("expected", []):
+        tc = TestCase(f"expected.{e['check']}.{e['metric']}", classname="ktest.expected")
+        if e["held"] is False:
+            tc.result = [Failure(f"declared '{e['change']}' did not hold: {e['observed']}")]
+        elif e["held"] is None:
+            tc.result = [Skipped(f"not measured: {e['observed']}")]
+        suite.add_testcase(tc)
+    v = Verdict.read(result.get("verdict"))
+    if v.status == "could not run":
+        tc = TestCase(f"run.{v.stage or 'run'}", classname="ktest.run")
+        tc.result = [Error(v.error or "could not run")]
+        suite.add_testcase(tc)
+    return suite
+
+
+# --- KCIDB ------------------------------------------------------------------------------------
+
+_KCIDB_NAME = re.compile(r"[^a-zA-Z0-9_-]+")
+
+
+def kcidb_path(*parts: str) -> str:
+    """A dotted KCIDB test path (each node [a-zA-Z0-9_-]+) from check paths and metric names, which come
+    from the checks' source and the guest: anything else becomes _."""
+    nodes = [n for p in parts for n in str(p).split(".")]
+    return ".".join(_KCIDB_NAME.sub("_", n) or "_" for n in nodes)
+
+
+def _no_nul(v):
+    """KCIDB strings may not hold NUL: outside text (a subject, a tree name) shows it as \\x00."""
+    if isinstance(v, str):
+        return v.replace("\0", "\\x00")
+    if isinstance(v, dict):
+        return {k: _no_nul(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_no_nul(x) for x in v]
+    return v
+
+
+def render_kcidb(result: dict) -> dict:
+    import kcidb_io
+
+    rid = result["run_id"].replace("-", "_").lower()
+    tree = result["tree"]
+    base_co = {"id": f"{ORIGIN}:{rid}_base", "origin": ORIGIN, "tree_name": tree["name"][:100],
+               "git_commit_hash": tree["base"], "git_commit_name": tree["base_rev"], "start_time": result["created"],
+               "valid": True}
+    co = {"id": f"{ORIGIN}:{rid}", "origin": ORIGIN, "tree_name": tree["name"][:100],
+          "git_commit_hash": tree["base"], "git_commit_name": tree["base_rev"], "start_time": result["created"],
+          "patchset_hash": result["checkout"]["patchset_hash"],
+          "patchset_files": [{"name": f["name"], "url": Path(result["series"]["path"], f["name"]).as_uri()
+                              if not f["name"].count("#") else Path(result["series"]["path"]).as_uri()}
+                             for f in result["checkout"]["patchset_files"]],
+          "valid": bool(result["checkout"]["valid"])}
+    rng = result["series"].get("range")
+    if rng:     # the patched side is a commit of the user's repository: the range's end, with its commits
+        co.update(git_commit_hash=rng["end"], git_commit_name=rng.get("end_rev", rng["end"])[:100],
+                  patchset_files=[], patchset_hash="",
+                  misc={"range": rng["spec"], "base": rng["start"],
+                        "commits": [p["commit"] for p in result["series"]["patches"]]})
+    builds, tests = [], []
+    side_build = {}
+    for b in result.get("builds", []):
+        if b["label"] != "base" and b is not result["builds"][-1]:
+            continue
+        side = "base" if b["label"] == "base" else "patched"
+        bid = f"{ORIGIN}:{rid}_{side}"
+        side_build[side] = bid
+        builds.append({"id": bid, "origin": ORIGIN, "checkout_id": base_co["id"] if side == "base" else co["id"],
+                       "architecture": "x86_64", "config_name": "ktest-lean", "compiler": "gcc",
+                       "duration": b["duration_s"] or 0.0, "status": "PASS" if b["status"] == "PASS" else "FAIL"})
+    status_map = {"FLAKY": "FAIL"}
+    for c in result.get("checks", []):
+        for side in ("base", "patched"):
+            if side not in side_build:
+                continue
+            st = c[side]["status"]
+            t = {"id": f"{ORIGIN}:{rid}_{side}_{c['path']}"[:255], "origin": ORIGIN, "build_id": side_build[side],
+                 "path": kcidb_path("ktest", c["path"]), "status": status_map.get(st, st)}
+            if (c.get("not_run") or {}).get("side") == side:
+                t["misc"] = {"not_run": c["not_run"]["reason"]}
+            tests.append(t)
+            for m in c["metrics"]:
+                med = m[f"{side}_median"]
+                if med is None:
+                    continue
+                tests.append({"id": f"{t['id']}_{m['metric']}"[:255], "origin": ORIGIN, "build_id": side_build[side],
+                              "path": kcidb_path("ktest", c["path"], m["metric"]), "status": "DONE",
+                              "number": {"value": float(med), "unit": m["unit"]},
+                              "misc": {"samples": m[f"{side}_samples"], "p90": m[f"{side}_p90"]}})
+    data = {"version": {"major": kcidb_io.schema.LATEST.major, "minor": kcidb_io.schema.LATEST.minor},
+            "checkouts": [base_co, co], "builds": builds, "tests": tests}
+    data = _no_nul(data)
+    kcidb_io.schema.LATEST.validate(data)
+    return data
+
+
+# --- Markdown summary ---------------------------------------------------------------------------
+
+def render_summary(result: dict) -> str:
+    """Markdown for $GITHUB_STEP_SUMMARY.  Every text that comes from the series, the tree, the console
+    or the checks goes through md_text: GitHub renders this file, so its HTML, links and images would
+    be live."""
+    t = md_text
+    v = Verdict.read(result.get("verdict"))
+    icon = {"regression": "❌", "no regression": "✅"}.get(v.status, "⚠️")
+    lead = crash_lead(result)
+    lines = [f"## {icon} ktest: {t(result['series']['name'])} on {t(result['tree']['name'])}: "
+             f"**{t(v.status)}**" + (f": {t(lead['sentence'])}" if lead else ""), ""]
+    if v.error:
+        lines += [t(v.error), ""]
+    if v.undecided:
+        lines += [f"In doubt after {t((result.get('rounds') or {}).get('booted') or result['settings'].get('rounds'))} "
+                  f"round(s), so not green (exit 3); more rounds (`--max-rounds`) can settle them:", ""]
+        lines += [f"- {t(u)}" for u in v.undecided] + [""]
+    if rng := result["series"].get("range"):
+        lines += [f"Revision range {t(rng['spec'])}: base {t(rng['start'][:12])}, commits "
+                  + ", ".join(t((p.get("commit") or "")[:12]) for p in result["series"]["patches"]), ""]
+    if result.get("culprit"):
+        c = result["culprit"]
+        lines += [f"Culprit: patch {t(c['patch'])} “{t(c['subject'])}”: {t(c['why'])}", ""]
+    if lead:
+        if lead.get("trace"):        # an indented code block: literal text, nothing in it is live
+            lines += ["    " + inert(l) for l in lead["trace"]] + [""]
+        if lead.get("ended_because"):
+            lines += [f"ktest ended the boot: {t(lead['ended_because'])}", ""]
+        if lead.get("not_run"):
+            lines += [f"Not run because the kernel crashed in {t(lead.get('during') or lead.get('where'))} "
+                      f"({len(lead['not_run'])}): " + ", ".join(t(p) for p in lead["not_run"]), ""]
+    if result.get("checks"):
+        lines += ["| check | base | patched | verdict | key metric (median, base → patched) |", "|---|---|---|---|---|"]
+        for c in result["checks"]:
+            m = c["metrics"][0] if c["metrics"] else None
+            km = (f"{t(m['metric'])}: {t(_fmt(m['base_median'], m['unit']))} → "
+                  f"{t(_fmt(m['patched_median'], m['unit']))} (n={m['n_base']}/{m['n_patched']})") if m else ""
+            known = " (known base failure)" if c.get("known_issue") else ""
+            lines.append(f"| {t(c['path'])} | {t(c['base']['status'])}{known} | {t(c['patched']['status'])} | "
+                         f"{t(check_verdict_text(c))} | {km} |")
+        lines.append("")
+        repro = [(c, reproduce(result, c)) for c in result["checks"]]
+        repro = [(c, cmds) for c, cmds in repro if cmds]
+        if repro:
+            lines += ["To reproduce a check (from a ktest checkout, with the run's kernel builds in the cache):", ""]
+            for c, cmds in repro:       # code spans: the commands copy from the page or the raw file and run
+                lines += [f"- {t(c['path'])} ({t(check_verdict_text(c))}):"]
+                lines += [f"    - {side}: {md_code(cmd)}" for side, cmd in cmds.items()]
+            lines.append("")
+    agree = agreement.table(result)
+    if agree:
+        lines += ["Upstream selftests as referee (upstream / ktest, per side):", "",
+                  "| upstream | ktest checks | base | patched |", "|---|---|---|---|"]
+        for a in agree:
+            cells = [f"{t(a[s]['upstream'] or '–')} / {t(a[s]['ktest'] or '–')}"
+                     + {True: " agree", False: " **disagree**", None: ""}[a[s]["agree"]] for s in ("base", "patched")]
+            lines.append(f"| {t(a['upstream'])} | {t(', '.join(a['ktest']) or 'none')} | {cells[0]} | {cells[1]} |")
+        lines.append("")
+    for e in result.get("expected", []):
+        mark = {True: "held", False: "**did not hold**", None: "not measured"}[e["held"]]
+        lines.append(f"- expected {t(e['change'])} of {t(e['check'])} {t(e['metric'])}: {mark} ({t(e['observed'])})")
+    new = result.get("splats", {}).get("new", [])
+    for s in new:
+        if lead and s["fingerprint"] == lead["fingerprint"]:
+            continue            # it leads the summary already
+        lines.append(f"- new {t(s['kind'])} in patched: {t(s['fingerprint'])}: {t(s.get('title', ''))}")
+    s = result.get("settings", {})
+    if not result.get("boots"):
+        lines += ["", f"Nothing was booted: the run stopped at {t(v.stage or '?')}; run {t(result['run_id'])}."]
+        return "\n".join(lines) + "\n"
+    booted = (result.get("rounds") or {}).get("booted", s.get("rounds"))
+    lines += ["", f"{t(booted)} boots per side (planned {t(s.get('rounds'))}) × {t(s.get('reps'))} repetitions, "
+                  f"accel {t((result.get('env') or {}).get('accel', '?'))}; run {t(result['run_id'])}."]
+    cal = result.get("calibration")
+    lines.append(f"Rule {t(v.rule or '?')}; " + (f"noise floors calibrated ({t(cal['boots'])} boots, "
+                                                       f"{t(cal['splits'])} splits)."
+                 if cal else "**no calibration for this kernel and accel**: noise floors estimated from the base "
+                             "samples (run `ktest calibrate`)."))
+    if (result.get("history") or {}).get("trends"):
+        lines.append("Metric trends of this series across its runs: `history.html` beside this run's directory.")
+    return "\n".join(lines) + "\n"
+
+
+def write_all(result: dict, outdir: Path) -> None:
+    """Render every output first, then write them: a result no output can be made of (KCIDB refuses a
+    field of a result from elsewhere) writes none, instead of half of them."""
+    import jsonschema
+
+    from ktest.base.errors import BadResult
+
+    html_text, junit = render_html(result, outdir), render_junit(result)
+    try:
+        kcidb = render_kcidb(result)
+    except jsonschema.exceptions.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "the top level"
+        raise BadResult(path=outdir / "result.json", why=f"its KCIDB form is invalid at {where}: "
+                                                         f"{e.message[:200]}") from None
+    summary = render_summary(result)
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "index.html").write_text(html_text)
+    (outdir / "junit.xml").write_text(junit)
+    write_json_atomic(outdir / "kcidb.json", kcidb)
+    (outdir / "summary.md").write_text(summary)
