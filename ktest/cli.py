@@ -564,22 +564,18 @@ def validate_run(args) -> None:
     _bounded("--rounds", args.rounds, 1, 50)
     _bounded("--reps", args.reps, 1, 100)
     _bounded("--jobs", args.jobs, 1, 1024)
-    _bounded("--vms", args.vms, 1, 8)
+    _vms(args)                  # --vms within the pool's bound, the one place that knows it
     if getattr(args, "max_rounds", None) is not None:
         _bounded("--max-rounds", args.max_rounds, 1, 50)
         if args.max_rounds < args.rounds:
             raise BadOption(option="--max-rounds", value=args.max_rounds, why=f"is less than --rounds {args.rounds}")
 
 
-def cmd_calibrate(args, cache, progress) -> int:
+def cmd_calibrate(args, cache, progress, runner=None) -> int:
     import time
 
-    from ktest import areas
+    from ktest import calibrate
     from ktest.judge import calibration
-    from ktest.boot import vm
-    from ktest.host.build import Builder
-    from ktest.base.errors import NoCalibrationBoots
-    from ktest.boot.pool import BootJob, run_jobs
 
     _bounded("--boots", args.boots, 2, 64)
     _bounded("--rounds", args.rounds, 1, 16)
@@ -589,25 +585,12 @@ def cmd_calibrate(args, cache, progress) -> int:
         raise BadOption(option="--boots", value=args.boots, why=f"needs at least 2 x --rounds ({2 * args.rounds})")
     vms = _vms(args)
     tree = _tree(args, cache, progress)
-    bz = Builder(cache, tree, progress=progress).build(tree.base, "base").bzimage
-    accel = vm.choose_accel(cache, bz, args.accel, progress)
     out = (Path(args.out) if args.out else Path("reports") / time.strftime("calibrate-%Y%m%d-%H%M%S")).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    paths = areas.testcases_for([args.area])
-    jobs = [BootJob(f"cal-{i}", bz, out / f"boot-{i}", f"calibrate-{i}",
-                    dict(paths=paths, expr=args.expr, reps=args.reps, accel=accel, known_issues=args.known_issues,
-                         slow=False)) for i in range(1, args.boots + 1)]
-    t0 = time.monotonic()
-    got = run_jobs(cache, jobs, vms, progress)
-    runs = [got[j.key].to_json() for j in jobs]
-    ok = [r for r in runs if r.get("started")]
-    if len(ok) < 2 * args.rounds:
-        raise NoCalibrationBoots(ok=len(ok), k=args.boots, need=2 * args.rounds, out=out)
-    (out / "runs.json").write_text(json.dumps(ok) + "\n")      # the boots themselves, to judge again later
-    data = calibration.record(cache, tree, args.area, accel, ok, args.rounds, args.reps)
-    data["wall_s"] = round(time.monotonic() - t0, 1)
-    (out / "calibration.json").write_text(json.dumps(data, indent=1) + "\n")
-    print(f"calibration {data['key']}: {len(ok)} boots of {tree.name} {tree.base_rev} ({accel}), {args.area}, "
+    data = calibrate.calibrate_base(cache, tree, args.area, out, boots=args.boots, rounds=args.rounds,
+                                    reps=args.reps, expr=args.expr, accel=args.accel,
+                                    known_issues=args.known_issues, vms=vms, progress=progress, runner=runner)
+    accel = data["accel"]
+    print(f"calibration {data['key']}: {data['boots']} boots of {tree.name} {tree.base_rev} ({accel}), {args.area}, "
           f"{data['splits']} splits into 2 x {args.rounds} boots, {data['wall_s']:.0f}s with {vms} guest(s) at once")
     for name, rate in data["rates"].items():
         if rate is not None:

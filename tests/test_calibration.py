@@ -81,3 +81,38 @@ def test_calibration_boots_are_a_noise_model_and_pool_with_the_history():
     assert pooled["centre"]["df"] == 9 and pooled["source"] == "calibration (4 boots) + history (3 earlier runs)"
     v = model["lw.x/lat"]["centre"]["var"]
     assert math.isclose(pooled["centre"]["var"], (3 * v + 6 * 0.01) / 9)
+
+
+def test_ktest_calibrate_builds_boots_and_stores_a_calibration(tmp_path, fake_tree, monkeypatch):
+    """The command end to end on the fake tree: its base is built by the fake make, the boots are the
+    recorded run's base boots (a stand-in runner, as for `ktest run`), and the calibration is stored
+    where a later run of the same base finds it."""
+    import json
+    from pathlib import Path
+
+    from replay import _costs, _guest_run
+
+    from ktest import cli
+
+    recorded = json.loads((Path(__file__).parent / "fixtures" / "result-linkwatch.json").read_text())
+    base = [b for b in recorded["boots"] if b["side"] == "base"]
+    costs = _costs(base[0]["results"])
+    labels = []
+
+    def runner(cache, bzimage, outdir, *, label="kernel", shard=None, **kw):
+        labels.append(label)
+        run = _guest_run(outdir, label, base[len(labels) % len(base)]["results"], costs, shard)
+        run.started = {"uptime_at_harness_s": 5.0}       # the harness started: the boot counts
+        return run
+
+    monkeypatch.setenv("KTEST_CACHE", str(tmp_path / "c"))
+    out = tmp_path / "cal"
+    rc = cli.main(["calibrate", "--tree", str(fake_tree), "--area", "linkwatch", "--boots", "4", "--rounds", "2",
+                   "--accel", "tcg", "--vms", "2", "--out", str(out)], runner=runner)
+    assert rc == 0
+    assert sorted(labels) == [f"calibrate-{i}" for i in range(1, 5)]
+    data = json.loads((out / "calibration.json").read_text())
+    assert data["boots"] == 4 and data["area"] == "linkwatch" and data["accel"] == "tcg" and data["splits"] == 3
+    assert len(json.loads((out / "runs.json").read_text())) == 4
+    stored = calibration.load(Cache(tmp_path / "c"), data["key"])
+    assert stored is not None and stored["floors"] == data["floors"]

@@ -47,7 +47,7 @@ def test_imports_only_go_down():
 
 def test_every_module_has_a_layer():
     top = sorted(p.stem for p in PKG.glob("*.py") if p.stem not in ("__init__", "__main__"))
-    assert top == ["cli", "compare", "doctor", "merge", "run"], "a new module belongs in a layer's subpackage"
+    assert top == ["calibrate", "cli", "compare", "doctor", "merge", "run"], "a new module belongs in a layer's subpackage"
     subs = sorted(p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists())
     assert subs == sorted(LAYERS), subs
 
