@@ -176,18 +176,28 @@ def veth_pair(bench):
     sh("ip link del kt_v0; ip link del kt_lwpend; ip netns del kt_lwpeer", check=False)
 
 
+# Where in the armed interval the veth's up lands, as a fraction of the measured interval after the
+# non-urgent run that armed it: right after it (the metric's first name), the middle and late.  The
+# landing is observed and must fall in the window (else the repetition is redone).
+VETH_PHASES = {"": None, "_mid": (0.5, 0.35, 0.65), "_late": (0.8, 0.7, 0.9)}
+
+
 def test_veth_control(bench, record, reps, veth_pair, kclock):
     """veth is a stacked device (iflink != ifindex): its events are urgent and never wait for the limit.
     Measured with the limit armed (observed): the veth's up (carrier on) while another device's non-urgent
     event is pending behind the limit (an urgent event must not wait for that timer), and its peer going
     down (carrier off: urgent only because the veth is stacked).  The veth's own down is processed first,
-    so that its operstate really is DOWN when it comes up."""
+    so that its operstate really is DOWN when it comes up.  The up is sampled at three phases of the
+    armed interval: right after the arming run (up_to_running), in its middle (up_to_running_mid) and
+    late (up_to_running_late), so that a harm in part of the interval is seen; `up_after_arming_run*`
+    records where each landed (ms after the run that armed the limit)."""
     idx, pend, peer_link, peer = veth_pair
     iv = bench.interval_ms()
 
     pending_after = []
+    phases: dict[str, list[float]] = {k: [] for k in VETH_PHASES}
 
-    def up_with_pending():
+    def up_with_pending(suffix: str = ""):
         bench.ensure_up(idx)
         if not pending_after:                               # first rep: the dummy is up with carrier
             bench.link.set(pend, carrier=False)
@@ -200,16 +210,23 @@ def test_veth_control(bench, record, reps, veth_pair, kclock):
         bench.link.set(pend, carrier=False)
         bench.link.set(idx, up=False)
         bench.wait(is_admin_down(idx), "the veth's down")
-        bench.wait(is_oper_down(pend), "the run that processed the veth's down")
+        t_run = bench.wait(is_oper_down(pend), "the run that processed the veth's down").t_ms
         bench.link.set(pend, carrier=True)                  # urgent, at once: the limit stays armed
         bench.wait(is_running_up(pend), "the pending dummy running again")
         bench.link.set(pend, carrier=False)                 # not urgent: pending behind the armed limit
+        aim = VETH_PHASES[suffix]
+        if aim is not None and (wait := t_run + aim[0] * iv - now_ms()) > 0:
+            time.sleep(wait / 1000.0)
         ms, timeline, t_up, k = _timed_up(bench, idx, kclock)
+        phase = (t_up - t_run) / iv
+        if aim is not None and not aim[1] <= phase <= aim[2]:
+            raise PreconditionNotMet(f"the up landed at {phase:.2f} of the interval, not in {aim[1]}-{aim[2]}")
         # the precondition, observed: the other event was still pending when the veth's up was requested
         t_pend = bench.wait(is_oper_down(pend), "the pending event processed once the limit expired").t_ms
         if t_pend <= t_up:
             raise PreconditionNotMet("the other device's event was processed before the veth's up was requested")
         pending_after.append(t_pend - t_up)
+        phases[suffix].append(t_up - t_run)
         return ms, timeline, k
 
     def peer_down():
@@ -239,17 +256,22 @@ def test_veth_control(bench, record, reps, veth_pair, kclock):
         bench.wait(is_running_up(idx), "the veth running after its peer came back")
         return ev.t_ms - t0, timeline, k
 
-    why_up: list[str] = []
+    up_lats = {}
+    for suffix in VETH_PHASES:
+        why_up: list[str] = []
+        ups, r1 = repeat(reps, lambda s=suffix: up_with_pending(s), why_up)
+        up_lats[suffix] = _record(record, f"up_to_running{suffix}", ups, r1, why=why_up)
+        record.metric(f"up_after_arming_run{suffix}", phases[suffix], "ms", context=True)
     why_down: list[str] = []
-    ups, r1 = repeat(reps, up_with_pending, why_up)
     downs, r2 = repeat(reps, peer_down, why_down)
-    up_lat = _record(record, "up_to_running", ups, r1, why=why_up)
     down_lat = _record(record, "peer_down_to_not_running", downs, r2, why=why_down)
     record.metric("pending_processed_after_up_request", pending_after, "ms", context=True)
     record.note("rate_limit_interval_ms", iv)
     bound = iv / 4
-    assert statistics.median(up_lat) < bound, \
-        f"veth up waited like a rate-limited device (interval {iv:.0f} ms): {['%.1f' % x for x in up_lat]} ms"
+    for suffix, up_lat in up_lats.items():
+        assert statistics.median(up_lat) < bound, \
+            f"veth up{suffix.replace('_', ' ')} waited like a rate-limited device (interval {iv:.0f} ms): " \
+            f"{['%.1f' % x for x in up_lat]} ms"
     assert statistics.median(down_lat) < bound, \
         f"veth carrier loss waited like a rate-limited device (interval {iv:.0f} ms): {['%.1f' % x for x in down_lat]} ms"
 
