@@ -3,6 +3,7 @@ server on a unix socket that speaks the protocol's greeting, capabilities and se
 QEMU path is covered by the linkwatch host-link checks in real boots."""
 
 import json
+import os
 import socket
 import threading
 import time
@@ -84,12 +85,21 @@ def test_a_monitor_socket_that_cannot_be_opened_says_so(tmp_path):
         qmp.connect()
 
 
+def _request(d, n, req: dict) -> None:
+    """A request as the guest writes it (ktest.guest.lib.host_set_link): whole, by rename, so that the
+    agent never reads a file half written."""
+    d.mkdir(exist_ok=True)
+    tmp = d / f"{n}.tmp"
+    tmp.write_text(json.dumps(req))
+    os.replace(tmp, d / f"{n}.req")
+
+
 def test_the_agent_answers_each_request_file_with_an_ack(tmp_path):
     FakeQMP(tmp_path / "q.sock")
     agent = LinkAgent(tmp_path / "q.sock", tmp_path / "link").start()
     try:
         for n, up in ((1, False), (2, True)):
-            (tmp_path / "link" / f"{n}.req").write_text(json.dumps({"netdev": "n0", "up": up}))
+            _request(tmp_path / "link", n, {"netdev": "n0", "up": up})
         acks = [tmp_path / "link" / f"{n}.ack" for n in (1, 2)]
         for _ in range(500):
             if all(a.exists() for a in acks):
@@ -110,7 +120,7 @@ def test_an_unopenable_monitor_is_the_machines_fault_on_record(tmp_path):
     agent.qmp.connect_timeout = 0.2
     agent.start()
     try:
-        (tmp_path / "link" / "1.req").write_text(json.dumps({"netdev": "n1", "up": False}))
+        _request(tmp_path / "link", 1, {"netdev": "n1", "up": False})
         ack = tmp_path / "link" / "1.ack"
         for _ in range(500):
             if ack.exists():
