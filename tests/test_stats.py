@@ -177,3 +177,17 @@ def test_each_metric_records_its_within_boot_resolution():
     assert within_boot_iqr([[1, 2]]) is None
     c = one("lat", "ms", [[1, 2, 3, 4, 5], [2, 3, 4, 5, 6]], [[1, 2, 3, 4, 5], [2, 3, 4, 5, 6]])
     assert c.resolution == 2.0 and c.to_json()["resolution"] == 2.0
+
+
+def test_a_count_stuck_at_zero_on_both_sides_is_the_same_not_in_doubt():
+    """An upstream program with no TEST lines passes 0 cases in every boot: higher is better, and a
+    count of 0 cannot fall, so no harm is possible; it was 'not decided' for ever (seen at 5+5 boots)."""
+    from ktest.judge.stats import BootTest, decide_aspect
+
+    t = BootTest(aspect="centre", base=[], patched=[], diff=0.0, se=0.0, df=8.0, p=1.0, f_up=0.5, f_down=0.0)
+    assert decide_aspect(t, 1.0, lower_is_better=False, beyond=False) == ("SAME", None)
+    # a count that can fall, and boots that agree: the same; a real fall beyond the floor is not
+    t = BootTest(aspect="centre", base=[], patched=[], diff=0.0, se=0.0, df=8.0, p=1.0, f_up=0.5, f_down=0.5)
+    assert decide_aspect(t, 1.0, lower_is_better=False, beyond=False) == ("SAME", None)
+    t = BootTest(aspect="centre", base=[], patched=[], diff=-1.0, se=0.1, df=8.0, p=0.001, f_up=0.5, f_down=0.5)
+    assert decide_aspect(t, 0.001, lower_is_better=False, beyond=True)[0] == "DIFFERENT"

@@ -301,7 +301,9 @@ def decide_aspect(t: BootTest, q: float, lower_is_better: bool, beyond: bool,
     if q < alpha and beyond:
         return "DIFFERENT", None
     lo, hi = t.bound(0.95)
-    harm_ruled_out = hi < t.f_up if lower_is_better else lo > -t.f_down
+    # non-strict: where the harmful direction has no room (a count of 0 that must not fall, so a floor
+    # of 0 below it) and the boots agree exactly, no harm is possible, and none is left in doubt
+    harm_ruled_out = hi <= t.f_up if lower_is_better else lo >= -t.f_down
     if not harm_ruled_out:
         return "UNKNOWN", "harm"
     good_beyond = t.diff < -t.f_down if lower_is_better else t.diff > t.f_up
