@@ -274,3 +274,16 @@ def test_an_expected_kernel_clock_metric_falls_back_to_the_user_space_one_withou
     assert e["held"] is True and e["observed"].startswith("(no kernel timestamps here: judged on up_to_running")
     (e,) = expected_effects({"metrics": [{"check": "a", "metric": "other_kernel", "change": "decrease"}]}, checks)
     assert e["held"] is None and e["observed"] == "not measured"
+
+
+def test_a_check_run_once_a_side_is_not_called_fixed_on_one_boot_each():
+    """An upstream program runs in one boot a side: its flaky case failing in the base boot and passing
+    in the patched one is one draw each (a full bonding run of a behaviour-preserving refactor called
+    one 'fixed' so).  Not compared; with boots of its own on each side it still can be fixed."""
+    ok, bad = run([res("a")]), run([res("a", "FAIL")])
+    (c,) = compare_checks([bad], [ok], once={"a"})
+    assert c["verdict"] == "not compared" and "one boot a side" in c["why"]
+    v = overall([c], {"new": []})
+    assert v.improvements == [] and v.not_compared == ["a"]
+    (c,) = compare_checks([bad, bad], [ok, ok])
+    assert c["verdict"] == "fixed", "a check with a boot of its own each round keeps its verdict"
