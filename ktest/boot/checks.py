@@ -121,14 +121,13 @@ def _precompile(paths: list[Path]) -> None:
     pytest's assertion-rewritten ones of the check files, conftests and the guest plugin too."""
     import compileall
 
-    for p in paths:
-        p = Path(str(p).partition("::")[0])       # a node id: its file
-        if p.is_dir():
-            compileall.compile_dir(str(p), quiet=2)
-        elif p.suffix == ".py":
-            compileall.compile_file(str(p), quiet=2)
-    _prerewrite(tuple(sorted({str(Path(str(p).partition("::")[0]).resolve()) for p in paths
-                              if Path(str(p).partition("::")[0]) != PACKAGE})))
+    files = [Path(str(p).partition("::")[0]) for p in paths]      # a node id: its file
+    for f in files:
+        if f.is_dir():
+            compileall.compile_dir(str(f), quiet=2)
+        elif f.suffix == ".py":
+            compileall.compile_file(str(f), quiet=2)
+    _prerewrite(tuple(sorted({str(f.resolve()) for f in files if f != PACKAGE})))
 
 
 @functools.cache
@@ -140,20 +139,29 @@ def _prerewrite(files: tuple[str, ...]) -> None:
     check).  One collection on the host, allowed to write, leaves the rewritten .pyc where the guest's
     pytest reads them (same interpreter, same pytest, same sources).  Best effort: an installed,
     read-only copy of the checks just keeps rewriting in the guest."""
+    if files:
+        _host_collect(files, write_bytecode=True)
+
+
+def _host_collect(paths, extra: list[str] | None = None, write_bytecode: bool = False) -> dict | None:
+    """Collect checks on the host as the guest does (its plugin, in a subprocess: the check modules are
+    not imported into ktest) and return the plugin's selection.json; None if the collection failed.
+    write_bytecode: let Python and pytest cache bytecode (pytest's rewritten modules) beside the sources."""
     import subprocess
     import tempfile
 
-    if not files:
-        return
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", KTEST_SLOW="1")
-    with tempfile.TemporaryDirectory(prefix="ktest-rewrite-") as d:
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", KTEST_SLOW="1", PYTHONDONTWRITEBYTECODE="1")
+    if write_bytecode:
+        del env["PYTHONDONTWRITEBYTECODE"]
+    with tempfile.TemporaryDirectory(prefix="ktest-collect-") as d:
+        args = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "ktest.guest.plugin",
+                "-p", "no:cacheprovider", f"--rootdir={PROJECT}", f"--ktest-out={d}",
+                *[str(Path(p).resolve()) for p in paths], *(extra or [])]
         try:
-            subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "ktest.guest.plugin",
-                            "-p", "no:cacheprovider", f"--rootdir={PROJECT}", f"--ktest-out={d}", *files],
-                           cwd=PROJECT, env=env, capture_output=True, timeout=120)
+            subprocess.run(args, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError):
-            pass
+            return None
+        return _read_json(Path(d) / "selection.json")
 
 
 SLOW_MODES = {True: "1", False: "0", "only": "only", "none": "none"}
@@ -174,25 +182,11 @@ def _select_env(slow: bool | str | list[str], ids: list[str] | None = None) -> d
 def collect_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, dict]:
     """The checks a guest would run with these paths, -k expression and shard, in collection order:
     node id -> {"cost": declared seconds, "slow": an upstream selftest}.  Collected on the host with
-    the guest's own plugin, in a subprocess (the check modules are not imported into ktest).  A
-    collection that fails says nothing: {}."""
-    import subprocess
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="ktest-collect-") as d:
-        args = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "ktest.guest.plugin",
-                "-p", "no:cacheprovider", f"--rootdir={PROJECT}", f"--ktest-out={d}",
-                *[str(Path(p).resolve()) for p in paths]]
-        if expr:
-            args += ["-k", expr]
-        if shard:
-            args += [f"--ktest-shard={shard[0]}/{shard[1]}"]
-        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", KTEST_SLOW="1", PYTHONDONTWRITEBYTECODE="1")
-        try:
-            subprocess.run(args, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.SubprocessError):
-            return {}
-        sel = _read_json(Path(d) / "selection.json") or {}
+    the guest's own plugin.  A collection that fails says nothing: {}."""
+    extra = (["-k", expr] if expr else []) + ([f"--ktest-shard={shard[0]}/{shard[1]}"] if shard else [])
+    sel = _host_collect(paths, extra)
+    if sel is None:
+        return {}
     coll = {c["id"]: {"cost": float(c.get("cost", 0)), "slow": bool(c.get("slow"))} for c in sel.get("collected", [])}
     return {i: coll[i] for i in sel.get("run", []) if i in coll}
 
