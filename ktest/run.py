@@ -213,8 +213,7 @@ class _Run:
         work = self.cache.dir("work", result["run_id"])
         try:
             # a range, the user's own commits, is built as it is: nothing is applied
-            base = series.range["start"][:12] if series.range else self.tree.base_rev
-            self.progress.stage(series.applying(f"{self.tree.name} {base}"))
+            self.progress.stage(series.applying(self.tree.name, self.tree.base_rev))
             apply_series(self.tree, series, work)
             result["checkout"]["valid"] = True
             result["series"] = series.to_json()

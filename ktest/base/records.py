@@ -58,12 +58,14 @@ class Series:
 
         return hashlib.sha256("".join(p.sha256 + "\n" for p in self.patches).encode()).hexdigest()
 
-    def applying(self, where: str) -> str:
-        """What the apply stage does, in words: a range is built as it is (nothing is applied)."""
+    def applying(self, tree_name: str, base_rev: str) -> str:
+        """What the apply stage does, in words: a range is built as it is on its start (nothing is
+        applied); patches are applied to the tree's base."""
         n = len(self.patches)
         if self.range:
-            return f"[{self.name}] {n} commit{'s' if n != 1 else ''} of {where}, built as they are"
-        return f"[{self.name}] applying {n} patch{'es' if n != 1 else ''} to {where}"
+            return f"[{self.name}] {n} commit{'s' if n != 1 else ''} of {tree_name} {self.range['start'][:12]}, " \
+                   "built as they are"
+        return f"[{self.name}] applying {n} patch{'es' if n != 1 else ''} to {tree_name} {base_rev}"
 
     def to_json(self) -> dict:
         return {

@@ -83,8 +83,7 @@ def build_series(cache: Cache, tree: Tree, series_path: str | None, areas, jobs=
     if series:
         work = cache.dir("work", new_run_id())
         try:
-            base = series.range["start"][:12] if series.range else tree.base_rev
-            progress.stage(series.applying(f"{tree.name} {base}"))
+            progress.stage(series.applying(tree.name, tree.base_rev))
             apply_series(tree, series, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
