@@ -14,7 +14,7 @@ from ktest.host import kconfig
 from ktest.base.cache import Cache
 from ktest.base.home import ROOT as DEFAULT_PROJECT     # the checks' root: a checkout, or share/ktest installed
 from ktest.base.errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, Interrupted, KtestError, ResultMissing, worst_exit
-from ktest.base.records import Verdict
+from ktest.base.result import Result
 from ktest.base.safetext import inert
 
 EPILOG = """\
@@ -624,22 +624,22 @@ def rerun_args(args, cache: Cache) -> dict:
     from ktest import compare
 
     old, _ = compare.load(args.rerun, cache, Path(args.db) if args.db else None)   # validated, as compare's
-    st, tree, series = old["settings"], old["tree"], old["series"]
-    if st.get("shard"):
-        args.shard = f"{st['shard']['index']}/{st['shard']['count']}"
-    rng = series.get("range")
-    args.series = [rng["spec"] if rng else series["path"]]
-    if tree["kind"] == "user":
-        args.tree, args.base = tree["repo"], (None if rng else tree["base_rev"])
+    st, tree, series = old.settings, old.tree, old.series
+    if st.shard:
+        args.shard = f"{st.shard.index}/{st.shard.count}"
+    rng = series.range
+    args.series = [rng["spec"] if rng else series.path]
+    if tree.kind == "user":
+        args.tree, args.base = tree.repo, (None if rng else tree.base_rev)
     else:
-        args.kernel = ".".join(tree["version"].split(".")[:2])
-    args.rounds, args.max_rounds, args.reps = st["rounds"], st.get("max_rounds"), st["reps"]
-    args.area, args.expr = st.get("kconfig_areas") or None, st.get("expr")
-    args.testcases = [str(DEFAULT_PROJECT / t) for t in st.get("testcases") or []] or None   # relative to home.ROOT
-    args.kconfig_add = list((st.get("kconfig_add") or {}).get("items") or [])
-    args.known_issues = Path(st["known_issues"]) if st.get("known_issues") else None
-    return {"run_id": old["run_id"], "patchset_hash": old["checkout"]["patchset_hash"], "base": tree["base"],
-            "builds": {b["label"]: b["key"] for b in old.get("builds", []) if b.get("key")}}
+        args.kernel = ".".join((tree.version or "").split(".")[:2])
+    args.rounds, args.max_rounds, args.reps = st.rounds, st.max_rounds, st.reps
+    args.area, args.expr = st.kconfig_areas or None, st.expr
+    args.testcases = [str(DEFAULT_PROJECT / t) for t in st.testcases] or None   # relative to home.ROOT
+    args.kconfig_add = list((st.kconfig_add or {}).get("items") or [])
+    args.known_issues = Path(st.known_issues) if st.known_issues else None
+    return {"run_id": old.run_id, "patchset_hash": old.checkout.get("patchset_hash"), "base": tree.base,
+            "builds": {b.label: b.key for b in old.builds if b.key}}
 
 
 
@@ -698,19 +698,19 @@ def cmd_run(args, cache, progress, runner=None) -> int:
             continue
         progress.end_group()        # the verdict is not folded into the last log group
         print("\n".join(run_summary_lines(result, outdir)))
-        worst = worst_exit([worst, Verdict.from_json(result["verdict"]).exit_code])
+        worst = worst_exit([worst, result.outcome.exit_code])
     return worst
 
 
-def run_summary_lines(result: dict, outdir: Path) -> list[str]:
+def run_summary_lines(result: Result, outdir: Path) -> list[str]:
     """What `ktest run` prints for a series; series names and check paths come from outside, so
     they are shown inert."""
     from ktest.report.outputs import crash_lead, reproduce
 
-    v = Verdict.from_json(result["verdict"])
+    v = result.outcome
     lead = crash_lead(result)
     regs = [r for r in v.regressions if not lead or r != lead["entry"]]
-    lines = [inert(f"{result['series']['name']}: {v.status}"
+    lines = [inert(f"{result.series.name}: {v.status}"
                    + (f": {lead['sentence']}" if lead else "")
                    + (f" ({'other regressions: ' if lead else ''}{', '.join(regs)})" if regs else "")
                    + f"; report {outdir / 'index.html'}")]
@@ -722,16 +722,15 @@ def run_summary_lines(result: dict, outdir: Path) -> list[str]:
             lines.append(inert(f"  ktest ended the boot: {lead['ended_because']}"))
     for u in v.undecided:
         lines.append(inert(f"  in doubt: {u}"))
-    for chk in result.get("checks", []):
-        if chk["path"] in v.regressions:
+    for chk in result.checks:
+        if chk.path in v.regressions:
             for side, cmd in reproduce(result, chk).items():
-                lines.append(inert(f"  reproduce {chk['path']} on {side}: {cmd}"))
-    c = result.get("culprit") or {}
-    if v.stage == "build" and c:
-        lines.append(inert(f"  culprit: patch {c['patch']} ({c['subject']}) does not build: {v.error or ''}"))
-    for e in result["expected"]:
-        held = {True: "held", False: "did NOT hold", None: "not measured"}[e["held"]]
-        lines.append(inert(f"  expected {e['change']:8} {e['check']} {e['metric']}: {held}"))
+                lines.append(inert(f"  reproduce {chk.path} on {side}: {cmd}"))
+    if v.stage == "build" and (c := result.culprit):
+        lines.append(inert(f"  culprit: patch {c.patch} ({c.subject}) does not build: {v.error or ''}"))
+    for e in result.expected:
+        held = {True: "held", False: "did NOT hold", None: "not measured"}[e.held]
+        lines.append(inert(f"  expected {e.change or '':8} {e.check} {e.metric}: {held}"))
     return lines
 
 
@@ -775,14 +774,12 @@ def cmd_merge(args, cache, progress) -> int:
 def cmd_report(args, cache, progress) -> int:
     from ktest.report.outputs import write_all
 
-    from ktest.report.outputs import read_result
-
     path = Path(args.result)
     if path.is_dir():
         path = path / "result.json"
     if not path.exists() and not path.is_symlink():
         raise ResultMissing(path=path)
-    write_all(read_result(path, path.parent), path.parent)   # safeio: a regular file in its run dir, bounded; validated
+    write_all(Result.read(path, path.parent), path.parent)   # safeio: a regular file in its run dir, bounded; validated
     print(f"rendered {path.parent / 'index.html'}")
     return 0
 
@@ -845,7 +842,6 @@ def cmd_compare(args, cache, progress) -> int:
     import time
 
     from ktest import compare
-    from ktest.base.cache import write_json_atomic
     from ktest.report.outputs import write_all
 
     db = Path(args.db) if args.db else None
@@ -853,13 +849,13 @@ def cmd_compare(args, cache, progress) -> int:
     compare.same_run(a, b)
     out = (Path(args.out) if args.out else Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")).resolve()
     m = compare.compare(a, b, out, args.side, cache, argv=["ktest", *sys.argv[1:]])
-    write_json_atomic(out / "result.json", m)
+    m.write(out / "result.json")
     write_all(m, out)
-    c = m["compare"]
+    c = m.compare or {}
     print(inert(f"compare {args.side} sides: A = {c['a']['run_id']} ({c['a']['series']}, {c['a']['boots']} boots) "
                 f"vs B = {c['b']['run_id']} ({c['b']['series']}, {c['b']['boots']} boots)"))
     print("\n".join(run_summary_lines(m, out)))
-    return m["verdict"]["exit_code"]
+    return m.outcome.exit_code
 
 
 def cmd_shell(args, cache, progress) -> int:

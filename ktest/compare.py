@@ -15,6 +15,7 @@ from ktest import __version__
 from ktest.base.cache import Cache
 from ktest.base.errors import NothingToCompare, RunNotFound
 from ktest.host.pipeline import new_run_id
+from ktest.base.result import BuildRecord, Result, SeriesRef, Settings
 from ktest.judge.verdict import conclude
 
 SIDES = ("patched", "base")
@@ -41,38 +42,35 @@ def stored_result(run: str, cache: Cache, db: Path | None = None, role: str = "-
     raise RunNotFound(role=role, run=run, why=f"not in {dbp}, and not a run directory")
 
 
-def load(run: str, cache: Cache, db: Path | None = None, role: str = "--rerun") -> tuple[dict, Path]:
-    """A stored run's result, read and checked like any result.json from elsewhere (outputs.read_result:
+def load(run: str, cache: Cache, db: Path | None = None, role: str = "--rerun") -> tuple[Result, Path]:
+    """A stored run's result, read and checked like any result.json from elsewhere (Result.read:
     safeio, schema, logs inside its directory), and its directory."""
     from ktest.base.errors import ResultMissing
-    from ktest.report.outputs import read_result
 
     path = stored_result(run, cache, db, role)
     try:
-        result = read_result(path, path.parent)       # no result.json that links out of its run dir
+        result = Result.read(path, path.parent)       # no result.json that links out of its run dir
     except ResultMissing:
         raise RunNotFound(role=role, run=run, why=f"{path} is gone") from None
     return result, path.parent.resolve()
 
 
-def same_run(a: tuple[dict, Path], b: tuple[dict, Path]) -> None:
+def same_run(a: tuple[Result, Path], b: tuple[Result, Path]) -> None:
     """RUN_A and RUN_B must differ: a run judged against itself is "no regression" by construction."""
     from ktest.base.errors import SameRun
 
     (ra, da), (rb, db) = a, b
-    if ra["run_id"] == rb["run_id"] or da == db:
-        raise SameRun(run=ra["run_id"])
+    if ra.run_id == rb.run_id or da == db:
+        raise SameRun(run=ra.run_id)
 
 
-def _boots(result: dict, rundir: Path, side: str, as_side: str, tag: str, out: Path) -> list[dict]:
+def _boots(result: Result, rundir: Path, side: str, as_side: str, tag: str, out: Path) -> list[dict]:
     """The run's counted boots of `side`, relabelled as `as_side`; their logs are copied under out/TAG/
     so that the comparison's report is self-contained (and re-renders with `ktest report`)."""
     from ktest.base.safeio import Refused, copy_file
 
     boots = []
-    for b in result.get("boots", []):
-        if b.get("side") != side or b.get("purpose", "round") not in COUNTED:
-            continue
+    for b in result.boots_of(side, COUNTED):
         b = copy.deepcopy(b)
         b.update(side=as_side, compared_from={"run": tag, "side": side})
         for k in ("console_log", "stdout_log"):
@@ -86,56 +84,53 @@ def _boots(result: dict, rundir: Path, side: str, as_side: str, tag: str, out: P
     return boots
 
 
-def _build(result: dict, side: str) -> dict | None:
-    builds = [b for b in result.get("builds", []) if b.get("status") == "PASS"]
+def _build(result: Result, side: str) -> BuildRecord | None:
+    builds = result.passed_builds()
     if not builds:
         return None
     return builds[0] if side == "base" else builds[-1]
 
 
-def _who(result: dict, rundir: Path, side: str) -> dict:
-    b = _build(result, side) or {}
-    return {"run_id": result["run_id"], "dir": str(rundir), "created": result.get("created"),
-            "series": result["series"]["name"], "tree": result["tree"]["name"], "base": result["tree"]["base"],
-            "side": side, "commit": b.get("commit"), "build": b.get("key"),
-            "boots": sum(1 for x in result.get("boots", []) if x.get("side") == side
-                         and x.get("purpose", "round") in COUNTED)}
+def _who(result: Result, rundir: Path, side: str) -> dict:
+    b = _build(result, side)
+    return {"run_id": result.run_id, "dir": str(rundir), "created": result.created,
+            "series": result.series.name, "tree": result.tree.name, "base": result.tree.base,
+            "side": side, "commit": b.commit if b else None, "build": b.key if b else None,
+            "boots": len(result.boots_of(side, COUNTED))}
 
 
-def compare(a: tuple[dict, Path], b: tuple[dict, Path], out: Path, side: str = "patched",
-            cache: Cache | None = None, argv: list[str] | None = None) -> dict:
+def compare(a: tuple[Result, Path], b: tuple[Result, Path], out: Path, side: str = "patched",
+            cache: Cache | None = None, argv: list[str] | None = None) -> Result:
     """A ktest.result/1 document for `out` judging run B's `side` against run A's."""
     import shlex
 
     (ra, da), (rb, db) = a, b
     for name, r in (("A", ra), ("B", rb)):
-        if not any(x.get("side") == side and x.get("purpose", "round") in COUNTED for x in r.get("boots", [])):
-            raise NothingToCompare(run=r["run_id"], which=name, side=side)
+        if not r.boots_of(side, COUNTED):
+            raise NothingToCompare(run=r.run_id, which=name, side=side)
     out.mkdir(parents=True, exist_ok=True)
     base, patched = _boots(ra, da, side, "base", "A", out), _boots(rb, db, side, "patched", "B", out)
-    series = copy.deepcopy(rb["series"])
-    series["expected"] = None          # a series' declared effect is base -> patched, not run -> run
-    m = {"schema": "ktest.result/1", "ktest_version": __version__, "run_id": new_run_id(),
-         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-         "command": shlex.join(argv or ["ktest", "compare", ra["run_id"], rb["run_id"]]),
-         "tree": rb["tree"], "series": series, "checkout": rb["checkout"],
-         "settings": {**rb["settings"], "shard": None, "merged_from": None},
-         "compare": {"side": side, "a": _who(ra, da, side), "b": _who(rb, db, side)},
-         "builds": [], "boots": base + patched, "checks": [], "splats": {"base": [], "patched": [], "new": []},
-         "expected": [], "culprit": None, "verdict": None, "env": rb.get("env"),
-         "known_checks": rb.get("known_checks") or [], "history": None}
+    series = SeriesRef.from_json(copy.deepcopy(rb.series.to_json()))
+    series.expected = None          # a series' declared effect is base -> patched, not run -> run
+    settings = Settings.from_json(copy.deepcopy(rb.settings.to_json()))
+    settings.shard, settings.merged_from = None, None
+    m = Result(run_id=new_run_id(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               command=shlex.join(argv or ["ktest", "compare", ra.run_id, rb.run_id]), ktest_version=__version__,
+               tree=rb.tree, series=series, checkout=rb.checkout, settings=settings,
+               compare={"side": side, "a": _who(ra, da, side), "b": _who(rb, db, side)},
+               boots=base + patched, env=rb.env, known_checks=rb.known_checks)
     for label, r in (("base", ra), ("patched", rb)):
         if bd := _build(r, side):
-            m["builds"].append({**bd, "label": label})
+            m.builds.append(BuildRecord.from_json({**bd.to_json(), "label": label}))
     floors = None
     if cache is not None:
         from ktest.judge import calibration
         from ktest.base.records import Tree
 
-        t = rb["tree"]
+        t = rb.tree.to_json()
         cal = calibration.for_run(cache, Tree(**{**t, "repo": Path(t["repo"]), "shadow": Path(t["shadow"])}),
-                                  rb["settings"].get("check_areas") or [], (rb.get("env") or {}).get("accel"))
+                                  rb.settings.check_areas, (rb.env or {}).get("accel"))
         floors = cal.floors if cal else None
-        m["calibration"] = cal.summary() if cal else None
+        m.calibration = cal.summary() if cal else None
     conclude(m, base, patched, calibration=floors)
     return m

@@ -16,6 +16,7 @@ import copy
 import json
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from ktest import __version__
@@ -23,7 +24,7 @@ from ktest.base import safeio
 from ktest.base.cache import Cache, write_json_atomic
 from ktest.base.errors import EXIT_COULD_NOT_RUN, NoResults, ShardsDisagree, ShardsIncomplete, worst_exit
 from ktest.host.pipeline import new_run_id
-from ktest.base.records import Verdict
+from ktest.base.result import Outcome, Result
 from ktest.judge.verdict import conclude
 
 # what every shard of one run must share (dotted paths into result.json)
@@ -53,69 +54,73 @@ def _get(d: dict, dotted: str):
     return d
 
 
-def _shard_of(r: dict) -> tuple[int, int]:
-    """(index, count), both checked by validate_result: 1 <= index <= count <= shard.MAX_SHARDS."""
-    s = (r.get("settings") or {}).get("shard")
-    return (s["index"], s["count"]) if s else (1, 1)
+@dataclass
+class Shard:
+    """A stored run given to merge: its result and the folder it was read from."""
+    result: Result
+    dir: Path
+
+    @property
+    def index(self) -> int:
+        return self.result.shard_of[0]
 
 
-def _load(path: Path, inputs: list[Path]) -> dict:
-    """A result.json through outputs.read_result (safeio: a regular file, bounded, no symlink out of
-    the folder given on the command line; validated)."""
-    from ktest.report.outputs import read_result
-
+def _load(path: Path, inputs: list[Path]) -> Shard:
+    """A result.json through Result.read (safeio: a regular file, bounded, no symlink out of the folder
+    given on the command line; validated)."""
     root = next((p for p in inputs if Path(p).is_dir() and Path(path).is_relative_to(p)), None)
-    r = read_result(path, root)
-    r["_dir"] = str(path.parent)
-    return r
+    return Shard(Result.read(path, root), path.parent)
 
 
-def group(results: list[dict]) -> "OrderedDict[tuple, list[dict]]":
+def group(results: list[Shard]) -> "OrderedDict[tuple, list[Shard]]":
     """Runs of the same series on the same tree belong together; validate() says whether they fit."""
-    out: OrderedDict[tuple, list[dict]] = OrderedDict()
-    for r in sorted(results, key=lambda r: (r["series"]["name"], r["tree"]["name"], _shard_of(r))):
-        out.setdefault((r["series"]["name"], r["tree"]["name"], r["tree"]["base"]), []).append(r)
+    out: OrderedDict[tuple, list[Shard]] = OrderedDict()
+    for sh in sorted(results, key=lambda sh: (sh.result.series.name, sh.result.tree.name, sh.result.shard_of)):
+        r = sh.result
+        out.setdefault((r.series.name, r.tree.name, r.tree.base), []).append(sh)
     return out
 
 
-def validate(rs: list[dict]) -> None:
-    what = f"{rs[0]['series']['name']} on {rs[0]['tree']['name']}"
-    counts = {_shard_of(r)[1] for r in rs}
+def validate(shards: list[Shard]) -> None:
+    rs = [sh.result for sh in shards]
+    what = f"{rs[0].series.name} on {rs[0].tree.name}"
+    counts = {r.shard_of[1] for r in rs}
     if len(counts) > 1:
         raise ShardsDisagree(what=what, field="shard count", a=min(counts), b=max(counts))
     n = counts.pop()
-    seen = [_shard_of(r)[0] for r in rs]
+    seen = [r.shard_of[0] for r in rs]
     dup = sorted({i for i in seen if seen.count(i) > 1})
     if dup:
-        runs = [r["run_id"] for r in rs if _shard_of(r)[0] == dup[0]]
+        runs = [r.run_id for r in rs if r.shard_of[0] == dup[0]]
         raise ShardsIncomplete(what=what, why=f"shard {dup[0]}/{n} given {seen.count(dup[0])} times "
                                               f"(runs {', '.join(runs)})")
     missing = [i for i in range(1, n + 1) if i not in seen]
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise ShardsIncomplete(what=what, why=f"shard(s) {', '.join(f'{i}/{n}' for i in missing[:5])}{more} missing")
+    docs = [r.to_json() for r in rs]
     for key in MUST_AGREE:
-        vals = [json.dumps(_get(r, key), sort_keys=True) for r in rs]
+        vals = [json.dumps(_get(d, key), sort_keys=True) for d in docs]
         if len(set(vals)) > 1:
             raise ShardsDisagree(what=what, field=key, a=vals[0], b=next(v for v in vals if v != vals[0]))
-    keys = [[b.get("key") for b in r.get("builds", [])] for r in rs if r.get("builds")]
+    keys = [[b.key for b in r.builds] for r in rs if r.builds]
     if any(k != keys[0] for k in keys):
         raise ShardsDisagree(what=what, field="kernel builds", a=keys[0], b=next(k for k in keys if k != keys[0]))
     _check_cover(what, rs)
 
 
-def _selection(r: dict) -> dict | None:
-    return next((b["selection"] for b in r.get("boots", []) if b.get("selection")), None)
+def _selection(r: Result) -> dict | None:
+    return next((b["selection"] for b in r.boots if b.get("selection")), None)
 
 
-def _check_cover(what: str, rs: list[dict]) -> None:
+def _check_cover(what: str, rs: list[Result]) -> None:
     """Every round boot of a shard ran the same part (a retry or culprit boot runs just the checks in
     question, by node id); the shards' parts are disjoint and cover the collection."""
     for r in rs:
-        parts = {json.dumps(b["selection"]["selected"]) for b in r.get("boots", [])
+        parts = {json.dumps(b["selection"]["selected"]) for b in r.boots
                  if b.get("selection") and b.get("purpose", "round") == "round"}
         if len(parts) > 1:
-            raise ShardsDisagree(what=what, field=f"the checks of shard {_shard_of(r)[0]} from boot to boot",
+            raise ShardsDisagree(what=what, field=f"the checks of shard {r.shard_of[0]} from boot to boot",
                                  a=f"{len(json.loads(min(parts)))} checks", b=f"{len(json.loads(max(parts)))}")
     sels = [(r, _selection(r)) for r in rs]
     sels = [(r, s) for r, s in sels if s]
@@ -126,76 +131,72 @@ def _check_cover(what: str, rs: list[dict]) -> None:
     for r, s in sels:
         if [c["id"] for c in s["collected"]] != collected:
             raise ShardsDisagree(what=what, field="collected checks", a=f"{len(collected)} checks",
-                                 b=f"{len(s['collected'])} in shard {_shard_of(r)[0]}")
+                                 b=f"{len(s['collected'])} in shard {r.shard_of[0]}")
         for nid in s["selected"]:
             if nid in owner:
-                raise ShardsIncomplete(what=what, why=f"{nid} ran in shards {owner[nid]} and {_shard_of(r)[0]}")
-            owner[nid] = _shard_of(r)[0]
+                raise ShardsIncomplete(what=what, why=f"{nid} ran in shards {owner[nid]} and {r.shard_of[0]}")
+            owner[nid] = r.shard_of[0]
     if len(sels) == len(rs):
         lost = [nid for nid in collected if nid not in owner]
         if lost:
             raise ShardsIncomplete(what=what, why=f"{len(lost)} check(s) ran in no shard, e.g. {lost[0]}")
 
 
-def merge_group(rs: list[dict], outdir: Path) -> dict:
-    """Pool the validated shards of one run into a result dict for outdir (logs are copied under
+def merge_group(shards: list[Shard], outdir: Path) -> Result:
+    """Pool the validated shards of one run into a result for outdir (logs are copied under
     shard-I/)."""
-    rs = sorted(rs, key=_shard_of)
-    n = _shard_of(rs[0])[1]
-    m = copy.deepcopy({k: v for k, v in rs[0].items() if k != "_dir"})
-    m.update(run_id=new_run_id(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-             ktest_version=__version__, boots=[], culprit=None)
-    m["command"] = "ktest merge " + " ".join(r["_dir"] for r in rs)
-    m["settings"]["shard"] = None
-    m["settings"]["merged_from"] = [
-        {"shard": f"{_shard_of(r)[0]}/{n}", "run_id": r["run_id"], "dir": r["_dir"], "duration_s": r.get("duration_s"),
-         "accel": (r.get("env") or {}).get("accel"), "verdict": (r.get("verdict") or {}).get("status")} for r in rs]
+    shards = sorted(shards, key=lambda sh: sh.index)
+    n = shards[0].result.shard_of[1]
+    m = Result.from_json(copy.deepcopy(shards[0].result.to_json()))
+    m.run_id, m.ktest_version = new_run_id(), __version__
+    m.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    m.boots, m.culprit = [], None
+    m.command = "ktest merge " + " ".join(str(sh.dir) for sh in shards)
+    m.settings.shard = None
+    m.settings.merged_from = [
+        {"shard": f"{sh.index}/{n}", "run_id": sh.result.run_id, "dir": str(sh.dir), "duration_s": sh.result.duration_s,
+         "accel": (sh.result.env or {}).get("accel"), "verdict": str(sh.result.verdict.status) if sh.result.verdict else None}
+        for sh in shards]
     outdir.mkdir(parents=True, exist_ok=True)
-    for r in rs:
-        i = _shard_of(r)[0]
+    for sh in shards:
+        i = sh.index
         prefix = f"shard-{i}" if n > 1 else "."
-        src = Path(r["_dir"]) / "boots"
+        src = sh.dir / "boots"
         if src.is_dir() and not src.is_symlink():
             # a run directory may come from anywhere: no symlink is followed (a link to /etc would copy
             # the host's files into the report), no FIFO or device is read, no file is unbounded
-            skipped = safeio.copy_tree(src, outdir / prefix / "boots", root=r["_dir"])
+            skipped = safeio.copy_tree(src, outdir / prefix / "boots", root=sh.dir)
             if skipped:
-                m["settings"].setdefault("merge_skipped", []).extend(f"shard {i}: boots/{s}" for s in skipped)
-        for b in r.get("boots", []):
+                m.settings.extra.setdefault("merge_skipped", []).extend(f"shard {i}: boots/{s}" for s in skipped)
+        for b in sh.result.boots:
             b = copy.deepcopy(b)
             if n > 1:
                 b["shard"] = i
                 for k in ("console_log", "stdout_log"):
                     if b["boot"].get(k):
                         b["boot"][k] = f"{prefix}/{b['boot'][k]}"
-            m["boots"].append(b)
-    m["env"] = next((r["env"] for r in rs if r.get("env")), None)
-    m["duration_s"] = max((r.get("duration_s") or 0.0) for r in rs)
-    m["machine_s"] = round(sum((r.get("duration_s") or 0.0) for r in rs), 1)
+            m.boots.append(b)
+    m.env = next((sh.result.env for sh in shards if sh.result.env), None)
+    m.duration_s = max((sh.result.duration_s or 0.0) for sh in shards)
+    m.extra["machine_s"] = round(sum((sh.result.duration_s or 0.0) for sh in shards), 1)
+    conclude(m, m.boots_of("base"), m.boots_of("patched"))
 
-    sides = {"base": [], "patched": []}
-    for b in m["boots"]:
-        if b["side"] in sides and b.get("purpose", "round") in ("round", "retry"):
-            sides[b["side"]].append(b)
-    conclude(m, sides["base"], sides["patched"])
-
-    failed = [r for r in rs if (r.get("verdict") or {}).get("status") == "could not run"]
+    failed = [sh for sh in shards if sh.result.outcome.status == Outcome.COULD_NOT_RUN]
     if failed:
-        v = Verdict.from_json(failed[0]["verdict"])
-        m["verdict"] = Verdict.from_json(m["verdict"]).cannot_run(
-            v.stage, f"shard {_shard_of(failed[0])[0]}/{n}: {v.error}",
-            max(EXIT_COULD_NOT_RUN, v.exit_code)).to_json()
-    culprits = [r["culprit"] for r in rs if r.get("culprit")]
-    if culprits and (failed or m["verdict"]["exit_code"] == 1):
+        v = failed[0].result.outcome
+        m.verdict = m.outcome.cannot_run(v.stage, f"shard {failed[0].index}/{n}: {v.error}",
+                                         max(EXIT_COULD_NOT_RUN, v.exit_code))
+    culprits = [c for sh in shards if (c := sh.result.culprit)]
+    if culprits and (failed or m.outcome.exit_code == 1):
         # each shard searched with its own regressions; the whole run's first bad patch is the earliest
-        m["culprit"] = min(culprits, key=lambda c: c["patch"])
+        m.culprit = min(culprits, key=lambda c: c.patch or 0)
     return m
 
 
-def _slug(r: dict, taken: set[str]) -> str:
+def _slug(r: Result, taken: set[str]) -> str:
     import re
 
-    base = re.sub(r"[^\w.-]+", "_", f"{r['series']['name']}-{r['tree']['version']}")
+    base = re.sub(r"[^\w.-]+", "_", f"{r.series.name}-{r.tree.version}")
     name, k = base, 2
     while name in taken:
         name, k = f"{base}-{k}", k + 1
@@ -209,29 +210,30 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
     from ktest.report.history import History
     from ktest.report.outputs import junit_suite, junit_xml, render_summary, write_all
 
-    results = list({r["run_id"]: r for r in (_load(f, paths) for f in find_results(paths))}.values())  # `latest`
+    loaded = [_load(f, paths) for f in find_results(paths)]
+    results = list({sh.result.run_id: sh for sh in loaded}.values())   # `latest` links: a run once
     groups = group(results)
-    for rs in groups.values():   # validate all before writing anything
-        validate(rs)
+    for shards in groups.values():   # validate all before writing anything
+        validate(shards)
     out.mkdir(parents=True, exist_ok=True)
     hist = History.open(db or cache.history_db)
     taken: set[str] = set()
     runs, suites, summaries = [], [], []
-    for rs in groups.values():
-        sub = _slug(rs[0], taken)
-        m = merge_group(rs, out / sub)
-        m["history"] = {**hist.context(m), "trends": True}     # out/history.html, written below
-        write_json_atomic(out / sub / "result.json", m)
+    for shards in groups.values():
+        sub = _slug(shards[0].result, taken)
+        m = merge_group(shards, out / sub)
+        m.history = {**hist.context(m), "trends": True}     # out/history.html, written below
+        m.write(out / sub / "result.json")
         write_all(m, out / sub)
         hist.record(m, out / sub / "result.json")
-        v = m["verdict"]
-        runs.append({"dir": sub, "series": m["series"]["name"], "tree": m["tree"]["name"],
-                     "kernel": m["tree"]["version"], "run_id": m["run_id"], "shards": len(rs),
-                     "status": v["status"], "exit_code": v["exit_code"], "regressions": v.get("regressions", []),
-                     "improvements": v.get("improvements", []), "error": v.get("error"),
-                     "expected": [{"check": e["check"], "metric": e["metric"], "change": e["change"],
-                                   "held": e["held"]} for e in m.get("expected", [])]})
-        suites.append(junit_suite(m, name=f"ktest.{m['series']['name']}.{m['tree']['version']}"))
+        v = m.outcome
+        runs.append({"dir": sub, "series": m.series.name, "tree": m.tree.name,
+                     "kernel": m.tree.version, "run_id": m.run_id, "shards": len(shards),
+                     "status": str(v.status), "exit_code": v.exit_code, "regressions": v.regressions,
+                     "improvements": v.improvements, "error": v.error,
+                     "expected": [{"check": e.check, "metric": e.metric, "change": e.change, "held": e.held}
+                                  for e in m.expected]})
+        suites.append(junit_suite(m, name=f"ktest.{m.series.name}.{m.tree.version}"))
         summaries.append(render_summary(m))
     trends.write(hist, out / "history.html")
     codes = [r["exit_code"] for r in runs]

@@ -13,7 +13,7 @@ from pathlib import Path
 from ktest import __version__
 from ktest.host import kconfig
 from ktest.host.build import Builder, check_host_tools
-from ktest.base.cache import Cache, write_json_atomic
+from ktest.base.cache import Cache
 from ktest.judge import calibration
 from ktest.boot.checks import DEFAULT_TESTCASES, collect_checks, run_checks
 from ktest.base.errors import BuildFailed, Interrupted, KtestError, PatchDoesNotApply
@@ -21,13 +21,14 @@ from ktest.judge.console import KnownIssues
 from ktest.host.pipeline import SeriesBuild, build_commits, new_run_id
 from ktest.boot.pool import BootJob, Runner, run_jobs
 from ktest.base.progress import Progress
-from ktest.base.records import Build, BootRecord, BuildRecord, Culprit, Series, Tree, Verdict, relative_path
+from ktest.base.records import Build, Series, Tree, relative_path
+from ktest.base.result import (BootRecord, BuildRecord, Culprit, Outcome, Result, Rounds, SeriesRef, Settings, Shard,
+                               TreeRef, Verdict)
 from ktest.host.series import apply_series, load
 from ktest.judge.stats import RULE
 from ktest.judge.verdict import (CRASH_VERDICTS, REGRESSIONS, compare_checks, conclude, crash_diff, once_paths, overall, splat_diff,
                       unconfirmed_stall)
 
-SCHEMA = "ktest.result/1"
 DEFAULT_MAX_ROUNDS = 6      # boots a side at most while metrics are in doubt (see docs/verdict.md)
 FAIL_MAX_BOOTS = 8          # boots a side at most while a check's failure counts are in doubt
 
@@ -111,7 +112,7 @@ def _remove_if_empty(d: Path) -> None:
 
 def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOptions, progress: Progress,
          argv: list[str] | None, chosen: list[str], why: str, run_id: str, outdir: Path,
-         runner: Runner) -> tuple[dict, Path]:
+         runner: Runner) -> tuple[Result, Path]:
     r = _Run(cache, tree, series, opts, progress, outdir,
              _new_result(tree, series, series_path, opts, argv, chosen, why, run_id), runner)
     r.apply()
@@ -126,26 +127,22 @@ def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOp
 
 
 def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, argv, chosen, why,
-                run_id: str) -> dict:
-    return {
-        "schema": SCHEMA, "ktest_version": __version__, "run_id": run_id,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": shlex.join(argv or ["ktest", "run", series_path]),
-        "tree": tree.to_json(), "series": series.to_json(),
-        "checkout": {"valid": None, "patchset_hash": series.patchset_hash,
-                     "patchset_files": [{"name": p.name, "hash": p.sha256} for p in series.patches]},
-        "settings": {"rounds": opts.rounds, "max_rounds": opts.max_rounds, "vms": opts.vms, "reps": opts.reps,
-                     "kconfig_areas": list(opts.areas), "expr": opts.expr,
-                     "kconfig_add": _kconfig_add_json(opts.kconfig_add),
-                     "known_issues": str(Path(opts.known_issues).resolve()) if opts.known_issues else None,
-                     "accel": opts.accel, "bisect": opts.bisect, "rerun_of": opts.rerun["run_id"] if opts.rerun else None,
-                     "check_areas": chosen, "check_areas_why": why,
-                     "testcases": [relative_path(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
-                     "shard": {"index": opts.shard[0], "count": opts.shard[1]} if opts.shard else None},
-        "builds": [], "boots": [], "checks": [], "splats": {"base": [], "patched": [], "new": []},
-        "expected": [], "culprit": None, "verdict": None,
-        "known_checks": [e for e in KnownIssues.for_tree(tree.name, opts.known_issues).entries if "check" in e],
-    }
+                run_id: str) -> Result:
+    settings = Settings(
+        rounds=opts.rounds, max_rounds=opts.max_rounds, vms=opts.vms, reps=opts.reps,
+        kconfig_areas=list(opts.areas), expr=opts.expr, kconfig_add=_kconfig_add_json(opts.kconfig_add),
+        known_issues=str(Path(opts.known_issues).resolve()) if opts.known_issues else None,
+        accel=opts.accel, bisect=opts.bisect, rerun_of=opts.rerun["run_id"] if opts.rerun else None,
+        check_areas=chosen, check_areas_why=why,
+        testcases=[relative_path(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
+        shard=Shard(*opts.shard) if opts.shard else None)
+    return Result(
+        run_id=run_id, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        command=shlex.join(argv or ["ktest", "run", series_path]), ktest_version=__version__,
+        tree=TreeRef.from_json(tree.to_json()), series=SeriesRef.from_json(series.to_json()), settings=settings,
+        checkout={"valid": None, "patchset_hash": series.patchset_hash,
+                  "patchset_files": [{"name": p.name, "hash": p.sha256} for p in series.patches]},
+        known_checks=[e for e in KnownIssues.for_tree(tree.name, opts.known_issues).entries if "check" in e])
 
 
 def _kconfig_add_json(items) -> dict | None:
@@ -187,7 +184,7 @@ class _Run:
     ktest.result/1 document) and saves it, so an interrupted run leaves what it had."""
 
     def __init__(self, cache: Cache, tree: Tree, series: Series, opts: RunOptions, progress: Progress,
-                 outdir: Path, result: dict, runner: Runner = run_checks):
+                 outdir: Path, result: Result, runner: Runner = run_checks):
         self.cache, self.tree, self.series, self.opts, self.progress = cache, tree, series, opts, progress
         self.runner = runner
         self.outdir, self.result, self.t0 = outdir, result, time.time()
@@ -196,11 +193,11 @@ class _Run:
         self.cal = None
 
     def save(self) -> None:
-        self.result["duration_s"] = round(time.time() - self.t0, 1)
-        write_json_atomic(self.outdir / "result.json", self.result)
+        self.result.duration_s = round(time.time() - self.t0, 1)
+        self.result.write(self.outdir / "result.json")
 
     def could_not_run(self, e: KtestError, stage: str) -> None:
-        self.result["verdict"] = Verdict.could_not_run(stage, e.line(), e.exit_code).to_json()
+        self.result.verdict = Verdict.could_not_run(stage, e.line(), e.exit_code)
         self.finish()
 
     def finish(self) -> None:
@@ -210,16 +207,16 @@ class _Run:
     # 1. apply
     def apply(self) -> None:
         series, result = self.series, self.result
-        work = self.cache.dir("work", result["run_id"])
+        work = self.cache.dir("work", result.run_id)
         try:
             # a range, the user's own commits, is built as it is: nothing is applied
             self.progress.stage(series.applying(self.tree.name, self.tree.base_rev))
             apply_series(self.tree, series, work)
-            result["checkout"]["valid"] = True
-            result["series"] = series.to_json()
+            result.checkout["valid"] = True
+            result.series = SeriesRef.from_json(series.to_json())
         except PatchDoesNotApply as e:
-            result["checkout"]["valid"] = False
-            result["culprit"] = Culprit(e.fields["index"], e.fields["subject"], "does not apply", e.render()).to_json()
+            result.checkout["valid"] = False
+            result.culprit = Culprit(e.fields["index"], e.fields["subject"], "does not apply", e.render())
             self.could_not_run(e, "apply")
             raise
         finally:
@@ -237,15 +234,16 @@ class _Run:
         except BuildFailed as e:
             partial = getattr(e, "partial", None)
             if partial is None:
-                result["builds"].append(BuildRecord.failed("base", self.tree.base, e.render()).to_json())
+                result.builds.append(BuildRecord.failed("base", self.tree.base, e.render()))
                 self.could_not_run(e, "build")
                 raise
             self._record_builds(partial)
             p, n = e.patch, len(self.series.patches)
-            result["builds"].append(BuildRecord.failed(f"patch {p.index}/{n}", p.commit, e.render()).to_json())
-            result["culprit"] = Culprit(p.index, p.subject, "does not build", e.render()).to_json()
-            result["verdict"] = Verdict("regression", 1, regressions=[f"build of patch {p.index}/{n}"], rule=RULE,
-                                        stage="build", error=e.render()).to_json()
+            result.builds.append(BuildRecord.failed(f"patch {p.index}/{n}", p.commit, e.render()))
+            result.culprit = Culprit(p.index, p.subject, "does not build", e.render())
+            result.verdict = Verdict(Outcome.REGRESSION, Outcome.REGRESSION.exit_code,
+                                     regressions=[f"build of patch {p.index}/{n}"], rule=RULE,
+                                     stage="build", error=e.render())
             self.progress.warn(f"[{self.series.name}] patch {p.index}/{n} does not build: nothing to boot")
             return False
         self._record_builds(self.built)
@@ -258,7 +256,7 @@ class _Run:
         """--rerun: the builds must be the stored run's (same commit, kconfig and toolchain = same key)."""
         from ktest.base.errors import RerunDiffers
 
-        have = {b["label"]: b["key"] for b in self.result["builds"]}
+        have = {b.label: b.key for b in self.result.builds}
         for label, key in want.items():
             if have.get(label) != key:
                 e = RerunDiffers(run=self.opts.rerun["run_id"], what=f"build '{label}'",
@@ -269,9 +267,9 @@ class _Run:
 
     def _record_builds(self, built: SeriesBuild) -> None:
         n = len(self.series.patches)
-        self.result["builds"].append(BuildRecord.of("base", built.base).to_json())
+        self.result.builds.append(BuildRecord.of("base", built.base))
         for p, b in zip(self.series.patches, built.patches):
-            self.result["builds"].append(BuildRecord.of(f"patch {p.index}/{n}", b, built.new_warnings.get(p.index)).to_json())
+            self.result.builds.append(BuildRecord.of(f"patch {p.index}/{n}", b, built.new_warnings.get(p.index)))
 
     # 3. boots: rounds x sides on the guest pool; base and patched of a round start side by side
     def boot_planned_rounds(self) -> None:
@@ -279,8 +277,8 @@ class _Run:
         self.kernels = {"base": self.built.base, "patched": self.built.patched}
         self.common = dict(paths=opts.testcases, reps=opts.reps, accel=opts.accel, known_issues=opts.known_issues,
                            shard=opts.shard)
-        self.cal = calibration.for_run(self.cache, self.tree, result["settings"]["check_areas"])
-        result["calibration"] = self.cal.summary() if self.cal else None
+        self.cal = calibration.for_run(self.cache, self.tree, result.settings.check_areas)
+        result.calibration = self.cal.summary() if self.cal else None
         # round 1 runs the slow checks (upstream selftests); on a pool they get a guest of their own,
         # started first, so the round takes as long as the longer half instead of the sum; a pool with
         # guests left over splits the other checks of a side by cost too
@@ -288,9 +286,9 @@ class _Run:
         slow = {i: c["cost"] for i, c in coll.items() if c["slow"]}
         self.ordinary = {i: c["cost"] for i, c in coll.items() if not c["slow"]}
         self.slow_parts = slow_parts(slow, opts.vms)
-        result["settings"]["slow_checks"] = {"checks": list(slow), "own_guest": bool(slow),
-                                             "guests_per_side": len(self.slow_parts)}
-        result["settings"]["check_guests"] = []     # per batch of rounds: guests a side's other checks ran on
+        result.settings.slow_checks = {"checks": list(slow), "own_guest": bool(slow),
+                                       "guests_per_side": len(self.slow_parts)}
+        result.settings.check_guests = []
         self._boot_rounds(list(range(1, opts.rounds + 1)))
 
     def _round_jobs(self, r: int, side: str, parts: list[list[str]]) -> list[tuple[str, dict]]:
@@ -309,7 +307,9 @@ class _Run:
         # shards keep one guest per side and round: each shard is already a part of the checks
         parts = [] if opts.shard else check_parts(self.ordinary, opts.vms, len(rnds),
                                                   len(self.slow_parts) if 1 in rnds else 0)
-        result["settings"]["check_guests"].append({"rounds": rnds, "guests_per_side": max(1, len(parts))})
+        if result.settings.check_guests is None:
+            result.settings.check_guests = []
+        result.settings.check_guests.append({"rounds": rnds, "guests_per_side": max(1, len(parts))})
         jobs_of = {(r, side): self._round_jobs(r, side, parts) for r in rnds for side in ("base", "patched")}
         keys = [(r, side, key, kw) for r in rnds for side in ("base", "patched") for key, kw in jobs_of[r, side]]
         keys.sort(key=lambda k: not (k[3].get("slow") == "only" or isinstance(k[3].get("slow"), list)))
@@ -322,8 +322,8 @@ class _Run:
                 for key, _ in jobs_of[r, side]:
                     gr = got[key]
                     self.runs[side].append(gr.to_json())
-                    result["boots"].append(BootRecord(gr.to_json(), side, r).to_json(self.outdir))
-                    result["env"] = {**gr.env, "vms": opts.vms}
+                    result.boots.append(BootRecord(gr.to_json(), side, r).to_json(self.outdir))
+                    result.env = {**gr.env, "vms": opts.vms}
         self.save()
 
     # 3b. adaptive rounds: while a metric is inconclusive in a way more boots can settle, boot more
@@ -331,7 +331,7 @@ class _Run:
         opts, result, runs = self.opts, self.result, self.runs
         # shards boot the planned rounds only: they must agree without talking to each other
         max_rounds = self.max_rounds
-        result["rounds"] = {"planned": opts.rounds, "max": max_rounds, "booted": opts.rounds, "extra": []}
+        result.rounds = rounds = Rounds(planned=opts.rounds, booted=opts.rounds, max=max_rounds)
         done = opts.rounds
         while done < max_rounds and runs["base"]:
             pending = overall(self.compare(), {"new": []}).inconclusive
@@ -343,8 +343,8 @@ class _Run:
                                 f"of at most {max_rounds}")
             self._boot_rounds(batch)
             done = batch[-1]
-            result["rounds"].update(booted=done)
-            result["rounds"]["extra"].append({"rounds": batch, "because": pending})
+            rounds.booted = done
+            rounds.extra_rounds.append({"rounds": batch, "because": pending})
 
     @property
     def floors(self) -> dict | None:
@@ -355,16 +355,16 @@ class _Run:
         (every earlier run's base boots of this build and accel are A/A data); kept in the result."""
         from ktest.report.history import History, base_build
 
-        jw = self.result.get("judged_with")
+        jw = self.result.judged_with
         if jw is None:
-            build, accel = base_build(self.result), (self.result.get("env") or {}).get("accel")
+            build, accel = base_build(self.result), (self.result.env or {}).get("accel")
             noise, fails = {}, {}
             if build and accel:
                 hist = History.open(self.opts.db or self.cache.history_db)
-                noise = hist.noise_model(build, accel, exclude=self.result["run_id"])
-                fails = hist.fail_history(build, accel, exclude=self.result["run_id"])
+                noise = hist.noise_model(build, accel, exclude=self.result.run_id)
+                fails = hist.fail_history(build, accel, exclude=self.result.run_id)
             noise = calibration.pool_noise(self.cal.noise if self.cal else {}, noise)
-            jw = self.result["judged_with"] = {"floors": self.floors, "noise": noise, "fail_history": fails}
+            jw = self.result.judged_with = {"floors": self.floors, "noise": noise, "fail_history": fails}
         return jw
 
     def compare(self) -> list[dict]:
@@ -428,7 +428,7 @@ class _Run:
             side = key.split("-")[0]
             gr = got[key]
             self.runs[side].append(gr.to_json())
-            self.result["boots"].append(BootRecord(gr.to_json(), side, 0, "retry").to_json(self.outdir))
+            self.result.boots.append(BootRecord(gr.to_json(), side, 0, "retry").to_json(self.outdir))
         self.save()
 
     # 5. verdicts
@@ -436,7 +436,7 @@ class _Run:
         if self.runs["base"]:
             self.judged_with()
         conclude(self.result, self.runs["base"], self.runs["patched"], calibration=self.floors)
-        if drifted := (self.result.get("judged_with") or {}).get("drifted"):
+        if drifted := (self.result.judged_with or {}).get("drifted"):
             self.progress.warn(f"[{self.series.name}] this run's base boots disagree with the history's noise for "
                                f"{len(drifted)} metric(s) ({', '.join(drifted[:3])}{' ...' if len(drifted) > 3 else ''}): "
                                f"the machine drifted; judged on this run's own noise")
@@ -444,15 +444,15 @@ class _Run:
     # 6. culprit: which patch of a multi-patch series first shows the regression
     def find_culprit(self) -> None:
         result, series, builds = self.result, self.series, self.built.patches
-        if result["verdict"]["exit_code"] != 1:
+        if result.outcome.exit_code != 1:
             return
         if len(builds) > 1 and self.opts.bisect:
-            result["culprit"] = _bisect(self.cache, series, builds, self.runs["base"], result["verdict"]["regressions"],
+            result.culprit = _bisect(self.cache, series, builds, self.runs["base"], result.outcome.regressions,
                                         self.opts, self.outdir, self.progress, result, self.floors, self.runner)
         else:
             p = series.patches[-1]
-            result["culprit"] = Culprit(p.index, p.subject, "only patch of the series" if len(builds) == 1
-                                        else "bisect disabled").to_json()
+            result.culprit = Culprit(p.index, p.subject, "only patch of the series" if len(builds) == 1
+                                     else "bisect disabled")
 
 
 def _node_ids(runs: dict, paths: list[str]) -> list[str]:
@@ -491,8 +491,8 @@ def _expr_for(paths: list[str]) -> str:
     return " or ".join(sorted(names)) or "not_a_test_name"
 
 
-def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, opts, outdir, progress, result,
-            cal_floors=None, runner: Runner = run_checks):
+def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, opts, outdir, progress,
+            result: Result, cal_floors=None, runner: Runner = run_checks) -> Culprit:
     """Boot every earlier patch's kernel (at once, on the pool) with the regressed checks; the culprit is
     the first that shows one of the run's regressions."""
     paths = [r for r in regressions if not r.startswith("new ")]
@@ -505,16 +505,16 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
     got = run_jobs(cache, jobs, opts.vms, progress, runner=runner)
     for i in range(1, len(builds)):
         gr = got[f"patch-{i}"]
-        result["boots"].append(BootRecord(gr.to_json(), f"patch {i}", 0, "bisect").to_json(outdir))
+        result.boots.append(BootRecord(gr.to_json(), f"patch {i}", 0, "bisect").to_json(outdir))
         checks = compare_checks(base_runs, [gr.to_json()], cal_floors)
         v = overall(checks, splat_diff(base_runs, [gr.to_json()]), crashes=crash_diff(base_runs, [gr.to_json()]))
         mine = [r for r in v.regressions if r in regressions or r.startswith("new ")]
         mine += [c["path"] for c in checks if c["path"] in regressions and c["path"] not in mine and _shows(c)]
         if mine:
             p = series.patches[i - 1]
-            return Culprit(i, p.subject, "first patch that shows: " + ", ".join(mine)).to_json()
+            return Culprit(i, p.subject, "first patch that shows: " + ", ".join(mine))
     p = series.patches[-1]
-    return Culprit(len(builds), p.subject, "earlier patches do not show the regression").to_json()
+    return Culprit(len(builds), p.subject, "earlier patches do not show the regression")
 
 
 def _shows(c: dict) -> bool:
@@ -528,19 +528,19 @@ def _shows(c: dict) -> bool:
                and (m["delta"] > 0) == m["lower_is_better"] for m in c["metrics"])
 
 
-def _outputs(result: dict, outdir: Path, cache: Cache, opts: RunOptions) -> None:
+def _outputs(result: Result, outdir: Path, cache: Cache, opts: RunOptions) -> None:
     from ktest.report.history import History
     from ktest.report.outputs import write_all
 
     hist = History.open(opts.db or cache.history_db)
-    partial = bool((result.get("settings") or {}).get("shard"))
+    partial = result.settings.shard is not None
     # a shard holds part of the checks: comparing it with whole runs would report the rest as changed;
     # `ktest merge` records the merged run instead
-    result["history"] = hist.context(result) if not partial else {"previous": None, "last_good": None,
-                                                                    "changes": [], "skipped": "shard run"}
+    result.history = hist.context(result) if not partial else {"previous": None, "last_good": None,
+                                                                 "changes": [], "skipped": "shard run"}
     if not partial:
-        result["history"]["trends"] = True     # the report links ../history.html, (re)written below
-    write_json_atomic(outdir / "result.json", result)
+        result.history["trends"] = True     # the report links ../history.html, (re)written below
+    result.write(outdir / "result.json")
     write_all(result, outdir)
     if not partial:
         from ktest.report import trends

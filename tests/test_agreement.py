@@ -6,6 +6,9 @@ from pathlib import Path
 from ktest.judge.agreement import table, upstream_path
 from ktest.guest.plugin import dotted_path
 from ktest.report.outputs import render_html, render_summary
+from ktest.base.result import Result
+
+R = Result.from_json
 
 
 def check(path, base, patched):
@@ -40,7 +43,7 @@ def test_rows_pair_each_upstream_program_with_its_covering_checks_per_side():
         check(upstream_path("bonding", "mode-1-recovery-updelay.sh"), "PASS", "FLAKY"),
         check("bonding.active_backup.updelay_is_honoured", "PASS", "PASS"),
     ])
-    rows = {row["upstream"]: row for row in table(r)}
+    rows = {row["upstream"]: row for row in table(R(r))}
     assert list(rows) == ["mode-1-recovery-updelay.sh", "bond_options.sh:prio", "bond_options.sh:num_grat_arp",
                           "bond_macvlan_ipvlan.sh"], \
         "in the area file's order, only what ran"
@@ -57,9 +60,9 @@ def test_rows_pair_each_upstream_program_with_its_covering_checks_per_side():
 def test_the_table_is_in_the_page_and_the_summary(tmp_path):
     r = result([check(upstream_path("bonding", "bond_options.sh:num_grat_arp"), "PASS", "PASS"),
                 check("bonding.active_backup.peer_notification", "FAIL", "PASS")])
-    html = render_html(r, tmp_path)
+    html = render_html(R(r), tmp_path)
     assert 'id="agreement"' in html and "FAIL / PASS" not in html and "PASS / FAIL (<b>disagree</b>)" in html
-    md = render_summary(r)
+    md = render_summary(R(r))
     assert r"| bond\_options.sh:num\_grat\_arp | bonding.active\_backup.peer\_notification | PASS / FAIL **disagree** | " \
            "PASS / PASS agree |" in md, "markdown-escaped"
-    assert 'id="agreement"' not in render_html(result([check("smoke.x", "PASS", "PASS")]), tmp_path)
+    assert 'id="agreement"' not in render_html(R(result([check("smoke.x", "PASS", "PASS")])), tmp_path)

@@ -17,8 +17,11 @@ from ktest.judge.console import parse
 from ktest.judge.crash import analyse, trace_lines
 from ktest.report.outputs import render_html, render_junit, render_kcidb, render_summary
 from ktest.base.progress import Silent
-from ktest.judge.verdict import conclude
 from ktest.boot.vm import BootSpec, boot_with_retry, dead_kernel
+from ktest.base.result import Result
+from results import judged
+
+R = Result.from_json
 
 HERE = Path(__file__).parent
 FIX = HERE / "fixtures" / "console"
@@ -128,7 +131,7 @@ def crashed_result():
     r["series"]["expected"] = None
     r["boots"] = []
     r["known_checks"] = []
-    conclude(r, base, patched)
+    r = judged(r, base, patched)
     p = r["series"]["patches"][0]
     r["culprit"] = {"patch": 1, "subject": p["subject"], "why": "only patch of the series"}
     return r
@@ -149,13 +152,13 @@ def test_a_crash_during_a_check_that_left_no_result_is_counted_under_the_crash(c
     base = [guest_run("base-1", [res(p) for p in PATHS])]
     crash = oops_run(console_with_markers(), results=[res(PATHS[0])]).to_json()
     r = copy.deepcopy(crashed_result)
-    conclude(r, base, [guest_run("patched-1", [res(PATHS[0])], crash)])
+    r = judged(r, base, [guest_run("patched-1", [res(PATHS[0])], crash)])
     by = {c["path"]: c for c in r["checks"]}
     assert by[PATHS[1]]["verdict"] == "crashed" and r["verdict"]["regressions"] == [f"new oops: {FP}"]
 
 
 def test_summary_leads_with_the_crash_the_check_and_the_trace(crashed_result):
-    md = render_summary(crashed_result)
+    md = render_summary(R(crashed_result))
     first = md.splitlines()[0]
     assert "**regression**" in first and "oopsed in lkdtm\\_EXCEPTION" in first
     assert f"during check {PATHS[1]}" in first and "2 checks not run after it" in first
@@ -168,17 +171,17 @@ def test_summary_leads_with_the_crash_the_check_and_the_trace(crashed_result):
 
 
 def test_html_banner_terminal_junit_and_kcidb_lead_with_the_crash(crashed_result, tmp_path):
-    html = render_html(crashed_result, tmp_path)
+    html = render_html(R(crashed_result), tmp_path)
     banner = html[html.index('<div id="verdict"'):html.index("</div>", html.index('id="crash"'))]
     assert "The patched kernel oopsed in lkdtm_EXCEPTION during check" in banner and "Culprit: patch 1" in banner
     assert html.index('id="crash-trace"') < html.index('id="matrix"')
 
-    out = run_summary_lines(crashed_result, tmp_path)
+    out = run_summary_lines(R(crashed_result), tmp_path)
     assert out[0].startswith(f"{crashed_result['series']['name']}: regression: the patched kernel oopsed")
     assert f"(other regressions: {PATHS[1]})" in out[0] and any("RIP: 0010:lkdtm_EXCEPTION" in l for l in out[1:7])
 
     f = tmp_path / "junit.xml"
-    f.write_text(render_junit(crashed_result))
+    f.write_text(render_junit(R(crashed_result)))
     ET.parse(f)
     cases = [c for s in JUnitXml.fromfile(str(f)) for c in s]
     first = cases[0]
@@ -190,7 +193,7 @@ def test_html_banner_terminal_junit_and_kcidb_lead_with_the_crash(crashed_result
     assert type(by[PATHS[1]].result[0]).__name__ == "Failure", "the check that ran and failed stays a failure"
     assert not any(n.startswith("kernel.splat.") for n in by), "the crash's splat is the crash's test case"
 
-    tests = {t["path"]: t for t in render_kcidb(crashed_result)["tests"] if t["build_id"].endswith("_patched")}
+    tests = {t["path"]: t for t in render_kcidb(R(crashed_result))["tests"] if t["build_id"].endswith("_patched")}
     t = tests[f"ktest.{PATHS[3]}"]
     assert t["status"] == "MISS" and t["misc"]["not_run"].startswith("not run: patched kernel crashed")
 
@@ -199,10 +202,10 @@ def test_hostile_crash_text_stays_inert(crashed_result):
     evil = "<img src=x onerror=alert(1)> [x](https://evil.example) `code` \x1b[31m"
     r = copy.deepcopy(crashed_result)
     r["verdict"]["crash"].update(trace=["BUG: " + evil, "  " + evil], during=evil, ended_because=evil)
-    md = render_summary(r)
+    md = render_summary(R(r))
     out = MarkdownIt("commonmark").render(md)
     assert "<img" not in out and "<a " not in out and "\x1b" not in md
-    html = render_html(r, Path("/nonexistent"))
+    html = render_html(R(r), Path("/nonexistent"))
     assert "<img src=x" not in html
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from ktest.report import outputs
+from ktest.base.result import Result
+
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "data" / "golden"
@@ -23,7 +25,7 @@ RENDERERS = {
 @pytest.mark.parametrize("out", sorted(RENDERERS))
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_recorded_runs_render_as_committed(fixture, out):
-    result = json.loads((HERE / "fixtures" / f"{fixture}.json").read_text())
+    result = Result.read(HERE / "fixtures" / f"{fixture}.json")      # the way `ktest report` reads one
     text = RENDERERS[out](result)
     golden = GOLDEN / f"{fixture}.{out}"
     if os.environ.get("KTEST_UPDATE_GOLDEN"):

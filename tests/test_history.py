@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from ktest.report.history import History
+from ktest.base.result import Result
+
+R = Result.from_json
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DUMMY = "linkwatch.operstate.dummy_carrier"
@@ -43,7 +46,7 @@ def hist(tmp_path) -> History:
 
 def test_trends_hold_each_metrics_medians_in_run_order(hist, tmp_path):
     for i in (2, 0, 1):                       # recorded out of order: the runs' times order them
-        hist.record(synthetic(i), tmp_path / f"r{i}" / "result.json")
+        hist.record(R(synthetic(i)), tmp_path / f"r{i}" / "result.json")
     (g,) = hist.trends()
     assert (g["series"], g["tree"], g["base"]) == ("linkwatch", "linux-6.12.117",
                                                    "ada1f1a378c28688c339ae68cb01380e7e7f7e5e")
@@ -65,9 +68,9 @@ def test_trends_hold_each_metrics_medians_in_run_order(hist, tmp_path):
 
 
 def test_trends_are_per_series_and_base(hist, tmp_path):
-    hist.record(synthetic(0), tmp_path / "a.json")
-    hist.record(synthetic(1, base="b" * 40), tmp_path / "b.json")
-    hist.record(synthetic(2, series="other", tag="o"), tmp_path / "c.json")
+    hist.record(R(synthetic(0)), tmp_path / "a.json")
+    hist.record(R(synthetic(1, base="b" * 40)), tmp_path / "b.json")
+    hist.record(R(synthetic(2, series="other", tag="o")), tmp_path / "c.json")
     groups = hist.trends()
     assert [(g["series"], g["base"][:1], len(g["runs"])) for g in groups] == [("linkwatch", "a", 1),
                                                                               ("linkwatch", "b", 1), ("other", "a", 1)]
@@ -81,7 +84,7 @@ def test_trends_are_per_series_and_base(hist, tmp_path):
 
 def test_limit_keeps_the_newest_runs(hist, tmp_path):
     for i in range(3):
-        hist.record(synthetic(i), tmp_path / f"r{i}.json")
+        hist.record(R(synthetic(i)), tmp_path / f"r{i}.json")
     (g,) = hist.trends(limit=2)
     assert [r["run_id"] for r in g["runs"]] == ["lw-1", "lw-2"]
     assert all([p["index"] for p in m["points"]] == [0, 1] for m in g["metrics"])
@@ -89,10 +92,10 @@ def test_limit_keeps_the_newest_runs(hist, tmp_path):
 
 def test_recording_a_run_again_replaces_its_metrics(hist, tmp_path):
     r = synthetic(0)
-    hist.record(r, tmp_path / "a.json")
+    hist.record(R(r), tmp_path / "a.json")
     r["checks"] = [c for c in r["checks"] if c["path"] == DUMMY]
     r["checks"][0]["metrics"][0]["base_median"] = 1.5
-    hist.record(r, tmp_path / "a.json")
+    hist.record(R(r), tmp_path / "a.json")
     (g,) = hist.trends()
     assert [(m["path"], m["points"][0]["base"]["median"]) for m in g["metrics"]] == [(DUMMY, 1.5)]
 
@@ -101,7 +104,7 @@ def test_a_side_without_numbers_is_none(hist, tmp_path):
     r = synthetic(0)
     m = r["checks"][0]["metrics"][0]
     m["patched_median"], m["patched_p90"], m["n_patched"] = None, None, 0
-    hist.record(r, tmp_path / "a.json")
+    hist.record(R(r), tmp_path / "a.json")
     (g,) = hist.trends()
     (t,) = [t for t in g["metrics"] if t["path"] == r["checks"][0]["path"]]
     assert t["points"][0]["patched"] == {"median": None, "p90": None, "n": 0}
@@ -132,11 +135,11 @@ def test_a_database_from_before_metrics_gains_the_table(tmp_path):
     assert [r["run_id"] for r in hist.runs()] == ["old-run"]
     (g,) = hist.trends()
     assert [r["run_id"] for r in g["runs"]] == ["old-run"] and g["metrics"] == []
-    hist.record(synthetic(0), tmp_path / "new.json")
+    hist.record(R(synthetic(0)), tmp_path / "new.json")
     (g,) = hist.trends()
     assert [r["run_id"] for r in g["runs"]] == ["old-run", "lw-0"]
     assert g["metrics"] and all([p["run_id"] for p in m["points"]] == ["lw-0"] for m in g["metrics"])
-    assert hist.context(synthetic(1))["previous"]["run_id"] == "lw-0"
+    assert hist.context(R(synthetic(1)))["previous"]["run_id"] == "lw-0"
 
 
 # --- the trends page (`ktest history --html`) ----------------------------------------------------
@@ -155,7 +158,7 @@ def html_of(tmp_path, *extra) -> tuple[int, str]:
 
 def test_history_html_draws_a_chart_per_metric_with_its_numbers(hist, tmp_path, capsys):
     for i in range(3):
-        hist.record(synthetic(i), tmp_path / f"r{i}.json")
+        hist.record(R(synthetic(i)), tmp_path / f"r{i}.json")
     code, page = html_of(tmp_path)
     assert code == 0
     assert capsys.readouterr().out == f"wrote {tmp_path / 'out' / 'trends.html'} (1 series and base(s), 3 run(s))\n"
@@ -176,7 +179,7 @@ def test_a_rising_base_median_draws_a_rising_base_line(hist, tmp_path):
     from ktest.report.trends import chart
 
     for i in range(3):
-        hist.record(synthetic(i), tmp_path / f"r{i}.json")
+        hist.record(R(synthetic(i)), tmp_path / f"r{i}.json")
     (g,) = hist.trends()
     (m,) = [m for m in g["metrics"] if m["path"] == DUMMY]
     c = chart(m, g["runs"])
@@ -197,7 +200,7 @@ def test_history_html_escapes_outside_text(hist, tmp_path):
     r["checks"][0]["path"] = 'check.<img src=x onerror="alert(2)">'
     r["checks"][0]["metrics"][0]["metric"] = "</title><script>alert(3)</script>"
     r["checks"][0]["metrics"][0]["unit"] = "<b>ms</b>"
-    hist.record(r, tmp_path / "evil.json")
+    hist.record(R(r), tmp_path / "evil.json")
     code, page = html_of(tmp_path)
     assert code == 0
     assert EVIL not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -207,8 +210,8 @@ def test_history_html_escapes_outside_text(hist, tmp_path):
 
 
 def test_history_html_of_one_series(hist, tmp_path):
-    hist.record(synthetic(0), tmp_path / "a.json")
-    hist.record(synthetic(0, series="other", tag="o"), tmp_path / "b.json")
+    hist.record(R(synthetic(0)), tmp_path / "a.json")
+    hist.record(R(synthetic(0, series="other", tag="o")), tmp_path / "b.json")
     code, page = html_of(tmp_path, "--series", "other")
     assert code == 0 and "o-0" in page and "lw-0" not in page
 
@@ -257,8 +260,9 @@ def _aa_run(run_id: str, boot_medians: list[float], statuses: list[str], accel="
              for i, (m, st) in enumerate(zip(boot_medians, statuses))]
     patched = [{**b, "side": "patched"} for b in boots]
     return {"run_id": run_id, "created": f"2026-12-0{len(run_id)}T00:00:00Z", "series": {"name": "s"},
-            "checkout": {"patchset_hash": "ph"}, "tree": {"name": "t", "base": "b" * 40},
-            "builds": [{"label": "base", "key": build}], "env": {"accel": accel}, "settings": {},
+            "checkout": {"patchset_hash": "ph"}, "tree": {"name": "t", "base_rev": "v1", "base": "b" * 40},
+            "builds": [{"label": "base", "key": build, "commit": None, "status": "PASS"}], "env": {"accel": accel},
+            "settings": {"rounds": len(boot_medians), "reps": 3}, "command": "ktest run s",
             "boots": boots + patched, "checks": [], "verdict": {"status": "no regression", "exit_code": 0,
                                                                  "regressions": [], "improvements": [], "flaky": []}}
 
@@ -269,9 +273,9 @@ def test_base_boots_of_earlier_runs_grow_the_noise_model_and_failure_rates(tmp_p
     import math
 
     hist = History.open(tmp_path / "h.sqlite")
-    hist.record(_aa_run("r1", [100, 104, 96], ["PASS", "FAIL", "PASS"]), tmp_path / "1.json")
-    hist.record(_aa_run("r22", [150, 154, 146], ["PASS", "PASS", "PASS"]), tmp_path / "2.json")
-    hist.record(_aa_run("r333", [100, 200, 300], ["FAIL", "FAIL", "FAIL"], accel="kvm"), tmp_path / "3.json")
+    hist.record(R(_aa_run("r1", [100, 104, 96], ["PASS", "FAIL", "PASS"])), tmp_path / "1.json")
+    hist.record(R(_aa_run("r22", [150, 154, 146], ["PASS", "PASS", "PASS"])), tmp_path / "2.json")
+    hist.record(R(_aa_run("r333", [100, 200, 300], ["FAIL", "FAIL", "FAIL"], accel="kvm")), tmp_path / "3.json")
     model = hist.noise_model("k1", "tcg", exclude="r999")
     m = model["lw.x/lat"]
     assert m["centre"]["df"] == 4 and m["source"] == "history (2 earlier runs)"

@@ -17,6 +17,11 @@ from test_cli import ktest
 
 from ktest import cli
 from ktest.base import safeio
+from ktest.base.result import Result
+
+from results import minimal
+
+R = Result.from_json
 
 FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
 SECRET = "TOPSECRET-host-file"
@@ -140,7 +145,7 @@ def test_history_html_shows_control_bytes_visibly(tmp_path):
     r = json.loads(FIXTURE.read_text())
     r["series"]["name"] = "evil\x1b]0;title\x07\x00name"
     h = History.open(tmp_path / "h.sqlite")
-    h.record(r, tmp_path / "result.json")
+    h.record(R(r), tmp_path / "result.json")
     trends.write(h, tmp_path / "history.html")
     page = (tmp_path / "history.html").read_text()
     assert "\x1b" not in page and "\x07" not in page and "\x00" not in page
@@ -189,7 +194,7 @@ def test_a_range_run_does_not_say_it_applies_patches(tmp_path, fake_tree, monkey
     series = load("HEAD~1..HEAD", fake_tree)
     r = run_mod._Run.__new__(run_mod._Run)
     r.series, r.tree, r.progress = series, type("T", (), {"name": "linux", "base_rev": "HEAD~1"})(), Progress()
-    r.result = {"run_id": "x", "checkout": {}, "series": {}}
+    r.result = R(minimal(run_id="x"))
     r.cache = type("C", (), {"dir": lambda self, *p: tmp_path.joinpath(*p)})()
     r.apply()
     assert said and "applying" not in said[0] and "built as they are" in said[0], said
@@ -238,7 +243,7 @@ def test_an_interrupt_while_outputs_are_written_says_what_is_kept(tmp_path, monk
     def fake_run(cache, tree, series, series_path, opts, progress, argv, chosen, why, run_id, outdir, runner):
         outdir_seen.append(outdir)
         (outdir / "result.json").write_text("{}")
-        outputs.write_all({}, outdir)
+        outputs.write_all(None, outdir)
 
     monkeypatch.setattr(outputs, "write_all", interrupted)
     monkeypatch.setattr("ktest.run._run", fake_run)

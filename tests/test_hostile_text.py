@@ -21,6 +21,9 @@ from ktest.report.outputs import write_all
 from ktest.base.progress import Progress
 from test_bad_inputs import CORRUPT, MAIL
 from test_cli import ktest
+from ktest.base.result import Result
+
+R = Result.from_json
 
 FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
 
@@ -51,7 +54,7 @@ def hostile_result():
 
 
 def test_summary_md_has_no_live_html_links_or_images(hostile_result, tmp_path):
-    write_all(hostile_result, tmp_path)
+    write_all(R(hostile_result), tmp_path)
     md = (tmp_path / "summary.md").read_text()
     assert not CONTROL.search(md), "no control bytes, no bidi overrides"
     assert "<" not in md and "\x1b" not in md
@@ -75,7 +78,7 @@ def test_summary_md_has_no_live_html_links_or_images(hostile_result, tmp_path):
 
 
 def test_junit_and_kcidb_stay_valid(hostile_result, tmp_path):
-    write_all(hostile_result, tmp_path)
+    write_all(R(hostile_result), tmp_path)
     ET.parse(tmp_path / "junit.xml")
     xml = (tmp_path / "junit.xml").read_text()
     assert "\x1b" not in xml and "<script" not in xml
@@ -86,7 +89,7 @@ def test_junit_and_kcidb_stay_valid(hostile_result, tmp_path):
 
 
 def test_terminal_gets_no_escape_sequences(hostile_result, tmp_path):
-    lines = run_summary_lines(hostile_result, tmp_path)
+    lines = run_summary_lines(R(hostile_result), tmp_path)
     buf = io.StringIO()
     progress = Progress(stream=buf)
     progress.stage(f"[{hostile_result['series']['name']}] applying 1 patch(es)")

@@ -9,6 +9,10 @@ from ktest.base.cache import Cache
 from ktest.boot.checks import run_checks
 from ktest.base.progress import Progress
 from ktest.host.tree import debian_tree
+from ktest.base.result import Result
+from results import judged, minimal
+
+R = Result.from_json
 
 pytestmark = pytest.mark.kernel
 HERE = __import__("pathlib").Path(__file__).parent
@@ -113,7 +117,6 @@ def test_an_oops_then_a_hang_ends_the_boot_and_leads_the_summary(base_kernel, tm
     oopses and hangs too.  The boot ends soon after the Oops, and the summary's first line names the
     Oops, its function and the check it happened in; the check after it is not run, not a regression."""
     from ktest.report.outputs import render_summary
-    from ktest.judge.verdict import conclude
 
     cache, tree, build = base_kernel
     case = [HERE / "guest_cases" / "test_oops_hang.py"]
@@ -131,11 +134,10 @@ def test_an_oops_then_a_hang_ends_the_boot_and_leads_the_summary(base_kernel, tm
     c = patched.crash
     assert c.fingerprint.startswith("oops:lkdtm_EXCEPTION") and c.during.endswith("oops_hang.b_oops_then_hang")
     assert c.not_run == [c.during.replace("b_oops_then_hang", "c_never_runs")]
-    result = {"series": {"name": "oops-hang-selftest", "patches": [], "expected": None},
-              "tree": {"name": tree.name}, "run_id": "kernel-test", "settings": {"rounds": 1, "reps": 1},
-              "known_checks": [], "env": patched.env}
-    conclude(result, [base.to_json()], [patched.to_json()])
-    summary = render_summary(result)
+    result = minimal(series={"name": "oops-hang-selftest", "patches": [], "expected": None},
+                     tree={"name": tree.name, "base_rev": tree.base_rev}, run_id="kernel-test", env=patched.env)
+    result = judged(result, [base.to_json()], [patched.to_json()])
+    summary = render_summary(R(result))
     print(summary)
     first = summary.splitlines()[0]
     assert "**regression**" in first and "oopsed in lkdtm\\_EXCEPTION" in first

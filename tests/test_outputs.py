@@ -12,6 +12,9 @@ import pytest
 from junitparser import JUnitXml
 
 from ktest.report.outputs import render_html, render_junit, render_kcidb, render_summary, write_all
+from ktest.base.result import Result
+
+R = Result.from_json
 
 FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
 
@@ -28,7 +31,7 @@ def test_fixture_is_a_real_run(result):
 
 
 def test_kcidb_is_valid_and_carries_numbers(result):
-    data = render_kcidb(result)  # validates against kcidb-io's latest schema, raises otherwise
+    data = render_kcidb(R(result))  # validates against kcidb-io's latest schema, raises otherwise
     assert data["checkouts"][1]["patchset_hash"] == result["checkout"]["patchset_hash"]
     nums = [t for t in data["tests"] if "number" in t]
     assert nums and all(t["number"]["unit"] == "ms" for t in nums if "linkwatch" in t["path"])
@@ -37,7 +40,7 @@ def test_kcidb_is_valid_and_carries_numbers(result):
 
 def test_junit_round_trips(result, tmp_path):
     f = tmp_path / "junit.xml"
-    f.write_text(render_junit(result))
+    f.write_text(render_junit(R(result)))
     suites = list(JUnitXml.fromfile(str(f)))
     cases = [c for s in suites for c in s]
     want = len(result["builds"]) + len(result["checks"]) + len(result["splats"]["new"]) + len(result["expected"])
@@ -48,7 +51,7 @@ def test_junit_round_trips(result, tmp_path):
 
 
 def test_summary_states_verdict_and_expectations(result):
-    md = render_summary(result)
+    md = render_summary(R(result))
     assert result["verdict"]["status"] in md.splitlines()[0]
     assert md.count("expected ") == len(result["expected"])
 
@@ -66,13 +69,13 @@ def test_hostile_text_is_escaped(result, tmp_path):
     log.write_text("kernel says " + evil + "\n")
     for b in r["boots"]:
         b["boot"]["console_log"] = "boots/console.log"
-    html = render_html(r, out)
+    html = render_html(R(r), out)
     assert "<script" not in html and "<img src=x" not in html and "<b>x</b>" not in html
     assert "&lt;script&gt;alert" in html
 
 
 def test_report_is_self_contained(result, tmp_path):
-    write_all(result, tmp_path)
+    write_all(R(result), tmp_path)
     html = (tmp_path / "index.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "fetches nothing"
     assert "<script" not in html
@@ -102,7 +105,7 @@ def test_control_bytes_from_the_console_keep_junit_well_formed(result, tmp_path)
     r["checks"][0]["verdict"] = "still failing, worse"
     r["checks"][0]["messages"]["patched"] = ["bad \x1b]8;;http://x\x07link"]
     f = tmp_path / "junit.xml"
-    f.write_text(render_junit(r))
+    f.write_text(render_junit(R(r)))
     ET.parse(f)                                  # well-formed
     cases = {c.name: c for s in JUnitXml.fromfile(str(f)) for c in s}
     assert any("\\x1b" in (c.result[0].message or "") for c in cases.values() if c.result)
@@ -110,7 +113,7 @@ def test_control_bytes_from_the_console_keep_junit_well_formed(result, tmp_path)
 
 
 def test_every_output_file_is_world_readable(result, tmp_path):
-    write_all(result, tmp_path)
+    write_all(R(result), tmp_path)
     from ktest.base.cache import write_json_atomic
     write_json_atomic(tmp_path / "result.json", result)
     for f in ("index.html", "junit.xml", "kcidb.json", "summary.md", "result.json"):
@@ -128,20 +131,21 @@ def test_every_changed_check_comes_with_the_command_that_reproduces_it(tmp_path)
     r = _json.loads((FIXTURE.parent / "result-bonding.json").read_text())
     by = {c["path"]: c for c in r["checks"]}
     fixed = by["bonding.active_backup.failover_event_and_peer_notification"]
-    cmds = reproduce(r, fixed)
+    checks = {c.path: c for c in R(r).checks}
+    cmds = reproduce(R(r), checks[fixed["path"]])
     node = "testcases/bonding/test_active_backup.py::test_failover_event_and_peer_notification"
     assert cmds == {"base": f"ktest boot --build fcf931a89902040999ebbe84 --testcases {node} --reps 5",
                     "patched": f"ktest boot --build 5db939eae43d780927930222 --testcases {node} --reps 5"}
-    upstream = reproduce(r, by["bonding.upstream.bond_options.num_grat_arp"])["patched"]
+    upstream = reproduce(R(r), checks["bonding.upstream.bond_options.num_grat_arp"])["patched"]
     assert "'testcases/bonding/test_upstream.py::test_bond_options[num_grat_arp]'" in upstream, \
         "a sub-result's own check, quoted for the shell"
-    assert reproduce(r, by["smoke.guest_basics"]) == {}, "an unchanged check needs none"
+    assert reproduce(R(r), checks["smoke.guest_basics"]) == {}, "an unchanged check needs none"
     assert f"Reproduce on patched: <code>ktest boot --build 5db939eae43d780927930222 --testcases {node}" \
-        in render_html(r, tmp_path)
-    assert "To reproduce a check" in render_summary(r)
+        in render_html(R(r), tmp_path)
+    assert "To reproduce a check" in render_summary(R(r))
     r["verdict"]["regressions"] = [fixed["path"]]
     assert any(l.startswith(f"  reproduce {fixed['path']} on patched: ktest boot") for l in
-               run_summary_lines(r, tmp_path))
+               run_summary_lines(R(r), tmp_path))
 
 
 def test_a_node_id_is_found_from_any_directory(tmp_path, monkeypatch):
@@ -156,15 +160,15 @@ def test_a_node_id_is_found_from_any_directory(tmp_path, monkeypatch):
 def test_report_links_the_trends_page_only_for_a_recorded_run(result):
     from ktest.report.history import anchor
 
-    assert "history.html" not in render_html(result, FIXTURE.parent)       # a result from before trends
+    assert "history.html" not in render_html(R(result), FIXTURE.parent)       # a result from before trends
     r = copy.deepcopy(result)
     r["history"] = {"previous": None, "last_good": None, "changes": [], "trends": True}
-    page = render_html(r, FIXTURE.parent)
+    page = render_html(R(r), FIXTURE.parent)
     want = anchor(r["series"]["name"], r["tree"]["name"], r["tree"]["base"])
     assert f'<a href="../history.html#{want}">' in page and 'id="history"' in page
-    assert "history.html" in render_summary(r) and "history.html" not in render_summary(result)
+    assert "history.html" in render_summary(R(r)) and "history.html" not in render_summary(R(result))
     r["history"] = {"previous": None, "last_good": None, "changes": [], "skipped": "shard run"}
-    assert 'id="history"' not in render_html(r, FIXTURE.parent)
+    assert 'id="history"' not in render_html(R(r), FIXTURE.parent)
 
 
 def test_each_latency_says_which_clock_timed_it():

@@ -109,6 +109,7 @@ def test_inconclusive_metric_boots_more_rounds_until_decided(tmp_path, fake_tree
     opts = RunOptions(rounds=2, max_rounds=6, reps=5, vms=2, reports=tmp_path / "r", testcases=[Path("x")],
                       bisect=False)
     result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     rd = result["rounds"]
     assert rd["planned"] == 2 and rd["booted"] > 2 and rd["extra"][0]["because"] == ["area.a/lat"]
     assert {"base-3", "patched-3"} <= set(labels)
@@ -126,6 +127,7 @@ def test_a_decided_run_boots_no_extra_round(tmp_path, fake_tree, cache, monkeypa
     runner = fake
     opts = RunOptions(rounds=2, reps=5, vms=2, reports=tmp_path / "r", testcases=[Path("x")], bisect=False)
     result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     assert result["rounds"]["booted"] == 2 and sorted(labels) == ["base-1", "base-2", "patched-1", "patched-2"]
     assert result["verdict"]["exit_code"] == 0
 
@@ -153,6 +155,7 @@ def test_a_stall_in_one_patched_boot_boots_a_retry_round(tmp_path, fake_tree, ca
     runner = fake
     opts = RunOptions(rounds=2, reps=5, vms=2, reports=tmp_path / "r", testcases=[Path("x")], bisect=False)
     result, _ = run_series(cache, user_tree(cache, fake_tree), str(series), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     assert {"base-retry", "patched-retry"} <= set(labels) and exprs["patched-retry"] is None, "the whole run again"
     v = result["verdict"]
     if again:

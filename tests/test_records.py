@@ -8,8 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ktest.report.outputs import result_schema
-from ktest.base.records import Build, BootRecord, BuildRecord, Culprit, Verdict, Warning_
+from ktest.base.result import result_schema
+from ktest.base.records import Build, Warning_
+from ktest.base.result import BootRecord, BuildRecord, Culprit, Verdict
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("result-*.json"))
 

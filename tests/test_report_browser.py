@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from ktest.report.outputs import write_all
+from ktest.base.result import Result
+
+R = Result.from_json
 
 FIXTURE = Path(__file__).parent / "fixtures" / "result-linkwatch.json"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "reports" / "test-artifacts"
@@ -40,7 +43,7 @@ def test_console_detector_sees_a_console_error(tmp_path):
 def test_report_renders_in_chromium(tmp_path):
     result = json.loads(FIXTURE.read_text())
     out = tmp_path / "run"
-    write_all(result, out)
+    write_all(R(result), out)
     page = (out / "index.html").as_uri()
     dom = chromium(tmp_path, "--dump-dom", page)
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -75,7 +78,7 @@ def test_report_shows_words_not_python_values(tmp_path, fixture):
              replicated={"centre": True, "tail": False})
     result["env"].update(launch_to_harness_s=None, kvm_usable=False)
     out = tmp_path / "run"
-    write_all(result, out)
+    write_all(R(result), out)
     dom = chromium(tmp_path, "--dump-dom", (out / "index.html").as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     text = visible_text(dom.stdout)

@@ -58,6 +58,7 @@ def test_culprit_is_the_first_patch_that_shows_the_regression(tmp_path, fake_tre
     runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")], vms=1)
     result, outdir = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     labels = [c[0] for c in calls]
     assert labels[:4] == ["base-1", "patched-1", "base-2", "patched-2"], "interleaved"
     assert [c[2] for c in calls[:4]] == [True, True, False, False], "slow checks in round 1 only"
@@ -83,6 +84,7 @@ def test_patched_only_failure_is_retried_and_labelled_flaky(tmp_path, fake_tree,
     runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases/test_smoke.py")], vms=1)
     result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     # 1 of 2 patched boots failed, 0 of 2 base: not yet evidence either way, so the check is booted again
     # on both sides until Fisher's test decides; passing every time, 1 of 5 against 0 of 5 is "no
     # difference" (a 50-point rise in the failure rate would have shown with power 0.8)
@@ -103,8 +105,10 @@ def test_history_links_runs_of_the_same_series(tmp_path, fake_tree, three_patche
     runner = fake
     opts = RunOptions(rounds=1, reps=3, reports=tmp_path / "reports", testcases=[Path("x")], bisect=False)
     first, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    first = first.to_json()   # the document it wrote
     state["bad"] = True
     second, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    second = second.to_json()   # the document it wrote
     h = second["history"]
     assert h["previous"]["run_id"] == first["run_id"] and h["previous"]["same_patches"]
     assert h["last_good"]["run_id"] == first["run_id"]
@@ -126,8 +130,10 @@ def test_each_run_report_links_the_trends_page_beside_it(tmp_path, fake_tree, th
     runner = fake
     opts = RunOptions(rounds=1, reps=3, reports=tmp_path / "reports", testcases=[Path("x")], bisect=False)
     first, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    first = first.to_json()   # the document it wrote
     state["base"] = [20.0, 21.0, 22.0]
     second, outdir = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    second = second.to_json()   # the document it wrote
     trends = (tmp_path / "reports" / "history.html").read_text()
     assert trends.count('<svg class="trend-chart"') == 1
     for median in ("11.00", "21.00", "111.00", "121.00"):       # base and patched medians of both runs
@@ -160,6 +166,7 @@ def test_a_base_kernel_that_never_boots_is_could_not_run_not_no_regression(tmp_p
     runner = never_started
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("x")])
     result, outdir = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     v = result["verdict"]
     assert v["status"] == "could not run" and v["exit_code"] == 2 and v["stage"] == "boot"
     assert "never reached the guest harness in 2 boot(s) (panic)" in v["error"]
@@ -191,6 +198,7 @@ def test_a_retry_boots_just_the_failing_checks_by_node_id(tmp_path, fake_tree, t
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases")], vms=1,
                       bisect=False, shard=(1, 2))
     result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     retries = [c for c in calls if "-retry" in c[0]]
     assert retries and len(retries) % 2 == 0
     assert [c[1:] for c in retries] == [(["testcases/b/test_up.py::test_ks[arp]"], None, None)] * len(retries), \
@@ -253,9 +261,11 @@ def test_earlier_runs_base_boots_are_the_noise_model_and_failure_history_of_the_
     opts = RunOptions(rounds=3, max_rounds=3, reps=3, reports=tmp_path / "reports", testcases=[Path("x")],
                       bisect=False, db=tmp_path / "h.sqlite", vms=1)
     first, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    first = first.to_json()   # the document it wrote
     assert first["judged_with"]["noise"] == {} and first["judged_with"]["fail_history"] == {}
     run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
     third, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    third = third.to_json()   # the document it wrote
     jw = third["judged_with"]
     assert jw["noise"]["area.a/lat"]["centre"]["df"] == 4
     assert jw["noise"]["area.a/lat"]["source"] == "history (2 earlier runs)"
@@ -288,6 +298,7 @@ def test_retries_end_when_a_check_can_never_be_set_up_on_one_side(tmp_path, fake
     runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("x")], vms=2, bisect=False)
     result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     retries = [b for b in result["boots"] if b["purpose"] == "retry"]
     assert len(retries) == 2 * 8, "retry boots stop at 8 a side"
     v = result["verdict"]

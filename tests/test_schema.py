@@ -10,7 +10,7 @@ import pytest
 
 from fakekernel import make_series
 from ktest.base.errors import BadResult
-from ktest.report.outputs import result_schema, validate_result
+from ktest.base.result import result_schema, validate as validate_result
 from ktest.base.progress import Silent
 from ktest.run import RunOptions, run_series
 from ktest.host.tree import user_tree
@@ -38,12 +38,14 @@ def test_what_a_run_writes_today_validates(tmp_path, fake_tree, cache, monkeypat
     runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "r", testcases=[Path("testcases/test_smoke.py")], vms=1)
     result, outdir = run_series(cache, t, str(series), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     assert result["verdict"]["status"] == "regression"
     on_disk = json.loads((outdir / "result.json").read_text())
     jsonschema.validate(on_disk, result_schema(), cls=jsonschema.Draft202012Validator)
 
     never = canned(lambda image, label, expr: [("area.a", "SKIP", [])])[0]
     result, outdir = run_series(cache, t, str(series), opts, Silent(), runner=never)
+    result = result.to_json()   # the document it wrote
     assert result["verdict"]["status"] == "could not run"
     jsonschema.validate(json.loads((outdir / "result.json").read_text()), result_schema(),
                         cls=jsonschema.Draft202012Validator)

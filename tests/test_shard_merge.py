@@ -41,7 +41,8 @@ def _essence(result: dict) -> dict:
 def _run(cache, tree, series, tmp_path, name, rounds, shard_spec=None, *, runner):
     opts = RunOptions(rounds=rounds, max_rounds=rounds, reps=5, reports=tmp_path / name, testcases=[Path("testcases")],
                       shard=shard_spec, db=tmp_path / "history.sqlite")
-    return run_series(cache, tree, str(series), opts, Silent(), runner=runner)
+    result, outdir = run_series(cache, tree, str(series), opts, Silent(), runner=runner)
+    return result.to_json(), outdir
 
 
 @pytest.mark.parametrize("fixture", ["result-linkwatch.json", "result-bonding.json"])

@@ -112,6 +112,7 @@ def test_round_one_gives_the_slow_checks_their_own_guest_first(tmp_path, fake_tr
     runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "r", testcases=[tc], vms=2)
     result, _ = run_series(cache, t, str(series), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     started = [(c[0], c[2]) for c in calls]
     # two guests at once: the slow pair first, then round 1's other checks and round 2
     assert sorted(started[:2]) == [("base-1-slow", "only"), ("patched-1-slow", "only")]
@@ -134,6 +135,7 @@ def test_a_larger_pool_splits_round_ones_slow_checks_over_guests_of_their_own(tm
     runner = fake
     opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "r", testcases=[tc], vms=4)
     result, _ = run_series(cache, t, str(series), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     slow = {c[0]: c[2] for c in calls if "-slow" in c[0]}
     assert sorted(slow) == ["base-1-slow1", "base-1-slow2", "patched-1-slow1", "patched-1-slow2"]
     assert slow["base-1-slow1"] == slow["patched-1-slow1"] and slow["base-1-slow2"] == slow["patched-1-slow2"]
@@ -166,6 +168,7 @@ def test_a_pool_with_guests_left_splits_each_sides_other_checks(tmp_path, fake_t
     runner = fake
     opts = RunOptions(rounds=1, max_rounds=1, reps=3, reports=tmp_path / "r", testcases=[tc], vms=8)
     result, outdir = run_series(cache, t, str(series), opts, Silent(), runner=runner)
+    result = result.to_json()   # the document it wrote
     jobs = {c[0]: (c[2], c[3]) for c in calls}
     assert sorted(jobs) == ["base-1-p1", "base-1-p2", "base-1-slow1", "base-1-slow2",
                             "patched-1-p1", "patched-1-p2", "patched-1-slow1", "patched-1-slow2"]

@@ -1,5 +1,7 @@
 import pytest
 
+from results import judged, minimal
+
 from ktest.judge.verdict import compare_checks, expected_effects, overall, side_status, splat_diff, transition
 
 
@@ -197,11 +199,10 @@ def test_calibrated_floor_is_looked_up_per_check_and_metric():
 
 
 def test_a_known_base_failure_is_named_and_still_compared():
-    from ktest.judge.verdict import conclude
-    result = {"series": {}, "known_checks": [{"check": "bonding.*.peer_notification", "reason": "6.12 loses one"}]}
+    result = minimal(known_checks=[{"check": "bonding.*.peer_notification", "reason": "6.12 loses one"}])
     base = [run([res("bonding.active_backup.peer_notification", "FAIL", [2, 2, 2], "count"), res("other", "FAIL")])]
     patched = [run([res("bonding.active_backup.peer_notification", "FAIL", [2, 2, 2], "count"), res("other", "FAIL")])]
-    conclude(result, base, patched)
+    result = judged(result, base, patched)
     by = {c["path"]: c for c in result["checks"]}
     assert by["bonding.active_backup.peer_notification"]["known_issue"] == "6.12 loses one"
     assert "known_issue" not in by["other"]

@@ -4,7 +4,10 @@ result.json alone, so a stored run renders it again."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ktest.areas import all_areas
+from ktest.base.result import CheckResult, Result, Side
 from ktest.guest.plugin import safe_part
 
 FAILING = ("FAIL", "ERROR", "CRASH", "MISS")
@@ -15,9 +18,9 @@ def upstream_path(area: str, selftest_id: str) -> str:
     return f"{area}.upstream.kselftest.{safe_part(selftest_id)}"
 
 
-def _side_status(checks: list[dict], side: str) -> str | None:
+def _side_status(checks: list[CheckResult], side: Side) -> str | None:
     """One status for a group of checks on one side: any failure fails it; PASS when all that ran passed."""
-    got = [c[side]["status"] for c in checks if c.get(side) and c[side].get("status")]
+    got = [c.side(side).status for c in checks if c.side(side).status]
     ran = [s for s in got if s != "SKIP"]
     if any(s in FAILING for s in ran):
         return "FAIL"
@@ -34,21 +37,21 @@ def _agree(up: str | None, ours: str | None) -> bool | None:
     return up == ours
 
 
-def table(result: dict) -> list[dict]:
+def table(result: Result) -> list[dict]:
     """Rows in the area file's order: upstream id, behaviour, the covering ktest checks that ran, and per
     side the upstream status, ktest's, and whether they agree (None: nothing to compare)."""
-    by_path = {c["path"]: c for c in result.get("checks", [])}
+    by_path = {c.path: c for c in result.checks}
     rows = []
-    for name in (result.get("settings") or {}).get("check_areas") or []:
+    for name in result.settings.check_areas:
         area = all_areas().get(name)
         for st in area.selftests if area else ():
             up = by_path.get(upstream_path(name, st.id))
             if up is None:
                 continue
             ours = [c for p, c in by_path.items() if any(p == k or p.startswith(k + ".") for k in st.covers)]
-            row = {"upstream": st.id, "path": up["path"], "behaviour": st.behaviour, "ktest": [c["path"] for c in ours]}
-            for side in ("base", "patched"):
+            row: dict[str, Any] = {"upstream": st.id, "path": up.path, "behaviour": st.behaviour, "ktest": [c.path for c in ours]}
+            for side in Side:
                 u, k = _side_status([up], side), _side_status(ours, side) if ours else None
-                row[side] = {"upstream": u, "ktest": k, "agree": _agree(u, k)}
+                row[side.value] = {"upstream": u, "ktest": k, "agree": _agree(u, k)}
             rows.append(row)
     return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ktest.judge.crash import LABEL
-from ktest.base.records import Verdict
+from ktest.base.result import CheckResult, Expectation, Outcome, Result, Verdict
 from ktest.judge.stats import ALPHA, POWER, RULE, compare, judge
 
 STATUS_ORDER = ["FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP"]
@@ -378,9 +378,9 @@ def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: d
                  if (c.get("failures") or {}).get("decision") == "UNKNOWN" and c["verdict"] not in CRASH_VERDICTS]
     undecided += [f"{c['path']}/{m['metric']}: {m['reason']}" for c in checks for m in c["metrics"]
                   if m.get("doubt") == "harm" and c["verdict"] not in CRASH_VERDICTS]
-    status, code = ("regression", 1) if regressions else ("undecided", 3) if undecided else ("no regression", 0)
+    status = Outcome.REGRESSION if regressions else Outcome.UNDECIDED if undecided else Outcome.NO_REGRESSION
     v = Verdict(
-        status, code,
+        status, status.exit_code,
         regressions=regressions,
         improvements=[c["path"] for c in checks if c["verdict"] in IMPROVEMENTS],
         flaky=[c["path"] for c in checks if c["verdict"] == "flaky"] + stalls,
@@ -415,10 +415,10 @@ def collection_order(boots: list[dict]):
     return lambda check: rank.get(check["path"], len(pos))
 
 
-def once_paths(result: dict, boots: list[dict]) -> frozenset[str]:
+def once_paths(result: Result, boots: list[dict]) -> frozenset[str]:
     """Paths of the checks that run in one boot a side by design: the slow checks (round 1 only), by
     their node ids in the run's settings."""
-    slow = set(((result.get("settings") or {}).get("slow_checks") or {}).get("checks") or [])
+    slow = set((result.settings.slow_checks or {}).get("checks") or [])
     if not slow:
         return frozenset()
     out = set()
@@ -432,16 +432,17 @@ def once_paths(result: dict, boots: list[dict]) -> frozenset[str]:
     return frozenset(out)
 
 
-def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
+def conclude(result: Result, base_runs: list[dict], patched_runs: list[dict],
              calibration: dict | None = None) -> None:
     """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries),
-    into `result`.  `ktest run` and `ktest merge` (on the pooled runs of all shards) both conclude
-    here.  Checks come in collection order whichever boot ran them first (a slow check's own guest,
-    a shard).  What the run was judged with (calibrated floors, the noise model and base failure rates
-    from the history) is kept in result["judged_with"], so that a merge or a re-render judges alike."""
+    into `result`.  `ktest run`, `ktest merge` (on the pooled runs of all shards) and `ktest compare`
+    all conclude here.  Checks come in collection order whichever boot ran them first (a slow check's
+    own guest, a shard).  What the run was judged with (calibrated floors, the noise model and base
+    failure rates from the history) is kept in result.judged_with, so that a merge or a re-render
+    judges alike."""
     from ktest.judge.console import KnownIssues
 
-    jw = result.get("judged_with") or {}
+    jw = result.judged_with or {}
     if calibration is None:
         calibration = jw.get("floors")
     checks = compare_checks(base_runs, patched_runs, calibration, once=once_paths(result, base_runs + patched_runs),
@@ -449,17 +450,18 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
     drifted = sorted(f"{c['path']}/{m['metric']}" for c in checks for m in c["metrics"]
                      if "drifted" in (m.get("noise") or ""))
     if jw or drifted:
-        result["judged_with"] = {**jw, "floors": calibration, "drifted": drifted}
+        result.judged_with = {**jw, "floors": calibration, "drifted": drifted}
     order = collection_order(base_runs + patched_runs)
     if order is not None:
         checks.sort(key=order)
-    known = KnownIssues(result.get("known_checks") or [])
+    known = KnownIssues(result.known_checks)
     for c in checks:
         if c["base"]["status"] in ("FAIL", "ERROR", "FLAKY") and (why := known.check(c["path"])):
             c["known_issue"] = why
     splats, crashes = splat_diff(base_runs, patched_runs), crash_diff(base_runs, patched_runs)
-    result.update(checks=checks, splats=splats, crashes=crashes,
-                  expected=expected_effects(result["series"].get("expected"), checks))
+    result.checks = [CheckResult.from_json(c) for c in checks]
+    result.splats, result.crashes = splats, crashes
+    result.expected = [Expectation.from_json(e) for e in expected_effects(result.series.expected, checks)]
     verdict = overall(checks, splats, crashes=crashes)
     # Without a base that ran its checks there is nothing to compare against: a kernel that cannot
     # boot on both sides is not "no regression".  (A patched side that cannot boot is a regression.)
@@ -468,4 +470,4 @@ def conclude(result: dict, base_runs: list[dict], patched_runs: list[dict],
         verdict = verdict.cannot_run(
             "boot", f"the base kernel never reached the guest harness in {len(base_runs)} boot(s) ({outcomes}); "
                     f"see its console log")
-    result["verdict"] = verdict.to_json()
+    result.verdict = verdict

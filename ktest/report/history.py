@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ktest.base.cache import short_hash
-from ktest.base.records import Verdict
+from ktest.base.result import Result
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,8 +63,8 @@ CREATE INDEX IF NOT EXISTS base_boots_build ON base_boots(build, accel);
 SIDES = ("base", "patched")
 
 
-def _checks(result: dict) -> dict:
-    return {c["path"]: {"verdict": c["verdict"], "patched": c["patched"]["status"]} for c in result.get("checks", [])}
+def _checks(result: Result) -> dict:
+    return {c.path: {"verdict": c.verdict, "patched": str(c.patched.status)} for c in result.checks}
 
 
 def anchor(series: str, tree: str, base: str) -> str:
@@ -81,41 +81,40 @@ def _number(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _metric_rows(result: dict) -> list[tuple]:
+def _metric_rows(result: Result) -> list[tuple]:
     rows = {}
-    for c in result.get("checks", []):
-        for m in c.get("metrics") or []:
-            for side in SIDES:
-                n = m.get(f"n_{side}")
-                rows[(c["path"], m["metric"], side)] = (
-                    result["run_id"], c["path"], m["metric"], m.get("unit") or "", side,
-                    _number(m.get(f"{side}_median")), _number(m.get(f"{side}_p90")),
+    for c in result.checks:
+        for m in c.metrics:
+            for side, n, median, tail in (("base", m.n_base, m.base_median, m.base_p90),
+                                          ("patched", m.n_patched, m.patched_median, m.patched_p90)):
+                rows[(c.path, m.metric, side)] = (
+                    result.run_id, c.path, m.metric, m.unit or "", side, _number(median), _number(tail),
                     n if isinstance(n, int) and not isinstance(n, bool) else 0)
     return list(rows.values())
 
 
-def base_build(result: dict) -> str | None:
+def base_build(result: Result) -> str | None:
     """The base kernel's artifact key: the same commit, kconfig and toolchain."""
-    return next((b.get("key") for b in result.get("builds", []) if b.get("label") == "base" and b.get("key")), None)
+    return next((b.key for b in result.builds if b.label == "base" and b.key), None)
 
 
-def _base_boot_rows(result: dict) -> list[tuple]:
+def _base_boot_rows(result: Result) -> list[tuple]:
     from ktest.judge.stats import p90
 
-    build, accel = base_build(result), (result.get("env") or {}).get("accel")
-    if not build or not accel or (result.get("settings") or {}).get("shard") or result.get("compare"):
+    build, accel = base_build(result), (result.env or {}).get("accel")
+    if not build or not accel or result.settings.shard or result.compare:
         return []
     rows: dict[tuple, tuple] = {}
-    boots = [b for b in result.get("boots", []) if b.get("side") == "base" and b.get("purpose", "round") != "bisect"]
+    boots = result.boots_of("base", ("round", "retry"))
     for i, b in enumerate(boots):
         for r in b.get("results", []):
             if not isinstance(r, dict) or not isinstance(r.get("path"), str) or r.get("infra"):
                 continue
-            rows[(i, r["path"], "")] = (result["run_id"], build, accel, i, r["path"], "", "", r.get("status"), None, None)
+            rows[(i, r["path"], "")] = (result.run_id, build, accel, i, r["path"], "", "", r.get("status"), None, None)
             for m in r.get("metrics") or []:
                 xs = [float(x) for x in m.get("samples") or [] if _number(x) is not None]
                 if xs and not m.get("context"):
-                    rows[(i, r["path"], m["name"])] = (result["run_id"], build, accel, i, r["path"], m["name"],
+                    rows[(i, r["path"], m["name"])] = (result.run_id, build, accel, i, r["path"], m["name"],
                                                        m.get("unit") or "", None, statistics.median(xs), p90(xs))
     return list(rows.values())
 
@@ -131,17 +130,17 @@ class History:
         db.executescript(SCHEMA)
         return cls(db)
 
-    def record(self, result: dict, result_path: Path) -> None:
-        v = Verdict.read(result.get("verdict"))
+    def record(self, result: Result, result_path: Path) -> None:
+        v = result.outcome
         with self.db:
             self.db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (result["run_id"], result["created"], result["series"]["name"], result["checkout"]["patchset_hash"],
-                 result["tree"]["name"], result["tree"]["base"], v.status, v.exit_code, len(v.regressions),
+                (result.run_id, result.created, result.series.name, result.checkout.get("patchset_hash"),
+                 result.tree.name, result.tree.base, str(v.status), v.exit_code, len(v.regressions),
                  str(result_path), json.dumps(_checks(result))))
-            self.db.execute("DELETE FROM metrics WHERE run_id = ?", (result["run_id"],))
+            self.db.execute("DELETE FROM metrics WHERE run_id = ?", (result.run_id,))
             self.db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?)", _metric_rows(result))
-            self.db.execute("DELETE FROM base_boots WHERE run_id = ?", (result["run_id"],))
+            self.db.execute("DELETE FROM base_boots WHERE run_id = ?", (result.run_id,))
             self.db.executemany("INSERT INTO base_boots VALUES (?,?,?,?,?,?,?,?,?,?)", _base_boot_rows(result))
 
     def noise_model(self, build: str, accel: str, exclude: str | None = None, min_df: int = 4) -> dict:
@@ -195,13 +194,13 @@ class History:
         cols = ["run_id", "created", "series", "base", "status", "exit_code", "n_regressions", "result_path"]
         return [dict(zip(cols, r)) for r in self.db.execute(q, (*args, limit))]
 
-    def context(self, result: dict) -> dict:
+    def context(self, result: Result) -> dict:
         """The previous run of this series on this base, the last good one, and per-check changes."""
-        series, base = result["series"]["name"], result["tree"]["base"]
+        series, base = result.series.name, result.tree.base
         rows = self.db.execute(
             "SELECT run_id, created, status, exit_code, checks_json, patchset_hash FROM runs "
             "WHERE series = ? AND base = ? AND run_id != ? ORDER BY created DESC, run_id DESC",
-            (series, base, result["run_id"])).fetchall()
+            (series, base, result.run_id)).fetchall()
         if not rows:
             return {"previous": None, "last_good": None, "changes": []}
         prev = rows[0]
@@ -211,7 +210,7 @@ class History:
                    for p in sorted(set(before) | set(now))
                    if before.get(p, {}).get("verdict") != now.get(p, {}).get("verdict")]
         return {"previous": {"run_id": prev[0], "created": prev[1], "status": prev[2],
-                             "same_patches": prev[5] == result["checkout"]["patchset_hash"]},
+                             "same_patches": prev[5] == result.checkout.get("patchset_hash")},
                 "last_good": {"run_id": good[0], "created": good[1]} if good else None,
                 "changes": changes}
 

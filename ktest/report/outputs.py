@@ -3,10 +3,9 @@ summary.md.  `ktest report RESULT.json` re-renders them for any stored run."""
 
 from __future__ import annotations
 
-import json
 import re
-from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -15,7 +14,7 @@ from ktest.judge import agreement
 from ktest.base.cache import write_json_atomic
 from ktest.judge.crash import sentence as crash_sentence
 from ktest.report.history import anchor
-from ktest.base.records import Verdict
+from ktest.base.result import CheckResult, Outcome, Result, Status
 from ktest.base.safetext import inert, md_code, md_text
 from ktest.judge.verdict import REGRESSIONS
 
@@ -60,51 +59,6 @@ def _fmt(v, unit="") -> str:
     if v is None:
         return "–"
     return f"{v:.1f}{(' ' + unit) if unit else ''}"
-
-
-def result_schema() -> dict:
-    """The JSON Schema of ktest.result/1 (ktest/schema/result-1.json, shipped with the package)."""
-    return json.loads(resources.files("ktest").joinpath("schema/result-1.json").read_text())
-
-
-def validate_result(r, path) -> dict:
-    """A result.json may come from anywhere (merge runs on artifacts downloaded from forks): check it
-    against the ktest.result/1 schema, and that every log it names lies inside its own run directory,
-    before using it.  The first violation is named by its place in the document."""
-    import jsonschema
-
-    from ktest.base.errors import BadResult
-
-    if not isinstance(r, dict):
-        raise BadResult(path=path, why=f"a JSON {type(r).__name__}, not an object")
-    if r.get("schema") != "ktest.result/1":
-        raise BadResult(path=path, why=f"schema {r.get('schema')!r}, not 'ktest.result/1'")
-    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(result_schema()).iter_errors(r))
-    if err is not None:
-        where = "/".join(str(p) for p in err.absolute_path) or "the top level"
-        raise BadResult(path=path, why=f"at {where}: {err.message[:200]}")
-    shard = (r.get("settings") or {}).get("shard")
-    if shard and shard["index"] > shard["count"]:
-        raise BadResult(path=path, why=f"at settings/shard: index {shard['index']} is more than count {shard['count']}")
-    root = Path(path).parent.resolve()
-    for b in r["boots"]:
-        for k in ("console_log", "stdout_log"):
-            v = (b.get("boot") or {}).get(k) if isinstance(b, dict) else None
-            if v is None:
-                continue
-            p = (root / str(v)).resolve()
-            if not p.is_relative_to(root):
-                raise BadResult(path=path, why=f"boot log {str(v)!r} lies outside the run directory")
-    return r
-
-
-def read_result(path: Path, root: Path | None = None) -> dict:
-    """A result.json from anywhere, read through safeio (a regular file, bounded in size and nesting, and
-    with a root no symlink out of it) and validated.  Missing: ResultMissing; else wrong: BadResult."""
-    from ktest.base.errors import BadResult, ResultMissing
-    from ktest.base.safeio import RESULT_LIMIT, read_json_or
-
-    return validate_result(read_json_or(path, RESULT_LIMIT, ResultMissing, BadResult, root), path)
 
 
 def _tail(outdir: Path, rel: str | None, n: int = 150) -> str:
@@ -184,10 +138,11 @@ def template_env() -> Environment:
     return env
 
 
-def render_html(result: dict, outdir: Path) -> str:
+def render_html(result: Result, outdir: Path) -> str:
+    """The report page.  Its template reads the result's JSON form (`r`)."""
     env = template_env()
     logs = []
-    for b in result.get("boots", []):
+    for b in result.boots:
         boot = b.get("boot") or {}
         shard = f"shard {b['shard']}: " if b.get("shard") else ""
         logs.append({"name": f"{shard}{b['side']} {b.get('purpose', 'round')} {b.get('round', '?')}",
@@ -195,9 +150,10 @@ def render_html(result: dict, outdir: Path) -> str:
                      "stdout": _tail(outdir, boot.get("stdout_log"), 80)})
     from ktest.judge.stats import RULE_TEXT
 
-    return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT,
+    by_path = {c.path: c for c in result.checks}
+    return env.get_template("report.html.j2").render(r=result.to_json(), logs=logs, rule_text=RULE_TEXT,
                                                       crash=crash_lead(result), verdict_text=check_verdict_text,
-                                                      reproduce=lambda c: reproduce(result, c),
+                                                      reproduce=lambda c: reproduce(result, by_path[c["path"]]),
                                                       agreement=agreement.table(result))
 
 
@@ -206,9 +162,9 @@ def render_html(result: dict, outdir: Path) -> str:
 QUIET_VERDICTS = ("unchanged", "not run", "crashed")
 
 
-def node_id(result: dict, path: str) -> str | None:
+def node_id(result: Result, path: str) -> str | None:
     """The pytest node id that ran check `path` (a sub-result's id without its case name)."""
-    for b in result.get("boots", []):
+    for b in result.boots:
         for r in b.get("results", []):
             if r.get("path") == path and r.get("id"):
                 file, _, rest = r["id"].partition("::")
@@ -216,55 +172,59 @@ def node_id(result: dict, path: str) -> str | None:
     return None
 
 
-def reproduce(result: dict, check: dict) -> dict[str, str]:
+def reproduce(result: Result, check: CheckResult) -> dict[str, str]:
     """For a check whose verdict is not "unchanged": per side, the command that boots that side's
     kernel build (from the cache) and runs just this check with the run's repetitions, from a ktest
     checkout.  Empty when the run has no build key or never ran the check."""
-    if check.get("verdict") in QUIET_VERDICTS:
+    if check.verdict in QUIET_VERDICTS:
         return {}
-    nid = node_id(result, check["path"])
-    builds = [b for b in result.get("builds", []) if b.get("status") == "PASS" and b.get("key")]
+    nid = node_id(result, check.path)
+    builds = [b for b in result.passed_builds() if b.key]
     if not nid or not builds:
         return {}
     import shlex
 
-    reps = (result.get("settings") or {}).get("reps", 5)
-    keys = {"base": builds[0]["key"], "patched": builds[-1]["key"]} if len(builds) > 1 else {"base": builds[0]["key"]}
-    return {side: shlex.join(["ktest", "boot", "--build", key, "--testcases", nid, "--reps", str(reps)])
+    reps = result.settings.reps
+    keys = {"base": builds[0].key, "patched": builds[-1].key} if len(builds) > 1 else {"base": builds[0].key}
+    return {side: shlex.join(["ktest", "boot", "--build", str(key), "--testcases", nid, "--reps", str(reps)])
             for side, key in keys.items()}
 
 
 # --- the crash leads ---------------------------------------------------------------------------
 
-def crash_lead(result: dict) -> dict | None:
+def crash_lead(result: Result) -> dict | None:
     """The crash every output leads with (verdict["crash"]: a new crash of the patched kernel first,
     else any crash of either side), with every check it kept from running, one plain-text sentence,
     the culprit and the regression entry that stands for it."""
-    c = Verdict.read(result.get("verdict")).crash
+    c = result.outcome.crash
     if not c:
         return None
     side = c.get("side", "patched")
     not_run = list(c.get("not_run") or [])
-    for x in result.get("checks", []):
-        nr = x.get("not_run")
+    for x in result.checks:
+        nr = x.not_run
         if nr and nr["side"] == side and nr["fingerprint"] == c["fingerprint"] and not nr["during"] \
-                and x["path"] not in not_run:
-            not_run.append(x["path"])
+                and x.path not in not_run:
+            not_run.append(x.path)
     c = {**c, "not_run": not_run}
-    cul = result.get("culprit") if c.get("new") else None
+    cul = result.culprit if c.get("new") else None
     return {**c, "sentence": crash_sentence(c, side), "entry": f"new {c['kind']}: {c['fingerprint']}",
-            "culprit": f"patch {cul['patch']} “{cul['subject']}”: {cul['why']}" if cul else None}
+            "culprit": f"patch {cul.patch} “{cul.subject}”: {cul.why}" if cul else None}
 
 
-def check_verdict_text(c: dict) -> str:
-    """A check's verdict as shown: a check its kernel's crash kept from running says so."""
-    nr = c.get("not_run")
-    return nr["reason"] if nr else c["verdict"]
+def check_verdict_text(c: CheckResult | dict) -> str:
+    """A check's verdict as shown: a check its kernel's crash kept from running says so.  (The page's
+    template passes the check's JSON form.)"""
+    if isinstance(c, dict):
+        nr, verdict = c.get("not_run"), c["verdict"]
+    else:
+        nr, verdict = c.not_run, c.verdict
+    return nr["reason"] if nr else verdict
 
 
 # --- JUnit ------------------------------------------------------------------------------------
 
-def render_junit(result: dict) -> str:
+def render_junit(result: Result) -> str:
     return junit_xml([junit_suite(result)])
 
 
@@ -287,12 +247,12 @@ def xml_safe(text: str) -> str:
     return _XML_FORBIDDEN.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def junit_suite(result: dict, name: str | None = None):
+def junit_suite(result: Result, name: str | None = None):
     from junitparser import Error, Failure, Skipped, TestCase, TestSuite
 
-    suite = TestSuite(name or f"ktest.{result['series']['name']}")
+    suite = TestSuite(name or f"ktest.{result.series.name}")
     lead = crash_lead(result)
-    crash_fps = {c["fingerprint"] for c in (result.get("crashes") or {}).get("new", [])}
+    crash_fps = {c["fingerprint"] for c in (result.crashes or {}).get("new", [])}
     if lead:        # first: the crash, with its trace, stands for every check it kept from running
         tc = TestCase(f"kernel.crash.{lead['side']}", classname="ktest.kernel")
         msg = lead["sentence"] + (f"; culprit {lead['culprit']}" if lead["culprit"] else "")
@@ -301,58 +261,66 @@ def junit_suite(result: dict, name: str | None = None):
         if lead.get("not_run"):
             tc.system_out = "not run because of this crash:\n" + "\n".join(lead["not_run"])
         suite.add_testcase(tc)
-    for b in result.get("builds", []):
-        tc = TestCase(f"build.{b['label'].replace(' ', '_').replace('/', '_of_')}", classname="ktest.build")
-        if b["status"] != "PASS":
-            tc.result = [Failure(b.get("error") or "build failed")]
+    for b in result.builds:
+        tc = TestCase(f"build.{b.label.replace(' ', '_').replace('/', '_of_')}", classname="ktest.build")
+        if b.status != Status.PASS:
+            tc.result = [Failure(b.error or "build failed")]
         suite.add_testcase(tc)
-    for c in result.get("checks", []):
-        tc = TestCase(c["path"], classname="ktest.check")
-        tc.system_out = "\n".join(
-            f"{m['metric']}: base {_fmt(m['base_median'], m['unit'])} (n={m['n_base']}) -> patched "
-            f"{_fmt(m['patched_median'], m['unit'])} (n={m['n_patched']}): {m['verdict']} ({m['reason']})"
-            for m in c["metrics"])
-        if c.get("not_run"):
-            nr = c["not_run"]
-            tc.result = [Error(nr["reason"]) if nr["during"] else Skipped(nr["reason"])]
-        elif c["verdict"] in REGRESSIONS:
-            msg = f"{c['base']['status']} -> {c['patched']['status']}"
-            tc.result = [Failure(f"{c['verdict']}: {msg}; " + "; ".join(c["messages"]["patched"]))]
-        elif c["verdict"] == "flaky":
-            tc.result = [Error(f"flaky on patched: {c['patched']['statuses']}")]
-        elif c["verdict"] == "undecided":
-            doubt = [f"{m['metric']}: {m['reason']}" for m in c["metrics"] if m.get("doubt") == "harm"]
-            f = c.get("failures") or {}
-            if f.get("decision") == "UNKNOWN":
-                doubt.insert(0, f"fails in {f['patched'][0]} of {f['patched'][1]} patched boots, "
-                                f"{f['base'][0]} of {f['base'][1]} base (Fisher p={f['p']:.3g})")
-            tc.result = [Error("undecided, not green: " + "; ".join(doubt))]
-        elif c["base"]["status"] == "SKIP" and c["patched"]["status"] == "SKIP":
-            tc.result = [Skipped("; ".join(c["messages"]["patched"]) or "skipped")]
-        elif c["verdict"] == "not compared":
-            msg = (f"not compared: {c['base']['status']} -> {c['patched']['status']}; "
-                   + "; ".join(c["messages"]["patched"] or c["messages"]["base"]))
-            tc.result = [Error(msg) if c["patched"]["status"] in ("FAIL", "ERROR") else Skipped(msg)]
-        suite.add_testcase(tc)
-    for s in result.get("splats", {}).get("new", []):
+    for c in result.checks:
+        suite.add_testcase(_junit_case(c))
+    for s in result.splats.get("new", []):
         if s["fingerprint"] in crash_fps:
             continue            # the crash's own test case above
         tc = TestCase(f"kernel.splat.{s['fingerprint']}", classname="ktest.kernel")
         tc.result = [Failure(f"new {s['kind']} in the patched kernel: {s['title']}")]
         suite.add_testcase(tc)
-    for e in result.get("expected", []):
-        tc = TestCase(f"expected.{e['check']}.{e['metric']}", classname="ktest.expected")
-        if e["held"] is False:
-            tc.result = [Failure(f"declared '{e['change']}' did not hold: {e['observed']}")]
-        elif e["held"] is None:
-            tc.result = [Skipped(f"not measured: {e['observed']}")]
+    for e in result.expected:
+        tc = TestCase(f"expected.{e.check}.{e.metric}", classname="ktest.expected")
+        if e.held is False:
+            tc.result = [Failure(f"declared '{e.change}' did not hold: {e.observed}")]
+        elif e.held is None:
+            tc.result = [Skipped(f"not measured: {e.observed}")]
         suite.add_testcase(tc)
-    v = Verdict.read(result.get("verdict"))
-    if v.status == "could not run":
+    v = result.outcome
+    if v.status == Outcome.COULD_NOT_RUN:
         tc = TestCase(f"run.{v.stage or 'run'}", classname="ktest.run")
         tc.result = [Error(v.error or "could not run")]
         suite.add_testcase(tc)
     return suite
+
+
+def _junit_case(c: CheckResult):
+    """One check as a JUnit test case: a regression fails it; flaky, undecided and a failure on one
+    side only are errors; a check skipped on both sides is skipped."""
+    from junitparser import Error, Failure, Skipped, TestCase
+
+    tc = TestCase(c.path, classname="ktest.check")
+    tc.system_out = "\n".join(
+        f"{m.metric}: base {_fmt(m.base_median, m.unit)} (n={m.n_base}) -> patched "
+        f"{_fmt(m.patched_median, m.unit)} (n={m.n_patched}): {m.verdict} ({m.reason})"
+        for m in c.metrics)
+    base, patched = c.base.status, c.patched.status
+    said = c.messages.get("patched") or []
+    if c.not_run:
+        nr = c.not_run
+        tc.result = [Error(nr["reason"]) if nr["during"] else Skipped(nr["reason"])]
+    elif c.verdict in REGRESSIONS:
+        tc.result = [Failure(f"{c.verdict}: {base} -> {patched}; " + "; ".join(said))]
+    elif c.verdict == "flaky":
+        tc.result = [Error(f"flaky on patched: {[str(s) for s in c.patched.statuses]}")]
+    elif c.verdict == "undecided":
+        doubt = [f"{m.metric}: {m.reason}" for m in c.metrics if m.doubt == "harm"]
+        f = c.failures or {}
+        if f.get("decision") == "UNKNOWN":
+            doubt.insert(0, f"fails in {f['patched'][0]} of {f['patched'][1]} patched boots, "
+                            f"{f['base'][0]} of {f['base'][1]} base (Fisher p={f['p']:.3g})")
+        tc.result = [Error("undecided, not green: " + "; ".join(doubt))]
+    elif base == Status.SKIP and patched == Status.SKIP:
+        tc.result = [Skipped("; ".join(said) or "skipped")]
+    elif c.verdict == "not compared":
+        msg = f"not compared: {base} -> {patched}; " + "; ".join(said or c.messages.get("base") or [])
+        tc.result = [Error(msg) if patched in (Status.FAIL, Status.ERROR) else Skipped(msg)]
+    return tc
 
 
 # --- KCIDB ------------------------------------------------------------------------------------
@@ -378,57 +346,54 @@ def _no_nul(v):
     return v
 
 
-def render_kcidb(result: dict) -> dict:
+def render_kcidb(result: Result) -> dict:
     import kcidb_io
 
-    rid = result["run_id"].replace("-", "_").lower()
-    tree = result["tree"]
-    base_co = {"id": f"{ORIGIN}:{rid}_base", "origin": ORIGIN, "tree_name": tree["name"][:100],
-               "git_commit_hash": tree["base"], "git_commit_name": tree["base_rev"], "start_time": result["created"],
+    rid = result.run_id.replace("-", "_").lower()
+    tree, series, checkout = result.tree, result.series, result.checkout
+    base_co = {"id": f"{ORIGIN}:{rid}_base", "origin": ORIGIN, "tree_name": tree.name[:100],
+               "git_commit_hash": tree.base, "git_commit_name": tree.base_rev, "start_time": result.created,
                "valid": True}
-    co = {"id": f"{ORIGIN}:{rid}", "origin": ORIGIN, "tree_name": tree["name"][:100],
-          "git_commit_hash": tree["base"], "git_commit_name": tree["base_rev"], "start_time": result["created"],
-          "patchset_hash": result["checkout"]["patchset_hash"],
-          "patchset_files": [{"name": f["name"], "url": Path(result["series"]["path"], f["name"]).as_uri()
-                              if not f["name"].count("#") else Path(result["series"]["path"]).as_uri()}
-                             for f in result["checkout"]["patchset_files"]],
-          "valid": bool(result["checkout"]["valid"])}
-    rng = result["series"].get("range")
-    if rng:     # the patched side is a commit of the user's repository: the range's end, with its commits
+    co = {"id": f"{ORIGIN}:{rid}", "origin": ORIGIN, "tree_name": tree.name[:100],
+          "git_commit_hash": tree.base, "git_commit_name": tree.base_rev, "start_time": result.created,
+          "patchset_hash": checkout["patchset_hash"],
+          "patchset_files": [{"name": f["name"], "url": Path(series.path or "", f["name"]).as_uri()
+                              if not f["name"].count("#") else Path(series.path or "").as_uri()}
+                             for f in checkout["patchset_files"]],
+          "valid": bool(checkout["valid"])}
+    if rng := series.range:     # the patched side is a commit of the user's repository: the range's end
         co.update(git_commit_hash=rng["end"], git_commit_name=rng.get("end_rev", rng["end"])[:100],
                   patchset_files=[], patchset_hash="",
-                  misc={"range": rng["spec"], "base": rng["start"],
-                        "commits": [p["commit"] for p in result["series"]["patches"]]})
+                  misc={"range": rng["spec"], "base": rng["start"], "commits": [p.commit for p in series.patches]})
     builds, tests = [], []
     side_build = {}
-    for b in result.get("builds", []):
-        if b["label"] != "base" and b is not result["builds"][-1]:
+    for b in result.builds:
+        if b.label != "base" and b is not result.builds[-1]:
             continue
-        side = "base" if b["label"] == "base" else "patched"
+        side = "base" if b.label == "base" else "patched"
         bid = f"{ORIGIN}:{rid}_{side}"
         side_build[side] = bid
         builds.append({"id": bid, "origin": ORIGIN, "checkout_id": base_co["id"] if side == "base" else co["id"],
                        "architecture": "x86_64", "config_name": "ktest-lean", "compiler": "gcc",
-                       "duration": b["duration_s"] or 0.0, "status": "PASS" if b["status"] == "PASS" else "FAIL"})
-    status_map = {"FLAKY": "FAIL"}
-    for c in result.get("checks", []):
-        for side in ("base", "patched"):
+                       "duration": b.duration_s or 0.0, "status": "PASS" if b.status == Status.PASS else "FAIL"})
+    for c in result.checks:
+        for side, sr in (("base", c.base), ("patched", c.patched)):
             if side not in side_build:
                 continue
-            st = c[side]["status"]
-            t = {"id": f"{ORIGIN}:{rid}_{side}_{c['path']}"[:255], "origin": ORIGIN, "build_id": side_build[side],
-                 "path": kcidb_path("ktest", c["path"]), "status": status_map.get(st, st)}
-            if (c.get("not_run") or {}).get("side") == side:
-                t["misc"] = {"not_run": c["not_run"]["reason"]}
+            t: dict[str, Any] = {"id": f"{ORIGIN}:{rid}_{side}_{c.path}"[:255], "origin": ORIGIN, "build_id": side_build[side],
+                 "path": kcidb_path("ktest", c.path), "status": "FAIL" if sr.status == Status.FLAKY else str(sr.status)}
+            if c.not_run and c.not_run.get("side") == side:
+                t["misc"] = {"not_run": c.not_run["reason"]}
             tests.append(t)
-            for m in c["metrics"]:
-                med = m[f"{side}_median"]
+            for m in c.metrics:
+                med, samples, tail = ((m.base_median, m.base_samples, m.base_p90) if side == "base"
+                                      else (m.patched_median, m.patched_samples, m.patched_p90))
                 if med is None:
                     continue
-                tests.append({"id": f"{t['id']}_{m['metric']}"[:255], "origin": ORIGIN, "build_id": side_build[side],
-                              "path": kcidb_path("ktest", c["path"], m["metric"]), "status": "DONE",
-                              "number": {"value": float(med), "unit": m["unit"]},
-                              "misc": {"samples": m[f"{side}_samples"], "p90": m[f"{side}_p90"]}})
+                tests.append({"id": f"{t['id']}_{m.metric}"[:255], "origin": ORIGIN, "build_id": side_build[side],
+                              "path": kcidb_path("ktest", c.path, m.metric), "status": "DONE",
+                              "number": {"value": float(med), "unit": m.unit},
+                              "misc": {"samples": samples, "p90": tail}})
     data = {"version": {"major": kcidb_io.schema.LATEST.major, "minor": kcidb_io.schema.LATEST.minor},
             "checkouts": [base_co, co], "builds": builds, "tests": tests}
     data = _no_nul(data)
@@ -438,28 +403,29 @@ def render_kcidb(result: dict) -> dict:
 
 # --- Markdown summary ---------------------------------------------------------------------------
 
-def render_summary(result: dict) -> str:
+def render_summary(result: Result) -> str:
     """Markdown for $GITHUB_STEP_SUMMARY.  Every text that comes from the series, the tree, the console
     or the checks goes through md_text: GitHub renders this file, so its HTML, links and images would
     be live."""
     t = md_text
-    v = Verdict.read(result.get("verdict"))
-    icon = {"regression": "❌", "no regression": "✅"}.get(v.status, "⚠️")
+    v = result.outcome
+    s = result.settings
+    icon = {Outcome.REGRESSION: "❌", Outcome.NO_REGRESSION: "✅"}.get(v.status, "⚠️")
     lead = crash_lead(result)
-    lines = [f"## {icon} ktest: {t(result['series']['name'])} on {t(result['tree']['name'])}: "
+    lines = [f"## {icon} ktest: {t(result.series.name)} on {t(result.tree.name)}: "
              f"**{t(v.status)}**" + (f": {t(lead['sentence'])}" if lead else ""), ""]
     if v.error:
         lines += [t(v.error), ""]
+    booted = result.rounds.booted if result.rounds else s.rounds
     if v.undecided:
-        lines += [f"In doubt after {t((result.get('rounds') or {}).get('booted') or result['settings'].get('rounds'))} "
+        lines += [f"In doubt after {t(booted or s.rounds)} "
                   f"round(s), so not green (exit 3); more rounds (`--max-rounds`) can settle them:", ""]
         lines += [f"- {t(u)}" for u in v.undecided] + [""]
-    if rng := result["series"].get("range"):
+    if rng := result.series.range:
         lines += [f"Revision range {t(rng['spec'])}: base {t(rng['start'][:12])}, commits "
-                  + ", ".join(t((p.get("commit") or "")[:12]) for p in result["series"]["patches"]), ""]
-    if result.get("culprit"):
-        c = result["culprit"]
-        lines += [f"Culprit: patch {t(c['patch'])} “{t(c['subject'])}”: {t(c['why'])}", ""]
+                  + ", ".join(t((p.commit or "")[:12]) for p in result.series.patches), ""]
+    if c := result.culprit:
+        lines += [f"Culprit: patch {t(c.patch)} “{t(c.subject)}”: {t(c.why)}", ""]
     if lead:
         if lead.get("trace"):        # an indented code block: literal text, nothing in it is live
             lines += ["    " + inert(l) for l in lead["trace"]] + [""]
@@ -468,22 +434,21 @@ def render_summary(result: dict) -> str:
         if lead.get("not_run"):
             lines += [f"Not run because the kernel crashed in {t(lead.get('during') or lead.get('where'))} "
                       f"({len(lead['not_run'])}): " + ", ".join(t(p) for p in lead["not_run"]), ""]
-    if result.get("checks"):
+    if result.checks:
         lines += ["| check | base | patched | verdict | key metric (median, base → patched) |", "|---|---|---|---|---|"]
-        for c in result["checks"]:
-            m = c["metrics"][0] if c["metrics"] else None
-            km = (f"{t(m['metric'])}: {t(_fmt(m['base_median'], m['unit']))} → "
-                  f"{t(_fmt(m['patched_median'], m['unit']))} (n={m['n_base']}/{m['n_patched']})") if m else ""
-            known = " (known base failure)" if c.get("known_issue") else ""
-            lines.append(f"| {t(c['path'])} | {t(c['base']['status'])}{known} | {t(c['patched']['status'])} | "
-                         f"{t(check_verdict_text(c))} | {km} |")
+        for ch in result.checks:
+            m = ch.metrics[0] if ch.metrics else None
+            km = (f"{t(m.metric)}: {t(_fmt(m.base_median, m.unit))} → "
+                  f"{t(_fmt(m.patched_median, m.unit))} (n={m.n_base}/{m.n_patched})") if m else ""
+            known = " (known base failure)" if ch.known_issue else ""
+            lines.append(f"| {t(ch.path)} | {t(ch.base.status)}{known} | {t(ch.patched.status)} | "
+                         f"{t(check_verdict_text(ch))} | {km} |")
         lines.append("")
-        repro = [(c, reproduce(result, c)) for c in result["checks"]]
-        repro = [(c, cmds) for c, cmds in repro if cmds]
+        repro = [(ch, cmds) for ch in result.checks if (cmds := reproduce(result, ch))]
         if repro:
             lines += ["To reproduce a check (from a ktest checkout, with the run's kernel builds in the cache):", ""]
-            for c, cmds in repro:       # code spans: the commands copy from the page or the raw file and run
-                lines += [f"- {t(c['path'])} ({t(check_verdict_text(c))}):"]
+            for ch, cmds in repro:       # code spans: the commands copy from the page or the raw file and run
+                lines += [f"- {t(ch.path)} ({t(check_verdict_text(ch))}):"]
                 lines += [f"    - {side}: {md_code(cmd)}" for side, cmd in cmds.items()]
             lines.append("")
     agree = agreement.table(result)
@@ -491,36 +456,33 @@ def render_summary(result: dict) -> str:
         lines += ["Upstream selftests as referee (upstream / ktest, per side):", "",
                   "| upstream | ktest checks | base | patched |", "|---|---|---|---|"]
         for a in agree:
-            cells = [f"{t(a[s]['upstream'] or '–')} / {t(a[s]['ktest'] or '–')}"
-                     + {True: " agree", False: " **disagree**", None: ""}[a[s]["agree"]] for s in ("base", "patched")]
+            cells = [f"{t(a[x]['upstream'] or '–')} / {t(a[x]['ktest'] or '–')}"
+                     + {True: " agree", False: " **disagree**", None: ""}[a[x]["agree"]] for x in ("base", "patched")]
             lines.append(f"| {t(a['upstream'])} | {t(', '.join(a['ktest']) or 'none')} | {cells[0]} | {cells[1]} |")
         lines.append("")
-    for e in result.get("expected", []):
-        mark = {True: "held", False: "**did not hold**", None: "not measured"}[e["held"]]
-        lines.append(f"- expected {t(e['change'])} of {t(e['check'])} {t(e['metric'])}: {mark} ({t(e['observed'])})")
-    new = result.get("splats", {}).get("new", [])
-    for s in new:
-        if lead and s["fingerprint"] == lead["fingerprint"]:
+    for e in result.expected:
+        mark = {True: "held", False: "**did not hold**", None: "not measured"}[e.held]
+        lines.append(f"- expected {t(e.change)} of {t(e.check)} {t(e.metric)}: {mark} ({t(e.observed)})")
+    for sp in result.splats.get("new", []):
+        if lead and sp["fingerprint"] == lead["fingerprint"]:
             continue            # it leads the summary already
-        lines.append(f"- new {t(s['kind'])} in patched: {t(s['fingerprint'])}: {t(s.get('title', ''))}")
-    s = result.get("settings", {})
-    if not result.get("boots"):
-        lines += ["", f"Nothing was booted: the run stopped at {t(v.stage or '?')}; run {t(result['run_id'])}."]
+        lines.append(f"- new {t(sp['kind'])} in patched: {t(sp['fingerprint'])}: {t(sp.get('title', ''))}")
+    if not result.boots:
+        lines += ["", f"Nothing was booted: the run stopped at {t(v.stage or '?')}; run {t(result.run_id)}."]
         return "\n".join(lines) + "\n"
-    booted = (result.get("rounds") or {}).get("booted", s.get("rounds"))
-    lines += ["", f"{t(booted)} boots per side (planned {t(s.get('rounds'))}) × {t(s.get('reps'))} repetitions, "
-                  f"accel {t((result.get('env') or {}).get('accel', '?'))}; run {t(result['run_id'])}."]
-    cal = result.get("calibration")
+    lines += ["", f"{t(booted)} boots per side (planned {t(s.rounds)}) × {t(s.reps)} repetitions, "
+                  f"accel {t((result.env or {}).get('accel', '?'))}; run {t(result.run_id)}."]
+    cal = result.calibration
     lines.append(f"Rule {t(v.rule or '?')}; " + (f"noise floors calibrated ({t(cal['boots'])} boots, "
                                                        f"{t(cal['splits'])} splits)."
                  if cal else "**no calibration for this kernel and accel**: noise floors estimated from the base "
                              "samples (run `ktest calibrate`)."))
-    if (result.get("history") or {}).get("trends"):
+    if (result.history or {}).get("trends"):
         lines.append("Metric trends of this series across its runs: `history.html` beside this run's directory.")
     return "\n".join(lines) + "\n"
 
 
-def write_all(result: dict, outdir: Path) -> None:
+def write_all(result: Result, outdir: Path) -> None:
     """Render every output first, then write them: a result no output can be made of (KCIDB refuses a
     field of a result from elsewhere) writes none, instead of half of them."""
     import jsonschema
