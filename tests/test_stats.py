@@ -35,6 +35,27 @@ def test_clear_improvement_is_decided_at_two_boots():
     assert c.boot_values["centre"]["base"] == [902.0, 903.0]
 
 
+def test_an_improved_centre_with_a_tail_in_doubt_only_the_good_way_is_improved():
+    """Recorded in CI (the linkwatch bounce, 2 boots a side): the median fell 915 -> 10 ms in both boots,
+    and one patched boot had a slow repetition (p90 15 and 137 ms against 922 and 926).  The tail's test
+    could not decide at 2 boots, but its harm was ruled out: the metric is improved, not in doubt."""
+    base = [[922.1, 921.3, 925.7, 918.0, 920.4], [913.2, 910.9, 918.9, 912.0, 915.5]]
+    patched = [[9.8, 10.4, 15.1, 9.1, 8.7], [11.25, 10.1, 12.0, 136.6, 9.9]]
+    c = one("up_to_running_kernel", "ms", base, patched)
+    assert c.decisions == {"centre": "DIFFERENT", "tail": "UNKNOWN"}
+    assert c.verdict == "improved" and c.doubt is None and not c.needs_boots, c.reason
+    assert "tail not decided, its harm ruled out" in c.reason
+
+
+def test_an_improved_centre_with_a_tail_in_doubt_the_harmful_way_stays_in_doubt():
+    """Users feel the tail: a median that improves does not excuse a p90 that may have got worse."""
+    base = [[100.0, 101, 99, 102, 100], [101.0, 100, 102, 99, 100]]
+    patched = [[50.0, 51, 49, 50, 300], [51.0, 50, 52, 49, 60]]
+    c = one("m", "ms", base, patched)
+    assert c.decisions["centre"] == "DIFFERENT" and c.decisions["tail"] == "UNKNOWN"
+    assert c.verdict == "inconclusive" and c.doubt == "harm" and c.needs_boots, c.reason
+
+
 def test_regression_on_lower_is_better_and_higher_is_better_flips():
     base, worse = [[10, 11, 12, 10, 11], [11, 12, 10, 11, 10]], [[50, 52, 49, 51, 55], [50, 53, 52, 49, 54]]
     assert one("m", "ms", base, worse).verdict == "regressed"

@@ -18,9 +18,10 @@ samples pooled.
    bound of the harmful shift stays under the floor: no harm as large as the floor), or UNKNOWN
    (neither).  The floor is the larger of the check's declared smallest change that matters
    (`min_effect`) and the metric's noise (calibrated, else estimated from the base samples).
-5. A metric is regressed if an aspect is DIFFERENT the harmful way, else inconclusive (and
-   `ktest run` boots more rounds) if an aspect is UNKNOWN, else improved if an aspect is DIFFERENT the
-   good way, else unchanged.  An inconclusive metric whose harmful bound reaches the floor
+5. A metric is regressed if an aspect is DIFFERENT the harmful way, else improved if an aspect is
+   DIFFERENT the good way and no aspect left UNKNOWN could be harmful (its harmful bound stays under
+   the floor), else inconclusive (and `ktest run` boots more rounds) if an aspect is UNKNOWN, else
+   unchanged.  An inconclusive metric whose harmful bound reaches the floor
    (`doubt` = "harm") keeps the run from being green: the run is "undecided".
 Each comparison carries the smallest harmful change this run could have detected (MDE: t-test power
 0.8 at ALPHA with this run's boots and noise), so that "unchanged" says how large a change it rules out.
@@ -340,6 +341,13 @@ def _decide(c: Comparison, alpha: float) -> None:
     if worse:
         c.verdict, c.aspect, c.reason = "regressed", worse[0][0], f"{desc(worse[0])}, {nb}"
         return
+    if better and all(got[r[0]][1] == "benefit" for r in unknown):
+        # one aspect decided the improvement, and every aspect still open has its harm ruled out: more
+        # boots could only say "better still", so they are not booted for it
+        c.verdict, c.aspect, c.reason = "improved", better[0][0], f"{desc(better[0])}, {nb}"
+        if unknown:
+            c.reason += f"; {', '.join(r[0] for r in unknown)} not decided, its harm ruled out"
+        return
     if unknown:
         harm = [r for r in unknown if got[r[0]][1] == "harm"]
         r = (harm or unknown)[0]
@@ -348,9 +356,6 @@ def _decide(c: Comparison, alpha: float) -> None:
         way = "a harmful" if harm else "an improving"
         c.reason = (f"{desc(r)}: not decided at {nb}: {way} shift as large as the floor is not ruled out "
                     f"(this run detects {_fmt(m, u)}); more boots can settle it")
-        return
-    if better:
-        c.verdict, c.aspect, c.reason = "improved", better[0][0], f"{desc(better[0])}, {nb}"
         return
     c.verdict = "unchanged"
     c.reason = (f"no harmful change as large as the floor ({_fmt(c.noise_floor, u)}; 95 % bound, {nb}); "
