@@ -1,5 +1,6 @@
 """Behaviour unchanged across refactors: the recorded fixtures render byte for byte the summary.md,
-junit.xml and kcidb.json committed in tests/data/golden/.  A change that means to alter an output
+junit.xml, kcidb.json and index.html committed in tests/data/golden/ (the page with the run's logs
+absent: it is rendered beside the fixture, whose boots' logs are not kept).  A change that means to alter an output
 regenerates them (KTEST_UPDATE_GOLDEN=1) and the diff shows in review."""
 
 import json
@@ -19,6 +20,7 @@ RENDERERS = {
     "summary.md": outputs.render_summary,
     "junit.xml": outputs.render_junit,
     "kcidb.json": lambda r: json.dumps(outputs.render_kcidb(r), indent=1, sort_keys=True) + "\n",
+    "index.html": lambda r: outputs.render_html(r, HERE / "fixtures"),
 }
 
 
