@@ -172,10 +172,21 @@ def test_report_links_the_trends_page_only_for_a_recorded_run(result):
 
 
 def test_each_latency_says_which_clock_timed_it():
+    from ktest.base.result import MetricResult
     from ktest.report.outputs import _over_boots, metric_clock
 
     base = {"unit": "ms", "decisions": {"centre": "SAME"}, "mde": 12.0}
-    assert metric_clock({**base, "metric": "up_to_running_kernel"}) == "kernel (kprobes)"
-    assert metric_clock({**base, "metric": "up_to_running"}) == "user space"
-    assert metric_clock({"metric": "tx_packets", "unit": "count"}) is None
-    assert "clock: kernel (kprobes)" in _over_boots({**base, "metric": "cut_to_down_kernel"})
+    M = MetricResult.from_json
+    assert metric_clock(M({**base, "metric": "up_to_running_kernel"})) == "kernel (kprobes)"
+    assert metric_clock(M({**base, "metric": "up_to_running"})) == "user space"
+    assert metric_clock(M({"metric": "tx_packets", "unit": "count"})) is None
+    assert "clock: kernel (kprobes)" in _over_boots(M({**base, "metric": "cut_to_down_kernel"}))
+
+
+def test_the_page_says_which_extra_rounds_were_booted_and_why(result):
+    """The rounds record's list of extra rounds (the schema's `rounds.extra`) reaches the page."""
+    r = copy.deepcopy(result)
+    r["rounds"] = {"planned": 2, "booted": 3, "max": 6, "extra": [{"rounds": [3], "because": ["a.b/lat"]}]}
+    page = render_html(R(r), FIXTURE.parent)
+    assert "Rounds 3 were booted because 1 metric(s) were inconclusive: a.b/lat." in page
+    assert "3 round(s) per side" in page and "at most 6" in page

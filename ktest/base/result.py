@@ -341,6 +341,17 @@ class MetricResult(Doc):
     delta: float | None = None
     lower_is_better: bool | None = None
     doubt: str | None = None         # "harm": a harmful change this run could not settle
+    boots_base: int | None = None
+    boots_patched: int | None = None
+    floor_source: str | None = None  # declared | calibrated | estimated
+    tail_floor: float | None = None
+    q_value: float | None = None
+    q_tail: float | None = None
+    decisions: dict = field(default_factory=dict)   # aspect -> DIFFERENT | SAME | UNKNOWN
+    mde: float | None = None         # the smallest harmful centre shift this run could detect
+    noise: str | None = None         # whose between-boot variance: run | calibrated | history
+    resolution: float | None = None  # the median within-boot IQR of the base
+    replicated: dict | None = None   # an older rule's "holds in every boot", per aspect
     extra: dict = _extra()
 
 

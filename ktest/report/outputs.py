@@ -14,7 +14,7 @@ from ktest.judge import agreement
 from ktest.base.cache import write_json_atomic
 from ktest.judge.crash import sentence as crash_sentence
 from ktest.report.history import anchor
-from ktest.base.result import CheckResult, Outcome, Result, Status
+from ktest.base.result import CheckResult, MetricResult, Outcome, Result, Status
 from ktest.base.safetext import inert, md_code, md_text
 from ktest.judge.verdict import REGRESSIONS
 
@@ -23,10 +23,10 @@ ORIGIN = "ktest"
 
 # --- SVG charts (numbers only; every text goes through escape) -----------------------------------
 
-def strip_chart(m: dict, width: int = 560) -> Markup:
+def strip_chart(m: MetricResult, width: int = 560) -> Markup:
     """Both sides' samples on one linear axis: one row of dots per side, the median as a bar."""
-    rows = [("base", m.get("base_samples") or [], "#5b7db1"), ("patched", m.get("patched_samples") or [], "#d0663a")]
-    vals = [v for _, s, _ in rows for v in s]
+    rows = [("base", m.base_samples, "#5b7db1", m.base_median), ("patched", m.patched_samples, "#d0663a", m.patched_median)]
+    vals = [v for _, s, _, _ in rows for v in s]
     if not vals:
         return Markup("<em>no samples</em>")
     lo, hi = min(0.0, min(vals)), max(vals)
@@ -35,15 +35,14 @@ def strip_chart(m: dict, width: int = 560) -> Markup:
     sx = lambda v: x0 + (v - lo) / (hi - lo) * (x1 - x0)
     h = rh * len(rows) + 22
     parts = [f'<svg class="chart" role="img" width="{width}" height="{h}" viewBox="0 0 {width} {h}" '
-             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(m["metric"])} ({escape(m["unit"])})</title>']
-    for i, (name, samples, color) in enumerate(rows):
+             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(m.metric)} ({escape(m.unit)})</title>']
+    for i, (name, samples, color, med) in enumerate(rows):
         y = 15 + i * rh
         parts.append(f'<text x="4" y="{y + 4}" font-size="12">{name} n={len(samples)}</text>')
         parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y}" y2="{y}" stroke="#ddd"/>')
         for v in samples:
             parts.append(f'<circle cx="{sx(v):.1f}" cy="{y}" r="4" fill="{color}" fill-opacity="0.6">'
-                         f'<title>{v:.2f} {escape(m["unit"])}</title></circle>')
-        med = m.get(f"{name}_median")
+                         f'<title>{v:.2f} {escape(m.unit)}</title></circle>')
         if med is not None:
             parts.append(f'<line x1="{sx(med):.1f}" x2="{sx(med):.1f}" y1="{y - 9}" y2="{y + 9}" stroke="{color}" '
                          f'stroke-width="3"/>')
@@ -51,7 +50,7 @@ def strip_chart(m: dict, width: int = 560) -> Markup:
     for t in range(5):
         v = lo + (hi - lo) * t / 4
         parts.append(f'<text x="{sx(v):.1f}" y="{ya + 14}" font-size="10" text-anchor="middle">{v:.3g}</text>')
-    parts.append(f'<text x="4" y="{ya + 14}" font-size="10">{escape(m["unit"])}</text></svg>')
+    parts.append(f'<text x="4" y="{ya + 14}" font-size="10">{escape(m.unit)}</text></svg>')
     return Markup("".join(parts))
 
 
@@ -96,31 +95,31 @@ def _visible_controls(v):
     return v
 
 
-def metric_clock(m: dict) -> str | None:
+def metric_clock(m: MetricResult) -> str | None:
     """Which clock timed a latency: a check names its kernel-clock metrics `*_kernel` (kprobe events in
     the kernel's CLOCK_MONOTONIC, microseconds, no user-space scheduling in them); other times are taken
     in user space in the guest, where a loaded host adds tens of ms."""
-    if (m.get("unit") or "") not in ("ms", "s", "us"):
+    if (m.unit or "") not in ("ms", "s", "us"):
         return None
-    return "kernel (kprobes)" if m.get("metric", "").endswith("_kernel") else "user space"
+    return "kernel (kprobes)" if m.metric.endswith("_kernel") else "user space"
 
 
-def _over_boots(m: dict) -> str:
+def _over_boots(m: MetricResult) -> str:
     """How a metric fared over boots, in words: each aspect's decision (ktest-rule/3), the smallest
     harmful change the run could detect, and whose noise; a result of the older rule says whether the
     shift held in every boot."""
     names = {"centre": "median", "tail": "p90"}
-    if m.get("decisions"):
+    if m.decisions:
         words = {"DIFFERENT": "changed", "SAME": "ruled out", "UNKNOWN": "in doubt"}
-        parts = [", ".join(f"{names.get(k, k)} {words.get(v, v)}" for k, v in m["decisions"].items())]
-        if m.get("mde") is not None:
-            parts.append(f"detects {_fmt(m['mde'], m.get('unit') or '')}")
+        parts = [", ".join(f"{names.get(k, k)} {words.get(v, v)}" for k, v in m.decisions.items())]
+        if m.mde is not None:
+            parts.append(f"detects {_fmt(m.mde, m.unit or '')}")
         if clock := metric_clock(m):
             parts.append(f"clock: {clock}")
-        if m.get("noise"):
-            parts.append(f"noise: {m['noise']}")
+        if m.noise:
+            parts.append(f"noise: {m.noise}")
         return "; ".join(parts)
-    rep = m.get("replicated")
+    rep = m.replicated
     if not isinstance(rep, dict) or not rep:
         return "not compared over boots"
     return "holds in every boot: " + ", ".join(
@@ -150,10 +149,9 @@ def render_html(result: Result, outdir: Path) -> str:
                      "stdout": _tail(outdir, boot.get("stdout_log"), 80)})
     from ktest.judge.stats import RULE_TEXT
 
-    by_path = {c.path: c for c in result.checks}
-    return env.get_template("report.html.j2").render(r=result.to_json(), logs=logs, rule_text=RULE_TEXT,
+    return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT,
                                                       crash=crash_lead(result), verdict_text=check_verdict_text,
-                                                      reproduce=lambda c: reproduce(result, by_path[c["path"]]),
+                                                      reproduce=lambda c: reproduce(result, c),
                                                       agreement=agreement.table(result))
 
 
@@ -212,14 +210,9 @@ def crash_lead(result: Result) -> dict | None:
             "culprit": f"patch {cul.patch} “{cul.subject}”: {cul.why}" if cul else None}
 
 
-def check_verdict_text(c: CheckResult | dict) -> str:
-    """A check's verdict as shown: a check its kernel's crash kept from running says so.  (The page's
-    template passes the check's JSON form.)"""
-    if isinstance(c, dict):
-        nr, verdict = c.get("not_run"), c["verdict"]
-    else:
-        nr, verdict = c.not_run, c.verdict
-    return nr["reason"] if nr else verdict
+def check_verdict_text(c: CheckResult) -> str:
+    """A check's verdict as shown: a check its kernel's crash kept from running says so."""
+    return c.not_run["reason"] if c.not_run else c.verdict
 
 
 # --- JUnit ------------------------------------------------------------------------------------
