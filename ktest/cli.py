@@ -8,6 +8,7 @@ import re
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from ktest import __version__
 from ktest.host import kconfig
@@ -114,10 +115,10 @@ def _build_args(p: argparse.ArgumentParser) -> None:
                         "the build key, and every symbol is verified in the built .config")
 
 
-def _common(defaults: bool) -> argparse.ArgumentParser:
+def _common(defaults: bool) -> KtestParser:
     """--cache/--debug, accepted before or after the subcommand."""
-    p = argparse.ArgumentParser(add_help=False)
-    sup = {} if defaults else {"default": argparse.SUPPRESS}
+    p = KtestParser(add_help=False)
+    sup: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
     p.add_argument("--cache", metavar="DIR", help="cache dir (default $KTEST_CACHE or ~/.cache/ktest)",
                    **({"default": None} if defaults else sup))
     p.add_argument("--debug", action="store_true", help="show tracebacks", **sup)
@@ -410,6 +411,7 @@ def validate_outputs(args) -> None:
 
     from ktest.base.errors import BadOut, ReportsInTree, ReportsNotADir
 
+    error: type[KtestError]
     if args.cmd == "run":
         if args.reports is None:
             args.reports = str(reports_root(args))

@@ -48,9 +48,9 @@ def find_results(paths: list[Path]) -> list[Path]:
     return list(found.values())
 
 
-def _get(d: dict, dotted: str):
+def _get(d: object, dotted: str) -> object:
     for k in dotted.split("."):
-        d = (d or {}).get(k) if isinstance(d, dict) else None
+        d = d.get(k) if isinstance(d, dict) else None
     return d
 
 
@@ -122,8 +122,7 @@ def _check_cover(what: str, rs: list[Result]) -> None:
         if len(parts) > 1:
             raise ShardsDisagree(what=what, field=f"the checks of shard {r.shard_of[0]} from boot to boot",
                                  a=f"{len(json.loads(min(parts)))} checks", b=f"{len(json.loads(max(parts)))}")
-    sels = [(r, _selection(r)) for r in rs]
-    sels = [(r, s) for r, s in sels if s]
+    sels = [(r, s) for r in rs if (s := _selection(r))]
     if len(sels) < 2:
         return
     collected = [c["id"] for c in sels[0][1]["collected"]]

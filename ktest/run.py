@@ -9,6 +9,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 from ktest import __version__
 from ktest.host import kconfig
@@ -21,7 +22,7 @@ from ktest.judge.console import KnownIssues
 from ktest.host.pipeline import SeriesBuild, build_commits, new_run_id
 from ktest.boot.pool import BootJob, Runner, run_jobs
 from ktest.base.progress import Progress
-from ktest.base.records import Build, Series, Tree, relative_path
+from ktest.base.records import Build, Patch, Series, Tree, relative_path
 from ktest.base.result import (BootRecord, BuildRecord, Culprit, Outcome, Result, Rounds, SeriesRef, Settings, Shard,
                                TreeRef, Verdict)
 from ktest.host.series import apply_series, load
@@ -56,7 +57,7 @@ class RunOptions:
 
 
 def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, progress: Progress,
-               argv: list[str] | None = None, runner: Runner = run_checks) -> tuple[dict, Path]:
+               argv: list[str] | None = None, runner: Runner = run_checks) -> tuple[Result, Path]:
     """`runner` boots one kernel and runs checks in it (checks.run_checks; tests pass a replay)."""
     from ktest.host.tree import series_tree
 
@@ -134,7 +135,7 @@ def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, 
         known_issues=str(Path(opts.known_issues).resolve()) if opts.known_issues else None,
         accel=opts.accel, bisect=opts.bisect, rerun_of=opts.rerun["run_id"] if opts.rerun else None,
         check_areas=chosen, check_areas_why=why,
-        testcases=[relative_path(p, DEFAULT_TESTCASES.parent) for p in opts.testcases],
+        testcases=[relative_path(p, DEFAULT_TESTCASES.parent) for p in opts.testcases or []],
         shard=Shard(*opts.shard) if opts.shard else None)
     return Result(
         run_id=run_id, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -190,7 +191,7 @@ class _Run:
         self.outdir, self.result, self.t0 = outdir, result, time.time()
         self.runs: dict[str, list[dict]] = {"base": [], "patched": []}
         self.built: SeriesBuild | None = None
-        self.cal = None
+        self.cal: calibration.Calibration | None = None
 
     def save(self) -> None:
         self.result.duration_s = round(time.time() - self.t0, 1)
@@ -237,8 +238,8 @@ class _Run:
                 result.builds.append(BuildRecord.failed("base", self.tree.base, e.render()))
                 self.could_not_run(e, "build")
                 raise
-            self._record_builds(partial)
-            p, n = e.patch, len(self.series.patches)
+            self._record_builds(cast(SeriesBuild, partial))
+            p, n = cast(Patch, e.patch), len(self.series.patches)
             result.builds.append(BuildRecord.failed(f"patch {p.index}/{n}", p.commit, e.render()))
             result.culprit = Culprit(p.index, p.subject, "does not build", e.render())
             result.verdict = Verdict(Outcome.REGRESSION, Outcome.REGRESSION.exit_code,
@@ -249,17 +250,17 @@ class _Run:
         self._record_builds(self.built)
         self.save()
         if opts.rerun:
-            self._same_builds(opts.rerun["builds"])
+            self._same_builds(opts.rerun["run_id"], opts.rerun["builds"])
         return True
 
-    def _same_builds(self, want: dict) -> None:
+    def _same_builds(self, run: str, want: dict) -> None:
         """--rerun: the builds must be the stored run's (same commit, kconfig and toolchain = same key)."""
         from ktest.base.errors import RerunDiffers
 
         have = {b.label: b.key for b in self.result.builds}
         for label, key in want.items():
             if have.get(label) != key:
-                e = RerunDiffers(run=self.opts.rerun["run_id"], what=f"build '{label}'",
+                e = RerunDiffers(run=run, what=f"build '{label}'",
                                  why=f"its key is {have.get(label)}, the stored run's {key} (a different "
                                      f"commit, kconfig or toolchain)")
                 self.could_not_run(e, "build")
@@ -274,7 +275,8 @@ class _Run:
     # 3. boots: rounds x sides on the guest pool; base and patched of a round start side by side
     def boot_planned_rounds(self) -> None:
         opts, result = self.opts, self.result
-        self.kernels = {"base": self.built.base, "patched": self.built.patched}
+        built = self._built()
+        self.kernels = {"base": built.base, "patched": built.patched}
         self.common = dict(paths=opts.testcases, reps=opts.reps, accel=opts.accel, known_issues=opts.known_issues,
                            shard=opts.shard)
         self.cal = calibration.for_run(self.cache, self.tree, result.settings.check_areas)
@@ -291,8 +293,14 @@ class _Run:
         result.settings.check_guests = []
         self._boot_rounds(list(range(1, opts.rounds + 1)))
 
+    def _built(self) -> SeriesBuild:
+        """The builds, once the build stage has made them (the stages after it run only then)."""
+        if self.built is None:
+            raise RuntimeError("a stage that boots ran before the build stage")
+        return self.built
+
     def _round_jobs(self, r: int, side: str, parts: list[list[str]]) -> list[tuple[str, dict]]:
-        slow = []
+        slow: list[tuple[str, dict]] = []
         if r == 1 and len(self.slow_parts) == 1:
             slow = [(f"{side}-1-slow", {"slow": "only"})]
         elif r == 1 and self.slow_parts:
@@ -443,7 +451,7 @@ class _Run:
 
     # 6. culprit: which patch of a multi-patch series first shows the regression
     def find_culprit(self) -> None:
-        result, series, builds = self.result, self.series, self.built.patches
+        result, series, builds = self.result, self.series, self._built().patches
         if result.outcome.exit_code != 1:
             return
         if len(builds) > 1 and self.opts.bisect:
