@@ -86,6 +86,29 @@ def test_a_check_known_to_flake_on_the_base_is_not_a_patched_only_failure():
     assert c["verdict"] == "regression", "a clean history makes two failures in two boots evidence"
 
 
+def test_failure_counts_are_corrected_over_the_checks_whose_failures_were_tested():
+    """A run of a harmless series with flaky upstream cases: one of them happens to fail in 4 of 8 patched
+    boots and no base boot (Fisher p = 0.038).  Alone that is a regression; beside another check that
+    failed more often on the patched side it is one of two tests (q = 0.077), undecided.  A check
+    failing in every patched boot stays a regression among them."""
+    def boots(fails: dict[str, list[bool]], n: int):
+        return [run([res(path, "FAIL" if f[i] else "PASS") for path, f in fails.items()]) for i in range(n)]
+
+    alone = compare_checks(boots({"a": [False] * 8}, 8), boots({"a": [True, False] * 4}, 8))
+    assert alone[0]["verdict"] == "regression" and alone[0]["failures"]["q"] == pytest.approx(0.038, abs=1e-3)
+    base = boots({"a": [False] * 8, "b": [True, False, False, False] * 2, "c": [False, True] * 4}, 8)
+    patched = boots({"a": [True, False] * 4, "b": [False, True, True, False] * 2, "c": [True, True, False, False] * 2}, 8)
+    by = {c["path"]: c for c in compare_checks(base, patched)}
+    fa = by["a"]["failures"]
+    assert fa["p"] < 0.05 and fa["q"] > 0.05 and by["a"]["verdict"] == "undecided", fa
+    assert "over the 2 checks whose failures were tested" in fa["why"], "c fails as often on both sides: not tested"
+    assert overall(list(by.values()), {"new": []}).exit_code == 3, "in doubt: never green, not red"
+    base = boots({"a": [False] * 5, "b": [True, False, False, False, False], "c": [False, True, False, False, True]}, 5)
+    patched = boots({"a": [True] * 5, "b": [False, True, True, False, False], "c": [True, True, False, False, True]}, 5)
+    by = {c["path"]: c for c in compare_checks(base, patched)}
+    assert by["a"]["verdict"] == "regression" and by["a"]["failures"]["q"] < 0.05
+
+
 def test_failures_on_both_sides_at_the_same_rate_are_flaky():
     ok, bad = run([res("a")]), run([res("a", "FAIL")])
     (c,) = compare_checks([bad, ok, ok, ok], [ok, bad, ok, ok])

@@ -129,6 +129,25 @@ def failure_verdict(bc: dict, pc: dict, tr: str, history: tuple[int, int] | list
             "history": [hk, hn] if history else None, "verdict": verdict}
 
 
+def correct_failure_tests(failures: list[dict]) -> None:
+    """The run-wide correction for failure counts, as for metrics: Benjamini-Hochberg over the Fisher
+    p-values of every check that failed more often on the patched side (the checks that were tested).
+    A bonding run has some hundred upstream cases, a few of which flake on both sides: each one tested
+    at 5 % on its own would, now and then, be a false regression.  A check whose raw p is under ALPHA
+    but whose q is not stays UNKNOWN: more boots (a check that fails in every patched boot and no base
+    one reaches q < ALPHA with a boot or two more)."""
+    from ktest.judge.stats import adjust
+
+    tested = [f for f in failures if f.get("p", 1.0) < 1.0 and not f.get("why")]
+    for f, q in zip(tested, adjust([f["p"] for f in tested])):
+        f["q"] = q
+        if f["decision"] == "DIFFERENT" and q >= ALPHA:
+            f["decision"], f["verdict"] = "UNKNOWN", "undecided"
+            f["why"] = (f"fails in {f['patched'][0]} of {f['patched'][1]} patched boots, {f['base'][0]} of "
+                        f"{f['base'][1]} base: p={f['p']:.3g}, but q={q:.3g} over the {len(tested)} checks "
+                        f"whose failures were tested")
+
+
 def shown_status(c: dict) -> str:
     """A side's status as the report shows it: a boot the machine or the setup failed is left out
     (a PASS beside one setup ERROR is PASS, not FLAKY), unless every boot failed so."""
@@ -203,6 +222,7 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
             "messages": {"base": bc["messages"][:3], "patched": pc["messages"][:3]},
             "notes": {"base": bc["notes"], "patched": pc["notes"]},
         })
+    correct_failure_tests([c["failures"] for c in checks if c["failures"]])
     _mark_crashed(checks, crash_diff(base_runs, patched_runs))
     judge([c for c, _, _ in pending])
     js = {id(c): {**c.to_json(), "base_samples": bm["samples"] if bm else [], "patched_samples": pm["samples"] if pm else []}
