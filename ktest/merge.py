@@ -217,7 +217,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
     out.mkdir(parents=True, exist_ok=True)
     hist = History.open(db or cache.history_db)
     taken: set[str] = set()
-    runs, suites, summaries = [], [], []
+    runs, suites, summaries, codes = [], [], [], []
     for shards in groups.values():
         sub = _slug(shards[0].result, taken)
         m = merge_group(shards, out / sub)
@@ -226,6 +226,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
         write_all(m, out / sub)
         hist.record(m, out / sub / "result.json")
         v = m.outcome
+        codes.append(v.exit_code)
         runs.append({"dir": sub, "series": m.series.name, "tree": m.tree.name,
                      "kernel": m.tree.version, "run_id": m.run_id, "shards": len(shards),
                      "status": str(v.status), "exit_code": v.exit_code, "regressions": v.regressions,
@@ -235,7 +236,6 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
         suites.append(junit_suite(m, name=f"ktest.{m.series.name}.{m.tree.version}"))
         summaries.append(render_summary(m))
     trends.write(hist, out / "history.html")
-    codes = [r["exit_code"] for r in runs]
     exit_code = worst_exit(codes)
     merged = {"schema": "ktest.merge/1", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "inputs": [str(p) for p in paths], "runs": runs, "exit_code": exit_code}

@@ -8,6 +8,7 @@ User errors are bad inputs (a path, a patch, a revision); infrastructure errors 
 from __future__ import annotations
 
 from pathlib import PurePath
+from typing import Any, Iterable
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
@@ -18,13 +19,13 @@ EXIT_INTERRUPTED = 130
 _SEVERITY = [EXIT_COULD_NOT_RUN, EXIT_REGRESSION, EXIT_UNDECIDED, EXIT_OK]
 
 
-def worst_exit(codes) -> int:
+def worst_exit(codes: Iterable[int]) -> int:
     """The exit code of several runs (series, shards): the most severe; an unknown code counts as
     could not run."""
-    codes = list(codes)
-    if not codes:
+    given = list(codes)
+    if not given:
         return EXIT_OK
-    return min(codes, key=lambda c: _SEVERITY.index(c) if c in _SEVERITY else -1)
+    return int(min(given, key=lambda c: _SEVERITY.index(c) if c in _SEVERITY else -1))
 
 
 class KtestError(Exception):
@@ -36,7 +37,7 @@ class KtestError(Exception):
     hint = ""
     exit_code = EXIT_COULD_NOT_RUN
 
-    def __init__(self, **fields):
+    def __init__(self, **fields: Any) -> None:
         self.fields = fields
         super().__init__(self.render())
 
@@ -105,7 +106,7 @@ class BadSeriesFile(UserError):
     msg = "{path}: lists {name}, which {why}"
     hint = "list the patch files of the series folder by name, one a line (# comments)"
 
-    def __init__(self, why: str = "does not exist", **fields):
+    def __init__(self, why: str = "does not exist", **fields: Any) -> None:
         super().__init__(why=why, **fields)
 
 
@@ -187,7 +188,7 @@ class RunNotFound(UserError):
     code = "run-not-found"
     msg = "{role} {run}: no such stored run ({why})"
 
-    def __init__(self, role: str = "--rerun", **fields):
+    def __init__(self, role: str = "--rerun", **fields: Any) -> None:
         super().__init__(role=role, **fields)
     hint = "`ktest history` lists the recorded runs; a run directory or its result.json works too"
 
@@ -281,7 +282,7 @@ class BadDatabase(UserError):
     msg = "{option} {path} is not a usable ktest history database: {why}"
     hint = "give a new path (it is created) or an SQLite file from an earlier run"
 
-    def __init__(self, option: str = "--db", **fields):
+    def __init__(self, option: str = "--db", **fields: Any) -> None:
         super().__init__(option=option, **fields)
 
 
@@ -378,7 +379,7 @@ class Interrupted(KtestError):
     msg = "interrupted during {stage}"
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self, stage: str, kept: str | PurePath | None = None, **fields):
+    def __init__(self, stage: str, kept: str | PurePath | None = None, **fields: Any) -> None:
         super().__init__(stage=stage, kept=kept, **fields)
 
     def render(self) -> str:

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from ktest.base.records import relative_path
+from ktest.base.records import Build, Warning_, relative_path
 
 SCHEMA = "ktest.result/1"
+Json = dict[str, Any]                 # a JSON object as Python reads it
 
 
 class Side(StrEnum):
@@ -74,7 +75,7 @@ class Doc:
     _absent: frozenset[str]                          # set by from_json: the fields its document lacked
 
     @classmethod
-    def from_json(cls, d: dict):
+    def from_json(cls, d: Json) -> Self:
         known = {f.name: f for f in fields(cls) if f.init and f.name not in ("extra", "_absent")}  # type: ignore[arg-type]
         kw: dict[str, Any] = {}
         for name, v in d.items():
@@ -85,7 +86,7 @@ class Doc:
         obj._absent = frozenset(n for n in known if n not in d)
         return obj
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Json:
         out: dict[str, Any] = {}
         absent: frozenset[str] = getattr(self, "_absent", frozenset())
         for f in fields(self):  # type: ignore[arg-type]
@@ -101,7 +102,7 @@ class Doc:
         return out
 
 
-def _default(f: dataclasses.Field) -> Any:
+def _default(f: dataclasses.Field[Any]) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     if f.default_factory is not dataclasses.MISSING:
@@ -123,7 +124,7 @@ def _read(v: Any, nested: Any, enum: Any) -> Any:
     return v
 
 
-def _enum(enum, v):
+def _enum(enum: Any, v: Any) -> Any:
     try:
         return enum(v)
     except ValueError:
@@ -156,7 +157,7 @@ class TreeRef(Doc):
     version: str | None = None
     repo: str | None = None
     shadow: str | None = None
-    extra: dict = _extra()
+    extra: Json = _extra()
 
 
 @dataclass
@@ -168,7 +169,7 @@ class PatchRef(Doc):
     date: str | None = None
     sha256: str | None = None
     commit: str | None = None
-    extra: dict = _extra()
+    extra: Json = _extra()
 
 
 @dataclass
@@ -180,16 +181,16 @@ class SeriesRef(Doc):
     path: str | None = None
     cover: str | None = None
     patchset_hash: str | None = None
-    expected: dict | None = None
-    range: dict | None = None
-    extra: dict = _extra()
+    expected: Json | None = None
+    range: Json | None = None
+    extra: Json = _extra()
 
 
 @dataclass
 class Shard(Doc):
     index: int
     count: int
-    extra: dict = _extra()
+    extra: Json = _extra()
 
 
 @dataclass
@@ -202,7 +203,7 @@ class Settings(Doc):
     vms: int | None = None
     expr: str | None = None
     kconfig_areas: list[str] = field(default_factory=list)
-    kconfig_add: dict | None = None
+    kconfig_add: Json | None = None
     known_issues: str | None = None
     accel: str | None = None
     bisect: bool | None = None
@@ -211,10 +212,10 @@ class Settings(Doc):
     check_areas_why: str | None = None
     testcases: list[str] = field(default_factory=list)
     shard: Shard | None = None
-    slow_checks: dict | None = None          # {checks: node ids, own_guest}: round 1 only, a guest each
-    check_guests: list[dict] | None = None   # per batch of rounds: guests a side's other checks ran on
-    merged_from: list[dict] | None = None
-    extra: dict = _extra()
+    slow_checks: Json | None = None          # {checks: node ids, own_guest}: round 1 only, a guest each
+    check_guests: list[Json] | None = None   # per batch of rounds: guests a side's other checks ran on
+    merged_from: list[Json] | None = None
+    extra: Json = _extra()
 
 
 @dataclass
@@ -228,12 +229,12 @@ class BuildRecord(Doc):
     duration_s: float | None = None
     key: str | None = None           # the artifact's key, for `ktest boot --build KEY`
     n_warnings: int | None = None
-    new_warnings: list[dict] = field(default_factory=list)
+    new_warnings: list[Json] = field(default_factory=list)
     error: str | None = None
-    extra: dict = _extra()
+    extra: Json = _extra()
 
     @classmethod
-    def of(cls, label: str, b, new: list | None = None) -> "BuildRecord":
+    def of(cls, label: str, b: Build, new: list[Warning_] | None = None) -> "BuildRecord":
         """From a host.build Build (and the warnings this build added over its parent)."""
         return cls(label, b.commit, Status.PASS, b.cached, round(b.duration_s, 1), b.key, len(b.warnings),
                    [dataclasses.asdict(w) for w in new or []])
@@ -251,7 +252,7 @@ class Culprit(Doc):
     subject: str | None
     why: str
     error: str | None = None
-    extra: dict = _extra()
+    extra: Json = _extra()
 
 
 @dataclass
@@ -271,13 +272,13 @@ class Verdict(Doc):
     not_run: list[str] = field(default_factory=list)
     not_compared: list[str] = field(default_factory=list)   # ran on one side only (skipped on the other)
     rule: str | None = None
-    crash: dict | None = None
+    crash: Json | None = None
     stage: str | None = None         # where a run that could not run (or a build regression) stopped
     error: str | None = None
-    extra: dict = _extra()
+    extra: Json = _extra()
 
     @classmethod
-    def could_not_run(cls, stage: str, error: str, exit_code: int = 2, **kw) -> "Verdict":
+    def could_not_run(cls, stage: str, error: str, exit_code: int = 2, **kw: Any) -> "Verdict":
         return cls(Outcome.COULD_NOT_RUN, exit_code, stage=stage, error=error, **kw)
 
     def cannot_run(self, stage: str | None, error: str, exit_code: int = 2) -> "Verdict":
@@ -286,7 +287,7 @@ class Verdict(Doc):
                        extra=dict(self.extra))
 
     @classmethod
-    def read(cls, d: "dict | Verdict | None") -> "Verdict":
+    def read(cls, d: "Json | Verdict | None") -> "Verdict":
         """A stored result's verdict; a result without one (a run cut short) reads as "?", exit 2."""
         if isinstance(d, Verdict):
             return d
@@ -297,12 +298,12 @@ class Verdict(Doc):
 class BootRecord:
     """One entry of result["boots"]: a guest run (checks.GuestRun.to_json()) with its place in the run:
     side, round (0 for a retry or a culprit boot) and purpose; log paths relative to the run dir."""
-    run: dict
+    run: Json
     side: str                        # "base", "patched", "patch 2"
     round: int
     purpose: str = "round"           # "round" | "retry" | "bisect"
 
-    def to_json(self, outdir: Path | None = None) -> dict:
+    def to_json(self, outdir: Path | None = None) -> Json:
         d = {**self.run, "boot": dict(self.run["boot"]), "side": self.side, "round": self.round,
              "purpose": self.purpose}
         if outdir is not None:
@@ -318,7 +319,7 @@ class SideResult(Doc):
     status: Status
     statuses: list[Status] = field(default_factory=list)
     infra_errors: int | None = None
-    extra: dict = _extra()
+    extra: Json = _extra()
 
 
 @dataclass
@@ -347,12 +348,12 @@ class MetricResult(Doc):
     tail_floor: float | None = None
     q_value: float | None = None
     q_tail: float | None = None
-    decisions: dict = field(default_factory=dict)   # aspect -> DIFFERENT | SAME | UNKNOWN
+    decisions: Json = field(default_factory=dict)   # aspect -> DIFFERENT | SAME | UNKNOWN
     mde: float | None = None         # the smallest harmful centre shift this run could detect
     noise: str | None = None         # whose between-boot variance: run | calibrated | history
     resolution: float | None = None  # the median within-boot IQR of the base
-    replicated: dict | None = None   # an older rule's "holds in every boot", per aspect
-    extra: dict = _extra()
+    replicated: Json | None = None   # an older rule's "holds in every boot", per aspect
+    extra: Json = _extra()
 
 
 @dataclass
@@ -365,13 +366,13 @@ class CheckResult(Doc):
     verdict: str                     # "unchanged", "regression", "metric regression", "fixed", "undecided", ...
     transition: str | None = None
     metrics: list[MetricResult] = field(default_factory=list)
-    messages: dict = field(default_factory=dict)
-    notes: dict = field(default_factory=dict)
-    timelines: dict = field(default_factory=dict)
-    failures: dict | None = None     # failure counts a side, Fisher's p and the decision
-    not_run: dict | None = None      # a crash kept it from running: side, fingerprint, reason, during
+    messages: Json = field(default_factory=dict)
+    notes: Json = field(default_factory=dict)
+    timelines: Json = field(default_factory=dict)
+    failures: Json | None = None     # failure counts a side, Fisher's p and the decision
+    not_run: Json | None = None      # a crash kept it from running: side, fingerprint, reason, during
     known_issue: str | None = None   # a known base failure, and why
-    extra: dict = _extra()
+    extra: Json = _extra()
 
     def side(self, side: Side | str) -> SideResult:
         return self.base if side == Side.BASE else self.patched
@@ -385,7 +386,7 @@ class Expectation(Doc):
     metric: str | None = None
     change: str | None = None
     observed: str | None = None
-    extra: dict = _extra()
+    extra: Json = _extra()
 
 
 @dataclass
@@ -394,17 +395,17 @@ class Rounds(Doc):
     planned: int
     booted: int
     max: int | None = None
-    extra_rounds: list[dict] = field(default_factory=list)
-    extra: dict = _extra()
+    extra_rounds: list[Json] = field(default_factory=list)
+    extra: Json = _extra()
 
     @classmethod
-    def from_json(cls, d: dict) -> "Rounds":       # "extra" is the schema's word for the extra rounds
+    def from_json(cls, d: Json) -> "Rounds":       # "extra" is the schema's word for the extra rounds
         d = dict(d)
         rounds = d.pop("extra", None)
         obj = super().from_json({**d, **({"extra_rounds": rounds} if rounds is not None else {})})
         return obj
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Json:
         d = super().to_json()
         if "extra_rounds" in d:
             d["extra"] = d.pop("extra_rounds")
@@ -427,23 +428,23 @@ class Result(Doc):
     schema: str = SCHEMA
     ktest_version: str | None = None
     duration_s: float | None = None
-    checkout: dict = field(default_factory=lambda: {"valid": None})
+    checkout: Json = field(default_factory=lambda: {"valid": None})
     builds: list[BuildRecord] = field(default_factory=list)
-    boots: list[dict] = field(default_factory=list)
+    boots: list[Json] = field(default_factory=list)
     checks: list[CheckResult] = field(default_factory=list)
-    splats: dict = field(default_factory=lambda: {"base": [], "patched": [], "new": []})
-    crashes: dict | None = None
+    splats: Json = field(default_factory=lambda: {"base": [], "patched": [], "new": []})
+    crashes: Json | None = None
     expected: list[Expectation] = field(default_factory=list)
     culprit: Culprit | None = None
     verdict: Verdict | None = None
     rounds: Rounds | None = None
-    calibration: dict | None = None
-    judged_with: dict | None = None
-    env: dict | None = None
-    known_checks: list[dict] = field(default_factory=list)
-    history: dict | None = None
-    compare: dict | None = None
-    extra: dict = _extra()
+    calibration: Json | None = None
+    judged_with: Json | None = None
+    env: Json | None = None
+    known_checks: list[Json] = field(default_factory=list)
+    history: Json | None = None
+    compare: Json | None = None
+    extra: Json = _extra()
 
     # --- the edges: one way in, one way out ---------------------------------------------------------
     @classmethod
@@ -472,7 +473,7 @@ class Result(Doc):
         s = self.settings.shard
         return (s.index, s.count) if s else (1, 1)
 
-    def boots_of(self, side: str, purposes: tuple[str, ...] = ("round", "retry")) -> list[dict]:
+    def boots_of(self, side: str, purposes: tuple[str, ...] = ("round", "retry")) -> list[Json]:
         """The side's boots that count as its evidence (culprit-search boots ran other kernels)."""
         return [b for b in self.boots if b.get("side") == side and b.get("purpose", "round") in purposes]
 
@@ -480,12 +481,13 @@ class Result(Doc):
         return [b for b in self.builds if b.status == Status.PASS]
 
 
-def result_schema() -> dict:
+def result_schema() -> Json:
     """The JSON Schema of ktest.result/1 (ktest/schema/result-1.json, shipped with the package)."""
-    return json.loads(resources.files("ktest").joinpath("schema/result-1.json").read_text())
+    schema: Json = json.loads(resources.files("ktest").joinpath("schema/result-1.json").read_text())
+    return schema
 
 
-def validate(r: Any, path: Path) -> dict:
+def validate(r: Any, path: Path) -> Json:
     """A result.json may come from anywhere (merge runs on artifacts downloaded from forks): check it
     against the ktest.result/1 schema, and that every log it names lies inside its own run directory,
     before using it.  The first violation is named by its place in the document."""

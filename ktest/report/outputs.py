@@ -355,7 +355,7 @@ def render_kcidb(result: Result) -> dict:
                              for f in checkout["patchset_files"]],
           "valid": bool(checkout["valid"])}
     if rng := series.range:     # the patched side is a commit of the user's repository: the range's end
-        co.update(git_commit_hash=rng["end"], git_commit_name=rng.get("end_rev", rng["end"])[:100],
+        co.update(git_commit_hash=rng["end"], git_commit_name=str(rng.get("end_rev") or rng["end"])[:100],
                   patchset_files=[], patchset_hash="",
                   misc={"range": rng["spec"], "base": rng["start"], "commits": [p.commit for p in series.patches]})
     builds, tests = [], []
