@@ -4,6 +4,8 @@ judges; this module builds and boots, as run.py does for a series)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from ktest.judge import calibration
 
 def calibrate_base(cache: Cache, tree, area: str, out: Path, *, boots: int, rounds: int, reps: int,
                    expr: str | None, accel: str, known_issues, vms: int, progress: Progress,
-                   runner: Runner | None = None) -> dict:
+                   runner: Runner | None = None) -> dict[str, Any]:
     """Build (or take from the cache) the base kernel, boot it `boots` times, `vms` at once, and record
     the calibration (stored in the cache, and written with the boots themselves into `out`).  `runner`:
     what boots a kernel and runs its checks (default checks.run_checks; tests give a stand-in)."""

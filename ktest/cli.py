@@ -612,7 +612,7 @@ def cmd_calibrate(args, cache, progress, runner=None) -> int:
 RERUN_FREE = {"rerun", "vms", "accel", "reports", "db", "no_bisect", "jobs", "cache", "debug", "cmd"}
 
 
-def rerun_args(args, cache: Cache) -> dict:
+def rerun_args(args, cache: Cache) -> dict[str, Any]:
     """--rerun RUN_ID: fill args from the stored run (its series, tree and settings) and return what the
     new run must match.  Any other run option given is refused: the stored settings are the point."""
     from ktest.base.errors import RerunWithOption
@@ -646,7 +646,7 @@ def rerun_args(args, cache: Cache) -> dict:
 
 
 
-def rerun_matches(args, rerun: dict) -> None:
+def rerun_matches(args, rerun: dict[str, Any]) -> None:
     """--rerun: the series' patches and, in a tree of the user's, the base are the stored run's, checked
     before any tree is prepared (run.py checks them again on the prepared tree)."""
     from ktest.base.errors import RerunDiffers

@@ -7,6 +7,8 @@ run: same rule, same noise floors (the calibration of B's base, if stored), same
 
 from __future__ import annotations
 
+from typing import Any
+
 import copy
 import time
 from pathlib import Path
@@ -64,7 +66,7 @@ def same_run(a: tuple[Result, Path], b: tuple[Result, Path]) -> None:
         raise SameRun(run=ra.run_id)
 
 
-def _boots(result: Result, rundir: Path, side: str, as_side: str, tag: str, out: Path) -> list[dict]:
+def _boots(result: Result, rundir: Path, side: str, as_side: str, tag: str, out: Path) -> list[dict[str, Any]]:
     """The run's counted boots of `side`, relabelled as `as_side`; their logs are copied under out/TAG/
     so that the comparison's report is self-contained (and re-renders with `ktest report`)."""
     from ktest.base.safeio import Refused, copy_file
@@ -91,7 +93,7 @@ def _build(result: Result, side: str) -> BuildRecord | None:
     return builds[0] if side == "base" else builds[-1]
 
 
-def _who(result: Result, rundir: Path, side: str) -> dict:
+def _who(result: Result, rundir: Path, side: str) -> dict[str, Any]:
     b = _build(result, side)
     return {"run_id": result.run_id, "dir": str(rundir), "created": result.created,
             "series": result.series.name, "tree": result.tree.name, "base": result.tree.base,

@@ -12,6 +12,8 @@ per run, and on top an overview index.html, one junit.xml, one summary.md and me
 
 from __future__ import annotations
 
+from typing import Any
+
 import copy
 import json
 import time
@@ -109,7 +111,7 @@ def validate(shards: list[Shard]) -> None:
     _check_cover(what, rs)
 
 
-def _selection(r: Result) -> dict | None:
+def _selection(r: Result) -> dict[str, Any] | None:
     return next((b["selection"] for b in r.boots if b.get("selection")), None)
 
 
@@ -203,7 +205,7 @@ def _slug(r: Result, taken: set[str]) -> str:
     return name
 
 
-def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) -> dict:
+def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) -> dict[str, Any]:
     """Merge everything under `paths` into `out`; returns merge.json's content (with exit_code)."""
     from ktest.report import trends
     from ktest.report.history import History
@@ -246,7 +248,7 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
     return merged
 
 
-def _overview_md(runs: list[dict]) -> str:
+def _overview_md(runs: list[dict[str, Any]]) -> str:
     from ktest.base.safetext import md_text as t
 
     icon = {0: "✅", 1: "❌"}
@@ -257,7 +259,7 @@ def _overview_md(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _overview_html(merged: dict) -> str:
+def _overview_html(merged: dict[str, Any]) -> str:
     from ktest.report.outputs import template_env
 
     return template_env().get_template("merge.html.j2").render(m=merged)

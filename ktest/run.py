@@ -9,7 +9,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from ktest import __version__
 from ktest.host import kconfig
@@ -53,7 +53,7 @@ class RunOptions:
     kconfig_add: tuple[str, ...] = ()   # --kconfig-add items (CONFIG_X=v or files), the "user" fragment
     # --rerun: the stored run repeated: {"run_id", "patchset_hash", "base", "builds": {label: artifact key}},
     # which this run must match (same patches on the same base, built into the same artifacts)
-    rerun: dict | None = None
+    rerun: dict[str, Any] | None = None
 
 
 def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, progress: Progress,
@@ -92,7 +92,7 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
         raise
 
 
-def _same_series(rerun: dict, series: Series, tree: Tree) -> None:
+def _same_series(rerun: dict[str, Any], series: Series, tree: Tree) -> None:
     """--rerun: the same patches on the same base as the stored run, before any work."""
     from ktest.base.errors import RerunDiffers
 
@@ -146,7 +146,7 @@ def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, 
         known_checks=[e for e in KnownIssues.for_tree(tree.name, opts.known_issues).entries if "check" in e])
 
 
-def _kconfig_add_json(items) -> dict | None:
+def _kconfig_add_json(items) -> dict[str, Any] | None:
     """--kconfig-add as given and the fragment it made (its symbols are verified in every build)."""
     frag = kconfig.user_fragment(items)
     return {"items": list(items), "fragment": frag.text} if frag else None
@@ -189,7 +189,7 @@ class _Run:
         self.cache, self.tree, self.series, self.opts, self.progress = cache, tree, series, opts, progress
         self.runner = runner
         self.outdir, self.result, self.t0 = outdir, result, time.time()
-        self.runs: dict[str, list[dict]] = {"base": [], "patched": []}
+        self.runs: dict[str, list[dict[str, Any]]] = {"base": [], "patched": []}
         self.built: SeriesBuild | None = None
         self.cal: calibration.Calibration | None = None
 
@@ -253,7 +253,7 @@ class _Run:
             self._same_builds(opts.rerun["run_id"], opts.rerun["builds"])
         return True
 
-    def _same_builds(self, run: str, want: dict) -> None:
+    def _same_builds(self, run: str, want: dict[str, Any]) -> None:
         """--rerun: the builds must be the stored run's (same commit, kconfig and toolchain = same key)."""
         from ktest.base.errors import RerunDiffers
 
@@ -299,8 +299,8 @@ class _Run:
             raise RuntimeError("a stage that boots ran before the build stage")
         return self.built
 
-    def _round_jobs(self, r: int, side: str, parts: list[list[str]]) -> list[tuple[str, dict]]:
-        slow: list[tuple[str, dict]] = []
+    def _round_jobs(self, r: int, side: str, parts: list[list[str]]) -> list[tuple[str, dict[str, Any]]]:
+        slow: list[tuple[str, dict[str, Any]]] = []
         if r == 1 and len(self.slow_parts) == 1:
             slow = [(f"{side}-1-slow", {"slow": "only"})]
         elif r == 1 and self.slow_parts:
@@ -355,10 +355,10 @@ class _Run:
             rounds.extra_rounds.append({"rounds": batch, "because": pending})
 
     @property
-    def floors(self) -> dict | None:
+    def floors(self) -> dict[str, Any] | None:
         return self.cal.floors if self.cal else None
 
-    def judged_with(self) -> dict:
+    def judged_with(self) -> dict[str, Any]:
         """The calibrated floors and, from the history, the base kernel's noise model and failure rates
         (every earlier run's base boots of this build and accel are A/A data); kept in the result."""
         from ktest.report.history import History, base_build
@@ -375,7 +375,7 @@ class _Run:
             jw = self.result.judged_with = {"floors": self.floors, "noise": noise, "fail_history": fails}
         return jw
 
-    def compare(self) -> list[dict]:
+    def compare(self) -> list[dict[str, Any]]:
         jw = self.judged_with()
         return compare_checks(self.runs["base"], self.runs["patched"], jw["floors"], once=self.once,
                               noise=jw["noise"], fail_history=jw["fail_history"])
@@ -426,7 +426,7 @@ class _Run:
             self._retry_boots(f"retry{batch}", _just(runs, paths, self.opts),
                               max(1, min(self.opts.vms // 2, room)))
 
-    def _retry_boots(self, tag: str, what: dict, per_side: int) -> None:
+    def _retry_boots(self, tag: str, what: dict[str, Any], per_side: int) -> None:
         keys = [f"{side}-{tag}" + (f"-{k}" if per_side > 1 else "") for k in range(1, per_side + 1)
                 for side in ("base", "patched")]
         jobs = [BootJob(key, self.kernels[key.split("-")[0]].bzimage, self.outdir / "boots" / key, key,
@@ -463,7 +463,7 @@ class _Run:
                                      else "bisect disabled")
 
 
-def _node_ids(runs: dict, paths: list[str]) -> list[str]:
+def _node_ids(runs: dict[str, Any], paths: list[str]) -> list[str]:
     """The pytest node ids that ran these check paths (a sub-result's: its own check's), from the boots'
     results; [] when one is not found (the caller falls back to a -k expression)."""
     ids: dict[str, str] = {}
@@ -477,7 +477,7 @@ def _node_ids(runs: dict, paths: list[str]) -> list[str]:
     return sorted({ids[p] for p in paths})
 
 
-def _just(runs: dict, paths: list[str], opts: RunOptions) -> dict:
+def _just(runs: dict[str, Any], paths: list[str], opts: RunOptions) -> dict[str, Any]:
     """run_checks arguments that select just these check paths: their node ids (no -k, and no shard split
     of so small a collection), else a -k of their function names over the run's testcases and shard."""
     if nodes := _node_ids(runs, paths):
@@ -525,7 +525,7 @@ def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, 
     return Culprit(len(builds), p.subject, "earlier patches do not show the regression")
 
 
-def _shows(c: dict) -> bool:
+def _shows(c: dict[str, Any]) -> bool:
     """Does one boot of an earlier patch show a check's regression?  The culprit search asks whether the
     symptom is there, not for a claim of its own: one boot cannot decide a claim (failure counts and the
     test over boots need more), but a failure where the base passes, or a shift beyond the floor the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import functools
 import json
 import platform
@@ -24,7 +26,7 @@ def host_key() -> str:
     return short_hash(platform.release(), qemu_version(), platform.node())
 
 
-def kvm_probes(cache: Cache) -> dict:
+def kvm_probes(cache: Cache) -> dict[str, Any]:
     """Every cached KVM probe answer (cache/kvm-probe.json), by host key; {} if none or unreadable."""
     try:
         known = json.loads((cache.root / "kvm-probe.json").read_text())
@@ -33,7 +35,7 @@ def kvm_probes(cache: Cache) -> dict:
     return known if isinstance(known, dict) else {}
 
 
-def kvm_answer(cache: Cache) -> dict | None:
+def kvm_answer(cache: Cache) -> dict[str, Any] | None:
     """This host's cached probe answer ({"ok", "reason", ...}), or None if it was never probed."""
     ans = kvm_probes(cache).get(host_key())
     return ans if isinstance(ans, dict) else None

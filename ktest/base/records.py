@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,7 @@ class Tree:
     base_rev: str        # what the user asked for ("v6.12.117", "HEAD", ...)
     version: str         # "6.12.117" from the Makefile
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["repo"], d["shadow"] = str(self.repo), str(self.shadow)
         return d
@@ -36,7 +38,7 @@ class Patch:
     text: str = field(repr=False)
     commit: str | None = None   # set once applied
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("text")
         return d
@@ -48,8 +50,8 @@ class Series:
     path: Path
     patches: list[Patch]
     cover: str | None = None          # cover letter subject, if one was recognised
-    expected: dict | None = None      # the series' declared expected effect (expected.json)
-    range: dict | None = None         # a revision range as the series: spec, repo, start, end (full shas)
+    expected: dict[str, Any] | None = None      # the series' declared expected effect (expected.json)
+    range: dict[str, Any] | None = None         # a revision range as the series: spec, repo, start, end (full shas)
 
     @property
     def patchset_hash(self) -> str:
@@ -67,7 +69,7 @@ class Series:
                    "built as they are"
         return f"[{self.name}] applying {n} patch{'es' if n != 1 else ''} to {tree_name} {base_rev}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "path": str(self.path),
@@ -114,7 +116,7 @@ class Build:
     def log(self) -> Path:
         return self.dir / "build.log"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "commit": self.commit,
             "config_key": self.config_key,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import functools
 import os
@@ -26,12 +28,12 @@ from ktest.base.home import TESTCASES as DEFAULT_TESTCASES
 class GuestRun:
     label: str
     boot: BootResult
-    started: dict | None
-    finished: dict | None
-    results: list[dict]
+    started: dict[str, Any] | None
+    finished: dict[str, Any] | None
+    results: list[dict[str, Any]]
     splats: list[console.Splat]
-    env: dict = field(default_factory=dict)
-    selection: dict | None = None   # selection.json: what was collected, what this shard ran
+    env: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, Any] | None = None   # selection.json: what was collected, what this shard ran
     crash: crash_mod.Crash | None = None   # the kernel crashed: what, in which check, what never ran
 
     @property
@@ -39,21 +41,21 @@ class GuestRun:
         return self.boot.outcome in ("panic", "qemu-died", "crash") or console.crashed(self.splats) \
             or self.crash is not None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"label": self.label, "boot": self.boot.to_json(), "started": self.started,
                 "finished": self.finished, "results": self.results,
                 "splats": [s.to_json() for s in self.splats], "env": self.env, "selection": self.selection,
                 "crash": self.crash.to_json() if self.crash else None}
 
 
-def _read_json(p: Path) -> dict | None:
+def _read_json(p: Path) -> dict[str, Any] | None:
     try:
         return json.loads(p.read_text())
     except (OSError, ValueError):
         return None
 
 
-def _read_results(p: Path) -> list[dict]:
+def _read_results(p: Path) -> list[dict[str, Any]]:
     out = []
     if p.exists():
         for line in p.read_text(errors="replace").splitlines():
@@ -70,7 +72,7 @@ EXTRA_NICS = 1
 
 
 def guest_command(rwdir: Path, paths: list[Path], expr: str | None, reps: int,
-                  selftests: Path | None = None, env: dict | None = None,
+                  selftests: Path | None = None, env: dict[str, Any] | None = None,
                   shard: tuple[int, int] | None = None) -> str:
     """Write the guest's command into rwdir/run.sh and return a short command that runs it: the
     command travels on the kernel command line (base64), which is cut at 2048 bytes on x86.
@@ -143,7 +145,7 @@ def _prerewrite(files: tuple[str, ...]) -> None:
         _host_collect(files, write_bytecode=True)
 
 
-def _host_collect(paths, extra: list[str] | None = None, write_bytecode: bool = False) -> dict | None:
+def _host_collect(paths, extra: list[str] | None = None, write_bytecode: bool = False) -> dict[str, Any] | None:
     """Collect checks on the host as the guest does (its plugin, in a subprocess: the check modules are
     not imported into ktest) and return the plugin's selection.json; None if the collection failed.
     write_bytecode: let Python and pytest cache bytecode (pytest's rewritten modules) beside the sources."""
@@ -179,7 +181,7 @@ def _select_env(slow: bool | str | list[str], ids: list[str] | None = None) -> d
     return env
 
 
-def collect_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, dict]:
+def collect_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, dict[str, Any]]:
     """The checks a guest would run with these paths, -k expression and shard, in collection order:
     node id -> {"cost": declared seconds, "slow": an upstream selftest}.  Collected on the host with
     the guest's own plugin.  A collection that fails says nothing: {}."""

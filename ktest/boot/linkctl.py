@@ -89,7 +89,7 @@ class QMP:
         except Exception:           # a client that never connected, or a monitor already gone
             pass
 
-    def execute(self, command: str, **arguments) -> dict:
+    def execute(self, command: str, **arguments) -> dict[str, Any]:
         from qemu.qmp import ExecuteError, QMPError as LibError
 
         if self._client is None:
@@ -128,7 +128,7 @@ class QMP:
                 pass
 
 
-def handle(req: dict, qmp: QMP) -> dict:
+def handle(req: dict[str, Any], qmp: QMP) -> dict[str, Any]:
     """One request -> its answer (never raises: a bad request or a dead monitor is an answer too)."""
     netdev, up = req.get("netdev"), req.get("up")
     if not isinstance(netdev, str) or not NETDEV.match(netdev) or not isinstance(up, bool):

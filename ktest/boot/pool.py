@@ -32,7 +32,7 @@ class BootJob:
     bzimage: Path
     outdir: Path
     label: str
-    kwargs: dict = field(default_factory=dict)   # for checks.run_checks
+    kwargs: dict[str, Any] = field(default_factory=dict)   # for checks.run_checks
 
 
 def default_vms(accel: str, cpus: int | None = None, mem_gib: float | None = None) -> int:
@@ -109,7 +109,7 @@ class Board:
             self.state[key] = (state, time.monotonic())
 
     @staticmethod
-    def _lines(path: Path) -> list[dict]:
+    def _lines(path: Path) -> list[dict[str, Any]]:
         import json
 
         try:
@@ -173,7 +173,7 @@ class Board:
         return [b for b in (self.beat(k) for k in keys) if b is not None]
 
     @staticmethod
-    def _read(path: Path) -> dict | None:
+    def _read(path: Path) -> dict[str, Any] | None:
         import json
 
         try:
@@ -258,7 +258,7 @@ class _WorkerProgress(Progress):
 Runner = Callable[..., Any]
 
 
-def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, runner: Runner | None = None) -> dict:
+def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, runner: Runner | None = None) -> dict[str, Any]:
     """Run the jobs, at most `vms` at once.  Returns {key: GuestRun}.  `runner` defaults to
     checks.run_checks (tests pass a fake)."""
     from ktest.boot import vm
@@ -267,7 +267,7 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
     runner = runner or run_checks
     if not jobs:
         return {}
-    out: dict = {}
+    out: dict[str, Any] = {}
     lock = threading.Lock()
     vm._abort.clear()               # a new batch (an earlier one in this process may have been aborted)
 

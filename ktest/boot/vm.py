@@ -7,6 +7,8 @@ does this first thing), which ends the boot-timeout phase.
 
 from __future__ import annotations
 
+from typing import Any
+
 import functools
 import json
 import os
@@ -70,7 +72,7 @@ class BootResult:
     stdout_log: Path
     attempts: int = 1
     retried_because: str | None = None
-    env: dict = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
     ended_because: str | None = None   # why ktest ended the boot itself (a crash, a timeout)
     infra_error: str | None = None     # the machine failed a service the guest asked for (host link control)
 
@@ -81,7 +83,7 @@ class BootResult:
         return self.started_after_s is None and self.outcome in ("boot-timeout", "qemu-died", "idle-timeout",
                                                                  "no-harness")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["console_log"], d["stdout_log"] = str(self.console_log), str(self.stdout_log)
         return d
@@ -121,7 +123,7 @@ def vng_command(spec: BootSpec, qmp: Path | None = None) -> list[str]:
     return cmd
 
 
-def vng_env() -> dict:
+def vng_env() -> dict[str, Any]:
     """vng runs its helpers (virtme-run, ...) from PATH: put the venv's bin dir first."""
     import sys
 
@@ -153,7 +155,7 @@ def _pump(stream, path: Path, activity: list[float], tee=None) -> None:
                 tee(line)
 
 
-def _crash_watch(seen: dict):
+def _crash_watch(seen: dict[str, Any]):
     """A console tee that remembers the first fatal or stuck splat line: {"kind", "line", "at"}."""
     from ktest.judge.console import TS, fatal_kind
 
@@ -163,7 +165,7 @@ def _crash_watch(seen: dict):
     return tee
 
 
-def dead_kernel(seen: dict, harness_quiet_s: float, now: float, quiet: float) -> str | None:
+def dead_kernel(seen: dict[str, Any], harness_quiet_s: float, now: float, quiet: float) -> str | None:
     """Pure: why a boot should end now because its kernel is dead, or None.  `seen` is what the console
     watch found; the harness must have been quiet for `quiet` seconds since the splat and since its own
     last write (a harness that keeps writing after an Oops is still running checks)."""
@@ -254,7 +256,7 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     (logdir / "vng-cmd.txt").write_text(shlex.join(cmd) + "\n")
     activity = [time.monotonic()]
     harness = [time.monotonic()]       # the guest script's stdout (the harness's own output)
-    crash_seen: dict = {}
+    crash_seen: dict[str, Any] = {}
     t0 = time.monotonic()
 
     def stdout_tee(_line: str) -> None:
@@ -350,7 +352,7 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
 
 _live: set = set()                 # guests running now, in any thread
 _live_lock = threading.Lock()
-_killed: dict = {}                 # pid -> True: killed by kill_all (the boot is void, not a result)
+_killed: dict[int, bool] = {}                 # pid -> True: killed by kill_all (the boot is void, not a result)
 _abort = threading.Event()         # set by kill_all: every boot loop kills its guest, none starts or retries
 
 
@@ -470,7 +472,7 @@ def _vng_version(vng: str) -> str:
         return "?"
 
 
-def host_env(spec: BootSpec) -> dict:
+def host_env(spec: BootSpec) -> dict[str, Any]:
     return {"qemu": qemu_version(), "vng": _vng_version(vng_binary()), "accel": spec.accel, "cpus": spec.cpus,
             "memory": spec.memory, "virtio_nics": 2 + spec.extra_nics, "host_kernel": platform.release(),
             "host": platform.node()}

@@ -7,6 +7,8 @@ results.jsonl as each check finishes, so a guest that crashes mid-run still leav
 
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 import json
 import os
@@ -25,7 +27,7 @@ def _read(path: str, default: str = "") -> str:
         return default
 
 
-def _write(path: Path, data: dict) -> None:
+def _write(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)

@@ -13,6 +13,8 @@ so, and a check that needs kernel timestamps skips with that reason.
 
 from __future__ import annotations
 
+from typing import Any
+
 import errno
 import os
 import re
@@ -31,9 +33,9 @@ _ARG = re.compile(r"(\w+)=(0x[0-9a-fA-F]+|-?\d+)")
 class Event:
     t_ms: float                  # kernel CLOCK_MONOTONIC, ms
     name: str                    # the probe's name (ktest/<name>)
-    args: dict = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self, t0: float) -> dict:
+    def to_json(self, t0: float) -> dict[str, Any]:
         return {"t_ms": round(self.t_ms - t0, 3), "event": f"kernel: {self.name}",
                 **({"dev": hex(self.args["dev"])} if "dev" in self.args else {})}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import subprocess
 from pathlib import Path
@@ -24,7 +26,7 @@ def repeat(reps: int, one, why: list[str] | None = None):
     """Run `one()` reps times; a repetition whose precondition did not hold is redone (RETRIES times in
     all), and SetupNotEstablished is raised with the reasons if it still does not hold.  Returns
     (results, redone); `why`, when given, collects the reasons of the redone repetitions."""
-    out: list = []
+    out: list[Any] = []
     redone = 0
     why = [] if why is None else why
     while len(out) < reps:
@@ -149,7 +151,7 @@ class _IrqWatch:
         return self.t
 
 
-def host_set_link(nic: str, up: bool, timeout: float = 30.0) -> dict:
+def host_set_link(nic: str, up: bool, timeout: float = 30.0) -> dict[str, Any]:
     """Ask the host to set the QEMU link of virtio NIC `nic` up or down (QMP set_link: a cable pull, seen
     by the guest as a config-change interrupt and netif_carrier_off/on).  Blocks until the host says it
     is done; returns its answer plus `request_ms`, the guest-side round trip (time.monotonic), and
@@ -160,7 +162,7 @@ def host_set_link(nic: str, up: bool, timeout: float = 30.0) -> dict:
     return host_set_netdev(nic_netdev(nic), up, timeout, irq=config_irq(nic))
 
 
-def host_set_netdev(netdev: str, up: bool, timeout: float = 30.0, irq: int | None = None) -> dict:
+def host_set_netdev(netdev: str, up: bool, timeout: float = 30.0, irq: int | None = None) -> dict[str, Any]:
     """host_set_link by QEMU netdev id (n0, n1, ...): for a NIC that was moved into another network
     namespace, where this namespace's /sys/class/net no longer shows it (map it with nic_netdev first).
     `irq`: the NIC's config interrupt (config_irq), watched for `t_irq`."""

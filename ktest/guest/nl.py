@@ -8,6 +8,8 @@ which are passive.  Timestamps are CLOCK_MONOTONIC in this one process.
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import select
 import socket
@@ -47,7 +49,7 @@ class LinkEvent:
     def running(self) -> bool:
         return bool(self.flags & IFF_RUNNING)
 
-    def to_json(self, t0: float = 0.0) -> dict:
+    def to_json(self, t0: float = 0.0) -> dict[str, Any]:
         names = [n for bit, n in ((IFF_UP, "UP"), (IFF_LOWER_UP, "LOWER_UP"), (IFF_RUNNING, "RUNNING"))
                  if self.flags & bit]
         return {"t_ms": round(self.t_ms - t0, 3), "event": self.kind, "dev": self.name, "flags": names,

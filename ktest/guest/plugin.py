@@ -3,6 +3,8 @@ samples, timelines, notes), the `reps` fixture, and one JSON line per check in r
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import os
 import re
@@ -13,18 +15,18 @@ from pathlib import Path
 import pytest
 
 _records: dict[str, "Recorder"] = {}
-_reports: dict[str, dict] = {}
+_reports: dict[str, dict[str, Any]] = {}
 
 
 class Recorder:
     def __init__(self):
-        self.metrics: list[dict] = []
-        self.timelines: list[dict] = []
-        self.notes: dict = {}
-        self.subresults: list[dict] = []
+        self.metrics: list[dict[str, Any]] = []
+        self.timelines: list[dict[str, Any]] = []
+        self.notes: dict[str, Any] = {}
+        self.subresults: list[dict[str, Any]] = []
 
     def metric(self, name: str, samples, unit: str, lower_is_better: bool = True, context: bool = False,
-               min_effect: float | None = None, min_effect_tail: float | None = None) -> dict:
+               min_effect: float | None = None, min_effect_tail: float | None = None) -> dict[str, Any]:
         """Record a measured quantity: every sample, its unit, and a summary.  context=True: shown to
         explain the check's own metrics (e.g. the harness's part of a timing), never a verdict.
         min_effect: the smallest change of this metric that matters to users, in its unit; the A/B rule
@@ -38,7 +40,7 @@ class Recorder:
         self.metrics.append(m)
         return m
 
-    def timeline(self, name: str, events: list[dict]) -> None:
+    def timeline(self, name: str, events: list[dict[str, Any]]) -> None:
         """An ordered list of observed events, each {"t_ms": float, ...}."""
         self.timelines.append({"name": name, "events": events})
 
@@ -50,7 +52,7 @@ class Recorder:
         assert status in ("PASS", "FAIL", "SKIP", "ERROR"), status
         self.subresults.append({"name": name, "status": status, "message": message})
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "timelines": self.timelines, "notes": self.notes}
 
 

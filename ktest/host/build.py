@@ -7,6 +7,8 @@ meta.json is written, so a killed build never leaves an artifact that a later ru
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import os
 import re
@@ -143,7 +145,7 @@ class Builder:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _env(self) -> dict:
+    def _env(self) -> dict[str, Any]:
         env = dict(os.environ, **FIXED_BUILD_ENV, LC_ALL="C")
         if shutil.which("ccache"):
             env.update(CCACHE_DIR=str(self.cache.dir("ccache")), CCACHE_BASEDIR=str(self.cache.root),
@@ -243,10 +245,10 @@ class Builder:
         """Warnings of the whole image, not just of what this (incremental) build recompiled: the
         lineage keeps a map file -> warnings, refreshed for every file this build compiled."""
         path = self.lineage / "warnings.json"
-        by_file: dict[str, list[dict]] = json.loads(path.read_text()) if path.exists() else {}
+        by_file: dict[str, list[dict[str, Any]]] = json.loads(path.read_text()) if path.exists() else {}
         for f in compiled_sources(log):
             by_file.pop(f, None)
-        fresh: dict[str, list[dict]] = {}
+        fresh: dict[str, list[dict[str, Any]]] = {}
         for w in parse_warnings(log, src, obj):
             fresh.setdefault(w.file, []).append(asdict(w))
         by_file.update(fresh)

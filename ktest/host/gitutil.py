@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import subprocess
 from pathlib import Path
@@ -19,7 +21,7 @@ KTEST_IDENT = {
 FIXED_DATE = "2000-01-01T00:00:00+0000"
 
 
-def git(*args: str, cwd: Path | None = None, env: dict | None = None, check: bool = True,
+def git(*args: str, cwd: Path | None = None, env: dict[str, Any] | None = None, check: bool = True,
         input: str | None = None) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, **KTEST_IDENT, GIT_TERMINAL_PROMPT="0", LC_ALL="C")
     if env:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import os
 import shutil
@@ -39,7 +39,7 @@ class SeriesBuild:
         for i, b in enumerate(self.patches, 1):
             yield f"patch {i}", b
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "tree": self.tree.to_json(),
             "series": self.series.to_json() if self.series else None,

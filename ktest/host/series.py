@@ -6,7 +6,7 @@ orders the patches, and an `expected.json` that declares the effect the series s
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import email
 import email.policy
@@ -190,7 +190,7 @@ def load_range(repo_path: Path, spec: str) -> Series:
 EXPECTED_CHANGES = ("decrease", "increase", "none")
 
 
-def _expected_entries(data: dict, key: str, fields: tuple[str, ...]) -> str | None:
+def _expected_entries(data: dict[str, Any], key: str, fields: tuple[str, ...]) -> str | None:
     """Why data[key] is not a list of objects with string `fields`, or None."""
     entries = data.get(key, [])
     if not isinstance(entries, list):
@@ -204,7 +204,7 @@ def _expected_entries(data: dict, key: str, fields: tuple[str, ...]) -> str | No
     return None
 
 
-def load_expected(path: Path, root: Path | None = None) -> dict:
+def load_expected(path: Path, root: Path | None = None) -> dict[str, Any]:
     """A series' expected.json, checked for the shape README documents (before any work is done)."""
     from ktest.base.safeio import SMALL_LIMIT, Refused, read_json
 

@@ -37,7 +37,7 @@ def _agree(up: str | None, ours: str | None) -> bool | None:
     return up == ours
 
 
-def table(result: Result) -> list[dict]:
+def table(result: Result) -> list[dict[str, Any]]:
     """Rows in the area file's order: upstream id, behaviour, the covering ktest checks that ran, and per
     side the upstream status, ktest's, and whether they agree (None: nothing to compare)."""
     by_path = {c.path: c for c in result.checks}

@@ -47,15 +47,15 @@ def splits(k: int, rounds: int):
                 yield pair
 
 
-def judge_splits(runs: list[dict], rounds: int, floors=None) -> dict:
+def judge_splits(runs: list[dict[str, Any]], rounds: int, floors=None) -> dict[str, Any]:
     """Judge every split with the run's rule (ktest-rule/2) and with the old rule; count false alarms.
     `floors` is one floor table for every split, or a function of the split giving its own."""
     groups = list(itertools.islice(splits(len(runs), rounds), MAX_SPLITS))
     n = len(groups)
     run_v2 = run_v1 = run_change = inconclusive = undecided = 0
-    per_metric: dict[str, dict] = {}
-    per_check: dict[str, dict] = {}
-    shifts: dict[tuple, dict] = {}
+    per_metric: dict[str, dict[str, Any]] = {}
+    per_check: dict[str, dict[str, Any]] = {}
+    shifts: dict[tuple, dict[str, Any]] = {}
     for a, b in groups:
         ra, rb = [runs[i] for i in a], [runs[i] for i in b]
         checks = compare_checks(ra, rb, floors(a, b) if callable(floors) else floors)
@@ -96,9 +96,9 @@ def judge_splits(runs: list[dict], rounds: int, floors=None) -> dict:
             "metrics": per_metric, "checks": per_check, "shifts": shifts}
 
 
-def _max_floors(shifts: dict, pairs) -> dict:
+def _max_floors(shifts: dict[str, Any], pairs) -> dict[str, Any]:
     """Each metric's floor: the largest centre and tail shift over the given splits."""
-    floors: dict[str, dict] = {}
+    floors: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         for k, sh in shifts.get(pair, {}).items():
             f = floors.setdefault(k, {"centre": None, "tail": None})
@@ -108,16 +108,16 @@ def _max_floors(shifts: dict, pairs) -> dict:
     return {k: f for k, f in floors.items() if f["centre"] is not None}
 
 
-def held_out_floors(shifts: dict, k: int):
+def held_out_floors(shifts: dict[str, Any], k: int):
     """Out-of-sample floors for a split: calibrated only on the boots the split does not use, so the
     split's own noise never sets the floor it is judged by (None when too few boots are left)."""
-    def floors_for(a: tuple, b: tuple) -> dict:
+    def floors_for(a: tuple, b: tuple) -> dict[str, Any]:
         used = set(a) | set(b)
         return _max_floors(shifts, [p for p in shifts if not used & (set(p[0]) | set(p[1]))])
     return floors_for
 
 
-def calibrate(runs: list[dict], rounds: int) -> dict:
+def calibrate(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
     """Floors from the spread of shifts between groups, then the rates with and without them."""
     raw = judge_splits(runs, rounds)
     floors = {}
@@ -151,13 +151,13 @@ def calibrate(runs: list[dict], rounds: int) -> dict:
             "checks": {p: {k: v / raw["splits"] for k, v in c.items()} for p, c in raw["checks"].items()}}
 
 
-def noise_model(runs: list[dict], source: str = "calibration") -> dict:
+def noise_model(runs: list[dict[str, Any]], source: str = "calibration") -> dict[str, Any]:
     """Each metric's between-boot variance on the compared scale (stats.to_scale) over boots of one
     kernel, the noise model ktest-rule/3 joins to a run's own: {"path/metric": {"centre": {"var", "df"},
     "tail": ..., "source"}}."""
     from ktest.judge.stats import MIN_SAMPLES, p90, to_scale
 
-    vals: dict[str, dict] = {}
+    vals: dict[str, dict[str, Any]] = {}
     for r in runs:
         for path, c in collect([r]).items():
             for name, m in c["metrics"].items():
@@ -175,10 +175,10 @@ def noise_model(runs: list[dict], source: str = "calibration") -> dict:
     return out
 
 
-def pool_noise(*models: dict) -> dict:
+def pool_noise(*models: dict[str, Any]) -> dict[str, Any]:
     """Noise models of one metric from several sources (calibration, history), pooled by their degrees
     of freedom."""
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for m in models:
         for k, v in (m or {}).items():
             if k not in out:
@@ -195,8 +195,8 @@ def pool_noise(*models: dict) -> dict:
     return out
 
 
-def _per_boot_medians(runs: list[dict]) -> dict:
-    out: dict[str, list] = {}
+def _per_boot_medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, list[Any]] = {}
     for r in runs:
         for path, c in collect([r]).items():
             for name, m in c["metrics"].items():
@@ -207,30 +207,30 @@ def _per_boot_medians(runs: list[dict]) -> dict:
 
 @dataclass
 class Calibration:
-    data: dict
+    data: dict[str, Any]
 
     @property
-    def floors(self) -> dict:
+    def floors(self) -> dict[str, Any]:
         return self.data.get("floors", {})
 
     @property
-    def noise(self) -> dict:
+    def noise(self) -> dict[str, Any]:
         return self.data.get("noise", {})
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         d = self.data
         return {k: d.get(k) for k in ("key", "created", "kernel_release", "accel", "area", "rule", "boots",
                                       "rounds", "reps", "splits", "rates")}
 
 
-def store(cache: Cache, data: dict) -> Path:
+def store(cache: Cache, data: dict[str, Any]) -> Path:
     p = path_for(cache, data["key"])
     p.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(p, data)
     return p
 
 
-def load(cache: Cache, k: str) -> dict | None:
+def load(cache: Cache, k: str) -> dict[str, Any] | None:
     p = path_for(cache, k)
     try:
         d = json.loads(p.read_text())
@@ -256,7 +256,7 @@ def for_run(cache: Cache, tree, areas: list[str], accel: str | None = None) -> C
     return Calibration(merged)
 
 
-def record(cache: Cache, tree, area: str, accel: str, runs: list[dict], rounds: int, reps: int) -> dict:
+def record(cache: Cache, tree, area: str, accel: str, runs: list[dict[str, Any]], rounds: int, reps: int) -> dict[str, Any]:
     res = calibrate(runs, rounds)
     rel = next((r.get("env", {}).get("kernel_release") for r in runs if r.get("env")), None)
     data = {"schema": SCHEMA, "key": key(tree.base, accel, area), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ"),

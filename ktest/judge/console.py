@@ -7,6 +7,8 @@ same bug gives the same fingerprint on every boot and build.
 
 from __future__ import annotations
 
+from typing import Any
+
 import fnmatch
 import json
 import re
@@ -67,7 +69,7 @@ class Splat:
     known: str | None = None    # reason, if a known-issues entry matched
     time_s: float | None = None  # the header line's printk timestamp (seconds since boot)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -147,7 +149,7 @@ class KnownIssues:
     [{"check": "bonding.active_backup.peer_notification", "reason": "..."}] for checks the base tree is
     known to fail (the check is still compared: it can get worse); fnmatch patterns."""
 
-    entries: list[dict] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path | None) -> "KnownIssues":

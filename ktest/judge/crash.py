@@ -11,6 +11,8 @@ compared with the splat's printk timestamp.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import asdict, dataclass, field
 
 from ktest.judge.console import FATAL, FUNC, Splat, markers
@@ -37,14 +39,14 @@ class Crash:
     def label(self) -> str:
         return LABEL.get(self.kind, self.kind)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 VERB = {"panic": "panicked", "oops": "oopsed", "bug": "hit a BUG", "hang": "hung", "timeout": "stopped responding"}
 
 
-def sentence(c: dict, side: str = "patched") -> str:
+def sentence(c: dict[str, Any], side: str = "patched") -> str:
     """One line for a reader: "the patched kernel oopsed in F during check C (FINGERPRINT, 2 of 2 boots);
     18 checks not run after it".  Plain text: each output escapes it its own way."""
     kind = c["kind"]
@@ -85,8 +87,8 @@ def trace_lines(text: str, n: int = 8) -> list[str]:
     return out
 
 
-def running_at(console_text: str, line: int | None, at_s: float | None, starts: list[dict],
-               results: list[dict]) -> str | None:
+def running_at(console_text: str, line: int | None, at_s: float | None, starts: list[dict[str, Any]],
+               results: list[dict[str, Any]]) -> str | None:
     """The check that was running at console line `line` (printk time `at_s`).  The console's own
     start/end markers decide when it has any before that line; else the harness's start records and
     the results' finish times, compared with the splat's timestamp."""
@@ -113,7 +115,7 @@ def running_at(console_text: str, line: int | None, at_s: float | None, starts: 
     return running
 
 
-def _unfinished(starts: list[dict], results: list[dict]) -> str | None:
+def _unfinished(starts: list[dict[str, Any]], results: list[dict[str, Any]]) -> str | None:
     """The last check that started and left no result (where a hang without a splat was)."""
     done = {r.get("id") for r in results}
     left = [s for s in starts if s.get("id") not in done]
@@ -121,7 +123,7 @@ def _unfinished(starts: list[dict], results: list[dict]) -> str | None:
 
 
 def analyse(console_text: str, splats: list[Splat], *, outcome: str, harness_started: bool,
-            harness_finished: bool, results: list[dict], starts: list[dict], selection: dict | None,
+            harness_finished: bool, results: list[dict[str, Any]], starts: list[dict[str, Any]], selection: dict[str, Any] | None,
             ended_because: str | None = None) -> Crash | None:
     """The crash of one boot, or None if its kernel did not crash."""
     fatal = next((s for s in splats if s.kind in FATAL), None)
@@ -160,7 +162,7 @@ def analyse(console_text: str, splats: list[Splat], *, outcome: str, harness_sta
                  function=splat.functions[0] if splat and splat.functions else None)
 
 
-def not_run(selection: dict | None, results: list[dict], during: str | None) -> list[str]:
+def not_run(selection: dict[str, Any] | None, results: list[dict[str, Any]], during: str | None) -> list[str]:
     """Checks the harness was going to run (selection.json, in order) that left no result, other than
     the one the kernel crashed in."""
     from ktest.guest.plugin import dotted_path

@@ -4,6 +4,8 @@ Parameterised SQL only."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import math
 import sqlite3
@@ -63,7 +65,7 @@ CREATE INDEX IF NOT EXISTS base_boots_build ON base_boots(build, accel);
 SIDES = ("base", "patched")
 
 
-def _checks(result: Result) -> dict:
+def _checks(result: Result) -> dict[str, Any]:
     return {c.path: {"verdict": c.verdict, "patched": str(c.patched.status)} for c in result.checks}
 
 
@@ -143,14 +145,14 @@ class History:
             self.db.execute("DELETE FROM base_boots WHERE run_id = ?", (result.run_id,))
             self.db.executemany("INSERT INTO base_boots VALUES (?,?,?,?,?,?,?,?,?,?)", _base_boot_rows(result))
 
-    def noise_model(self, build: str, accel: str, exclude: str | None = None, min_df: int = 4) -> dict:
+    def noise_model(self, build: str, accel: str, exclude: str | None = None, min_df: int = 4) -> dict[str, Any]:
         """Each metric's between-boot variance on the compared scale (stats.to_scale), pooled within the
         earlier runs of this base kernel and accel (run-to-run shifts left out: within a run, base and
         patched boot side by side): {"path/metric": {"centre": {"var", "df"}, "tail": ..., "source"}}.
         Only metrics with at least `min_df` degrees of freedom."""
         from ktest.judge.stats import to_scale
 
-        per: dict[tuple, dict] = {}
+        per: dict[tuple, dict[str, Any]] = {}
         for run_id, path, metric, unit, centre, tail in self.db.execute(
                 "SELECT run_id, path, metric, unit, centre, tail FROM base_boots WHERE build = ? AND accel = ? "
                 "AND metric != '' AND run_id != ?", (build, accel, exclude or "")):
@@ -172,7 +174,7 @@ class History:
                 out[f"{path}/{metric}"] = {**model, "source": f"history ({n} earlier run{'s' if n != 1 else ''})"}
         return out
 
-    def fail_history(self, build: str, accel: str, exclude: str | None = None) -> dict:
+    def fail_history(self, build: str, accel: str, exclude: str | None = None) -> dict[str, Any]:
         """{path: (base boots that failed it, base boots that passed or failed it)} in earlier runs of this
         base kernel and accel."""
         out = {}
@@ -184,7 +186,7 @@ class History:
                 out[path] = (int(failed or 0), int(ran))
         return out
 
-    def runs(self, series: str | None = None, limit: int = 20) -> list[dict]:
+    def runs(self, series: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         q = "SELECT run_id, created, series, base, status, exit_code, n_regressions, result_path FROM runs"
         args: tuple = ()
         if series:
@@ -194,7 +196,7 @@ class History:
         cols = ["run_id", "created", "series", "base", "status", "exit_code", "n_regressions", "result_path"]
         return [dict(zip(cols, r)) for r in self.db.execute(q, (*args, limit))]
 
-    def context(self, result: Result) -> dict:
+    def context(self, result: Result) -> dict[str, Any]:
         """The previous run of this series on this base, the last good one, and per-check changes."""
         series, base = result.series.name, result.tree.base
         rows = self.db.execute(
@@ -214,7 +216,7 @@ class History:
                 "last_good": {"run_id": good[0], "created": good[1]} if good else None,
                 "changes": changes}
 
-    def trends(self, series: str | None = None, base: str | None = None, limit: int | None = None) -> list[dict]:
+    def trends(self, series: str | None = None, base: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Each metric's medians across the runs of a series on a base, oldest run first: one entry per
         (series, tree, base), sorted by series, tree and base, each with its runs and, per (check path,
         metric), the runs that measured it with both sides' median, p90 and n (None where a side had
@@ -230,7 +232,7 @@ class History:
         if where:
             q += " WHERE " + " AND ".join(where)
         q += " ORDER BY series, tree, base, created, run_id"
-        groups: dict[tuple, dict] = {}
+        groups: dict[tuple, dict[str, Any]] = {}
         for run_id, created, ser, tree, bse, status, phash in self.db.execute(q, args):
             g = groups.setdefault((ser, tree, bse), {"series": ser, "tree": tree, "base": bse, "runs": [],
                                                        "metrics": []})
@@ -241,7 +243,7 @@ class History:
                 if not g["runs"]:
                     continue
             order = {r["run_id"]: i for i, r in enumerate(g["runs"])}
-            series_metrics: dict[tuple, dict] = {}
+            series_metrics: dict[tuple, dict[str, Any]] = {}
             for chunk in _chunks(list(order), 500):       # SQLite caps the number of parameters
                 marks = ",".join("?" * len(chunk))
                 for run_id, path, metric, unit, side, med, p90, n in self.db.execute(
@@ -262,6 +264,6 @@ class History:
         return [g for g in groups.values() if g["runs"]]
 
 
-def _chunks(xs: list, n: int):
+def _chunks(xs: list[Any], n: int):
     for i in range(0, len(xs), n):
         yield xs[i:i + n]

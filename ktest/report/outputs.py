@@ -190,7 +190,7 @@ def reproduce(result: Result, check: CheckResult) -> dict[str, str]:
 
 # --- the crash leads ---------------------------------------------------------------------------
 
-def crash_lead(result: Result) -> dict | None:
+def crash_lead(result: Result) -> dict[str, Any] | None:
     """The crash every output leads with (verdict["crash"]: a new crash of the patched kernel first,
     else any crash of either side), with every check it kept from running, one plain-text sentence,
     the culprit and the regression entry that stands for it."""
@@ -221,7 +221,7 @@ def render_junit(result: Result) -> str:
     return junit_xml([junit_suite(result)])
 
 
-def junit_xml(suites: list) -> str:
+def junit_xml(suites: list[Any]) -> str:
     from junitparser import JUnitXml
 
     xml = JUnitXml()
@@ -339,7 +339,7 @@ def _no_nul(v):
     return v
 
 
-def render_kcidb(result: Result) -> dict:
+def render_kcidb(result: Result) -> dict[str, Any]:
     import kcidb_io
 
     rid = result.run_id.replace("-", "_").lower()

@@ -4,6 +4,8 @@ computed here as numbers; the template draws it, so every text on the page goes 
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 import time
 from pathlib import Path
@@ -26,7 +28,7 @@ def _short_time(created: str) -> str:
     return f"{created[5:10]} {created[11:16]}" if len(created) >= 16 else created
 
 
-def chart(metric: dict, runs: list[dict]) -> dict | None:
+def chart(metric: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Where to draw one metric of a series on a base: x is the run's place among the group's runs,
     y the value on an axis spanning every median and p90 shown.  None when no run has a number."""
     vals = [pt[s][k] for pt in metric["points"] for s in SIDES if pt[s] for k in ("median", "p90")
@@ -63,7 +65,7 @@ def chart(metric: dict, runs: list[dict]) -> dict | None:
             "xticks": xticks, "yticks": yticks}
 
 
-def render(groups: list[dict], series: str | None = None) -> str:
+def render(groups: list[dict[str, Any]], series: str | None = None) -> str:
     from ktest.report.outputs import template_env
 
     env = template_env()
@@ -77,7 +79,7 @@ def render(groups: list[dict], series: str | None = None) -> str:
         written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
-def write(hist: History, out: Path, series: str | None = None, limit: int = TRENDS_RUNS) -> list[dict]:
+def write(hist: History, out: Path, series: str | None = None, limit: int = TRENDS_RUNS) -> list[dict[str, Any]]:
     """Write the trends page of every series (or one) in the history to `out`; returns its groups."""
     groups = hist.trends(series=series, limit=limit)
     write_text_atomic(out, render(groups, series))
