@@ -78,7 +78,16 @@ def test_two_ci_shards_merged_give_the_unsharded_verdicts(unsharded, tmp_path):
     assert len(steady) >= len(vw) // 2, (vw, vm)
     assert {p: vm[p] for p in steady} == {p: vw[p] for p in steady}
     assert not any(v in REGRESSIONS for v in vm.values()), vm
-    assert [(e["check"], e["held"]) for e in merged["expected"]] == [(e["check"], e["held"]) for e in whole["expected"]]
+    # an expectation of a steady check holds alike; one of an unsteady check may be decided in one set of
+    # boots and not yet in the other (seen: gap_0_5s's patched p90s 3 and 69 ms against 511 and 521, a
+    # tail whose harm two boots cannot rule out on the log scale), but never the other way round
+    held = {r_: {e["check"]: e["held"] for e in r["expected"]} for r_, r in (("whole", whole), ("merged", merged))}
+    assert list(held["whole"]) == list(held["merged"])
+    for check, h in held["whole"].items():
+        if check in steady:
+            assert held["merged"][check] == h, (check, held)
+        else:
+            assert False not in (h, held["merged"][check]), (check, held)
     n = {c["path"]: [m["n_base"] for m in c["metrics"]] for c in merged["checks"] if c["path"] in steady}
     assert n == {c["path"]: [m["n_base"] for m in c["metrics"]] for c in whole["checks"] if c["path"] in steady}, \
         "same number of samples"
