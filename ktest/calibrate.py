@@ -4,11 +4,10 @@ judges; this module builds and boots, as run.py does for a series)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from ktest import areas
 from ktest.base.cache import Cache

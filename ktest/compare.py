@@ -7,11 +7,10 @@ run: same rule, same noise floors (the calibration of B's base, if stored), same
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
 import time
 from pathlib import Path
+from typing import Any
 
 from ktest import __version__
 from ktest.base.cache import Cache

@@ -12,14 +12,13 @@ per run, and on top an overview index.html, one junit.xml, one summary.md and me
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
 import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ktest import __version__
 from ktest.base import safeio

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import functools
 import json
 import platform
 import subprocess
+from typing import Any
 
 from ktest.base.cache import Cache, short_hash
 

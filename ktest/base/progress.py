@@ -7,12 +7,11 @@ Actions ($GITHUB_ACTIONS=true, not a terminal) every stage opens a collapsible l
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
 import sys
 import threading
 import time
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape as _markup_escape

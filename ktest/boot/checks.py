@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import json
 import functools
+import json
 import os
 import shlex
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ktest.judge import console
 from ktest.judge import crash as crash_mod

@@ -9,8 +9,6 @@ request-to-ack time is context for the reader; checks time the kernel's reaction
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
 import json
 import logging
@@ -19,6 +17,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 NETDEV = re.compile(r"^n\d{1,2}$")       # vng --network loop: n0, n1, ...
 

@@ -7,8 +7,6 @@ does this first thing), which ends the boot-timeout phase.
 
 from __future__ import annotations
 
-from typing import Any
-
 import functools
 import json
 import os
@@ -21,6 +19,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ktest.base.cache import Cache, write_json_atomic
 from ktest.base.machine import host_key, qemu_version

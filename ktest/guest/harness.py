@@ -7,8 +7,6 @@ results.jsonl as each check finishes, so a guest that crashes mid-run still leav
 
 from __future__ import annotations
 
-from typing import Any
-
 import argparse
 import json
 import os
@@ -16,6 +14,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ktest.base.home import ROOT
 

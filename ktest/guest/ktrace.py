@@ -13,14 +13,13 @@ so, and a check that needs kernel timestamps skips with that reason.
 
 from __future__ import annotations
 
-from typing import Any
-
 import errno
 import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 GROUP = "ktest"

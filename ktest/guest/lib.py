@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 
 RETRIES = 3     # repetitions whose precondition did not hold are redone this often

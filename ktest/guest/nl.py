@@ -8,14 +8,13 @@ which are passive.  Timestamps are CLOCK_MONOTONIC in this one process.
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
 import select
 import socket
 import struct
 import time
 from dataclasses import dataclass
+from typing import Any
 
 NETLINK_ROUTE = 0
 RTMGRP_LINK = 1

@@ -3,14 +3,13 @@ samples, timelines, notes), the `reps` fixture, and one JSON line per check in r
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import os
 import re
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 

@@ -7,8 +7,6 @@ meta.json is written, so a killed build never leaves an artifact that a later ru
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import os
 import re
@@ -18,6 +16,7 @@ import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from ktest.host import kconfig
 from ktest.areas import selftest_exports

@@ -10,14 +10,13 @@ metric's floor and the report shows it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import itertools
 import json
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ktest.base.cache import Cache, write_json_atomic
 from ktest.judge.stats import RULE, compare_v1, percentile

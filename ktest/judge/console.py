@@ -7,13 +7,12 @@ same bug gives the same fingerprint on every boot and build.
 
 from __future__ import annotations
 
-from typing import Any
-
 import fnmatch
 import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 TS = re.compile(r"^\s*\[\s*(\d+\.\d+)\]\s?")        # printk time prefix
 # (kind, pattern) in priority order; the first match on a line starts a splat

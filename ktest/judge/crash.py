@@ -11,9 +11,8 @@ compared with the splat's printk timestamp.
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ktest.judge.console import FATAL, FUNC, Splat, markers
 

@@ -4,14 +4,13 @@ Parameterised SQL only."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import math
 import sqlite3
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ktest.base.cache import short_hash
 from ktest.base.result import Result

@@ -4,11 +4,10 @@ computed here as numbers; the template draws it, so every text on the page goes 
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from ktest.base.cache import write_text_atomic
 from ktest.report.history import SIDES, History, anchor
