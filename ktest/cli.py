@@ -8,7 +8,7 @@ import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ktest import __version__
 from ktest.host import kconfig
@@ -17,6 +17,10 @@ from ktest.base.home import ROOT as DEFAULT_PROJECT     # the checks' root: a ch
 from ktest.base.errors import EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED, Interrupted, KtestError, ResultMissing, worst_exit
 from ktest.base.result import Result
 from ktest.base.safetext import inert
+
+if TYPE_CHECKING:
+    from ktest.base.progress import Progress
+    from ktest.boot.pool import Runner
 
 EPILOG = """\
 start here:
@@ -284,7 +288,7 @@ def _boot_args(p: argparse.ArgumentParser) -> None:
                    help="JSON list of {fingerprint, reason}: splats that are expected")
 
 
-def _tree(args, cache: Cache, progress):
+def _tree(args: argparse.Namespace, cache: Cache, progress: Progress):
     from ktest.host.tree import DEFAULT_KERNEL, debian_tree, user_tree
 
     if args.tree:
@@ -292,7 +296,7 @@ def _tree(args, cache: Cache, progress):
     return debian_tree(cache, args.kernel or DEFAULT_KERNEL, progress=progress.info)
 
 
-def validate_inputs(args) -> None:
+def validate_inputs(args: argparse.Namespace) -> None:
     """Input files and option combinations checked before any work (no tree prepared, nothing built
     or booted): each refusal is one line, exit 2."""
     from ktest.judge.console import KnownIssues
@@ -370,7 +374,7 @@ def check_reports(path: Path) -> None:
         raise ReportsNotADir(path=path, why="exists and is not a directory")
 
 
-def validate_numbers(args) -> None:
+def validate_numbers(args: argparse.Namespace) -> None:
     """Numbers every command that takes them checks before any work (run's in validate_run too)."""
     from ktest.base.errors import BadOption
 
@@ -388,7 +392,7 @@ def validate_numbers(args) -> None:
         raise BadOption(option="--max-rounds", value=args.max_rounds, why="must be at least 1")
 
 
-def reports_root(args) -> Path:
+def reports_root(args: argparse.Namespace) -> Path:
     """Where outputs go when no --reports/--out names a place: reports/ in the current directory, unless
     that lies inside the --tree (the user's kernel tree is never modified, not even by an untracked
     reports/): then reports/ in the cache ($KTEST_CACHE or ~/.cache/ktest)."""
@@ -404,7 +408,7 @@ DEFAULT_OUT = {"merge": "merged-%Y%m%d-%H%M%S", "compare": "compare-%Y%m%d-%H%M%
                "calibrate": "calibrate-%Y%m%d-%H%M%S"}
 
 
-def validate_outputs(args) -> None:
+def validate_outputs(args: argparse.Namespace) -> None:
     """--reports and --out (given, or their defaults) must be directories ktest can write, outside the
     kernel tree: checked before any work, so that a finished run's verdict is never lost to them."""
     import time
@@ -450,7 +454,7 @@ def writable_dir(path: Path) -> str | None:
     return None
 
 
-def validate_checks(args) -> None:
+def validate_checks(args: argparse.Namespace) -> None:
     """--testcases (files or folders of checks that exist) and -k (an expression pytest parses), before
     any build: a typo here would otherwise surface in the guest, after the builds."""
     from ktest.base.errors import BadExpr, BadTestcases
@@ -486,7 +490,7 @@ def validate_checks(args) -> None:
             raise BadExpr(expr=expr, why=getattr(e, "msg", None) or str(e)) from None
 
 
-def check_history_db(args) -> None:
+def check_history_db(args: argparse.Namespace) -> None:
     """The history database run and merge record into (--db, $KTEST_DB, or the cache's) must be one
     ktest can write: found before the work, not when the finished run is recorded."""
     import os
@@ -517,7 +521,7 @@ def check_history_db(args) -> None:
                                                         f"writes a journal beside the database)")
 
 
-def cmd_tree(args, cache, progress) -> int:
+def cmd_tree(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     t = _tree(args, cache, progress)
     if args.json:
         print(json.dumps(t.to_json(), indent=2))
@@ -526,7 +530,7 @@ def cmd_tree(args, cache, progress) -> int:
     return 0
 
 
-def cmd_build(args, cache, progress) -> int:
+def cmd_build(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     from ktest.host.pipeline import build_series
 
     tree = _tree(args, cache, progress)
@@ -550,7 +554,7 @@ def _bounded(option: str, value, lo: int, hi: int) -> None:
         raise BadOption(option=option, value=value, why=f"must be between {lo} and {hi}")
 
 
-def _vms(args) -> int:
+def _vms(args: argparse.Namespace) -> int:
     from ktest.boot.pool import MAX_VMS, default_vms
 
     _bounded("--vms", args.vms, 1, MAX_VMS)
@@ -559,7 +563,7 @@ def _vms(args) -> int:
     return default_vms("kvm" if args.accel == "kvm" else "tcg")
 
 
-def validate_run(args) -> None:
+def validate_run(args: argparse.Namespace) -> None:
     """Numbers checked before any work: one line, exit 2."""
     from ktest.base.errors import BadOption
 
@@ -573,7 +577,7 @@ def validate_run(args) -> None:
             raise BadOption(option="--max-rounds", value=args.max_rounds, why=f"is less than --rounds {args.rounds}")
 
 
-def cmd_calibrate(args, cache, progress, runner=None) -> int:
+def cmd_calibrate(args: argparse.Namespace, cache: Cache, progress: Progress, runner: Runner | None = None) -> int:
     import time
 
     from ktest import calibrate
@@ -612,7 +616,7 @@ def cmd_calibrate(args, cache, progress, runner=None) -> int:
 RERUN_FREE = {"rerun", "vms", "accel", "reports", "db", "no_bisect", "jobs", "cache", "debug", "cmd"}
 
 
-def rerun_args(args, cache: Cache) -> dict[str, Any]:
+def rerun_args(args: argparse.Namespace, cache: Cache) -> dict[str, Any]:
     """--rerun RUN_ID: fill args from the stored run (its series, tree and settings) and return what the
     new run must match.  Any other run option given is refused: the stored settings are the point."""
     from ktest.base.errors import RerunWithOption
@@ -646,7 +650,7 @@ def rerun_args(args, cache: Cache) -> dict[str, Any]:
 
 
 
-def rerun_matches(args, rerun: dict[str, Any]) -> None:
+def rerun_matches(args: argparse.Namespace, rerun: dict[str, Any]) -> None:
     """--rerun: the series' patches and, in a tree of the user's, the base are the stored run's, checked
     before any tree is prepared (run.py checks them again on the prepared tree)."""
     from ktest.base.errors import RerunDiffers
@@ -666,7 +670,7 @@ def rerun_matches(args, rerun: dict[str, Any]) -> None:
                                why=f"it is {base[:12]} now, {rerun['base'][:12]} then")
 
 
-def cmd_run(args, cache, progress, runner=None) -> int:
+def cmd_run(args: argparse.Namespace, cache: Cache, progress: Progress, runner: Runner | None = None) -> int:
     from ktest.base import shard
     from ktest.run import RunOptions, run_series
 
@@ -736,7 +740,7 @@ def run_summary_lines(result: Result, outdir: Path) -> list[str]:
     return lines
 
 
-def _base_image(args, cache: Cache, progress) -> Path:
+def _base_image(args: argparse.Namespace, cache: Cache, progress: Progress) -> Path:
     """The bzImage of the chosen tree's base (built, or taken from the cache)."""
     from ktest.host.build import Builder
 
@@ -744,7 +748,7 @@ def _base_image(args, cache: Cache, progress) -> Path:
     return Builder(cache, tree, progress=progress).build(tree.base, "base").bzimage
 
 
-def cmd_kvm(args, cache, progress) -> int:
+def cmd_kvm(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     from ktest.base.errors import KvmUnusable
     from ktest.boot.vm import forget_kvm_probe, probe_kvm
 
@@ -758,7 +762,7 @@ def cmd_kvm(args, cache, progress) -> int:
     return 0
 
 
-def cmd_merge(args, cache, progress) -> int:
+def cmd_merge(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     import time
 
     from ktest.merge import merge
@@ -773,7 +777,7 @@ def cmd_merge(args, cache, progress) -> int:
     return m["exit_code"]
 
 
-def cmd_report(args, cache, progress) -> int:
+def cmd_report(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     from ktest.report.outputs import write_all
 
     path = Path(args.result)
@@ -786,7 +790,7 @@ def cmd_report(args, cache, progress) -> int:
     return 0
 
 
-def cmd_history(args, cache, progress) -> int:
+def cmd_history(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     from ktest.report.history import History
 
     if args.out and not args.html:
@@ -822,7 +826,7 @@ def cmd_history(args, cache, progress) -> int:
     return 0
 
 
-def _kernel_image(args, cache, progress) -> Path:
+def _kernel_image(args: argparse.Namespace, cache: Cache, progress: Progress) -> Path:
     """--bzimage, --build KEY|DIR, or the chosen tree's base kernel: a checked bzImage."""
     from ktest.base.errors import BootImageMissing
     from ktest.boot.vm import check_bzimage
@@ -840,7 +844,7 @@ def _kernel_image(args, cache, progress) -> Path:
     return bz
 
 
-def cmd_compare(args, cache, progress) -> int:
+def cmd_compare(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     import time
 
     from ktest import compare
@@ -860,7 +864,7 @@ def cmd_compare(args, cache, progress) -> int:
     return m.outcome.exit_code
 
 
-def cmd_shell(args, cache, progress) -> int:
+def cmd_shell(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     import tempfile
 
     from ktest.boot import shell
@@ -880,7 +884,7 @@ def cmd_shell(args, cache, progress) -> int:
     return 0 if rc == 0 else EXIT_COULD_NOT_RUN
 
 
-def cmd_boot(args, cache, progress) -> int:
+def cmd_boot(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     import time
 
     from ktest.boot.checks import run_checks
@@ -921,7 +925,7 @@ def cmd_boot(args, cache, progress) -> int:
     return 1 if bad else 0
 
 
-def cmd_doctor(args, cache, progress) -> int:
+def cmd_doctor(args: argparse.Namespace, cache: Cache, progress: Progress) -> int:
     from ktest import doctor
     from ktest.host.tree import DEFAULT_KERNEL
 
@@ -947,7 +951,7 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None, runner=None) -> int:
+def main(argv: list[str] | None = None, runner: Runner | None = None) -> int:
     """Ctrl-C at any point, even while the modules are still being imported, is one line and 130.
     `runner` (tests only) boots the kernels of `ktest run` in place of checks.run_checks."""
     try:
@@ -957,7 +961,7 @@ def main(argv: list[str] | None = None, runner=None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _main(argv: list[str] | None, runner=None) -> int:
+def _main(argv: list[str] | None, runner: Runner | None = None) -> int:
     import signal
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
