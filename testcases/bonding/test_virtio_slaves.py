@@ -152,15 +152,8 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
                 n_lost, win, sent = stream.finish()
                 mon.close()
             assert n_lost < sent // 2, f"traffic flows again after the failover: {n_lost} of {sent} lost"
-            if kclock is not None:
-                ev = kclock.read()
-                k_off = ktrace_mod.first(ev, "carrier_off", t_req)
-                k_fo = k_off and next((e for e in ev if e.name == "change_active" and e.t_ms >= k_off.t_ms
-                                       and e.args.get("new")), None)
-                if k_off is None or k_fo is None:
-                    raise AssertionError("the kernel trace has no carrier off of the slave or no change of the "
-                                         f"bond's active slave after it: {[(e.name, e.t_ms) for e in ev][:12]}")
-                failover_k.append(k_fo.t_ms - k_off.t_ms)
+            if (k := _kernel_change(kclock, "carrier_off", t_req)) is not None:
+                failover_k.append(k)
             failover.append(fo.t_ms - off.t_ms)
             cut_to_carrier.append(off.t_ms - (ack["t_irq"] or ack["t_ack"]) * 1000.0)
             lost.append(n_lost)
@@ -192,19 +185,19 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     record.timeline("cut_and_failover", sorted(timelines[mid], key=lambda e: e["t_ms"]))
 
 
-def _kernel_failback(kclock, t_req: float) -> float | None:
-    """Carrier-on of the slave to the bond's change of active slave after it, in the kernel's clock (ms);
-    None without kprobe events."""
+def _kernel_change(kclock, carrier: str, t_req: float) -> float | None:
+    """The slave's carrier event (`carrier_off` for a failover, `carrier_on` for a failback) to the bond's
+    change of active slave after it, in the kernel's clock (ms); None without kprobe events."""
     if kclock is None:
         return None
     ev = kclock.read()
-    k_on = ktrace_mod.first(ev, "carrier_on", t_req)
-    k_fo = k_on and next((e for e in ev if e.name == "change_active" and e.t_ms >= k_on.t_ms
-                          and e.args.get("new")), None)
-    if k_on is None or k_fo is None:
-        raise AssertionError("the kernel trace has no carrier on of the slave or no change of the bond's "
-                             f"active slave after it: {[(e.name, e.t_ms) for e in ev][:12]}")
-    return k_fo.t_ms - k_on.t_ms
+    k_c = ktrace_mod.first(ev, carrier, t_req)
+    k_fo = k_c and next((e for e in ev if e.name == "change_active" and e.t_ms >= k_c.t_ms
+                         and e.args.get("new")), None)
+    if k_c is None or k_fo is None:
+        raise AssertionError(f"the kernel trace has no {carrier.replace('_', ' ')} of the slave or no change of "
+                             f"the bond's active slave after it: {[(e.name, e.t_ms) for e in ev][:12]}")
+    return k_fo.t_ms - k_c.t_ms
 
 
 @pytest.mark.cost(120)
@@ -244,7 +237,7 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect, kclock
                 if reselect == "always":
                     fo = _events_until(mon, vb.failover, 10000, sink)
                     vb.wait_active(vb.a)
-                    return fo.t_ms - on.t_ms, _kernel_failback(kclock, t_req)
+                    return fo.t_ms - on.t_ms, _kernel_change(kclock, "carrier_on", t_req)
                 # the monitor has had 20 of its own intervals to bring A back up and has not reselected
                 deadline = now_ms() + 20 * iv
                 mon.wait_for(lambda e: False, max(0.0, deadline - now_ms()), sink)
