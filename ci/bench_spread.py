@@ -4,6 +4,9 @@ to see a change through.  Per metric (ms): boots a side, samples, the base media
 smallest harmful change the run could have detected (ktest-rule/3's MDE).
 
 Usage: python ci/bench_spread.py LABEL=RESULT_JSON... > spread.json   (run from the repository root)
+       python ci/bench_spread.py --table SPREAD_JSON... > table.md
+The second form prints, per metric, each run's base IQR and p90 - median side by side (markdown), for
+the timing metrics that judge a run and the kernel-clock ones; a metric a run did not measure is "-".
 """
 
 import json
@@ -31,7 +34,30 @@ def spread(result: dict) -> dict:
     return out
 
 
+def table(runs: dict) -> str:
+    """Markdown: one row per metric (verdict metrics and `*_kernel` ones), whether it judges the run (or is
+    context, e.g. where an event landed in the interval), and per run "IQR / p90 - median"."""
+    labels = list(runs)
+    names = sorted({k for r in runs.values() for k, m in r["metrics"].items()
+                    if m["verdict_metric"] or k.split("/")[-1].endswith("_kernel")})
+    rows = ["| metric | judges | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+    for k in names:
+        judges = any(r["metrics"].get(k, {}).get("verdict_metric") for r in runs.values())
+        cells = []
+        for lb in labels:
+            m = runs[lb]["metrics"].get(k)
+            cells.append("-" if m is None else f"{m['iqr']:.1f} / {m['p90_minus_median']:.1f}")
+        rows.append(f"| `{k}` | {'yes' if judges else 'context'} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--table"]:
+        runs = {}
+        for path in argv[1:]:
+            runs.update(json.loads(Path(path).read_text()))
+        print(table(runs))
+        return 0
     runs = {}
     for arg in argv:
         label, _, path = arg.partition("=")

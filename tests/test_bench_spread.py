@@ -22,3 +22,23 @@ def test_spread_of_a_recorded_run():
     q1, q3 = np.percentile(m["base_samples"], [25, 75])
     assert s["iqr"] == round(float(q3 - q1), 2) and s["n_base"] == len(m["base_samples"])
     assert got["exit_code"] == r["verdict"]["exit_code"] and all(k.count("/") == 1 for k in got["metrics"])
+
+
+def test_the_table_puts_each_runs_spread_side_by_side(tmp_path):
+    fx = ROOT / "tests" / "fixtures" / "result-linkwatch.json"
+    for label in ("quiet", "loaded"):
+        p = subprocess.run([sys.executable, "ci/bench_spread.py", f"{label}={fx}"], cwd=ROOT, capture_output=True,
+                           text=True, check=True)
+        (tmp_path / f"{label}.json").write_text(p.stdout)
+    got = json.loads((tmp_path / "quiet.json").read_text())["quiet"]["metrics"]
+    p = subprocess.run([sys.executable, "ci/bench_spread.py", "--table", str(tmp_path / "quiet.json"),
+                        str(tmp_path / "loaded.json")], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "| metric | judges | quiet | loaded |"
+    s = got["linkwatch.operstate.veth_control/up_to_running"]
+    row = [ln for ln in lines if ln.startswith("| `linkwatch.operstate.veth_control/up_to_running`")]
+    assert row == [f"| `linkwatch.operstate.veth_control/up_to_running` | {'yes' if s['verdict_metric'] else 'context'} | {s['iqr']:.1f} / "
+                   f"{s['p90_minus_median']:.1f} | {s['iqr']:.1f} / {s['p90_minus_median']:.1f} |"]
+    want = {k for k, m in got.items() if m["verdict_metric"] or k.endswith("_kernel")}
+    assert {ln.split("`")[1] for ln in lines[2:]} == want and len(lines) == 2 + len(want)
