@@ -13,14 +13,15 @@ from ktest import areas
 from ktest.base.cache import Cache
 from ktest.base.errors import NoCalibrationBoots
 from ktest.base.progress import Progress
+from ktest.base.records import Tree
 from ktest.boot import vm
 from ktest.boot.pool import BootJob, Runner, run_jobs
 from ktest.host.build import Builder
 from ktest.judge import calibration
 
 
-def calibrate_base(cache: Cache, tree, area: str, out: Path, *, boots: int, rounds: int, reps: int,
-                   expr: str | None, accel: str, known_issues, vms: int, progress: Progress,
+def calibrate_base(cache: Cache, tree: Tree, area: str, out: Path, *, boots: int, rounds: int, reps: int,
+                   expr: str | None, accel: str, known_issues: Path | None, vms: int, progress: Progress,
                    runner: Runner | None = None) -> dict[str, Any]:
     """Build (or take from the cache) the base kernel, boot it `boots` times, `vms` at once, and record
     the calibration (stored in the cache, and written with the boots themselves into `out`).  `runner`:

@@ -73,9 +73,9 @@ def _load(path: Path, inputs: list[Path]) -> Shard:
     return Shard(Result.read(path, root), path.parent)
 
 
-def group(results: list[Shard]) -> "OrderedDict[tuple, list[Shard]]":
+def group(results: list[Shard]) -> "OrderedDict[tuple[str, str, str | None], list[Shard]]":
     """Runs of the same series on the same tree belong together; validate() says whether they fit."""
-    out: OrderedDict[tuple, list[Shard]] = OrderedDict()
+    out: OrderedDict[tuple[str, str, str | None], list[Shard]] = OrderedDict()
     for sh in sorted(results, key=lambda sh: (sh.result.series.name, sh.result.tree.name, sh.result.shard_of)):
         r = sh.result
         out.setdefault((r.series.name, r.tree.name, r.tree.base), []).append(sh)

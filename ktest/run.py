@@ -16,7 +16,8 @@ from ktest.host import kconfig
 from ktest.host.build import Builder, check_host_tools
 from ktest.base.cache import Cache
 from ktest.judge import calibration
-from ktest.boot.checks import DEFAULT_TESTCASES, collect_checks, run_checks
+from ktest.base.home import TESTCASES as DEFAULT_TESTCASES
+from ktest.boot.checks import collect_checks, run_checks
 from ktest.base.errors import BuildFailed, Interrupted, KtestError, PatchDoesNotApply
 from ktest.judge.console import KnownIssues
 from ktest.host.pipeline import SeriesBuild, build_commits, new_run_id
@@ -127,8 +128,8 @@ def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOp
     return r.result, outdir
 
 
-def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, argv, chosen, why,
-                run_id: str) -> Result:
+def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, argv: list[str] | None,
+                chosen: list[str], why: str, run_id: str) -> Result:
     settings = Settings(
         rounds=opts.rounds, max_rounds=opts.max_rounds, vms=opts.vms, reps=opts.reps,
         kconfig_areas=list(opts.areas), expr=opts.expr, kconfig_add=_kconfig_add_json(opts.kconfig_add),
@@ -146,7 +147,7 @@ def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, 
         known_checks=[e for e in KnownIssues.for_tree(tree.name, opts.known_issues).entries if "check" in e])
 
 
-def _kconfig_add_json(items) -> dict[str, Any] | None:
+def _kconfig_add_json(items: tuple[str, ...]) -> dict[str, Any] | None:
     """--kconfig-add as given and the fragment it made (its symbols are verified in every build)."""
     frag = kconfig.user_fragment(items)
     return {"items": list(items), "fragment": frag.text} if frag else None
@@ -284,7 +285,8 @@ class _Run:
         # round 1 runs the slow checks (upstream selftests); on a pool they get a guest of their own,
         # started first, so the round takes as long as the longer half instead of the sum; a pool with
         # guests left over splits the other checks of a side by cost too
-        coll = collect_checks(opts.testcases, opts.expr, opts.shard) if opts.vms > 1 else {}
+        # run() chose the testcases (opts.testcases is set)
+        coll = collect_checks(cast(list[Path], opts.testcases), opts.expr, opts.shard) if opts.vms > 1 else {}
         slow = {i: c["cost"] for i, c in coll.items() if c["slow"]}
         self.ordinary = {i: c["cost"] for i, c in coll.items() if not c["slow"]}
         self.slow_parts = slow_parts(slow, opts.vms)
@@ -499,8 +501,9 @@ def _expr_for(paths: list[str]) -> str:
     return " or ".join(sorted(names)) or "not_a_test_name"
 
 
-def _bisect(cache, series: Series, builds: list[Build], base_runs, regressions, opts, outdir, progress,
-            result: Result, cal_floors=None, runner: Runner = run_checks) -> Culprit:
+def _bisect(cache: Cache, series: Series, builds: list[Build], base_runs: list[dict[str, Any]],
+            regressions: list[str], opts: RunOptions, outdir: Path, progress: Progress,
+            result: Result, cal_floors: dict[str, Any] | None = None, runner: Runner = run_checks) -> Culprit:
     """Boot every earlier patch's kernel (at once, on the pool) with the regressed checks; the culprit is
     the first that shows one of the run's regressions."""
     paths = [r for r in regressions if not r.startswith("new ")]

@@ -6,8 +6,10 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "ktest"
-# bottom to top; the top level (cli, run, merge, compare, doctor) may import everything
+# bottom to top; the top level (the cli package -> engine -> run, merge, compare, calibrate, doctor) may
+# import everything
 LAYERS = ["base", "guest", "areas", "host", "judge", "boot", "report"]
+TOP_PACKAGES = ["cli"]      # the command line: args, validate, commands
 
 
 def layer_of(module: str) -> int:
@@ -47,9 +49,10 @@ def test_imports_only_go_down():
 
 def test_every_module_has_a_layer():
     top = sorted(p.stem for p in PKG.glob("*.py") if p.stem not in ("__init__", "__main__"))
-    assert top == ["calibrate", "cli", "compare", "doctor", "merge", "run"], "a new module belongs in a layer's subpackage"
+    assert top == ["calibrate", "compare", "doctor", "engine", "merge", "run"], \
+        "a new module belongs in a layer's subpackage"
     subs = sorted(p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists())
-    assert subs == sorted(LAYERS), subs
+    assert subs == sorted(LAYERS + TOP_PACKAGES), subs
 
 
 def test_the_guest_imports_only_the_base():
@@ -58,3 +61,25 @@ def test_the_guest_imports_only_the_base():
     for path in (PKG / "guest").glob("*.py"):
         for m in imports(path):
             assert m.split(".")[1] in ("base", "guest"), f"{path.name} imports {m}"
+
+
+def test_the_command_line_reaches_the_operations_through_the_engine():
+    """The cli package parses, validates, makes settings and renders; what it runs is an Engine
+    operation.  Of the operations' modules it may take only run.RunOptions (the typed settings it
+    fills), and nothing outside the cli package imports the engine or the command line."""
+    ops = {"ktest.run", "ktest.merge", "ktest.compare", "ktest.calibrate"}
+    taken = []
+    for path in sorted((PKG / "cli").glob("*.py")):
+        for n in ast.walk(ast.parse(path.read_text())):
+            if isinstance(n, ast.ImportFrom) and (n.module in ops or (
+                    n.module == "ktest" and {a.name for a in n.names} & {m[6:] for m in ops})):
+                taken.append((path.name, n.module, [a.name for a in n.names]))
+    assert taken and all(m == "ktest.run" and names == ["RunOptions"] for _, m, names in taken), taken
+
+    def above(m: str) -> bool:
+        return m == "ktest.engine" or m == "ktest.cli" or m.startswith("ktest.cli.")
+    for path in sorted(PKG.rglob("*.py")):
+        if path.parent == PKG / "cli" or path == PKG / "__main__.py":
+            continue
+        up = {m for m in imports(path) if above(m) and not (path.name == "engine.py" and m == "ktest.engine")}
+        assert not up, f"{path.relative_to(PKG)} imports {up}"
