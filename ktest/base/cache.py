@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def short_hash(*parts: str | bytes, n: int = 16) -> str:
     return h.hexdigest()[:n]
 
 
-def write_json_atomic(path: Path, data) -> None:
+def write_json_atomic(path: Path, data: object) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of one."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
@@ -89,7 +90,7 @@ class Cache:
         return p
 
     @contextlib.contextmanager
-    def lock(self, name: str, shared: bool = False):
+    def lock(self, name: str, shared: bool = False) -> Iterator[None]:
         """An flock on locks/<name>.lock, held for the with-block (released if the process dies)."""
         path = self.dir("locks") / f"{name}.lock"
         with open(path, "a") as f:

@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import time
+from typing import Any
 
 
-def kill_group(proc: subprocess.Popen, grace: float = 3.0, first: int = signal.SIGTERM) -> None:
+def kill_group(proc: subprocess.Popen[Any], grace: float = 3.0, first: int = signal.SIGTERM) -> None:
     """`first` (SIGTERM; SIGINT lets make remove half-written targets), then SIGKILL, to the whole
     process group of `proc` (started with start_new_session=True); wait until none of it is left."""
     for sig in (first, signal.SIGKILL):

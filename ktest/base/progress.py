@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape as _markup_escape
@@ -35,7 +35,8 @@ def default_interval() -> float:
 
 
 class Progress:
-    def __init__(self, stream=None, interval: float | None = None, gha: bool | None = None):
+    def __init__(self, stream: IO[str] | None = None, interval: float | None = None,
+                 gha: bool | None = None) -> None:
         self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=True)
         self.tty = self.console.is_terminal
         self.interval = default_interval() if interval is None else interval
@@ -102,14 +103,14 @@ class Progress:
 
 
 class Silent(Progress):
-    def __init__(self):
+    def __init__(self) -> None:
         pass
 
-    def stage(self, msg): pass
-    def end_group(self): pass
-    def heartbeat(self, lines): pass
-    def info(self, msg): pass
-    def warn(self, msg): pass
-    def status(self, msg): pass
-    def clear(self): pass
+    def stage(self, msg: str) -> None: pass
+    def end_group(self) -> None: pass
+    def heartbeat(self, lines: list[str]) -> None: pass
+    def info(self, msg: str) -> None: pass
+    def warn(self, msg: str) -> None: pass
+    def status(self, msg: str) -> None: pass
+    def clear(self) -> None: pass
     __call__ = info

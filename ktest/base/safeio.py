@@ -21,7 +21,9 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 MiB = 1 << 20
 PATCH_LIMIT = 64 * MiB          # one patch file or mbox of a series
@@ -102,7 +104,7 @@ def read_text(path: Path | str, limit: int, root: Path | str | None = None) -> s
     return read_bytes(path, limit, root).decode()
 
 
-def depth(data, limit: int = JSON_DEPTH) -> int:
+def depth(data: object, limit: int = JSON_DEPTH) -> int:
     """How deeply containers nest in `data` (iteratively: the check itself cannot overflow the stack);
     stops counting past `limit`."""
     best, stack = 0, [(data, 1)]
@@ -116,7 +118,7 @@ def depth(data, limit: int = JSON_DEPTH) -> int:
     return best
 
 
-def loads_json(text: str | bytes, max_depth: int = JSON_DEPTH):
+def loads_json(text: str | bytes, max_depth: int = JSON_DEPTH) -> Any:     # any JSON value
     """json.loads, with a document nested deeper than max_depth refused as a ValueError (as bad JSON is)."""
     try:
         data = json.loads(text)
@@ -127,12 +129,13 @@ def loads_json(text: str | bytes, max_depth: int = JSON_DEPTH):
     return data
 
 
-def read_json(path: Path | str, limit: int, root: Path | str | None = None, max_depth: int = JSON_DEPTH):
+def read_json(path: Path | str, limit: int, root: Path | str | None = None, max_depth: int = JSON_DEPTH) -> Any:
     """Refused for the file; UnicodeDecodeError or ValueError (bad or too deep JSON) for its content."""
     return loads_json(read_text(path, limit, root), max_depth)
 
 
-def read_json_or(path: Path | str, limit: int, missing, bad, root: Path | str | None = None):
+def read_json_or(path: Path | str, limit: int, missing: Callable[..., Exception], bad: Callable[..., Exception],
+                 root: Path | str | None = None) -> Any:
     """read_json with its refusals as the caller's errors: `missing(path=...)` when the file is not
     there, `bad(path=..., why=...)` when it is not a regular file, too large, not UTF-8 or not JSON."""
     try:

@@ -8,9 +8,10 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ktest.judge import console
 from ktest.judge import crash as crash_mod
@@ -49,7 +50,7 @@ class GuestRun:
 
 def _read_json(p: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(p.read_text())
+        return cast(dict[str, Any], json.loads(p.read_text()))
     except (OSError, ValueError):
         return None
 
@@ -106,7 +107,7 @@ def _selftests_of(bzimage: Path) -> Path | None:
     return d if d.is_dir() else None
 
 
-def check_path(p) -> Path:
+def check_path(p: str | Path) -> Path:
     """A check file, directory or pytest node id ("FILE::test[param]", as reports print them), taken
     relative to the working directory, or else to the ktest checkout (the ids' root)."""
     file, sep, rest = str(p).partition("::")
@@ -144,7 +145,8 @@ def _prerewrite(files: tuple[str, ...]) -> None:
         _host_collect(files, write_bytecode=True)
 
 
-def _host_collect(paths, extra: list[str] | None = None, write_bytecode: bool = False) -> dict[str, Any] | None:
+def _host_collect(paths: Iterable[str | Path], extra: list[str] | None = None,
+                  write_bytecode: bool = False) -> dict[str, Any] | None:
     """Collect checks on the host as the guest does (its plugin, in a subprocess: the check modules are
     not imported into ktest) and return the plugin's selection.json; None if the collection failed.
     write_bytecode: let Python and pytest cache bytecode (pytest's rewritten modules) beside the sources."""
@@ -180,7 +182,8 @@ def _select_env(slow: bool | str | list[str], ids: list[str] | None = None) -> d
     return env
 
 
-def collect_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, dict[str, Any]]:
+def collect_checks(paths: Iterable[str | Path], expr: str | None = None,
+                   shard: tuple[int, int] | None = None) -> dict[str, dict[str, Any]]:
     """The checks a guest would run with these paths, -k expression and shard, in collection order:
     node id -> {"cost": declared seconds, "slow": an upstream selftest}.  Collected on the host with
     the guest's own plugin.  A collection that fails says nothing: {}."""
@@ -192,12 +195,14 @@ def collect_checks(paths, expr: str | None = None, shard: tuple[int, int] | None
     return {i: coll[i] for i in sel.get("run", []) if i in coll}
 
 
-def slow_checks(paths, expr: str | None = None, shard: tuple[int, int] | None = None) -> dict[str, float]:
+def slow_checks(paths: Iterable[str | Path], expr: str | None = None,
+                shard: tuple[int, int] | None = None) -> dict[str, float]:
     """The slow checks (the upstream selftests) of `collect_checks`, with their declared costs."""
     return {i: c["cost"] for i, c in collect_checks(paths, expr, shard).items() if c["slow"]}
 
 
-def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel", paths=None,
+def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel",
+               paths: Sequence[str] | Sequence[Path] | None = None,
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
                progress: Progress | None = None, boot_timeout: float | None = None,
                slow: bool | str | list[str] = True, shard: tuple[int, int] | None = None,

@@ -16,10 +16,15 @@ import os
 import re
 import threading
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from qemu.qmp import QMPClient
 
 NETDEV = re.compile(r"^n\d{1,2}$")       # vng --network loop: n0, n1, ...
+_T = TypeVar("_T")
 
 # qemu.qmp logs each failed attempt at ERROR; with no handler configured Python would print those on
 # ktest's stderr.  ktest reports a monitor's failure itself, once (the boot's infra_error)
@@ -49,7 +54,7 @@ class QMP:
         self._client: Any = None                   # qemu.qmp's QMPClient once connected
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _run(self, coro, timeout: float):
+    def _run(self, coro: Awaitable[_T], timeout: float) -> _T:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(asyncio.wait_for(coro, timeout))
@@ -82,19 +87,20 @@ class QMP:
                 raise MonitorUnavailable(f"no QMP greeting on the monitor socket {self.path} "
                                          f"within {self.GREETING_S:.0f}s") from None
 
-    def _drop(self, client) -> None:
+    def _drop(self, client: QMPClient) -> None:
         try:
             self._run(client.disconnect(), 5)
         except Exception:           # a client that never connected, or a monitor already gone
             pass
 
-    def execute(self, command: str, **arguments) -> dict[str, Any]:
+    def execute(self, command: str, **arguments: object) -> dict[str, Any]:
         from qemu.qmp import ExecuteError, QMPError as LibError
 
         if self._client is None:
             self.connect()
         try:
-            return self._run(self._client.execute(command, arguments or None), self.COMMAND_S)
+            # qemu.qmp types a command's return value `object`: set_link's is a JSON object
+            return cast(dict[str, Any], self._run(self._client.execute(command, arguments or None), self.COMMAND_S))
         except ExecuteError as e:
             raise QMPError(f"{command}: {e}") from None      # the error's desc
         except asyncio.TimeoutError:
@@ -117,7 +123,7 @@ class QMP:
             self._loop.close()
             self._loop = None
 
-    def __del__(self):
+    def __del__(self) -> None:
         # a monitor dropped without close(): close it, unless the garbage collector runs this inside
         # another monitor's event loop (a loop cannot be run from within a running one)
         if self._loop is not None and asyncio._get_running_loop() is None:

@@ -15,13 +15,18 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ktest.base.cache import Cache
 from ktest.base.progress import Progress
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ktest.boot.checks import GuestRun
 
 MAX_VMS = 8
 
@@ -62,7 +67,7 @@ def host_slots(vms: int) -> int:
 
 
 @contextlib.contextmanager
-def host_slot(cache: Cache | None, slots: int, progress: Progress):
+def host_slot(cache: Cache | None, slots: int, progress: Progress) -> Iterator[int | None]:
     """Hold one of the host's guest slots (an flock on locks/guest-slot-<i>.lock, released if the
     process dies) for the life of one guest; wait, saying so once, while other runs hold them all."""
     if cache is None:
@@ -99,7 +104,7 @@ class Board:
     round), state, the check running now and how many have ended (read from the files the guest
     plugin writes in its rw dir as it goes), and the time in that state."""
 
-    def __init__(self, jobs: list[BootJob]):
+    def __init__(self, jobs: list[BootJob]) -> None:
         self.jobs = {j.key: j for j in jobs}
         self.state = {j.key: ("queued", time.monotonic()) for j in jobs}
         self._lock = threading.Lock()
@@ -177,11 +182,11 @@ class Board:
         import json
 
         try:
-            return json.loads(path.read_text())
+            return cast(dict[str, Any], json.loads(path.read_text()))
         except (OSError, ValueError):
             return None
 
-    def render(self):
+    def render(self) -> Table:
         from rich.table import Table
         from rich.text import Text
 
@@ -201,19 +206,19 @@ class _NoStatus(Progress):
     """The run's progress for its only guest while the heartbeat reports it: stages as plain lines (the
     pool's 'boot X' opened the log group) and no status line of its own."""
 
-    def __init__(self, parent: Progress):
+    def __init__(self, parent: Progress) -> None:
         self.parent = parent
 
-    def stage(self, msg): self.parent.info(msg)
-    def info(self, msg): self.parent.info(msg)
-    def warn(self, msg): self.parent.warn(msg)
-    def status(self, msg): pass
-    def clear(self): pass
+    def stage(self, msg: str) -> None: self.parent.info(msg)
+    def info(self, msg: str) -> None: self.parent.info(msg)
+    def warn(self, msg: str) -> None: self.parent.warn(msg)
+    def status(self, msg: str) -> None: pass
+    def clear(self) -> None: pass
     __call__ = info
 
 
 @contextlib.contextmanager
-def heartbeat(board: Board, progress: Progress, interval: float | None = None):
+def heartbeat(board: Board, progress: Progress, interval: float | None = None) -> Iterator[bool]:
     """Not on a terminal: every `interval` seconds (the progress's, 30 s by default) print one line per
     guest of the batch, so that a CI log shows a run is alive while its guests run checks for minutes."""
     interval = interval if interval is not None else getattr(progress, "interval", None)
@@ -222,7 +227,7 @@ def heartbeat(board: Board, progress: Progress, interval: float | None = None):
         return
     stop = threading.Event()
 
-    def beat():
+    def beat() -> None:
         while not stop.wait(interval):
             try:
                 progress.heartbeat(board.beats())
@@ -242,23 +247,24 @@ class _WorkerProgress(Progress):
     """Stages and warnings from a worker thread, prefixed with its job; no live status line (one
     terminal, many guests)."""
 
-    def __init__(self, parent: Progress, tag: str):
+    def __init__(self, parent: Progress, tag: str) -> None:
         self.parent, self.tag = parent, tag
 
-    def stage(self, msg): self.parent.info(f"[{self.tag}] {msg}")
-    def info(self, msg): self.parent.info(f"[{self.tag}] {msg}")
-    def warn(self, msg): self.parent.warn(f"[{self.tag}] {msg}")
-    def status(self, msg): pass
-    def clear(self): pass
+    def stage(self, msg: str) -> None: self.parent.info(f"[{self.tag}] {msg}")
+    def info(self, msg: str) -> None: self.parent.info(f"[{self.tag}] {msg}")
+    def warn(self, msg: str) -> None: self.parent.warn(f"[{self.tag}] {msg}")
+    def status(self, msg: str) -> None: pass
+    def clear(self) -> None: pass
     __call__ = info
 
 
 # Boots one kernel and runs checks in it: checks.run_checks(cache, bzimage, outdir, label=..., **kwargs)
 # -> GuestRun.  The engine's seam: tests pass a replay of recorded guest runs.
-Runner = Callable[..., Any]
+Runner = Callable[..., "GuestRun"]
 
 
-def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, runner: Runner | None = None) -> dict[str, Any]:
+def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress,
+             runner: Runner | None = None) -> dict[str, GuestRun]:
     """Run the jobs, at most `vms` at once.  Returns {key: GuestRun}.  `runner` defaults to
     checks.run_checks (tests pass a fake)."""
     from ktest.boot import vm
@@ -267,7 +273,7 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
     runner = runner or run_checks
     if not jobs:
         return {}
-    out: dict[str, Any] = {}
+    out: dict[str, GuestRun] = {}
     lock = threading.Lock()
     vm._abort.clear()               # a new batch (an earlier one in this process may have been aborted)
 
@@ -275,7 +281,7 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
     board = Board(jobs)
     beating = contextlib.ExitStack()
 
-    def one(job: BootJob):
+    def one(job: BootJob) -> GuestRun:
         p = _WorkerProgress(progress, job.label) if vms > 1 else _NoStatus(progress) if beats else progress
         board.set(job.key, "waiting for a slot")
         with host_slot(cache, slots, p):
@@ -298,7 +304,7 @@ def run_jobs(cache: Cache, jobs: list[BootJob], vms: int, progress: Progress, ru
 
     beats = beating.enter_context(heartbeat(board, progress))
     pending = list(jobs)
-    running: set[Future] = set()
+    running: set[Future[Any]] = set()
     ex = ThreadPoolExecutor(max_workers=max(1, vms), thread_name_prefix="guest")
     try:
         while pending or running:

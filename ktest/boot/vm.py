@@ -17,9 +17,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ktest.base.cache import Cache, write_json_atomic
 from ktest.base.machine import host_key, qemu_version
@@ -149,7 +150,7 @@ def lean_udev_rules(dest: Path) -> Path:
     return dest
 
 
-def _pump(stream, path: Path, activity: list[float], tee=None) -> None:
+def _pump(stream: IO[str], path: Path, activity: list[float], tee: Callable[[str], None] | None = None) -> None:
     with open(path, "w", errors="replace") as f:
         for line in iter(stream.readline, ""):
             f.write(line)
@@ -159,7 +160,7 @@ def _pump(stream, path: Path, activity: list[float], tee=None) -> None:
                 tee(line)
 
 
-def _crash_watch(seen: dict[str, Any]):
+def _crash_watch(seen: dict[str, Any]) -> Callable[[str], None]:
     """A console tee that remembers the first fatal or stuck splat line: {"kind", "line", "at"}."""
     from ktest.judge.console import TS, fatal_kind
 
@@ -195,14 +196,14 @@ ROOT_ARG = "root=/dev/root"
 # Given root=/dev//dev/root they ask for "/dev/root".  Newer kernels take the name as it is.
 ROOT_ARG_STRIPPED = "root=/dev//dev/root"
 ROOT_TAG_MISSING = "9pnet_virtio: no channels available for device root"
-_root_arg: dict[tuple, str] = {}   # (bzImage, size, mtime) -> the root= that mounted its 9p root
+_root_arg: dict[tuple[str, int, int], str] = {}   # (bzImage, size, mtime) -> the root= that mounted its 9p root
 
 
 def _with_root(spec: BootSpec, root: str) -> BootSpec:
     return replace(spec, append=tuple(root if a == ROOT_ARG else a for a in spec.append))
 
 
-def _image_id(bz: Path) -> tuple:
+def _image_id(bz: Path) -> tuple[str, int, int]:
     st = Path(bz).stat()
     return (str(Path(bz).resolve()), st.st_size, st.st_mtime_ns)
 
@@ -354,7 +355,7 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
                       infra_error=agent.infra_error if agent is not None else None)
 
 
-_live: set = set()                 # guests running now, in any thread
+_live: set[subprocess.Popen[str]] = set()         # guests running now, in any thread
 _live_lock = threading.Lock()
 _killed: dict[int, bool] = {}                 # pid -> True: killed by kill_all (the boot is void, not a result)
 _abort = threading.Event()         # set by kill_all: every boot loop kills its guest, none starts or retries

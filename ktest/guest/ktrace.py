@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,7 @@ def available() -> str | None:
 
 
 @contextmanager
-def optional(probes: dict[str, tuple[str, str]]):
+def optional(probes: dict[str, tuple[str, str]]) -> Iterator[KTrace | None]:
     """A KTrace of these probes, closed afterwards; None in a kernel without kprobe events (a check then
     keeps its user-space times only)."""
     if available():

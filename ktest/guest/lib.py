@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 
 RETRIES = 3     # repetitions whose precondition did not hold are redone this often
+_T = TypeVar("_T")
 
 
 class PreconditionNotMet(Exception):
@@ -21,11 +23,11 @@ class SetupNotEstablished(RuntimeError):
     leaves the boot out (more boots are booted when too few are left)."""
 
 
-def repeat(reps: int, one, why: list[str] | None = None):
+def repeat(reps: int, one: Callable[[], _T], why: list[str] | None = None) -> tuple[list[_T], int]:
     """Run `one()` reps times; a repetition whose precondition did not hold is redone (RETRIES times in
     all), and SetupNotEstablished is raised with the reasons if it still does not hold.  Returns
     (results, redone); `why`, when given, collects the reasons of the redone repetitions."""
-    out: list[Any] = []
+    out: list[_T] = []
     redone = 0
     why = [] if why is None else why
     while len(out) < reps:
@@ -209,10 +211,10 @@ class netns:
     sockets created inside stay bound to it after the block.  Not thread-safe: it switches the
     calling thread."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self.name = name
 
-    def __enter__(self):
+    def __enter__(self) -> netns:
         import ctypes
 
         self.libc = ctypes.CDLL(None, use_errno=True)
@@ -225,7 +227,7 @@ class netns:
             os.close(fd)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         try:
             if self.libc.setns(self.home, CLONE_NEWNET) != 0:
                 import ctypes
@@ -242,7 +244,7 @@ class KMsg:
     (e.g. bonding's "making interface the new active one") carry the same printk clock, in us.
     Needs printk.devkmsg=on (ktest boots with it) so markers are not rate limited."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.fd = os.open("/dev/kmsg", os.O_RDWR | os.O_NONBLOCK)
         os.lseek(self.fd, 0, os.SEEK_END)
 

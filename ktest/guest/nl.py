@@ -13,6 +13,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +89,7 @@ class Monitor:
     in one batch after the one wait_for() returned are kept for the next call, not dropped: a fast
     kernel reports a slave's carrier-off and the bond's failover in one read."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.bind((0, RTMGRP_LINK))
@@ -115,7 +116,8 @@ class Monitor:
             except BlockingIOError:
                 return out
 
-    def wait_for(self, pred, timeout_ms: float, sink: list[LinkEvent] | None = None) -> LinkEvent | None:
+    def wait_for(self, pred: Callable[[LinkEvent], bool], timeout_ms: float,
+                 sink: list[LinkEvent] | None = None) -> LinkEvent | None:
         deadline = now_ms() + timeout_ms
         while (left := deadline - now_ms()) > 0 or self.pending:
             evs = self.events(max(0.0, left))
@@ -138,12 +140,12 @@ class ThreadedMonitor(Monitor):
     gap while the caller is busy (asking the host for a link change, sending a stream).  Still passive:
     it only reads what the kernel multicasts.  Resolution: the reader's wake-up latency."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         import queue
         import threading
 
         super().__init__()
-        self.q: queue.Queue = queue.Queue()
+        self.q: queue.Queue[LinkEvent] = queue.Queue()
         self._stop = threading.Event()
         self._th = threading.Thread(target=self._run, daemon=True)
         self._th.start()
@@ -185,7 +187,7 @@ class ThreadedMonitor(Monitor):
 class Link:
     """Sends RTM_NEWLINK requests by ifindex and waits for the kernel's ACK."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         self.sock.bind((0, 0))
         self.seq = 0

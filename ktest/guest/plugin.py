@@ -8,6 +8,7 @@ import os
 import re
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,15 @@ _reports: dict[str, dict[str, Any]] = {}
 
 
 class Recorder:
-    def __init__(self):
+    def __init__(self) -> None:
         self.metrics: list[dict[str, Any]] = []
         self.timelines: list[dict[str, Any]] = []
         self.notes: dict[str, Any] = {}
         self.subresults: list[dict[str, Any]] = []
 
-    def metric(self, name: str, samples, unit: str, lower_is_better: bool = True, context: bool = False,
-               min_effect: float | None = None, min_effect_tail: float | None = None) -> dict[str, Any]:
+    def metric(self, name: str, samples: Iterable[float], unit: str, lower_is_better: bool = True,
+               context: bool = False, min_effect: float | None = None,
+               min_effect_tail: float | None = None) -> dict[str, Any]:
         """Record a measured quantity: every sample, its unit, and a summary.  context=True: shown to
         explain the check's own metrics (e.g. the harness's part of a timing), never a verdict.
         min_effect: the smallest change of this metric that matters to users, in its unit; the A/B rule
@@ -43,7 +45,7 @@ class Recorder:
         """An ordered list of observed events, each {"t_ms": float, ...}."""
         self.timelines.append({"name": name, "events": events})
 
-    def note(self, key: str, value) -> None:
+    def note(self, key: str, value: Any) -> None:
         self.notes[key] = value
 
     def subresult(self, name: str, status: str, message: str | None = None) -> None:
@@ -55,7 +57,7 @@ class Recorder:
         return {"metrics": self.metrics, "timelines": self.timelines, "notes": self.notes}
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--ktest-out", default=None, help="results dir (rwdir)")
     parser.addoption("--ktest-reps", type=int, default=5, help="repetitions per measurement")
     parser.addoption("--ktest-shard", default=None, help="I/N: run only shard I of N (see ktest.base.shard)")
@@ -63,7 +65,7 @@ def pytest_addoption(parser):
                      help="mark each check's start and end on the kernel console (in the guest only)")
 
 
-def _cost(item) -> float:
+def _cost(item: pytest.Item) -> float:
     from ktest.base.shard import DEFAULT_COST
 
     m = item.get_closest_marker("cost")
@@ -71,7 +73,7 @@ def _cost(item) -> float:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Shard selection runs first, on the whole collection, so -k (applied after) cannot move a
     check to another shard.  selection.json tells the host what was collected and what ran here."""
     from ktest.base import shard as shard_mod
@@ -106,14 +108,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def record(request) -> Recorder:
+def record(request: pytest.FixtureRequest) -> Recorder:
     r = Recorder()
     _records[request.node.nodeid] = r
     return r
 
 
 @pytest.fixture
-def keep_file(request, tmp_path):
+def keep_file(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Path]:
     """keep_file(name) -> a path where a check keeps a whole file for the reader (a selftest's full KTAP
     output, say): files/<check path>/name in the boot's output directory, which the host keeps."""
     out = _out(request.config)
@@ -123,7 +125,7 @@ def keep_file(request, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def reps(request) -> int:
+def reps(request: pytest.FixtureRequest) -> int:
     return max(1, int(request.config.getoption("--ktest-reps")))
 
 
@@ -144,12 +146,12 @@ def safe_part(part: str) -> str:
     return re.sub(r"[^\w-]+", "_", part).strip("_")
 
 
-def _out(config) -> Path | None:
+def _out(config: pytest.Config) -> Path | None:
     o = config.getoption("--ktest-out")
     return Path(o) if o else None
 
 
-def pytest_runtest_logreport(report):
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     r = _reports.setdefault(report.nodeid, {"status": "PASS", "duration_s": 0.0, "message": None})
     r["duration_s"] += report.duration
     if report.failed:
@@ -171,7 +173,7 @@ def pytest_runtest_logreport(report):
             r.setdefault("sections", {})[sec] = text[-8000:]
 
 
-def pytest_collection_finish(session):
+def pytest_collection_finish(session: pytest.Session) -> None:
     """What will run, in order, after -k and shard selection: a check in it that never started was cut
     off (the kernel crashed before its turn)."""
     out = _out(session.config)
@@ -182,7 +184,7 @@ def pytest_collection_finish(session):
         sel.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def pytest_runtest_logstart(nodeid, location):
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
     """Say on the console and in the results dir that a check starts: if the kernel crashes, the host
     knows which check was running (the console's order and timestamps, and these records)."""
     out = _out(_config) if _config is not None else None
@@ -196,7 +198,7 @@ def pytest_runtest_logstart(nodeid, location):
         os.fsync(f.fileno())
 
 
-def pytest_runtest_logfinish(nodeid, location):
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
     _flush(nodeid)
 
 
@@ -215,11 +217,11 @@ def _kmsg(text: str) -> None:
         os.close(fd)
 
 
-_config = None
+_config: pytest.Config | None = None
 _done: set[str] = set()
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     global _config
     _config = config
     config.addinivalue_line("markers", "cost(seconds): the check's run time under TCG, to balance shards")
@@ -227,7 +229,7 @@ def pytest_configure(config):
                                        "round 1 (KTEST_SLOW=only) and skips it in later rounds (KTEST_SLOW=0)")
 
 
-def _short(report) -> str:
+def _short(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
         return f"{crash.message.splitlines()[0][:300]} ({Path(crash.path).name}:{crash.lineno})"

@@ -14,9 +14,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ktest.host import kconfig
 from ktest.areas import selftest_exports
@@ -48,7 +49,8 @@ FIXED_BUILD_ENV = {
 }
 
 
-def check_host_tools(which=shutil.which, header_dirs=HEADER_DIRS) -> None:
+def check_host_tools(which: Callable[[str], str | None] = shutil.which,
+                     header_dirs: Iterable[str] = HEADER_DIRS) -> None:
     missing = {t: pkg for t, pkg in HOST_TOOLS.items() if which(t) is None}
     for h, pkg in HOST_HEADERS.items():
         if not any(Path(d, h).exists() for d in header_dirs):
@@ -107,8 +109,8 @@ class Builder:
     """Builds commits of one tree with one kconfig.  Reuse one Builder for base and patches so that
     they share the lineage (and build incrementally)."""
 
-    def __init__(self, cache: Cache, tree: Tree, areas=kconfig.AREAS, jobs: int | None = None,
-                 progress: Progress | None = None, extra: kconfig.Fragment | None = None):
+    def __init__(self, cache: Cache, tree: Tree, areas: Iterable[str] = kconfig.AREAS, jobs: int | None = None,
+                 progress: Progress | None = None, extra: kconfig.Fragment | None = None) -> None:
         self.cache, self.tree = cache, tree
         self.frags = kconfig.fragments(list(areas), extra)
         self.config_key = kconfig.config_key(self.frags)
@@ -167,7 +169,7 @@ class Builder:
             git("checkout", "-q", "-f", "--detach", commit, cwd=src)
             git("clean", "-q", "-fdx", cwd=src)
 
-    def _configure(self, src: Path, obj: Path, log) -> None:
+    def _configure(self, src: Path, obj: Path, log: IO[str]) -> None:
         stamp = obj / ".ktest-config-key"
         if stamp.exists() and stamp.read_text().strip() == self.config_key and (obj / ".config").exists():
             return  # same request; make's syncconfig picks up Kconfig changes from the commit
@@ -193,7 +195,7 @@ class Builder:
             self.progress.info(note)
         stamp.write_text(self.config_key + "\n")
 
-    def _run_make(self, src: Path, obj: Path, log, label: str) -> int:
+    def _run_make(self, src: Path, obj: Path, log: IO[str], label: str) -> int:
         total_est = int((self.lineage / "objects.count").read_text()) if (self.lineage / "objects.count").exists() else 0
         proc = subprocess.Popen([*self._make_args(obj), "bzImage"], cwd=src, env=self._env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -267,7 +269,8 @@ class Builder:
         if archive.returncode == 0:
             subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=False)
 
-    def _store(self, commit, key, obj, log_path, warnings, duration) -> Build:
+    def _store(self, commit: str, key: str, obj: Path, log_path: Path, warnings: list[Warning_],
+               duration: float) -> Build:
         arts = self.cache.dir("artifacts")
         final = arts / key
         staging = arts / f".tmp-{key}-{os.getpid()}"

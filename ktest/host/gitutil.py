@@ -21,7 +21,7 @@ FIXED_DATE = "2000-01-01T00:00:00+0000"
 
 
 def git(*args: str, cwd: Path | None = None, env: dict[str, Any] | None = None, check: bool = True,
-        input: str | None = None) -> subprocess.CompletedProcess:
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ, **KTEST_IDENT, GIT_TERMINAL_PROMPT="0", LC_ALL="C")
     if env:
         full_env.update(env)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ktest.host.build import Builder, check_host_tools, new_warnings
@@ -16,6 +17,9 @@ from ktest.base.cache import Cache
 from ktest.base.progress import Progress
 from ktest.base.records import Build, Series, Tree, Warning_
 from ktest.host.series import apply_series, load
+
+if TYPE_CHECKING:
+    from ktest.host.kconfig import Fragment
 
 
 def new_run_id() -> str:
@@ -34,7 +38,7 @@ class SeriesBuild:
     def patched(self) -> Build:
         return self.patches[-1] if self.patches else self.base
 
-    def builds(self):
+    def builds(self) -> Iterator[tuple[str, Build]]:
         yield "base", self.base
         for i, b in enumerate(self.patches, 1):
             yield f"patch {i}", b
@@ -70,8 +74,8 @@ def build_commits(builder: Builder, tree: Tree, series: Series | None) -> Series
     return res
 
 
-def build_series(cache: Cache, tree: Tree, series_path: str | None, areas, jobs=None,
-                 progress: Progress | None = None, kconfig_add=None) -> SeriesBuild:
+def build_series(cache: Cache, tree: Tree, series_path: str | None, areas: Iterable[str], jobs: int | None = None,
+                 progress: Progress | None = None, kconfig_add: Fragment | None = None) -> SeriesBuild:
     """`ktest build`: load and apply the series (if any), then build_commits."""
     progress = progress or Progress()
     from ktest.host.tree import series_tree

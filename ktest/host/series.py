@@ -6,7 +6,7 @@ orders the patches, and an `expected.json` that declares the effect the series s
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import email
 import email.policy
@@ -20,6 +20,9 @@ from ktest.base.errors import (BadExpected, BadRange, BadSeriesFile, EmptySeries
                      SeriesNotFound)
 from ktest.host.gitutil import add_worktree, git, remove_worktree
 from ktest.base.records import Patch, Series, Tree
+
+if TYPE_CHECKING:
+    from git import Commit
 
 MBOX_FROM = re.compile(r"^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001$|^From \S+@\S+ .*\d{4}$|^From [0-9a-f]{40} ", re.M)
 DIFF_START = re.compile(r"^(diff --git |--- \S|Index: )", re.M)
@@ -169,7 +172,7 @@ def load_range(repo_path: Path, spec: str) -> Series:
     commits = list(repo.iter_commits(f"{start.hexsha}..{end.hexsha}", reverse=True))
     if not commits:
         raise BadRange(spec=spec, path=repo_path, why="it is empty: no commit is in the range")
-    def summary(c) -> str:     # GitPython types it str | bytes
+    def summary(c: Commit) -> str:     # GitPython types it str | bytes
         return c.summary if isinstance(c.summary, str) else c.summary.decode(errors="replace")
 
     for c in commits:
@@ -275,7 +278,7 @@ def apply_series(tree: Tree, series: Series, workdir: Path) -> list[str]:
     key = f"{series.patchset_hash[:16]}-{tree.base[:12]}"
     memo = tree.shadow / "ktest-applied" / f"{key}.json"
     if memo.exists():  # applied before: the same patches on the same base give the same commits
-        commits = json.loads(memo.read_text())
+        commits: list[str] = json.loads(memo.read_text())
         if len(commits) == len(series.patches) and all(
                 git("--git-dir", str(tree.shadow), "cat-file", "-e", f"{c}^{{commit}}", check=False).returncode == 0
                 for c in commits):

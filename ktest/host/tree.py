@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import git as gitpython
@@ -18,7 +19,7 @@ import git as gitpython
 from ktest.base.cache import Cache, short_hash
 from ktest.base.errors import BadBase, NotAGitTree, NotAKernelTree, TreeSetupFailed, UnknownKernel
 from ktest.host.gitutil import FIXED_DATE, common_dir, git, git_out
-from ktest.base.records import Tree
+from ktest.base.records import Series, Tree
 
 KNOWN_KERNELS = ("6.12", "6.1")
 DEFAULT_KERNEL = "6.12"
@@ -65,7 +66,7 @@ def _apt_install(pkg: str, name: str) -> None:
     raise TreeSetupFailed(name=name, why=f"apt-get install {pkg}: {last}")
 
 
-def debian_tree(cache: Cache, kernel: str = DEFAULT_KERNEL, progress=print) -> Tree:
+def debian_tree(cache: Cache, kernel: str = DEFAULT_KERNEL, progress: Callable[[str], None] = print) -> Tree:
     if kernel not in KNOWN_KERNELS:
         raise UnknownKernel(version=kernel)
     pkg = f"linux-source-{kernel}"
@@ -88,7 +89,7 @@ def debian_tree(cache: Cache, kernel: str = DEFAULT_KERNEL, progress=print) -> T
                 base=base, base_rev=f"v{version}", version=version)
 
 
-def _make_git_tree(tarball: Path, dest: Path, what: str, progress) -> None:
+def _make_git_tree(tarball: Path, dest: Path, what: str, progress: Callable[[str], None]) -> None:
     progress(f"extracting {tarball.name} into {dest.parent} (once)")
     if dest.exists():
         shutil.rmtree(dest)  # a half-made tree from an interrupted earlier attempt
@@ -161,8 +162,9 @@ def shadow_repo(cache: Cache, repo: Path) -> Path:
     return shadow
 
 
-def series_tree(cache: Cache, tree: Tree, series) -> Tree:
+def series_tree(cache: Cache, tree: Tree, series: Series | None) -> Tree:
     """The tree a series is built on: `tree`, or for a revision range of it, the range's start."""
-    if not getattr(series, "range", None):
+    rng = series.range if series is not None else None
+    if not rng:
         return tree
-    return user_tree(cache, series.range["repo"], series.range["start_rev"])
+    return user_tree(cache, rng["repo"], rng["start_rev"])

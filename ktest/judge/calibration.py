@@ -14,16 +14,21 @@ import itertools
 import json
 import statistics
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ktest.base.cache import Cache, write_json_atomic
+from ktest.base.records import Tree
 from ktest.judge.stats import RULE, compare_v1, percentile
 from ktest.judge.verdict import collect, compare_checks, overall
 
 SCHEMA = "ktest.calibration/1"
 MAX_SPLITS = 2000
+# a split: two disjoint groups of boots (their indices); FloorsOf: the floors a split is judged by
+Split = tuple[tuple[int, ...], tuple[int, ...]]
+FloorsOf = Callable[[tuple[int, ...], tuple[int, ...]], dict[str, Any]]
 
 
 def key(tree_base: str, accel: str, area: str, rule: str = RULE) -> str:
@@ -34,7 +39,7 @@ def path_for(cache: Cache, k: str) -> Path:
     return cache.root / "calibration" / f"{k}.json"
 
 
-def splits(k: int, rounds: int):
+def splits(k: int, rounds: int) -> Iterator[tuple[tuple[int, ...], ...]]:
     """Every way to pick two disjoint groups of `rounds` boots from k, each unordered pair once."""
     seen = set()
     for a in itertools.combinations(range(k), rounds):
@@ -46,7 +51,8 @@ def splits(k: int, rounds: int):
                 yield pair
 
 
-def judge_splits(runs: list[dict[str, Any]], rounds: int, floors=None) -> dict[str, Any]:
+def judge_splits(runs: list[dict[str, Any]], rounds: int,
+                 floors: dict[str, Any] | FloorsOf | None = None) -> dict[str, Any]:
     """Judge every split with the run's rule (ktest-rule/2) and with the old rule; count false alarms.
     `floors` is one floor table for every split, or a function of the split giving its own."""
     groups = list(itertools.islice(splits(len(runs), rounds), MAX_SPLITS))
@@ -54,7 +60,7 @@ def judge_splits(runs: list[dict[str, Any]], rounds: int, floors=None) -> dict[s
     run_v2 = run_v1 = run_change = inconclusive = undecided = 0
     per_metric: dict[str, dict[str, Any]] = {}
     per_check: dict[str, dict[str, Any]] = {}
-    shifts: dict[tuple, dict[str, Any]] = {}
+    shifts: dict[Split, dict[str, Any]] = {}
     for a, b in groups:
         ra, rb = [runs[i] for i in a], [runs[i] for i in b]
         checks = compare_checks(ra, rb, floors(a, b) if callable(floors) else floors)
@@ -95,7 +101,7 @@ def judge_splits(runs: list[dict[str, Any]], rounds: int, floors=None) -> dict[s
             "metrics": per_metric, "checks": per_check, "shifts": shifts}
 
 
-def _max_floors(shifts: dict[str, Any], pairs) -> dict[str, Any]:
+def _max_floors(shifts: dict[Split, dict[str, Any]], pairs: Iterable[Split]) -> dict[str, Any]:
     """Each metric's floor: the largest centre and tail shift over the given splits."""
     floors: dict[str, dict[str, Any]] = {}
     for pair in pairs:
@@ -107,10 +113,10 @@ def _max_floors(shifts: dict[str, Any], pairs) -> dict[str, Any]:
     return {k: f for k, f in floors.items() if f["centre"] is not None}
 
 
-def held_out_floors(shifts: dict[str, Any], k: int):
+def held_out_floors(shifts: dict[Split, dict[str, Any]], k: int) -> FloorsOf:
     """Out-of-sample floors for a split: calibrated only on the boots the split does not use, so the
     split's own noise never sets the floor it is judged by (None when too few boots are left)."""
-    def floors_for(a: tuple, b: tuple) -> dict[str, Any]:
+    def floors_for(a: tuple[int, ...], b: tuple[int, ...]) -> dict[str, Any]:
         used = set(a) | set(b)
         return _max_floors(shifts, [p for p in shifts if not used & (set(p[0]) | set(p[1]))])
     return floors_for
@@ -165,7 +171,7 @@ def noise_model(runs: list[dict[str, Any]], source: str = "calibration") -> dict
                     d = vals.setdefault(f"{path}/{name}", {"centre": [], "tail": []})
                     d["centre"].append(fwd(statistics.median(m["samples"])))
                     if len(m["samples"]) >= MIN_SAMPLES:
-                        d["tail"].append(fwd(p90(m["samples"])))
+                        d["tail"].append(fwd(cast(float, p90(m["samples"]))))    # samples: not empty
     out = {}
     for k, d in vals.items():
         model = {a: {"var": statistics.variance(xs), "df": len(xs) - 1} for a, xs in d.items() if len(xs) >= 3}
@@ -210,11 +216,11 @@ class Calibration:
 
     @property
     def floors(self) -> dict[str, Any]:
-        return self.data.get("floors", {})
+        return cast(dict[str, Any], self.data.get("floors", {}))
 
     @property
     def noise(self) -> dict[str, Any]:
-        return self.data.get("noise", {})
+        return cast(dict[str, Any], self.data.get("noise", {}))
 
     def summary(self) -> dict[str, Any]:
         d = self.data
@@ -238,7 +244,7 @@ def load(cache: Cache, k: str) -> dict[str, Any] | None:
     return d if isinstance(d, dict) and d.get("schema") == SCHEMA else None
 
 
-def for_run(cache: Cache, tree, areas: list[str], accel: str | None = None) -> Calibration | None:
+def for_run(cache: Cache, tree: Tree, areas: list[str], accel: str | None = None) -> Calibration | None:
     """The stored calibrations of this tree's base for the run's check areas, merged (None if there is
     none).  Without `accel`, the host's KVM answer decides which calibration applies."""
     if accel is None:
@@ -255,7 +261,8 @@ def for_run(cache: Cache, tree, areas: list[str], accel: str | None = None) -> C
     return Calibration(merged)
 
 
-def record(cache: Cache, tree, area: str, accel: str, runs: list[dict[str, Any]], rounds: int, reps: int) -> dict[str, Any]:
+def record(cache: Cache, tree: Tree, area: str, accel: str, runs: list[dict[str, Any]], rounds: int,
+           reps: int) -> dict[str, Any]:
     res = calibrate(runs, rounds)
     rel = next((r.get("env", {}).get("kernel_release") for r in runs if r.get("env")), None)
     data = {"schema": SCHEMA, "key": key(tree.base, accel, area), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ"),

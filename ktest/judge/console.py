@@ -12,11 +12,11 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 TS = re.compile(r"^\s*\[\s*(\d+\.\d+)\]\s?")        # printk time prefix
 # (kind, pattern) in priority order; the first match on a line starts a splat
-HEADERS: list[tuple[str, re.Pattern]] = [
+HEADERS: list[tuple[str, re.Pattern[str]]] = [
     ("kasan", re.compile(r"BUG: KASAN: ")),
     ("kfence", re.compile(r"BUG: KFENCE: ")),
     ("ubsan", re.compile(r"UBSAN: ")),
@@ -174,7 +174,7 @@ class KnownIssues:
     def check(self, path: str) -> str | None:
         for e in self.entries:
             if "check" in e and fnmatch.fnmatchcase(path, e["check"]):
-                return e.get("reason", "known issue")
+                return cast(str, e.get("reason", "known issue"))      # _bad_entries: a string
         return None
 
     def mark(self, splats: list[Splat]) -> list[Splat]:
@@ -186,7 +186,7 @@ class KnownIssues:
         return splats
 
 
-def _bad_entries(entries) -> str | None:
+def _bad_entries(entries: object) -> str | None:
     """Why `entries` is not a list of {"fingerprint" or "check": PATTERN, "reason": TEXT}, or None."""
     if not isinstance(entries, list):
         return f"a JSON {type(entries).__name__}, not a list"

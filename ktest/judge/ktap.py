@@ -13,6 +13,7 @@ Anything else (a script's own prints) is kept as diagnostics of the test it belo
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -40,7 +41,7 @@ class Result:
             return self.directive[4:].strip() or None
         return self.directive
 
-    def walk(self):
+    def walk(self) -> Iterator[Result]:
         yield self
         for s in self.subtests:
             yield from s.walk()
@@ -55,7 +56,7 @@ class Document:
     name: str | None = None       # a nested block's own "# Subtest: name" header
     trailing: list[str] = field(default_factory=list)      # diagnostics after the last result
 
-    def walk(self):
+    def walk(self) -> Iterator[Result]:
         for t in self.tests:
             yield from t.walk()
 

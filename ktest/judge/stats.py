@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any, cast
 
 import numpy as np
 from scipy import stats as sps
@@ -86,18 +88,19 @@ class Comparison:
     aspect: str | None = None      # centre | tail: what decided a change
     needs_boots: bool = False      # inconclusive in a way that more boots can settle
     doubt: str | None = None       # inconclusive: "harm" (a harmful shift as large as the floor is not ruled out) | "benefit"
-    decisions: dict = field(default_factory=dict)    # aspect -> DIFFERENT | SAME | UNKNOWN
+    decisions: dict[str, str] = field(default_factory=dict)    # aspect -> DIFFERENT | SAME | UNKNOWN
     mde: float | None = None       # the smallest harmful centre shift this run could detect (unit)
     mde_tail: float | None = None
     noise: str = "run"             # whose between-boot variance: run | calibrated | history (+ "drifted")
-    boot_values: dict = field(default_factory=dict)  # aspect -> {"base": [...], "patched": [...]} (unit)
+    # aspect -> {"base": [...], "patched": [...]} (unit)
+    boot_values: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     # the measurement's own resolution: the median, over base boots, of the IQR of one boot's repetitions
     # (unit); shown next to the floor, it says whether the floor is within what the clock can see
     resolution: float | None = None
     reason: str = ""
-    tests: dict = field(default_factory=dict, repr=False)   # aspect -> BootTest (not serialised)
+    tests: dict[str, BootTest] = field(default_factory=dict, repr=False)   # aspect -> BootTest (not serialised)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("tests", None)
         return d
@@ -110,18 +113,18 @@ def within_boot_iqr(boots: list[list[float]], min_reps: int = 4) -> float | None
     return round(float(statistics.median(iqrs)), 3) if iqrs else None
 
 
-def percentile(xs, q: float) -> float | None:
+def percentile(xs: Sequence[float], q: float) -> float | None:
     """Linear interpolation between order statistics (numpy's default)."""
     if len(xs) == 0:
         return None
     return float(np.percentile(np.asarray(xs, dtype=float), q * 100.0))
 
 
-def p90(xs):
+def p90(xs: Sequence[float]) -> float | None:
     return percentile(xs, 0.9)
 
 
-def floors(unit: str, base: list[float], min_effect: float | None, calibrated: dict | None,
+def floors(unit: str, base: list[float], min_effect: float | None, calibrated: dict[str, Any] | None,
            min_effect_tail: float | None = None) -> tuple[float, float, str]:
     """(centre floor, tail floor, where they come from)."""
     unit_min = ABS_FLOOR.get(unit, 0.0)
@@ -131,8 +134,8 @@ def floors(unit: str, base: list[float], min_effect: float | None, calibrated: d
         c, t = float(calibrated["centre"]), float(calibrated.get("tail") or calibrated["centre"])
         src = "calibrated"
     else:
-        bm, bp90 = statistics.median(base), p90(base)
-        iqr = percentile(base, 0.75) - percentile(base, 0.25)
+        bm, bp90 = statistics.median(base), cast(float, p90(base))      # base: not empty
+        iqr = cast(float, percentile(base, 0.75)) - cast(float, percentile(base, 0.25))
         c = max(REL_FLOOR * abs(bm), iqr)
         t = max(REL_FLOOR * abs(bp90), iqr)
         src = "estimated"
@@ -145,7 +148,7 @@ def floors(unit: str, base: list[float], min_effect: float | None, calibrated: d
 LOG_UNITS = ("ms", "s")                # latencies: a boot's luck multiplies them
 
 
-def to_scale(unit: str):
+def to_scale(unit: str) -> tuple[Callable[[float], float], Callable[[float], float]]:
     """(forward, inverse) transforms of a unit's values to the scale the boots are compared on."""
     if unit in LOG_UNITS:
         eps = ABS_FLOOR[unit]
@@ -176,7 +179,7 @@ class BootTest:
 
 
 def boot_test(aspect: str, base: list[float], patched: list[float], f_up: float, f_down: float,
-              prior: dict | None = None) -> BootTest | None:
+              prior: dict[str, Any] | None = None) -> BootTest | None:
     """Two-sample t-test on boot values with the variance pooled over both sides (and the noise
     model's, `prior` = {"var", "df", "source"}, unless the run's base boots reject it: drift)."""
     nb, npt = len(base), len(patched)
@@ -203,8 +206,8 @@ def boot_test(aspect: str, base: list[float], patched: list[float], f_up: float,
     return BootTest(aspect, base, patched, diff, se, df, p, f_up, f_down, noise)
 
 
-def boot_values(boots: list[list[float]], agg) -> list[float]:
-    return [float(agg(b)) for b in boots if b]
+def boot_values(boots: list[list[float]], agg: Callable[[list[float]], float | None]) -> list[float]:
+    return [float(cast(float, agg(b))) for b in boots if b]    # agg of a boot with samples: a number
 
 
 def mde(t: BootTest, centre: float, unit: str, lower_is_better: bool, alpha: float = ALPHA) -> float | None:
@@ -218,8 +221,8 @@ def mde(t: BootTest, centre: float, unit: str, lower_is_better: bool, alpha: flo
 
 def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots: list[list[float]],
             lower_is_better: bool = True, min_effect: float | None = None,
-            calibrated: dict | None = None, min_effect_tail: float | None = None,
-            noise: dict | None = None, once: bool = False) -> Comparison:
+            calibrated: dict[str, Any] | None = None, min_effect_tail: float | None = None,
+            noise: dict[str, Any] | None = None, once: bool = False) -> Comparison:
     """Raw statistics of one metric (samples grouped by boot).  The verdict is final only after
     `judge()` has seen every comparison of the run (the multiple-testing correction is run-wide).
     `noise`: the metric's between-boot noise model {"centre": {"var", "df"}, "tail": ..., "source"}.
@@ -236,9 +239,10 @@ def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots
     if not base or not patched:
         c.reason = f"not measured on {'both sides' if not base and not patched else 'base' if not base else 'patched'}"
         return c
-    c.delta = pm - bm
+    # both sides measured: the medians and p90s are numbers
+    c.delta = cast(float, pm) - cast(float, bm)
     c.delta_pct = (c.delta / bm * 100.0) if bm else None
-    c.delta_p90 = c.patched_p90 - c.base_p90
+    c.delta_p90 = cast(float, c.patched_p90) - cast(float, c.base_p90)
     c.separated = max(base) < min(patched) or max(patched) < min(base)
     c.noise_floor, c.tail_floor, c.floor_source = floors(unit, base, min_effect, calibrated, min_effect_tail)
     c.resolution = within_boot_iqr(base_boots)
@@ -251,16 +255,20 @@ def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots
             c.reason = f"needs at least {MIN_BOOTS} boots a side (have {c.boots_base} and {c.boots_patched})"
         return c
     fwd, _ = to_scale(unit)
-    aspects = [("centre", statistics.median, bm, c.noise_floor)]
+    aspects: list[tuple[str, Callable[[list[float]], float | None], float, float]] = [
+        ("centre", statistics.median, cast(float, bm), c.noise_floor)]
     if unit in TAIL_UNITS and min(len(b) for b in base_boots + patched_boots if b) >= MIN_SAMPLES:
-        aspects.append(("tail", p90, c.base_p90, c.tail_floor))
+        aspects.append(("tail", p90, cast(float, c.base_p90), c.tail_floor))
     for name, agg, centre, floor in aspects:
         bv, pv = boot_values(base_boots, agg), boot_values(patched_boots, agg)
         c.boot_values[name] = {"base": [round(v, 3) for v in bv], "patched": [round(v, 3) for v in pv]}
         f_up = fwd(centre + floor) - fwd(centre)
         f_down = fwd(centre) - fwd(max(centre - floor, 0.0))
-        t = boot_test(name, [fwd(v) for v in bv], [fwd(v) for v in pv], f_up, f_down, (noise or {}).get(name) and
-                      {**noise[name], "source": noise.get("source", "noise model")})
+        # MIN_BOOTS boots a side with values (checked above): the test is made
+        t = cast(BootTest, boot_test(name, [fwd(v) for v in bv], [fwd(v) for v in pv], f_up, f_down,
+                                     (noise or {}).get(name) and
+                                     {**cast(dict[str, Any], noise)[name],
+                                      "source": cast(dict[str, Any], noise).get("source", "noise model")}))
         c.tests[name] = t
         m = mde(t, centre, unit, lower_is_better)
         if name == "centre":
@@ -283,7 +291,7 @@ def judge(comps: list[Comparison], alpha: float = ALPHA) -> None:
     pend = [c for c in comps if c.verdict == "pending"]
     ps: list[float] = []
     for c in pend:
-        ps.append(c.p_value)
+        ps.append(cast(float, c.p_value))      # a pending comparison was tested
         if c.p_tail is not None:
             ps.append(c.p_tail)
     qs = iter(adjust(ps))
@@ -317,12 +325,19 @@ def _fmt(v: float | None, u: str) -> str:
     return "?" if v is None else f"{v:.1f} {u}"
 
 
+# an aspect of a comparison as _decide weighs it: (name, q, delta, floor, base, patched, mde)
+_Row = tuple[str, float, float | None, float, float | None, float | None, float | None]
+
+
 def _decide(c: Comparison, alpha: float) -> None:
     u = c.unit
-    rows = [("centre", c.q_value, c.delta, c.noise_floor, c.base_median, c.patched_median, c.mde)]
+    # judge() gave the pending comparison its q-value, and floors() its tail floor
+    rows: list[_Row] = [("centre", cast(float, c.q_value), c.delta, c.noise_floor, c.base_median,
+                         c.patched_median, c.mde)]
     if c.q_tail is not None:
-        rows.append(("tail", c.q_tail, c.delta_p90, c.tail_floor, c.base_p90, c.patched_p90, c.mde_tail))
-    got = {}
+        rows.append(("tail", c.q_tail, c.delta_p90, cast(float, c.tail_floor), c.base_p90, c.patched_p90,
+                     c.mde_tail))
+    got: dict[str, tuple[str, str | None]] = {}
     for name, q, d, floor, _b, _p, _m in rows:
         t = c.tests[name]
         beyond = d is not None and abs(d) > floor and (d > 0) == (t.diff > 0)
@@ -333,7 +348,7 @@ def _decide(c: Comparison, alpha: float) -> None:
     unknown = [r for r in rows if got[r[0]][0] == "UNKNOWN"]
     nb = f"{c.boots_base}+{c.boots_patched} boots"
 
-    def desc(r):
+    def desc(r: _Row) -> str:
         name, q, d, floor, b, p, m = r
         label = "median" if name == "centre" else "p90"
         return f"{label} {b:.1f} -> {p:.1f} {u}, q={q:.3g}, floor {floor:.1f} {u} ({c.floor_source})"
@@ -371,7 +386,8 @@ def compare_v1(base: list[float], patched: list[float], unit: str) -> str:
     sep = max(base) < min(patched) or max(patched) < min(base)
     p = 1.0 if len(set(base) | set(patched)) == 1 else float(
         sps.mannwhitneyu(base, patched, alternative="two-sided", method="asymptotic").pvalue)
-    floor = max(REL_FLOOR * abs(bm), ABS_FLOOR.get(unit, 0.0), percentile(base, 0.75) - percentile(base, 0.25))
+    floor = max(REL_FLOOR * abs(bm), ABS_FLOOR.get(unit, 0.0),
+                cast(float, percentile(base, 0.75)) - cast(float, percentile(base, 0.25)))
     if not (sep or p < 0.05) or abs(pm - bm) <= floor or math.isnan(p):
         return "unchanged"
     return "changed"

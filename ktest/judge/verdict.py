@@ -7,10 +7,11 @@ splats per boot.  Status order follows KCIDB: FAIL > ERROR > MISS > PASS > DONE 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from ktest.judge.crash import LABEL
-from ktest.base.result import CheckResult, Expectation, Outcome, Result, Verdict
-from ktest.judge.stats import ALPHA, POWER, RULE, compare, judge
+from ktest.base.result import CheckResult, Expectation, Json, Outcome, Result, Verdict
+from ktest.judge.stats import ALPHA, POWER, RULE, Comparison, compare, judge
 
 STATUS_ORDER = ["FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP"]
 
@@ -27,10 +28,10 @@ def side_status(statuses: list[str]) -> str:
     return min(s, key=STATUS_ORDER.index)
 
 
-def collect(runs: list[dict]) -> "OrderedDict[str, dict]":
+def collect(runs: list[Json]) -> "OrderedDict[str, Json]":
     """path -> {statuses, metrics{name: {unit, samples, boots, lower_is_better, min_effect}}, timelines,
     messages, notes}.  `boots` keeps each boot's samples apart: the boot is the unit of replication."""
-    out: OrderedDict[str, dict] = OrderedDict()
+    out: OrderedDict[str, Json] = OrderedDict()
     for bi, run in enumerate(runs):
         for r in run.get("results", []):
             c = out.setdefault(r["path"], {"statuses": [], "metrics": OrderedDict(), "timelines": [],
@@ -55,7 +56,7 @@ def collect(runs: list[dict]) -> "OrderedDict[str, dict]":
 EMPTY = {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}, "infra": 0}
 
 
-def judged_status(c: dict) -> str:
+def judged_status(c: Json) -> str:
     """A side's status for the comparison: a result the machine failed (an infrastructure error, such
     as the host's link control) says nothing of the kernel and is left out; a side with nothing else
     asserted nothing ("SKIP", so that the check is "not compared", never a regression)."""
@@ -70,7 +71,7 @@ def judged_status(c: dict) -> str:
 FAIL_EFFECT = 0.5          # the smallest rise of a check's failure rate (per boot) that matters
 
 
-def failure_counts(c: dict) -> tuple[int, int]:
+def failure_counts(c: Json) -> tuple[int, int]:
     """(boots that failed the check, boots that passed or failed it) on one side: an infrastructure
     error is neither; a skip asserted nothing."""
     fails = sum(s in ("FAIL", "ERROR") for s in c["statuses"]) - c["infra"]
@@ -106,7 +107,7 @@ def failure_test(kb: int, n_b: int, kp: int, n_p: int) -> tuple[str, float]:
     return ("SAME" if miss <= 1.0 - POWER else "UNKNOWN"), p
 
 
-def failure_verdict(bc: dict, pc: dict, tr: str, history: tuple[int, int] | list[int] | None = None) -> dict | None:
+def failure_verdict(bc: Json, pc: Json, tr: str, history: tuple[int, int] | list[int] | None = None) -> Json | None:
     """A check that failed in some patched boots: its failure counts decide (None: no patched failure
     or no base that ran it).  `history`: (failed, boots) of the same check on the same base kernel in
     earlier runs, counted with the base."""
@@ -129,7 +130,7 @@ def failure_verdict(bc: dict, pc: dict, tr: str, history: tuple[int, int] | list
             "history": [hk, hn] if history else None, "verdict": verdict}
 
 
-def correct_failure_tests(failures: list[dict]) -> None:
+def correct_failure_tests(failures: list[Json]) -> None:
     """The run-wide correction for failure counts, as for metrics: Benjamini-Hochberg over the Fisher
     p-values of every check that failed more often on the patched side (the checks that were tested).
     A bonding run has some hundred upstream cases, a few of which flake on both sides: each one tested
@@ -148,7 +149,7 @@ def correct_failure_tests(failures: list[dict]) -> None:
                         f"whose failures were tested")
 
 
-def shown_status(c: dict) -> str:
+def shown_status(c: Json) -> str:
     """A side's status as the report shows it: a boot the machine or the setup failed is left out
     (a PASS beside one setup ERROR is PASS, not FLAKY), unless every boot failed so."""
     if c["infra"] and c["infra"] < len(c["statuses"]):
@@ -178,16 +179,17 @@ def transition(base: str, patched: str) -> str:
     return "unchanged"
 
 
-def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration: dict | None = None,
-                   once: frozenset[str] | set[str] = frozenset(), noise: dict | None = None,
-                   fail_history: dict | None = None) -> list[dict]:
+def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration: Json | None = None,
+                   once: frozenset[str] | set[str] = frozenset(), noise: Json | None = None,
+                   fail_history: Json | None = None) -> list[Json]:
     """Per-check verdicts.  `calibration`: {"<path>/<metric>": {"centre": floor, "tail": floor}} from
     `ktest calibrate`, the measured noise of each metric on this kernel and accel.  All metrics of the
     run are judged together (the multiple-testing correction is run-wide, see stats).  `once`: paths of
     checks that run in one boot a side by design; `noise`: {"<path>/<metric>": noise model} (stats);
     `fail_history`: {path: (failed, boots)} of the base kernel in earlier runs."""
     b, p = collect(base_runs), collect(patched_runs)
-    checks, pending = [], []
+    checks: list[Json] = []
+    pending: list[tuple[Comparison, Json | None, Json | None]] = []
     for path in list(b) + [x for x in p if x not in b]:
         bc, pc = b.get(path, EMPTY), p.get(path, EMPTY)
         bs, ps = shown_status(bc), shown_status(pc)
@@ -246,12 +248,12 @@ def compare_checks(base_runs: list[dict], patched_runs: list[dict], calibration:
 CRASH_VERDICTS = ("crashed", "not run")   # counted under their side's crash, not as regressions of their own
 
 
-def crash_diff(base_runs: list[dict], patched_runs: list[dict]) -> dict:
+def crash_diff(base_runs: list[Json], patched_runs: list[Json]) -> Json:
     """Each side's crashes (checks.GuestRun's "crash" per boot), one per fingerprint with the boots it
     happened in and every check it cut off; "new": the patched side's that the base does not have and
     that no known-issues entry explains."""
-    def side(runs):
-        out: OrderedDict[str, dict] = OrderedDict()
+    def side(runs: list[Json]) -> list[Json]:
+        out: OrderedDict[str, Json] = OrderedDict()
         for i, r in enumerate(runs):
             c = r.get("crash")
             if not c:
@@ -268,7 +270,7 @@ def crash_diff(base_runs: list[dict], patched_runs: list[dict]) -> dict:
     return {"base": b, "patched": p, "new": [c for c in p if c["fingerprint"] not in seen and not c.get("known")]}
 
 
-def _mark_crashed(checks: list[dict], crashes: dict) -> None:
+def _mark_crashed(checks: list[Json], crashes: Json) -> None:
     """A check with no result on a side whose kernel crashed did not run because of that crash (or is
     the check the crash happened in): say so instead of counting it as a regression of its own.  A
     check that ran, even if it failed because of the crash, keeps its verdict."""
@@ -286,7 +288,7 @@ def _mark_crashed(checks: list[dict], crashes: dict) -> None:
             break
 
 
-def _where(cr: dict) -> str:
+def _where(cr: Json) -> str:
     return cr.get("during") or cr.get("where") or "?"
 
 
@@ -305,17 +307,17 @@ def check_verdict(tr: str, metric_verdicts: list[str], harm_in_doubt: bool = Fal
     return tr
 
 
-def splat_diff(base_runs: list[dict], patched_runs: list[dict]) -> dict:
+def splat_diff(base_runs: list[Json], patched_runs: list[Json]) -> Json:
     """Splats by fingerprint on each side; `new`: on patched only (and not a known issue), each with the
     number of patched boots that showed it (`boots` of `of`)."""
-    def fps(runs):
-        out = OrderedDict()
+    def fps(runs: list[Json]) -> OrderedDict[str, Json]:
+        out: OrderedDict[str, Json] = OrderedDict()
         for r in runs:
             for s in r.get("splats", []):
                 out.setdefault(s["fingerprint"], s)
         return out
 
-    def seen(fp):
+    def seen(fp: str) -> int:
         return sum(any(s["fingerprint"] == fp for s in r.get("splats", [])) for r in patched_runs)
 
     b, p = fps(base_runs), fps(patched_runs)
@@ -331,12 +333,12 @@ def splat_diff(base_runs: list[dict], patched_runs: list[dict]) -> dict:
 STARVATION_KINDS = ("rcu_stall", "soft_lockup")
 
 
-def unconfirmed_stall(splat: dict) -> bool:
+def unconfirmed_stall(splat: Json) -> bool:
     """A new stall-kind splat seen in fewer than two patched boots (stored results without counts: no)."""
     return splat["kind"] in STARVATION_KINDS and splat.get("boots", 2) < 2
 
 
-def expected_effects(expected: dict | None, checks: list[dict]) -> list[dict]:
+def expected_effects(expected: Json | None, checks: list[Json]) -> list[Json]:
     """Did the series' declared effect hold?  decrease/increase: a significant change that way;
     none: no significant change.  Not measured: held is None."""
     out = []
@@ -371,7 +373,7 @@ def expected_effects(expected: dict | None, checks: list[dict]) -> list[dict]:
     return out
 
 
-def has_evidence(checks: list[dict]) -> bool:
+def has_evidence(checks: list[Json]) -> bool:
     """Did both sides run at least one check that asserted something (PASS or FAIL, not SKIP/MISS)?"""
     ran = ("PASS", "FAIL", "ERROR", "FLAKY")
     return any(c["base"]["status"] in ran and c["patched"]["status"] in ran and c["transition"] != "not compared"
@@ -379,7 +381,7 @@ def has_evidence(checks: list[dict]) -> bool:
         any(c["transition"] == "regression" for c in checks)
 
 
-def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: dict | None = None) -> Verdict:
+def overall(checks: list[Json], splats: Json, builds_ok: bool = True, crashes: Json | None = None) -> Verdict:
     """The run's verdict.  A new crash of the patched kernel comes first, as one regression: the checks
     it kept from running are listed under it (`not_run`), not as regressions of their own."""
     crashes = crashes or {"base": [], "patched": [], "new": []}
@@ -418,14 +420,14 @@ def overall(checks: list[dict], splats: dict, builds_ok: bool = True, crashes: d
     return v
 
 
-def collection_order(boots: list[dict]):
+def collection_order(boots: list[Json]) -> Callable[[Json], int] | None:
     """A sort key putting checks in the order the guest plugin collected them (the first boot that
     says), a sub-result (id "NODEID::name") after its check; None when no boot says."""
     sel = next((b["selection"] for b in boots if b.get("selection") and b["selection"].get("collected")), None)
     if sel is None:
         return None
     pos = {c["id"]: k for k, c in enumerate(sel["collected"])}
-    rank = {}
+    rank: dict[str, int] = {}
     for b in boots:
         for r in b.get("results", []):
             nid = r["id"]
@@ -435,7 +437,7 @@ def collection_order(boots: list[dict]):
     return lambda check: rank.get(check["path"], len(pos))
 
 
-def once_paths(result: Result, boots: list[dict]) -> frozenset[str]:
+def once_paths(result: Result, boots: list[Json]) -> frozenset[str]:
     """Paths of the checks that run in one boot a side by design: the slow checks (round 1 only), by
     their node ids in the run's settings."""
     slow = set((result.settings.slow_checks or {}).get("checks") or [])
@@ -452,8 +454,8 @@ def once_paths(result: Result, boots: list[dict]) -> frozenset[str]:
     return frozenset(out)
 
 
-def conclude(result: Result, base_runs: list[dict], patched_runs: list[dict],
-             calibration: dict | None = None) -> None:
+def conclude(result: Result, base_runs: list[Json], patched_runs: list[Json],
+             calibration: Json | None = None) -> None:
     """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries),
     into `result`.  `ktest run`, `ktest merge` (on the pooled runs of all shards) and `ktest compare`
     all conclude here.  Checks come in collection order whichever boot ran them first (a slow check's

@@ -8,6 +8,7 @@ import json
 import math
 import sqlite3
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,9 @@ CREATE INDEX IF NOT EXISTS base_boots_build ON base_boots(build, accel);
 # EXISTS), and the runs recorded before simply have no metric rows.
 
 SIDES = ("base", "patched")
+# rows of the tables, in their columns' order
+_MetricRow = tuple[str, str, str, str, str, float | None, float | None, int]
+_BaseBootRow = tuple[str, str, str, int, str, str, str, str | None, float | None, float | None]
 
 
 def _checks(result: Result) -> dict[str, Any]:
@@ -74,7 +78,7 @@ def anchor(series: str, tree: str, base: str) -> str:
     return "t-" + short_hash(series, tree, base, n=12)
 
 
-def _number(v) -> float | None:
+def _number(v: object) -> float | None:
     """A median or p90 as stored: a finite float, else NULL."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
@@ -82,7 +86,7 @@ def _number(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _metric_rows(result: Result) -> list[tuple]:
+def _metric_rows(result: Result) -> list[_MetricRow]:
     rows = {}
     for c in result.checks:
         for m in c.metrics:
@@ -99,13 +103,13 @@ def base_build(result: Result) -> str | None:
     return next((b.key for b in result.builds if b.label == "base" and b.key), None)
 
 
-def _base_boot_rows(result: Result) -> list[tuple]:
+def _base_boot_rows(result: Result) -> list[_BaseBootRow]:
     from ktest.judge.stats import p90
 
     build, accel = base_build(result), (result.env or {}).get("accel")
     if not build or not accel or result.settings.shard or result.compare:
         return []
-    rows: dict[tuple, tuple] = {}
+    rows: dict[tuple[int, str, str], _BaseBootRow] = {}
     boots = result.boots_of("base", ("round", "retry"))
     for i, b in enumerate(boots):
         for r in b.get("results", []):
@@ -151,7 +155,7 @@ class History:
         Only metrics with at least `min_df` degrees of freedom."""
         from ktest.judge.stats import to_scale
 
-        per: dict[tuple, dict[str, Any]] = {}
+        per: dict[tuple[str, str], dict[str, Any]] = {}
         for run_id, path, metric, unit, centre, tail in self.db.execute(
                 "SELECT run_id, path, metric, unit, centre, tail FROM base_boots WHERE build = ? AND accel = ? "
                 "AND metric != '' AND run_id != ?", (build, accel, exclude or "")):
@@ -187,7 +191,7 @@ class History:
 
     def runs(self, series: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         q = "SELECT run_id, created, series, base, status, exit_code, n_regressions, result_path FROM runs"
-        args: tuple = ()
+        args: tuple[str, ...] = ()
         if series:
             q += " WHERE series = ?"
             args = (series,)
@@ -231,7 +235,7 @@ class History:
         if where:
             q += " WHERE " + " AND ".join(where)
         q += " ORDER BY series, tree, base, created, run_id"
-        groups: dict[tuple, dict[str, Any]] = {}
+        groups: dict[tuple[str, str, str], dict[str, Any]] = {}
         for run_id, created, ser, tree, bse, status, phash in self.db.execute(q, args):
             g = groups.setdefault((ser, tree, bse), {"series": ser, "tree": tree, "base": bse, "runs": [],
                                                        "metrics": []})
@@ -242,7 +246,7 @@ class History:
                 if not g["runs"]:
                     continue
             order = {r["run_id"]: i for i, r in enumerate(g["runs"])}
-            series_metrics: dict[tuple, dict[str, Any]] = {}
+            series_metrics: dict[tuple[str, str], dict[str, Any]] = {}
             for chunk in _chunks(list(order), 500):       # SQLite caps the number of parameters
                 marks = ",".join("?" * len(chunk))
                 for run_id, path, metric, unit, side, med, p90, n in self.db.execute(
@@ -263,6 +267,6 @@ class History:
         return [g for g in groups.values() if g["runs"]]
 
 
-def _chunks(xs: list[Any], n: int):
+def _chunks(xs: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(xs), n):
         yield xs[i:i + n]

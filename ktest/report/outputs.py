@@ -4,8 +4,9 @@ summary.md.  `ktest report RESULT.json` re-renders them for any stored run."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -17,6 +18,9 @@ from ktest.report.history import anchor
 from ktest.base.result import CheckResult, MetricResult, Outcome, Result, Status
 from ktest.base.safetext import inert, md_code, md_text
 from ktest.judge.verdict import REGRESSIONS
+
+if TYPE_CHECKING:
+    from junitparser import TestCase, TestSuite
 
 ORIGIN = "ktest"
 
@@ -32,7 +36,7 @@ def strip_chart(m: MetricResult, width: int = 560) -> Markup:
     lo, hi = min(0.0, min(vals)), max(vals)
     hi = hi if hi > lo else lo + 1
     x0, x1, rh = 100, width - 20, 28
-    sx = lambda v: x0 + (v - lo) / (hi - lo) * (x1 - x0)
+    sx: Callable[[float], float] = lambda v: x0 + (v - lo) / (hi - lo) * (x1 - x0)
     h = rh * len(rows) + 22
     parts = [f'<svg class="chart" role="img" width="{width}" height="{h}" viewBox="0 0 {width} {h}" '
              f'xmlns="http://www.w3.org/2000/svg"><title>{escape(m.metric)} ({escape(m.unit)})</title>']
@@ -54,7 +58,7 @@ def strip_chart(m: MetricResult, width: int = 560) -> Markup:
     return Markup("".join(parts))
 
 
-def _fmt(v, unit="") -> str:
+def _fmt(v: float | None, unit: str | None = "") -> str:
     if v is None:
         return "–"
     return f"{v:.1f}{(' ' + unit) if unit else ''}"
@@ -79,7 +83,7 @@ def _tail(outdir: Path, rel: str | None, n: int = 150) -> str:
 _HTML_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def _visible_controls(v):
+def _visible_controls(v: object) -> object:
     """Jinja's finalize: every value a page shows (a subject, a check name, a console tail) with its
     control characters visible instead of raw (ESC, BEL and NUL from outside text never reach the page);
     and words, not Python values: a yes/no for True/False and a dash for None."""
@@ -227,7 +231,7 @@ def junit_xml(suites: list[Any]) -> str:
     xml = JUnitXml()
     for suite in suites:
         xml.add_testsuite(suite)
-    out = xml.tostring()
+    out = xml.tostring()    # type: ignore[no-untyped-call]  # junitparser leaves Element.tostring unannotated
     return xml_safe(out.decode() if isinstance(out, bytes) else out)
 
 
@@ -240,7 +244,7 @@ def xml_safe(text: str) -> str:
     return _XML_FORBIDDEN.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def junit_suite(result: Result, name: str | None = None):
+def junit_suite(result: Result, name: str | None = None) -> TestSuite:
     from junitparser import Error, Failure, Skipped, TestCase, TestSuite
 
     suite = TestSuite(name or f"ktest.{result.series.name}")
@@ -282,7 +286,7 @@ def junit_suite(result: Result, name: str | None = None):
     return suite
 
 
-def _junit_case(c: CheckResult):
+def _junit_case(c: CheckResult) -> TestCase:
     """One check as a JUnit test case: a regression fails it; flaky, undecided and a failure on one
     side only are errors; a check skipped on both sides is skipped."""
     from junitparser import Error, Failure, Skipped, TestCase
@@ -328,7 +332,7 @@ def kcidb_path(*parts: str) -> str:
     return ".".join(_KCIDB_NAME.sub("_", n) or "_" for n in nodes)
 
 
-def _no_nul(v):
+def _no_nul(v: Any) -> Any:         # a JSON value in, the same shape out
     """KCIDB strings may not hold NUL: outside text (a subject, a tree name) shows it as \\x00."""
     if isinstance(v, str):
         return v.replace("\0", "\\x00")
@@ -387,8 +391,8 @@ def render_kcidb(result: Result) -> dict[str, Any]:
                               "path": kcidb_path("ktest", c.path, m.metric), "status": "DONE",
                               "number": {"value": float(med), "unit": m.unit},
                               "misc": {"samples": samples, "p90": tail}})
-    data = {"version": {"major": kcidb_io.schema.LATEST.major, "minor": kcidb_io.schema.LATEST.minor},
-            "checkouts": [base_co, co], "builds": builds, "tests": tests}
+    data: dict[str, Any] = {"version": {"major": kcidb_io.schema.LATEST.major, "minor": kcidb_io.schema.LATEST.minor},
+                            "checkouts": [base_co, co], "builds": builds, "tests": tests}
     data = _no_nul(data)
     kcidb_io.schema.LATEST.validate(data)
     return data

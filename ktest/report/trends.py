@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ W, H = 520, 210
 X0, X1, Y0, Y1 = 64, W - 14, 14, H - 44        # plot area: x from X0 to X1, y from Y0 (top) to Y1
 
 
-def _num(v) -> str:
+def _num(v: float | None) -> str:
     return "–" if v is None else f"{v:.2f}"
 
 
@@ -39,8 +40,8 @@ def chart(metric: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any] 
     lo, hi = (max(lo - pad, 0.0) if lo >= 0 else lo - pad), hi + pad     # no negative ticks for a time or count
     n = max(len(runs), 1)
     step = (X1 - X0) / n
-    sx = lambda i: X0 + (i + 0.5) * step
-    sy = lambda v: Y1 - (v - lo) / (hi - lo) * (Y1 - Y0)
+    sx: Callable[[int], float] = lambda i: X0 + (i + 0.5) * step
+    sy: Callable[[float], float] = lambda v: Y1 - (v - lo) / (hi - lo) * (Y1 - Y0)
     sides = []
     for k, side in enumerate(SIDES):
         off = (-3 if k == 0 else 3) if n > 1 else (k * 6 - 3)    # base and patched whiskers side by side
