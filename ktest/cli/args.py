@@ -274,7 +274,7 @@ def _add_shell(sub: Any, common: Sequence[argparse.ArgumentParser]) -> None:
     from ktest.boot.shell import TOPOLOGIES
     p.add_argument("--topology", default="none", choices=list(TOPOLOGIES), metavar="NAME",
                    help="; ".join(f"{t.name}: {t.what}" for t in TOPOLOGIES.values()) + " (default none)")
-    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    _accel_arg(p)
 
 
 def _add_doctor(sub: Any, common: Sequence[argparse.ArgumentParser]) -> None:
@@ -298,13 +298,17 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
     _tree_args(p)
 
 
+def _accel_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                   help="auto probes once per host whether KVM really runs a guest (default)")
+
+
 def _boot_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("boot")
     g.add_argument("-k", dest="expr", metavar="EXPR", help="pytest -k expression selecting checks")
     g.add_argument("--reps", type=int, default=5, help="repetitions per measurement (default 5)")
     g.add_argument("--vms", type=int, metavar="N",
                    help="guests to run at once (default: from cores, memory and accel; 2 on a 2-core TCG host)")
-    g.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
-                   help="auto probes once per host whether KVM really runs a guest (default)")
+    _accel_arg(g)
     g.add_argument("--known-issues", metavar="FILE", type=Path,
                    help="JSON list of {fingerprint, reason}: splats that are expected")
