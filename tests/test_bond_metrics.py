@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testcases" / "bonding"))
 
-from test_active_backup import loss_window_ms  # noqa: E402
+from test_active_backup import longest_gap_ms, loss_window_ms, lost_after  # noqa: E402
 
 
 def test_loss_window_is_measured_in_the_senders_clock():
@@ -16,6 +16,26 @@ def test_loss_window_is_measured_in_the_senders_clock():
     # the longest of two runs counts; a loss before the first arrival has no start and does not
     assert abs(loss_window_ms(send_t, {1, 2, 4, 8, 9}) - 8.0) < 1e-9
 
+
+
+def test_traffic_after_the_switch_is_judged_apart_from_the_loss_before_it():
+    """A starved guest's ARP monitor notices the cut late: most of a short stream can be lost before the
+    bond switches.  Whether traffic flows again is asked of the packets sent once it had switched."""
+    send_t = [i * 0.002 for i in range(100)]
+    got = set(range(10)) | set(range(70, 100))          # 10..69 lost while the cut went unnoticed
+    assert lost_after(send_t, got, 0.14) == (0, 30), "after the switch (t = 140 ms, seq 70) all arrived"
+    assert lost_after(send_t, got, 0.10) == (20, 50), "a switch seen earlier counts the tail of the gap"
+    assert lost_after(send_t, got - {90, 91}, 0.14) == (2, 30)
+    assert lost_after(send_t, got, 1.0) == (0, 0), "nothing sent after t"
+
+
+def test_the_senders_longest_pause_after_the_switch():
+    """A guest that did not run for a while shows as a pause in the sender's 2 ms rhythm: the evidence
+    given when the ARP monitor declared the new active slave down meanwhile."""
+    send_t = [0.000, 0.002, 0.004, 0.240, 0.242, 0.244]
+    assert round(longest_gap_ms(send_t, 0.0), 3) == 236.0
+    assert round(longest_gap_ms(send_t, 0.1), 3) == 2.0, "the pause before t is not counted"
+    assert longest_gap_ms(send_t, 0.244) == 0.0, "one send: no interval"
 
 
 def test_a_monitor_keeps_the_events_after_a_match_for_the_next_wait():

@@ -322,6 +322,19 @@ def loss_window_ms(send_t: list[float], received: set[int]) -> float:
     return longest * 1000.0
 
 
+def lost_after(send_t: list[float], received: set[int], t: float) -> tuple[int, int]:
+    """(lost, sent) among the packets sent at or after `t` (the sender's clock): whether traffic flows
+    again once the bond has switched, apart from the loss while it had not yet noticed the cut."""
+    after = [seq for seq, ts in enumerate(send_t) if ts >= t]
+    return sum(1 for seq in after if seq not in received), len(after)
+
+
+def longest_gap_ms(send_t: list[float], t: float) -> float:
+    """The longest interval between consecutive sends at or after `t` (ms; 0 with fewer than two)."""
+    after = [ts for ts in send_t if ts >= t]
+    return max((b - a for a, b in zip(after, after[1:])), default=0.0) * 1000.0
+
+
 def test_loss_during_failover(record, reps):
     """A UDP stream with sequence numbers, h1 -> h2, across a failover: lost packets and the loss window
     (sender's clock); the longest gap between arrivals is kept as context."""
