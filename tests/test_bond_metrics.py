@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testcases" / "bonding"))
 
-from test_active_backup import longest_gap_ms, loss_window_ms, lost_after  # noqa: E402
+from test_active_backup import longest_gap_ms, loss_window_ms, lost_after, wait_drained  # noqa: E402
 
 
 def test_loss_window_is_measured_in_the_senders_clock():
@@ -36,6 +36,41 @@ def test_the_senders_longest_pause_after_the_switch():
     assert round(longest_gap_ms(send_t, 0.0), 3) == 236.0
     assert round(longest_gap_ms(send_t, 0.1), 3) == 2.0, "the pause before t is not counted"
     assert longest_gap_ms(send_t, 0.244) == 0.0, "one send: no interval"
+
+
+class _Clock:
+    """A clock that moves only when slept on: the drain's rule, without wall-clock time."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+def test_a_stream_drains_until_its_last_packet_or_quiet():
+    clock = _Clock()
+    got = [1, 2]
+
+    def arrived():                      # the tail arrives while the receiver waits: 5 more, 1 per 20 ms
+        if len(got) < 7 and round(clock.t * 100) % 2 == 0:
+            got.append(len(got) + 1)
+        return len(got)
+
+    assert wait_drained(arrived, lambda: 7 in got, clock=clock, sleep=clock.sleep), "the last packet arrived"
+    assert len(got) == 7 and clock.t < 0.3, "stopped when the last arrived, not after a fixed drain"
+    clock2 = _Clock()
+    assert not wait_drained(lambda: 3, lambda: False, quiet_s=0.3, clock=clock2, sleep=clock2.sleep), \
+        "the last packet was lost: gives up once nothing arrived for quiet_s"
+    assert 0.3 < clock2.t < 0.35
+    clock3 = _Clock()
+    trickle = iter(range(10**6))
+    assert not wait_drained(lambda: next(trickle), lambda: False, cap_s=3.0, clock=clock3, sleep=clock3.sleep), \
+        "a trickle that never ends stops at the cap"
+    assert 3.0 <= clock3.t < 3.05
 
 
 def test_a_monitor_keeps_the_events_after_a_match_for_the_next_wait():

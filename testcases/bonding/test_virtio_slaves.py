@@ -142,19 +142,12 @@ class Stream:
         """(lost, loss window ms, sent) once the receiver has drained what was in flight: until the last
         packet sent arrived, or nothing arrived for quiet_s (observed; a starved guest's far NIC hands
         the tail over late, and a receiver stopped with the sender counted it lost), at most cap_s."""
-        from test_active_backup import loss_window_ms
+        from test_active_backup import loss_window_ms, wait_drained
 
         self.stop.set()
         self.threads[1].join()
         last = len(self.send_t) - 1
-        t_end = time.monotonic() + cap_s
-        n, t_grew = len(self.got), time.monotonic()
-        while last not in self.got and time.monotonic() < t_end:
-            time.sleep(0.01)
-            if len(self.got) != n:
-                n, t_grew = len(self.got), time.monotonic()
-            elif time.monotonic() - t_grew > quiet_s:
-                break
+        wait_drained(lambda: len(self.got), lambda: last in self.got, quiet_s, cap_s)
         self.stop_rx.set()
         self.threads[0].join()
         self.rx.close()
