@@ -190,3 +190,19 @@ def test_a_symbol_asked_where_available_is_logged_when_the_tree_cannot_grant_it(
     t2 = user_tree(cache, other)
     with pytest.raises(KconfigMissing, match="CONFIG_VETH=y"):
         Builder(cache, t2, progress=Silent(), areas=("linkwatch",)).build(t2.base, "base")
+
+
+def test_the_trees_selftests_travel_with_the_build_without_a_warning_per_file(cache, fake_tree, calls, capfd):
+    """A commit dated ahead of the host's clock (as the mutant corpus's are): its selftests are exported
+    into the artifact, and tar prints nothing on the user's terminal."""
+    d = fake_tree / "tools/testing/selftests/kselftest"
+    d.mkdir(parents=True)
+    (d / "runner.sh").write_text("#!/bin/sh\n")
+    git(fake_tree, "add", "-A")
+    env = {**os.environ, "GIT_AUTHOR_DATE": "2036-01-01T00:00:00", "GIT_COMMITTER_DATE": "2036-01-01T00:00:00"}
+    subprocess.run(["git", "-C", str(fake_tree), "commit", "-q", "-m", "selftests"], check=True, env=env)
+    t = user_tree(cache, fake_tree)
+    b = Builder(cache, t, progress=Silent()).build(t.base, "base")
+    assert b.status == "PASS"
+    assert (b.dir / "selftests/tools/testing/selftests/kselftest/runner.sh").read_text() == "#!/bin/sh\n"
+    assert "in the future" not in capfd.readouterr().err

@@ -267,7 +267,9 @@ class Builder:
             return
         archive = subprocess.run(["git", *gd, "archive", "--format=tar", commit, *paths], capture_output=True)
         if archive.returncode == 0:
-            subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=False)
+            # -m: the files get the time of extraction, not the commit's; a commit dated ahead of the host's
+            # clock (the mutant corpus is) would otherwise print a warning per file on the user's terminal
+            subprocess.run(["tar", "-x", "-m", "-C", str(dest)], input=archive.stdout, check=False)
 
     def _store(self, commit: str, key: str, obj: Path, log_path: Path, warnings: list[Warning_],
                duration: float) -> Build:
