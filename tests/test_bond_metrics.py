@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testcases" / "bonding"))
 
 from test_active_backup import longest_gap_ms, loss_window_ms, lost_after, wait_drained  # noqa: E402
@@ -71,6 +73,18 @@ def test_a_stream_drains_until_its_last_packet_or_quiet():
     assert not wait_drained(lambda: next(trickle), lambda: False, cap_s=3.0, clock=clock3, sleep=clock3.sleep), \
         "a trickle that never ends stops at the cap"
     assert 3.0 <= clock3.t < 3.05
+
+
+def test_a_wait_that_times_out_raises_what_the_caller_names():
+    """The stream's waits for its own setup are SetupNotEstablished (a setup ERROR), a check's other
+    waits an AssertionError (the kernel's FAIL): one poll loop, the kind of failure named by the caller."""
+    from bondlib import wait_until
+    from ktest.guest.lib import SetupNotEstablished
+
+    with pytest.raises(SetupNotEstablished, match="waiting for 100 packets"):
+        wait_until(lambda: False, 0.0, what="100 packets", exc=SetupNotEstablished)
+    with pytest.raises(AssertionError, match="waiting for the failover"):
+        wait_until(lambda: False, 0.0, what="the failover")
 
 
 def test_a_monitor_keeps_the_events_after_a_match_for_the_next_wait():

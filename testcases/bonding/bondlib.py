@@ -184,14 +184,16 @@ def active_slave(proc_text: str) -> str | None:
     return None
 
 
-def wait_until(pred, timeout: float = 10.0, what: str = "condition", poll: float = 0.02) -> float:
-    """Poll pred() until it holds (return the seconds it took) or fail after timeout."""
+def wait_until(pred, timeout: float = 10.0, what: str = "condition", poll: float = 0.02,
+               exc: type[Exception] = AssertionError) -> float:
+    """Poll pred() until it holds (return the seconds it took) or raise exc after timeout (an
+    AssertionError, the kernel's FAIL; SetupNotEstablished when what is waited for is the check's setup)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if pred():
             return time.monotonic() - t0
         time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise exc(f"timed out after {timeout}s waiting for {what}")
 
 
 def ping(ns: str, dst: str, count: int = 5, interval: float = 0.05, check: bool = True) -> str:

@@ -19,8 +19,9 @@ import time
 import pytest
 
 from ktest.guest import ktrace as ktrace_mod
-from ktest.guest.lib import PreconditionNotMet, netns, repeat
+from ktest.guest.lib import PreconditionNotMet, SetupNotEstablished, netns, repeat
 from ktest.guest.nl import now_ms
+from bondlib import wait_until
 from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
 
 PERIOD_S = 0.002
@@ -103,27 +104,15 @@ class Stream:
     def wait_flowing(self, n: int, timeout_s: float = 10.0) -> None:
         """Until the receiver has n packets: the stream flows through the bond before the cut (observed,
         not slept on).  None in timeout_s: the boot could not set the check up."""
-        from ktest.guest.lib import SetupNotEstablished
-
-        deadline = time.monotonic() + timeout_s
-        while len(self.got) < n:
-            if time.monotonic() > deadline:
-                raise SetupNotEstablished(f"the stream through the bond delivered {len(self.got)} of the {n} "
-                                          f"packets it waits for before the cut in {timeout_s:.0f} s")
-            time.sleep(0.01)
+        wait_until(lambda: len(self.got) >= n, timeout_s, exc=SetupNotEstablished,
+                   what=f"{n} packets delivered through the bond before the cut")
 
     def wait_sent_after(self, t: float, n: int, timeout_s: float = 10.0) -> None:
         """Until the sender has sent n packets at or after `t` (time.monotonic()): the observation window
         after the failover, established by watching the sender rather than by a sleep.  A sender that
         cannot send them in timeout_s is a starved guest: the boot could not set the check up."""
-        from ktest.guest.lib import SetupNotEstablished
-
-        deadline = time.monotonic() + timeout_s
-        while sum(1 for ts in self.send_t[-n:] if ts >= t) < n:
-            if time.monotonic() > deadline:
-                raise SetupNotEstablished(f"the stream's sender sent fewer than {n} packets in {timeout_s:.0f} s "
-                                          "after the failover (a starved guest)")
-            time.sleep(0.01)
+        wait_until(lambda: sum(1 for ts in self.send_t[-n:] if ts >= t) >= n, timeout_s, exc=SetupNotEstablished,
+                   what=f"the stream's sender to send {n} packets after the failover (a starved guest)")
 
     def lost_after(self, t: float) -> tuple[int, int]:
         """(lost, sent) among the packets sent at or after `t`; call after finish()."""
