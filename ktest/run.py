@@ -83,6 +83,9 @@ def run_series(cache: Cache, tree: Tree, series_path: str, opts: RunOptions, pro
         # Ctrl-C or SIGTERM: an empty run dir goes; one with a result.json stays, and the line says so
         _remove_if_empty(outdir)
         stage = e.fields["stage"] if isinstance(e, Interrupted) else f"the run of {series.name}"
+        if (outdir / "index.html").exists():
+            raise Interrupted(stage=stage, kept=f"{outdir} (its report says what was booted; "
+                                                f"`ktest report {outdir}` renders it again)") from None
         if (outdir / "result.json").exists():
             raise Interrupted(stage=stage, kept=f"{outdir} (`ktest report {outdir}` renders it)") from None
         if isinstance(e, Interrupted):
@@ -117,13 +120,17 @@ def _run(cache: Cache, tree: Tree, series: Series, series_path: str, opts: RunOp
          runner: Runner) -> tuple[Result, Path]:
     r = _Run(cache, tree, series, opts, progress, outdir,
              _new_result(tree, series, series_path, opts, argv, chosen, why, run_id), runner)
-    r.apply()
-    if r.build():
-        r.boot_planned_rounds()
-        r.boot_extra_rounds()
-        r.retry()
-        r.conclude()
-        r.find_culprit()
+    try:
+        r.at("apply").apply()
+        if r.at("build").build():
+            r.at("planned rounds").boot_planned_rounds()
+            r.at("extra rounds").boot_extra_rounds()
+            r.at("retries").retry()
+            r.at("verdicts").conclude()
+            r.at("culprit").find_culprit()
+    except (KeyboardInterrupt, Interrupted):
+        r.interrupted()
+        raise
     r.finish()
     return r.result, outdir
 
@@ -193,10 +200,31 @@ class _Run:
         self.runs: dict[str, list[dict[str, Any]]] = {"base": [], "patched": []}
         self.built: SeriesBuild | None = None
         self.cal: calibration.Calibration | None = None
+        self.stage = "apply"
+
+    def at(self, stage: str) -> "_Run":
+        """Names the stage about to run (an interruption says where it came)."""
+        self.stage = stage
+        return self
 
     def save(self) -> None:
         self.result.duration_s = round(time.time() - self.t0, 1)
         self.result.write(self.outdir / "result.json")
+
+    def interrupted(self) -> None:
+        """Ctrl-C or SIGTERM: a run that booted something keeps its boots with the verdict "interrupted"
+        (no claim, exit 130) and its outputs say so; it is not recorded in the history, whose runs are
+        judged ones.  A second interrupt while writing leaves result.json as the last stage saved it."""
+        if not self.result.boots:
+            return
+        done = {s: sum(1 for b in self.result.boots if b.get("side") == s) for s in ("base", "patched")}
+        self.result.verdict = Verdict.interrupted(
+            self.stage, f"interrupted during the {self.stage} stage after {done['base']} base and "
+                        f"{done['patched']} patched boot(s); nothing was judged")
+        self.save()
+        from ktest.report.outputs import write_all
+
+        write_all(self.result, self.outdir)
 
     def could_not_run(self, e: KtestError, stage: str) -> None:
         self.result.verdict = Verdict.could_not_run(stage, e.line(), e.exit_code)
@@ -355,6 +383,7 @@ class _Run:
             done = batch[-1]
             rounds.booted = done
             rounds.extra_rounds.append({"rounds": batch, "because": pending})
+            self.save()
 
     @property
     def floors(self) -> dict[str, Any] | None:

@@ -67,8 +67,8 @@ def test_a_verdict_that_cannot_run_after_all_keeps_its_lists():
 
 
 def test_a_result_without_a_verdict_reads_as_unknown_and_exit_2():
-    """A run cut short before its verdict: outputs and the history read it as "?" and exit 2, never 0."""
+    """A run cut short before its verdict: outputs and the history read it as "no verdict" and exit 2, never 0."""
     v = Verdict.read(None)
-    assert (v.status, v.exit_code, v.regressions, v.crash) == ("?", 2, [], None)
+    assert (v.status, v.exit_code, v.regressions, v.crash) == ("no verdict", 2, [], None)
     assert Verdict.read({"status": "regression", "exit_code": 1, "regressions": ["a"], "improvements": [],
                          "flaky": [], "some_future_field": 1}).regressions == ["a"], "unknown fields are ignored"

@@ -303,3 +303,38 @@ def test_retries_end_when_a_check_can_never_be_set_up_on_one_side(tmp_path, fake
     assert len(retries) == 2 * 8, "retry boots stop at 8 a side"
     v = result["verdict"]
     assert v["status"] == "undecided" and v["undecided"][0].startswith("area.a: set up in")
+
+
+def test_a_run_interrupted_after_its_boots_says_interrupted_never_a_verdict(tmp_path, fake_tree, three_patches,
+                                                                           cache):
+    """Ctrl-C (or SIGTERM) while a patched-only failure is booted again: the boots of rounds 1-2 stay with
+    the verdict "interrupted" (exit 130, no claim), the outputs name the stage, and the run is not in the
+    history: its base boots were never judged."""
+    import json
+
+    from ktest.base.errors import Interrupted
+    from ktest.report.history import History
+
+    t = user_tree(cache, fake_tree)
+
+    def behaviour(image, label, expr):
+        if "-retry" in label:
+            raise KeyboardInterrupt
+        return [("area.a", "FAIL" if label == "patched-1" else "PASS", [])]
+
+    fake, _ = canned(behaviour)
+    reports = tmp_path / "reports"
+    opts = RunOptions(rounds=2, reps=3, reports=reports, db=tmp_path / "h.sqlite",
+                      testcases=[Path("testcases/test_smoke.py")], vms=1)
+    with pytest.raises(Interrupted) as e:
+        run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
+    (outdir,) = [d for d in reports.iterdir() if d.is_dir() and not d.is_symlink()]
+    assert "ktest report" in e.value.line()
+    doc = json.loads((outdir / "result.json").read_text())
+    v = doc["verdict"]
+    assert (v["status"], v["exit_code"]) == ("interrupted", 130), v
+    assert "retries" in v["error"] and "2 base and 2 patched boot(s)" in v["error"], v["error"]
+    first = (outdir / "summary.md").read_text().splitlines()[0]
+    assert "**interrupted**" in first and "no regression" not in first, first
+    assert "interrupted" in (outdir / "index.html").read_text()
+    assert History.open(tmp_path / "h.sqlite").runs() == [], "an unjudged run is not A/A data"

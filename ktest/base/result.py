@@ -51,16 +51,19 @@ STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.MISS, Status.PASS, Status.DONE
 
 
 class Outcome(StrEnum):
-    """The run's claim.  Its exit code: 0 no regression, 1 regression, 2 could not run, 3 undecided."""
+    """The run's claim.  Its exit code: 0 no regression, 1 regression, 2 could not run, 3 undecided,
+    130 interrupted (no claim: the run stopped before it judged)."""
     NO_REGRESSION = "no regression"
     REGRESSION = "regression"
     COULD_NOT_RUN = "could not run"
     UNDECIDED = "undecided"
-    UNKNOWN = "?"                 # a stored result without a verdict (a run cut short)
+    INTERRUPTED = "interrupted"
+    UNKNOWN = "no verdict"        # a stored result without one (a run cut short before ktest said so)
 
     @property
     def exit_code(self) -> int:
-        return {"no regression": 0, "regression": 1, "could not run": 2, "undecided": 3, "?": 2}[self.value]
+        return {"no regression": 0, "regression": 1, "could not run": 2, "undecided": 3, "interrupted": 130,
+                "no verdict": 2}[self.value]
 
 
 class Doc:
@@ -281,6 +284,11 @@ class Verdict(Doc):
     def could_not_run(cls, stage: str, error: str, exit_code: int = 2, **kw: Any) -> "Verdict":
         return cls(Outcome.COULD_NOT_RUN, exit_code, stage=stage, error=error, **kw)
 
+    @classmethod
+    def interrupted(cls, stage: str, error: str) -> "Verdict":
+        """Ctrl-C or SIGTERM during `stage`: what was booted is kept, nothing is judged."""
+        return cls(Outcome.INTERRUPTED, Outcome.INTERRUPTED.exit_code, stage=stage, error=error)
+
     def cannot_run(self, stage: str | None, error: str, exit_code: int = 2) -> "Verdict":
         """This verdict, but the run could not run after all (its lists stay, for the reader)."""
         return replace(self, status=Outcome.COULD_NOT_RUN, stage=stage, error=error, exit_code=exit_code,
@@ -288,7 +296,7 @@ class Verdict(Doc):
 
     @classmethod
     def read(cls, d: "Json | Verdict | None") -> "Verdict":
-        """A stored result's verdict; a result without one (a run cut short) reads as "?", exit 2."""
+        """A stored result's verdict; a result without one (a run cut short) reads as "no verdict", exit 2."""
         if isinstance(d, Verdict):
             return d
         return cls.from_json(d) if d else cls(Outcome.UNKNOWN, 2)
