@@ -372,8 +372,9 @@ class _Run:
         result.rounds = rounds = Rounds(planned=opts.rounds, booted=opts.rounds, max=max_rounds)
         done = opts.rounds
         while done < max_rounds and runs["base"]:
-            pending = overall(self.compare(), {"new": []}).inconclusive
-            if not pending:
+            checks = self.compare()
+            pending = overall(checks, {"new": []}).inconclusive
+            if not pending or self.stop_on_regression(checks):
                 break
             batch = list(range(done + 1, min(max_rounds, done + max(1, opts.vms // 2)) + 1))
             self.progress.stage(f"[{self.series.name}] {len(pending)} metric(s) inconclusive ({', '.join(pending[:3])}"
@@ -384,6 +385,21 @@ class _Run:
             rounds.booted = done
             rounds.extra_rounds.append({"rounds": batch, "because": pending})
             self.save()
+
+    def stop_on_regression(self, checks: list[dict[str, Any]]) -> bool:
+        """A regression decided stops the extra rounds that would settle metrics in doubt: they could
+        only add to the list, never make the run green (its false-alarm rate is the calibrated one at
+        the boots it has).  What stays in doubt is reported so; result.rounds says why no more were
+        booted.  Shards boot no extra rounds, so a sharded run is not judged on other boots for it."""
+        decided = [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
+        if not decided:
+            return False
+        why = (f"no more rounds: a regression is decided ({', '.join(decided[:3])}"
+               f"{' ...' if len(decided) > 3 else ''}); more boots could only add to it")
+        self.progress.stage(f"[{self.series.name}] {why}")
+        if self.result.rounds is not None and self.result.rounds.stopped is None:
+            self.result.rounds.stopped = why
+        return True
 
     @property
     def floors(self) -> dict[str, Any] | None:
@@ -437,7 +453,7 @@ class _Run:
             checks = self.compare()
             undecided = [c for c in checks if (c.get("failures") or {}).get("decision") == "UNKNOWN"
                          and c["verdict"] not in CRASH_VERDICTS]
-            if not undecided:
+            if not undecided:   # retried even after a regression: a shard, which cannot know of one, does so too
                 return
             booted = min(min(c["failures"]["patched"][1], c["failures"]["base"][1]) for c in undecided)
             # bounded by the boots the counts have and by the retry boots booted: a boot that could not

@@ -338,3 +338,27 @@ def test_a_run_interrupted_after_its_boots_says_interrupted_never_a_verdict(tmp_
     assert "**interrupted**" in first and "no regression" not in first, first
     assert "interrupted" in (outdir / "index.html").read_text()
     assert History.open(tmp_path / "h.sqlite").runs() == [], "an unjudged run is not A/A data"
+
+
+def test_a_decided_regression_stops_the_boots_that_would_settle_other_doubts(tmp_path, fake_tree, three_patches,
+                                                                              cache):
+    """Round 2 decides that area.a regressed (its metric four times the base in every boot) while
+    area.b's wide metric is still in doubt: no third round is booted (it could only add to the list),
+    the run is a regression, and the rounds record says why the boots stopped."""
+    t = user_tree(cache, fake_tree)
+    spread = {"base": [[5.0, 40, 90], [8.0, 70, 20]], "patched": [[6.0, 80, 30], [50.0, 9, 60]]}
+
+    def behaviour(image, label, expr):
+        side, rnd = label.split("-")[0], int(label.split("-")[1])
+        a = [10.0, 10.2, 10.1, 10.3, 10.2] if side == "base" else [40.0, 40.3, 40.1, 40.2, 40.4]
+        return [("area.a", "PASS", a), ("area.b", "PASS", spread[side][(rnd - 1) % 2])]
+
+    fake, calls = canned(behaviour)
+    opts = RunOptions(rounds=2, max_rounds=6, reps=3, reports=tmp_path / "reports", vms=1,
+                      testcases=[Path("testcases/test_smoke.py")], bisect=False)
+    result, outdir = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
+    doc = result.to_json()
+    assert doc["verdict"]["regressions"] == ["area.a"], doc["verdict"]
+    assert [c[0] for c in calls] == ["base-1", "patched-1", "base-2", "patched-2"], "no round 3"
+    assert doc["rounds"]["booted"] == 2 and "area.a" in doc["rounds"]["stopped"], doc["rounds"]
+    assert "Boots stopped early" in (outdir / "summary.md").read_text()

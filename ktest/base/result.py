@@ -400,10 +400,12 @@ class Expectation(Doc):
 @dataclass
 class Rounds(Doc):
     """result["rounds"]: rounds planned, booted, the most allowed, and the extra ones and why."""
+    _drop_none = ("stopped",)
     planned: int
     booted: int
     max: int | None = None
     extra_rounds: list[Json] = field(default_factory=list)
+    stopped: str | None = None      # why no more boots, though something was in doubt (a regression decided)
     extra: Json = _extra()
 
     @classmethod

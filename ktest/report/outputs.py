@@ -478,6 +478,8 @@ def render_summary(result: Result) -> str:
         return "\n".join(lines) + "\n"
     lines += ["", f"{t(booted)} boots per side (planned {t(s.rounds)}) × {t(s.reps)} repetitions, "
                   f"accel {t((result.env or {}).get('accel', '?'))}; run {t(result.run_id)}."]
+    if result.rounds and result.rounds.stopped:
+        lines.append(f"Boots stopped early: {t(result.rounds.stopped)}.")
     cal = result.calibration
     lines.append(f"Rule {t(v.rule or '?')}; " + (f"noise floors calibrated ({t(cal['boots'])} boots, "
                                                        f"{t(cal['splits'])} splits)."
