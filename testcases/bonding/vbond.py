@@ -38,8 +38,11 @@ def _by_pci(nics: list[str]) -> list[str]:
 
 
 class VirtioBond:
-    def __init__(self, monitor: str = "miimon", prios: tuple[int, int] = (10, 0), reselect: str = "always"):
-        self.monitor, self.prios, self.reselect = monitor, prios, reselect
+    def __init__(self, monitor: str = "miimon", prios: tuple[int, int] = (10, 0), reselect: str = "always",
+                 missed_max: int | None = None):
+        """missed_max: the ARP monitor's arp_missed_max (the kernel's default, 2, when None): how many
+        intervals without a reply declare a slave down."""
+        self.monitor, self.prios, self.reselect, self.missed_max = monitor, prios, reselect, missed_max
 
     def __enter__(self) -> "VirtioBond":
         nics = _by_pci(virtio_nics())
@@ -58,7 +61,8 @@ class VirtioBond:
                  + [f"link set {n} netns {VB}" for n in self.slaves] + [f"link set {self.c} netns {VP}"])
         ip_batch(VP, ["link set lo up", f"addr add {VP_IP}/24 dev {self.c}", f"link set {self.c} up"])
         mon = f"miimon {MIIMON_MS}" if self.monitor == "miimon" else \
-            f"arp_interval {ARP_MS} arp_ip_target {VP_IP}"
+            f"arp_interval {ARP_MS} arp_ip_target {VP_IP}" + \
+            (f" arp_missed_max {self.missed_max}" if self.missed_max else "")
         steps = ["link set lo up",
                  f"link add {VBOND} type bond mode active-backup {mon} primary_reselect {self.reselect}"]
         for n, prio in zip(self.slaves, self.prios):
