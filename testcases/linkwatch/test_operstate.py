@@ -46,8 +46,11 @@ def _kernel_up(kclock, t_req: float, t_seen: float, timeline: list[dict]) -> flo
         raise PreconditionNotMet("the kernel trace has no dev_change_flags for the up request")
     note = ktrace.last(ev, "notify", t_seen, dev=req.args.get("dev"))
     if note is None or note.t_ms < req.t_ms:
+        later = ktrace.first(ev, "notify", req.t_ms, dev=req.args.get("dev"))
         raise PreconditionNotMet("the kernel trace has no notification of the device between its up request "
-                                 "and the RTM_NEWLINK that showed it running")
+                                 "and the RTM_NEWLINK that showed it running (ms after the request: RTM_NEWLINK "
+                                 f"seen {t_seen - req.t_ms:.1f}, first notification "
+                                 f"{'none' if later is None else f'{later.t_ms - req.t_ms:.1f}'})")
     timeline += [{"t_ms": round(req.t_ms - t_req, 3), "event": "kernel: dev_change_flags (up request)"},
                  {"t_ms": round(note.t_ms - t_req, 3), "event": "kernel: linkwatch notifies (netdev_state_change)"}]
     timeline.sort(key=lambda e: e["t_ms"])
