@@ -338,6 +338,8 @@ def test_a_run_interrupted_after_its_boots_says_interrupted_never_a_verdict(tmp_
     assert "**interrupted**" in first and "no regression" not in first, first
     assert "interrupted" in (outdir / "index.html").read_text()
     assert History.open(tmp_path / "h.sqlite").runs() == [], "an unjudged run is not A/A data"
+    from ktest.base.result import validate
+    validate(doc, outdir / "result.json")        # as `ktest report DIR` reads it again
 
 
 def test_a_decided_regression_stops_the_boots_that_would_settle_other_doubts(tmp_path, fake_tree, three_patches,
