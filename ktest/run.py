@@ -217,10 +217,9 @@ class _Run:
         judged ones.  A second interrupt while writing leaves result.json as the last stage saved it."""
         if not self.result.boots:
             return
-        done = {s: sum(1 for b in self.result.boots if b.get("side") == s) for s in ("base", "patched")}
         self.result.verdict = Verdict.interrupted(
-            self.stage, f"interrupted during the {self.stage} stage after {done['base']} base and "
-                        f"{done['patched']} patched boot(s); nothing was judged")
+            self.stage, f"interrupted during the {self.stage} stage after {len(self.result.boots_of('base'))} "
+                        f"base and {len(self.result.boots_of('patched'))} patched boot(s); nothing was judged")
         self.save()
         from ktest.report.outputs import write_all
 
@@ -374,7 +373,15 @@ class _Run:
         while done < max_rounds and runs["base"]:
             checks = self.compare()
             pending = overall(checks, {"new": []}).inconclusive
-            if not pending or self.stop_on_regression(checks):
+            if not pending:
+                break
+            if decided := [c["path"] for c in checks if c["verdict"] in REGRESSIONS]:
+                # a decided regression: more rounds could only add to the list, never make the run green
+                # (judged at the boots it has, whose false-alarm rate is the calibrated one); shards boot
+                # no extra rounds, so a sharded run is not judged on other boots for it
+                rounds.stopped = (f"no more rounds: a regression is decided ({', '.join(decided[:3])}"
+                                  f"{' ...' if len(decided) > 3 else ''}); more boots could only add to it")
+                self.progress.stage(f"[{self.series.name}] {rounds.stopped}")
                 break
             batch = list(range(done + 1, min(max_rounds, done + max(1, opts.vms // 2)) + 1))
             self.progress.stage(f"[{self.series.name}] {len(pending)} metric(s) inconclusive ({', '.join(pending[:3])}"
@@ -385,21 +392,6 @@ class _Run:
             rounds.booted = done
             rounds.extra_rounds.append({"rounds": batch, "because": pending})
             self.save()
-
-    def stop_on_regression(self, checks: list[dict[str, Any]]) -> bool:
-        """A regression decided stops the extra rounds that would settle metrics in doubt: they could
-        only add to the list, never make the run green (its false-alarm rate is the calibrated one at
-        the boots it has).  What stays in doubt is reported so; result.rounds says why no more were
-        booted.  Shards boot no extra rounds, so a sharded run is not judged on other boots for it."""
-        decided = [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
-        if not decided:
-            return False
-        why = (f"no more rounds: a regression is decided ({', '.join(decided[:3])}"
-               f"{' ...' if len(decided) > 3 else ''}); more boots could only add to it")
-        self.progress.stage(f"[{self.series.name}] {why}")
-        if self.result.rounds is not None and self.result.rounds.stopped is None:
-            self.result.rounds.stopped = why
-        return True
 
     @property
     def floors(self) -> dict[str, Any] | None:

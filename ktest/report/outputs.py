@@ -415,10 +415,9 @@ def render_summary(result: Result) -> str:
         lines += [t(v.error), ""]
     if v.status in (Outcome.INTERRUPTED, Outcome.UNKNOWN):
         # no claim: say what is kept and how to get one, never a rule or a table nobody judged
-        done = {side: sum(1 for b in result.boots if b.get("side") == side) for side in ("base", "patched")}
         if v.status == Outcome.UNKNOWN:
-            lines += [f"The run stopped before its verdict, after {done['base']} base and {done['patched']} "
-                      "patched boot(s); nothing was judged.", ""]
+            lines += [f"The run stopped before its verdict, after {len(result.boots_of('base'))} base and "
+                      f"{len(result.boots_of('patched'))} patched boot(s); nothing was judged.", ""]
         lines += [f"Run {t(result.run_id)}, accel {t((result.env or {}).get('accel', '?'))}. The boots are kept "
                   "in this run's directory; `ktest run --rerun DIR` with that directory runs the series again."]
         return "\n".join(lines) + "\n"
