@@ -138,3 +138,44 @@ def test_a_threaded_monitor_stamps_each_multicast_on_arrival():
     finally:
         m.close()
         subprocess.run(["ip", "link", "del", "kt_tm0"], capture_output=True)
+
+
+class _Trace:
+    """A kernel tracer that has recorded these kprobe events (ktest.guest.ktrace.Event)."""
+
+    def __init__(self, events):
+        self.events = events
+
+    def read(self):
+        return self.events
+
+
+def test_a_failover_is_timed_from_the_carrier_event_in_the_kernels_clock():
+    from test_virtio_slaves import _kernel_change
+
+    from ktest.guest.ktrace import Event
+
+    a, b, bond = 0xA, 0xB, 0xB0
+    ev = [Event(1000.0, "carrier_off", {"dev": a}), Event(1000.5, "change_active", {"bond": bond, "new": 0}),
+          Event(1130.0, "change_active", {"bond": bond, "new": b})]
+    assert _kernel_change(_Trace(ev), "carrier_off", 990.0) == 130.0, "to the change to a slave, not to none"
+    assert _kernel_change(None, "carrier_off", 990.0) is None, "no kprobe events: no kernel time"
+    with pytest.raises(AssertionError, match="no carrier off"):
+        _kernel_change(_Trace(ev[1:]), "carrier_off", 990.0)
+
+
+def test_a_change_of_slave_before_the_carrier_event_is_a_precondition_not_met():
+    """An ARP monitor acts on missed replies, not on the carrier: in a starved guest it failed over before
+    the NIC's config-change work ran netif_carrier_off, and the next change after the carrier-off (8.6 s
+    later, after B flapped) was taken for the failover.  Such a repetition is redone, not timed."""
+    from test_virtio_slaves import _kernel_change
+
+    from ktest.guest.ktrace import Event
+    from ktest.guest.lib import PreconditionNotMet
+
+    ev = [Event(1100.0, "change_active", {"new": 0xB}), Event(1230.0, "carrier_off", {"dev": 0xA}),
+          Event(9840.0, "change_active", {"new": 0xB})]
+    with pytest.raises(PreconditionNotMet, match="130 ms before the slave's carrier-off"):
+        _kernel_change(_Trace(ev), "carrier_off", 990.0)
+    # a change before the host's request is the previous repetition's, not this one's
+    assert _kernel_change(_Trace(ev), "carrier_off", 1150.0) == 8610.0
