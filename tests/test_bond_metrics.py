@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testcases" / "bonding"))
 
-from test_active_backup import longest_gap_ms, loss_window_ms, lost_after, wait_drained  # noqa: E402
+from bondlib import longest_gap_ms, loss_window_ms, lost_after, wait_drained  # noqa: E402
 
 
 def test_loss_window_is_measured_in_the_senders_clock():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 
 from ktest.guest.lib import ip_batch, netns, proc_net, sh
 from ktest.guest.nl import Link
@@ -199,3 +200,51 @@ def wait_until(pred, timeout: float = 10.0, what: str = "condition", poll: float
 def ping(ns: str, dst: str, count: int = 5, interval: float = 0.05, check: bool = True) -> str:
     v6 = "-6 " if ":" in dst else ""
     return sh(f"ip netns exec {ns} ping {v6}-q -n -c {count} -i {interval} -W 1 {dst}", check=check)
+
+
+# a UDP stream's bookkeeping across a failover (pure; the checks' streams keep send times and the
+# set of sequence numbers received)
+
+def loss_window_ms(send_t: list[float], received: set[int]) -> float:
+    """The longest run of lost packets, in the sender's clock: from the send time of the last packet
+    before it that arrived to that of the first after it that arrived (0 when nothing was lost).  The
+    receiver's clock would add its own scheduling stalls (under TCG, hundreds of ms) to the outage."""
+    longest, prev = 0.0, None
+    for seq, t in enumerate(send_t):
+        if seq in received:
+            if prev is not None and seq - prev > 1:
+                longest = max(longest, t - send_t[prev])
+            prev = seq
+    return longest * 1000.0
+
+
+def lost_after(send_t: list[float], received: set[int], t: float) -> tuple[int, int]:
+    """(lost, sent) among the packets sent at or after `t` (the sender's clock): whether traffic flows
+    again once the bond has switched, apart from the loss while it had not yet noticed the cut."""
+    after = [seq for seq, ts in enumerate(send_t) if ts >= t]
+    return sum(1 for seq in after if seq not in received), len(after)
+
+
+def wait_drained(arrived: Callable[[], int], done: Callable[[], bool], quiet_s: float = 0.3, cap_s: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Once a stream's sender has stopped: wait until `done()` (its last packet arrived), or until
+    `arrived()` (the count received) has not grown for quiet_s, at most cap_s; True when done.  Observed,
+    not slept on: a loaded guest's receiving NIC hands the tail over late, and a receiver stopped too
+    early counts packets in flight as lost."""
+    t_end = clock() + cap_s
+    n, t_grew = arrived(), clock()
+    while not done():
+        if clock() >= t_end:
+            return False
+        sleep(0.01)
+        if arrived() != n:
+            n, t_grew = arrived(), clock()
+        elif clock() - t_grew > quiet_s:
+            return False
+    return True
+
+
+def longest_gap_ms(send_t: list[float], t: float) -> float:
+    """The longest interval between consecutive sends at or after `t` (ms; 0 with fewer than two)."""
+    after = [ts for ts in send_t if ts >= t]
+    return max((b - a for a, b in zip(after, after[1:])), default=0.0) * 1000.0

@@ -12,11 +12,10 @@ import socket
 import struct
 import threading
 import time
-from typing import Callable
 
 import pytest
 
-from bondlib import BOND, H1, H2, H2_IP, SW, BondTopo, ipj, ping
+from bondlib import BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, ping, wait_drained
 from ktest.guest.lib import KMsg, netns, sh
 
 
@@ -308,51 +307,6 @@ def test_all_slaves_down_drops_are_counted(record):
         after = t.bond_stats()["tx"]["dropped"]
         record.note("tx_dropped_delta", after - before)
         assert after > before, "the frames the stack handed to the bond with no slave up are counted as dropped"
-
-
-def loss_window_ms(send_t: list[float], received: set[int]) -> float:
-    """The longest run of lost packets, in the sender's clock: from the send time of the last packet
-    before it that arrived to that of the first after it that arrived (0 when nothing was lost).  The
-    receiver's clock would add its own scheduling stalls (under TCG, hundreds of ms) to the outage."""
-    longest, prev = 0.0, None
-    for seq, t in enumerate(send_t):
-        if seq in received:
-            if prev is not None and seq - prev > 1:
-                longest = max(longest, t - send_t[prev])
-            prev = seq
-    return longest * 1000.0
-
-
-def lost_after(send_t: list[float], received: set[int], t: float) -> tuple[int, int]:
-    """(lost, sent) among the packets sent at or after `t` (the sender's clock): whether traffic flows
-    again once the bond has switched, apart from the loss while it had not yet noticed the cut."""
-    after = [seq for seq, ts in enumerate(send_t) if ts >= t]
-    return sum(1 for seq in after if seq not in received), len(after)
-
-
-def wait_drained(arrived: Callable[[], int], done: Callable[[], bool], quiet_s: float = 0.3, cap_s: float = 3.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> bool:
-    """Once a stream's sender has stopped: wait until `done()` (its last packet arrived), or until
-    `arrived()` (the count received) has not grown for quiet_s, at most cap_s; True when done.  Observed,
-    not slept on: a loaded guest's receiving NIC hands the tail over late, and a receiver stopped too
-    early counts packets in flight as lost."""
-    t_end = clock() + cap_s
-    n, t_grew = arrived(), clock()
-    while not done():
-        if clock() >= t_end:
-            return False
-        sleep(0.01)
-        if arrived() != n:
-            n, t_grew = arrived(), clock()
-        elif clock() - t_grew > quiet_s:
-            return False
-    return True
-
-
-def longest_gap_ms(send_t: list[float], t: float) -> float:
-    """The longest interval between consecutive sends at or after `t` (ms; 0 with fewer than two)."""
-    after = [ts for ts in send_t if ts >= t]
-    return max((b - a for a, b in zip(after, after[1:])), default=0.0) * 1000.0
 
 
 def test_loss_during_failover(record, reps):

@@ -21,7 +21,7 @@ import pytest
 from ktest.guest import ktrace as ktrace_mod
 from ktest.guest.lib import PreconditionNotMet, SetupNotEstablished, netns, repeat
 from ktest.guest.nl import now_ms
-from bondlib import wait_until
+from bondlib import longest_gap_ms, loss_window_ms, lost_after, wait_drained, wait_until
 from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
 
 PERIOD_S = 0.002
@@ -120,23 +120,17 @@ class Stream:
 
     def lost_after(self, t: float) -> tuple[int, int]:
         """(lost, sent) among the packets sent at or after `t`; call after finish()."""
-        from test_active_backup import lost_after
-
         return lost_after(self.send_t, self.got, t)
 
     def longest_gap_ms(self, t: float) -> float:
         """The longest pause of the sender after `t` (ms): a guest that did not run its threads for so long
         did not run the bond's monitor either."""
-        from test_active_backup import longest_gap_ms
-
         return longest_gap_ms(self.send_t, t)
 
     def finish(self, quiet_s: float = 0.3, cap_s: float = 3.0) -> tuple[int, float, int]:
         """(lost, loss window ms, sent) once the receiver has drained what was in flight: until the last
         packet sent arrived, or nothing arrived for quiet_s (observed; a starved guest's far NIC hands
         the tail over late, and a receiver stopped with the sender counted it lost), at most cap_s."""
-        from test_active_backup import loss_window_ms, wait_drained
-
         self.stop.set()
         self.threads[1].join()
         last = len(self.send_t) - 1
