@@ -274,7 +274,8 @@ def _kernel_change(kclock, carrier: str, t_req: float) -> float | None:
 
 def _ahead_of_carrier(carrier: str, ahead_ms: float) -> str:
     return (f"the bond changed its active slave {ahead_ms:.0f} ms before the slave's {carrier} (an ARP monitor "
-            f"acts on replies, not on the carrier, and the NIC's config-change work ran late)")
+            f"acts on replies, not on the carrier: a starved guest missed them, or ran the NIC's config-change "
+            f"work late)")
 
 
 @pytest.mark.cost(120)
