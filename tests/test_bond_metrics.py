@@ -179,3 +179,24 @@ def test_a_change_of_slave_before_the_carrier_event_is_a_precondition_not_met():
         _kernel_change(_Trace(ev), "carrier_off", 990.0)
     # a change before the host's request is the previous repetition's, not this one's
     assert _kernel_change(_Trace(ev), "carrier_off", 1150.0) == 8610.0
+    # on no slave at the carrier-off (the monitor had failed both): nothing of the cut's to time either
+    none = [Event(1100.0, "change_active", {"new": 0}), *ev[1:]]
+    with pytest.raises(PreconditionNotMet, match="or on none, 130 ms before"):
+        _kernel_change(_Trace(none), "carrier_off", 990.0)
+
+
+def test_a_flap_that_came_back_before_the_carrier_event_leaves_the_failover_to_time():
+    """A starved ARP monitor that failed A over and back before the cut leaves the bond on A at the
+    carrier-off: the change after it is the monitor's reaction to the cut, and is timed."""
+    from test_virtio_slaves import _kernel_change
+
+    from ktest.guest.ktrace import Event
+
+    a, b = 0xA, 0xB
+    ev = [Event(1050.0, "change_active", {"new": b}), Event(1100.0, "change_active", {"new": a}),
+          Event(1230.0, "carrier_off", {"dev": 0xA0}), Event(1360.0, "change_active", {"new": b})]
+    assert _kernel_change(_Trace(ev), "carrier_off", 990.0) == 130.0
+    # the bond's own carrier-off (no active slave left, its net_device the change's "bond") is not the slave's
+    bond = 0xB0
+    own = [Event(1000.0, "carrier_off", {"dev": bond}), *[Event(e.t_ms, e.name, {**e.args, "bond": bond}) for e in ev]]
+    assert _kernel_change(_Trace(own), "carrier_off", 990.0) == 130.0
