@@ -168,9 +168,10 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     monitor does not read the carrier).  A repetition in which traffic did not flow again because B itself
     was declared down meanwhile, its cable up (an ARP monitor in a guest that did not run for longer than
     its miss window), is redone and counted in reps_redone, never taken as the kernel's FAIL; so is one
-    in which the bond changed its active slave before the slave's carrier-off (an ARP monitor, when the
-    guest ran the NIC's config-change work late): it has no interval to time, and the next failover
-    after the carrier-off, once taken for it, was another event (one sample of 8.6 s)."""
+    in which the bond was already on B, or on no slave, at A's carrier-off (an ARP monitor that missed
+    replies in a starved guest, or a guest that ran the NIC's config-change work late): it has no
+    interval to time, and the next failover after the carrier-off, once taken for it, was another event
+    (one sample of 8.6 s).  A flap that came back to A before the carrier-off leaves the failover to time."""
     failover, cut_to_carrier, lost, window, rtt, timelines = [], [], [], [], [], []
     failover_k: list[float] = []
     with VirtioBond(monitor) as vb:
