@@ -270,7 +270,8 @@ def _kernel_change(kclock, carrier: str, t_req: float) -> float | None:
     """The slave's carrier event (`carrier_off` for a failover, `carrier_on` for a failback) to the bond's
     change of active slave after it, in the kernel's clock (ms); None without kprobe events.  If, at the
     carrier event, the bond had already changed (after `t_req`, the host's request) to that slave or to
-    none, the repetition has no such interval to time: PreconditionNotMet, and it is redone."""
+    none, or if it was left with none on the way, the repetition has no such interval to time:
+    PreconditionNotMet, and it is redone."""
     if kclock is None:
         return None
     ev = kclock.read()
@@ -286,6 +287,13 @@ def _kernel_change(kclock, carrier: str, t_req: float) -> float | None:
         # at the carrier event the bond was already on the slave it changes to, or on none: the interval
         # from the carrier event is not the monitor's reaction to it (a flap that came back is)
         raise PreconditionNotMet(_ahead_of_carrier(carrier.replace("_", "-"), k_c.t_ms - before[-1].t_ms))
+    if none := next((e for e in changes if k_c.t_ms <= e.t_ms < k_fo.t_ms and not e.args.get("new")), None):
+        # the bond was left with no active slave on the way: the monitor declared the other slave down
+        # too (an ARP monitor that missed the replies of both in a starved guest), and the interval times
+        # that slave's return, not the reaction to the carrier event
+        raise PreconditionNotMet(f"the bond had no active slave {none.t_ms - k_c.t_ms:.0f} ms after the slave's "
+                                 f"{carrier.replace('_', '-')}, until {k_fo.t_ms - k_c.t_ms:.0f} ms: the monitor "
+                                 f"declared the other slave down meanwhile")
     return k_fo.t_ms - k_c.t_ms
 
 
