@@ -214,3 +214,19 @@ def test_a_failover_through_no_active_slave_is_a_precondition_not_met():
           Event(1806.0, "change_active", {"new": 0xB})]
     with pytest.raises(PreconditionNotMet, match="no active slave 163 ms after the slave's carrier-off, until 806 ms"):
         _kernel_change(_Trace(ev), "carrier_off", 990.0)
+
+
+def test_a_failover_event_ahead_of_the_carrier_event_is_taken_only_on_the_kernels_word():
+    """With no failover event after the slave's carrier NEWLINK but one ahead of it, user space cannot
+    tell a failover ahead of the carrier from one whose event arrived first: with a kernel trace that
+    event is taken (_kernel_change decides), without one the repetition is redone."""
+    from test_virtio_slaves import _failover_event
+
+    from ktest.guest.ktrace import Event
+    from ktest.guest.lib import PreconditionNotMet
+
+    carrier, early, after = Event(1230.0, "NEWLINK"), Event(1100.0, "FAILOVER"), Event(1360.0, "FAILOVER")
+    assert _failover_event(after, early, carrier, "carrier-off", None) is after
+    assert _failover_event(None, early, carrier, "carrier-off", _Trace([])) is early
+    with pytest.raises(PreconditionNotMet, match="130 ms before the slave's carrier-off"):
+        _failover_event(None, early, carrier, "carrier-off", None)

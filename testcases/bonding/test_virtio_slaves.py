@@ -191,13 +191,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
                 t_req = now_ms()
                 ack = vb.host(vb.a, False)
                 off = _events_until(mon, vb.carrier_off(vb.a), 5000, sink)
-                # an ARP monitor acts on missed replies, not on the carrier: in a starved guest it can
-                # change slaves before the carrier-off (a flap that comes back to A, or the failover itself
-                # when the config-change work ran late); then the failover after the carrier-off may never
-                # come, or be another event (seen: one 8.6 s later, after B flapped)
-                early = next((e for e in sink if vb.failover(e)), None)
-                fo = _events_until(mon, vb.failover, 10000, sink) if early is None else \
-                    mon.wait_for(vb.failover, EARLY_WAIT_MS, sink)
+                fo, early = _failover_after_carrier(mon, vb, sink, 0)
                 vb.wait_active(vb.b)
                 t_active = time.monotonic()
                 stream.wait_sent_after(t_active, AFTER_PACKETS)
@@ -219,13 +213,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
                                          f"the switch {stream.longest_gap_ms(t_active):.0f} ms)")
             assert lost_b < sent_b // 2, (f"traffic flows again after the failover: {lost_b} of the {sent_b} packets "
                                           f"sent once the bond had switched lost ({n_lost} of {sent} in all)")
-            if fo is None:
-                # user space cannot tell a failover ahead of the carrier-off from one whose event reached
-                # it first (the slave's NEWLINK waits for linkwatch's work): the kernel's trace decides
-                # (_kernel_change, below), and without one the repetition is redone
-                if kclock is None:
-                    raise PreconditionNotMet(_ahead_of_carrier("carrier-off", off.t_ms - early.t_ms))
-                fo = early
+            fo = _failover_event(fo, early, off, "carrier-off", kclock)
             t0 = off.t_ms
             line = ([{"t_ms": round((ack["t_irq"] or ack["t_ack"]) * 1000.0 - t0, 3),
                       "event": "host: link off (config interrupt)"}]
@@ -297,6 +285,31 @@ def _kernel_change(kclock, carrier: str, t_req: float) -> float | None:
     return k_fo.t_ms - k_c.t_ms
 
 
+def _failover_after_carrier(mon, vb, sink: list, since: int):
+    """(the bond's failover event after the slave's carrier event, the last in `sink`; the one ahead of
+    it in sink[since:], or None).  An ARP monitor acts on missed replies, not on the carrier: in a starved
+    guest it can change slaves ahead of the carrier event (a flap that comes back, or the change itself
+    when the config-change work ran late).  Then the event after it may never come, or be another one
+    (seen: one 8.6 s later, after B flapped), so it is waited for only EARLY_WAIT_MS (None if it does
+    not come)."""
+    early = next((e for e in sink[since:] if vb.failover(e)), None)
+    if early is None:
+        return _events_until(mon, vb.failover, 10000, sink), None
+    return mon.wait_for(vb.failover, EARLY_WAIT_MS, sink), early
+
+
+def _failover_event(fo, early, carrier_ev, carrier: str, kclock):
+    """The failover event to time from `carrier_ev`: `fo`, or with none after it the one ahead of it.
+    User space cannot tell a failover ahead of the carrier event from one whose event reached it first
+    (the slave's NEWLINK waits for linkwatch's work): the kernel's trace decides (_kernel_change), and
+    without one the repetition is redone."""
+    if fo is not None:
+        return fo
+    if kclock is None:
+        raise PreconditionNotMet(_ahead_of_carrier(carrier, carrier_ev.t_ms - early.t_ms))
+    return early
+
+
 def _ahead_of_carrier(carrier: str, ahead_ms: float) -> str:
     return (f"the bond was on its new active slave, or on none, {ahead_ms:.0f} ms before the slave's {carrier} (an ARP monitor "
             f"acts on replies, not on the carrier: a starved guest missed them, or ran the NIC's config-change "
@@ -357,14 +370,9 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect, kclock
                 if reselect == "always":
                     # as in the cut: an ARP monitor can hear A's replies before the guest runs its
                     # carrier-on, and then the bond is back on A before there is an interval to time
-                    early = next((e for e in sink[before_on:after_on] if vb.failover(e)), None)
-                    fo = _events_until(mon, vb.failover, 10000, sink) if early is None else \
-                        mon.wait_for(vb.failover, EARLY_WAIT_MS, sink)
+                    fo, early = _failover_after_carrier(mon, vb, sink, before_on)
                     vb.wait_active(vb.a)
-                    if fo is None:             # as in the cut: the kernel's trace decides
-                        if kclock is None:
-                            raise PreconditionNotMet(_ahead_of_carrier("carrier-on", on.t_ms - early.t_ms))
-                        fo = early
+                    fo = _failover_event(fo, early, on, "carrier-on", kclock)
                     return fo.t_ms - on.t_ms, _kernel_change(kclock, "carrier_on", t_req)
                 # the monitor has had 20 of its own intervals to bring A back up and has not reselected
                 deadline = now_ms() + 20 * iv
