@@ -218,8 +218,8 @@ class _Run:
         if not self.result.boots:
             return
         self.result.verdict = Verdict.interrupted(
-            self.stage, f"interrupted during the {self.stage} stage after {len(self.result.boots_of('base'))} "
-                        f"base and {len(self.result.boots_of('patched'))} patched boot(s); nothing was judged")
+            self.stage, f"interrupted during the {self.stage} stage after {self.result.boots_told()}; "
+                        "nothing was judged")
         self.save()
         from ktest.report.outputs import write_all
 

@@ -83,3 +83,13 @@ def test_read_is_the_edge_it_refuses_what_the_schema_refuses(tmp_path):
         Result.read(p)
     p.write_text(json.dumps(minimal()))
     assert Result.read(p).run_id == "test-run"
+
+
+def test_a_run_stopped_before_its_verdict_counts_only_the_boots_that_are_evidence():
+    from ktest.report.outputs import render_summary
+
+    boots = [{"side": "base", "purpose": "round"}, {"side": "patched", "purpose": "round"},
+             {"side": "patched", "purpose": "retry"}, {"side": "patched", "purpose": "culprit"}]
+    r = Result.from_json(minimal(boots=boots))
+    assert r.boots_told() == "1 base and 2 patched boot(s)", "a culprit-search boot ran another kernel"
+    assert "after 1 base and 2 patched boot(s); nothing was judged." in render_summary(r)

@@ -487,6 +487,10 @@ class Result(Doc):
         """The side's boots that count as its evidence (culprit-search boots ran other kernels)."""
         return [b for b in self.boots if b.get("side") == side and b.get("purpose", "round") in purposes]
 
+    def boots_told(self) -> str:
+        """The evidence booted so far, as a run that stopped before its verdict tells it."""
+        return f"{len(self.boots_of('base'))} base and {len(self.boots_of('patched'))} patched boot(s)"
+
     def passed_builds(self) -> list[BuildRecord]:
         return [b for b in self.builds if b.status == Status.PASS]
 

@@ -416,8 +416,7 @@ def render_summary(result: Result) -> str:
     if v.status in (Outcome.INTERRUPTED, Outcome.UNKNOWN):
         # no claim: say what is kept and how to get one, never a rule or a table nobody judged
         if v.status == Outcome.UNKNOWN:
-            lines += [f"The run stopped before its verdict, after {len(result.boots_of('base'))} base and "
-                      f"{len(result.boots_of('patched'))} patched boot(s); nothing was judged.", ""]
+            lines += [f"The run stopped before its verdict, after {result.boots_told()}; nothing was judged.", ""]
         lines += [f"Run {t(result.run_id)}, accel {t((result.env or {}).get('accel', '?'))}. The boots are kept "
                   "in this run's directory; `ktest run --rerun DIR` with that directory runs the series again."]
         return "\n".join(lines) + "\n"
