@@ -150,38 +150,80 @@ class _Trace:
         return self.events
 
 
+A, B, BOND = 0xA0, 0xB0, 0xF0      # the slaves' and the bond's net_devices
+SA, SB = 0x5A, 0x5B                 # the slaves' struct slave
+
+
+def _to(t_ms, slave):
+    """The bond's change of active slave to `slave` (A, B or None) as the kprobe records it."""
+    from ktest.guest.ktrace import Event
+
+    new, dev = {A: (SA, A), B: (SB, B), None: (0, 0xDEAD)}[slave]    # through NULL: whatever was there
+    return Event(t_ms, "change_active", {"bond": BOND, "new": new, "newdev": dev})
+
+
+def _carrier(t_ms, on, dev=A):
+    from ktest.guest.ktrace import Event
+
+    return Event(t_ms, "carrier_on" if on else "carrier_off", {"dev": dev})
+
+
 def test_a_failover_is_timed_from_the_carrier_event_in_the_kernels_clock():
     from test_virtio_slaves import _kernel_change
 
-    from ktest.guest.ktrace import Event
+    ev = [_carrier(1000.0, False), _to(1130.0, B)]
+    for arp in (True, False):
+        assert _kernel_change(_Trace(ev), "carrier_off", 990.0, arp) == 130.0
+    assert _kernel_change(None, "carrier_off", 990.0, True) is None, "no kprobe events: no kernel time"
+    with pytest.raises(AssertionError, match="no carrier-off"):
+        _kernel_change(_Trace(ev[1:]), "carrier_off", 990.0, True)
+    # the failback: to A after A's carrier-on
+    assert _kernel_change(_Trace([_carrier(1000.0, True), _to(1042.0, A)]), "carrier_on", 990.0, False) == 42.0
 
-    a, b, bond = 0xA, 0xB, 0xB0
-    ev = [Event(1000.0, "carrier_off", {"dev": a}), Event(1130.0, "change_active", {"bond": bond, "new": b})]
-    assert _kernel_change(_Trace(ev), "carrier_off", 990.0) == 130.0
-    assert _kernel_change(None, "carrier_off", 990.0) is None, "no kprobe events: no kernel time"
-    with pytest.raises(AssertionError, match="no carrier off"):
-        _kernel_change(_Trace(ev[1:]), "carrier_off", 990.0)
 
-
-def test_a_change_of_slave_before_the_carrier_event_is_a_precondition_not_met():
-    """An ARP monitor acts on missed replies, not on the carrier: in a starved guest it failed over before
-    the NIC's config-change work ran netif_carrier_off, and the next change after the carrier-off (8.6 s
-    later, after B flapped) was taken for the failover.  Such a repetition is redone, not timed."""
+def test_a_bond_that_never_fails_over_is_a_fail_not_the_change_after_the_restore():
+    """The cut's trace is read after A's cable is back and the bond on A again: a bond that stayed on A
+    after the carrier-off (or changed only ahead of it) must not be timed to the change back to A."""
     from test_virtio_slaves import _kernel_change
 
-    from ktest.guest.ktrace import Event
     from ktest.guest.lib import PreconditionNotMet
 
-    ev = [Event(1100.0, "change_active", {"new": 0xB}), Event(1230.0, "carrier_off", {"dev": 0xA}),
-          Event(9840.0, "change_active", {"new": 0xB})]
+    stayed = [_carrier(1230.0, False), _carrier(5200.0, True), _to(5260.0, A)]
+    with pytest.raises(AssertionError, match="did not change its active slave away from"):
+        _kernel_change(_Trace(stayed), "carrier_off", 990.0, True)
+    with pytest.raises(AssertionError, match="did not change its active slave away from"):
+        _kernel_change(_Trace(stayed), "carrier_off", 990.0, True, 5000.0)
+    # ARP: on B ahead of the carrier-off, and back to A only after the restore: redone (the window ends
+    # at the restore's request), never 4030 ms
+    early = [_to(1100.0, B), *stayed]
     with pytest.raises(PreconditionNotMet, match="130 ms before the slave's carrier-off"):
-        _kernel_change(_Trace(ev), "carrier_off", 990.0)
+        _kernel_change(_Trace(early), "carrier_off", 990.0, True, 5000.0)
+
+
+def test_a_change_of_slave_before_the_carrier_event_is_redone_under_arp_and_fails_under_miimon():
+    """An ARP monitor acts on missed replies, not on the carrier: in a starved guest it failed over before
+    the NIC's config-change work ran netif_carrier_off, and the next change after the carrier-off (8.6 s
+    later, after B flapped) was taken for the failover.  Such a repetition is redone, not timed.  A miimon
+    bond reads the carrier: the same order there is the kernel's fault."""
+    from test_virtio_slaves import _kernel_change
+
+    from ktest.guest.lib import PreconditionNotMet
+
+    ev = [_to(1100.0, B), _carrier(1230.0, False), _to(9000.0, A), _to(9840.0, B)]
+    with pytest.raises(PreconditionNotMet, match="130 ms before the slave's carrier-off"):
+        _kernel_change(_Trace(ev), "carrier_off", 990.0, True)
+    with pytest.raises(AssertionError, match="under miimon"):
+        _kernel_change(_Trace(ev), "carrier_off", 990.0, False)
     # a change before the host's request is the previous repetition's, not this one's
-    assert _kernel_change(_Trace(ev), "carrier_off", 1150.0) == 8610.0
+    assert _kernel_change(_Trace(ev), "carrier_off", 1150.0, True) == 8610.0
     # on no slave at the carrier-off (the monitor had failed both): nothing of the cut's to time either
-    none = [Event(1100.0, "change_active", {"new": 0}), *ev[1:]]
+    none = [_to(1100.0, None), *ev[1:]]
     with pytest.raises(PreconditionNotMet, match="or on none, 130 ms before"):
-        _kernel_change(_Trace(none), "carrier_off", 990.0)
+        _kernel_change(_Trace(none), "carrier_off", 990.0, True)
+    # the failback: back on A before A's carrier-on, and no change after it
+    back = [_to(1100.0, A), _carrier(1230.0, True)]
+    with pytest.raises(PreconditionNotMet, match="130 ms before the slave's carrier-on"):
+        _kernel_change(_Trace(back), "carrier_on", 990.0, True)
 
 
 def test_a_flap_that_came_back_before_the_carrier_event_leaves_the_failover_to_time():
@@ -189,31 +231,26 @@ def test_a_flap_that_came_back_before_the_carrier_event_leaves_the_failover_to_t
     carrier-off: the change after it is the monitor's reaction to the cut, and is timed."""
     from test_virtio_slaves import _kernel_change
 
-    from ktest.guest.ktrace import Event
-
-    a, b = 0xA, 0xB
-    ev = [Event(1050.0, "change_active", {"new": b}), Event(1100.0, "change_active", {"new": a}),
-          Event(1230.0, "carrier_off", {"dev": 0xA0}), Event(1360.0, "change_active", {"new": b})]
-    assert _kernel_change(_Trace(ev), "carrier_off", 990.0) == 130.0
+    ev = [_to(1050.0, B), _to(1100.0, A), _carrier(1230.0, False), _to(1360.0, B)]
+    assert _kernel_change(_Trace(ev), "carrier_off", 990.0, True) == 130.0
     # the bond's own carrier-off (no active slave left, its net_device the change's "bond") is not the slave's
-    bond = 0xB0
-    own = [Event(1000.0, "carrier_off", {"dev": bond}), *[Event(e.t_ms, e.name, {**e.args, "bond": bond}) for e in ev]]
-    assert _kernel_change(_Trace(own), "carrier_off", 990.0) == 130.0
+    assert _kernel_change(_Trace([_carrier(1000.0, False, BOND), *ev]), "carrier_off", 990.0, True) == 130.0
 
 
-def test_a_failover_through_no_active_slave_is_a_precondition_not_met():
+def test_a_failover_through_no_active_slave_is_redone_under_arp_and_fails_under_miimon():
     """A starved ARP monitor that declares both slaves down after the cut leaves the bond with none until
     B's next reply (seen: 806 ms in a run of a behaviour-preserving patch, where the failover takes
-    120-160 ms): that interval times B's return, and the repetition is redone."""
+    120-160 ms): that interval times B's return, and the repetition is redone.  Under miimon, with B's
+    carrier up, a failover through none is the kernel's."""
     from test_virtio_slaves import _kernel_change
 
-    from ktest.guest.ktrace import Event
     from ktest.guest.lib import PreconditionNotMet
 
-    ev = [Event(1000.0, "carrier_off", {"dev": 0xA0}), Event(1163.0, "change_active", {"new": 0}),
-          Event(1806.0, "change_active", {"new": 0xB})]
+    ev = [_carrier(1000.0, False), _to(1163.0, None), _to(1806.0, B)]
     with pytest.raises(PreconditionNotMet, match="no active slave 163 ms after the slave's carrier-off, until 806 ms"):
-        _kernel_change(_Trace(ev), "carrier_off", 990.0)
+        _kernel_change(_Trace(ev), "carrier_off", 990.0, True)
+    with pytest.raises(AssertionError, match="no active slave 163 ms .* under miimon"):
+        _kernel_change(_Trace(ev), "carrier_off", 990.0, False)
 
 
 def test_a_failover_event_ahead_of_the_carrier_event_is_taken_only_on_the_kernels_word():
@@ -230,3 +267,39 @@ def test_a_failover_event_ahead_of_the_carrier_event_is_taken_only_on_the_kernel
     assert _failover_event(None, early, carrier, "carrier-off", _Trace([])) is early
     with pytest.raises(PreconditionNotMet, match="130 ms before the slave's carrier-off"):
         _failover_event(None, early, carrier, "carrier-off", None)
+
+
+def test_a_failover_event_from_before_the_hosts_request_never_stands_in_for_the_cuts():
+    """The monitor listens from before the cut: a failover event from then (a starved ARP monitor's flap)
+    is not the cut's, neither when one follows the carrier event nor when none does (a kernel that sends
+    no BONDING_FAILOVER for the cut fails, its event not taken from before)."""
+    from test_virtio_slaves import _failover_after_carrier
+
+    from vbond import VBOND, VirtioBond
+
+    from ktest.guest.nl import LinkEvent
+
+    def Event(t_ms, what):      # noqa: N802 (a rtnetlink event: the bond's failover, or a slave's carrier)
+        if what == "FAILOVER":
+            return LinkEvent(t_ms, "NEWLINK", 9, VBOND, 0, "up", "BONDING_FAILOVER")
+        return LinkEvent(t_ms, "NEWLINK", 7, "eth0", 0, "down")
+
+    Vb = VirtioBond
+
+    class Mon:
+        def __init__(self, later):
+            self.later = later
+
+        def wait_for(self, pred, timeout_ms, sink):
+            for e in self.later:
+                sink.append(e)
+                if pred(e):
+                    return e
+            return None
+
+    old, off, after, ahead = (Event(900.0, "FAILOVER"), Event(1230.0, "NEWLINK"), Event(1360.0, "FAILOVER"),
+                              Event(1100.0, "FAILOVER"))
+    assert _failover_after_carrier(Mon([after]), Vb, [old, off], 0, 990.0) == (after, None)
+    with pytest.raises(AssertionError, match="no such event"):
+        _failover_after_carrier(Mon([]), Vb, [old, off], 0, 990.0)
+    assert _failover_after_carrier(Mon([]), Vb, [old, ahead, off], 0, 990.0) == (None, ahead)

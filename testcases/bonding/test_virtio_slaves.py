@@ -30,10 +30,13 @@ AFTER_PACKETS = 100         # sent after the switch before the stream stops (~0.
 # going off (or coming back) and the bond changing its active slave (bond_change_active_slave, which sends
 # NETDEV_BONDING_FAILOVER).  No netlink delivery or monitor scheduling sits between the two.  `bond` is the
 # bond's net_device (struct bonding's first member, bond_dev), so that the bond's own carrier going off
-# when it has no active slave left is told from the slave's; `new` is the struct slave (0: none).
+# when it has no active slave left is told from the slave's; `new` is the struct slave (0: none) and
+# `newdev` its net_device (struct slave's first member, dev; meaningless when `new` is 0, a fetch
+# through NULL that the kernel does not store), to tell which slave the bond changed to.
 FAILOVER_PROBES = {"carrier_off": ("netif_carrier_off", "dev=%di:x64"),
                    "carrier_on": ("netif_carrier_on", "dev=%di:x64"),
-                   "change_active": ("bond_change_active_slave", "bond=+0(%di):x64 new=%si:x64")}
+                   "change_active": ("bond_change_active_slave",
+                                     "bond=+0(%di):x64 new=%si:x64 newdev=+0(%si):x64")}
 
 
 @pytest.fixture
@@ -171,7 +174,9 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     in which the bond was already on B, or on no slave, at A's carrier-off (an ARP monitor that missed
     replies in a starved guest, or a guest that ran the NIC's config-change work late): it has no
     interval to time, and the next failover after the carrier-off, once taken for it, was another event
-    (one sample of 8.6 s).  A flap that came back to A before the carrier-off leaves the failover to time."""
+    (one sample of 8.6 s).  A flap that came back to A before the carrier-off leaves the failover to time.
+    Under miimon, which reads the carrier, either order is the kernel's FAIL; so is, under both
+    monitors, no change from A to another slave between the carrier-off and the restore's request."""
     failover, cut_to_carrier, lost, window, rtt, timelines = [], [], [], [], [], []
     failover_k: list[float] = []
     with VirtioBond(monitor) as vb:
@@ -191,7 +196,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
                 t_req = now_ms()
                 ack = vb.host(vb.a, False)
                 off = _events_until(mon, vb.carrier_off(vb.a), 5000, sink)
-                fo, early = _failover_after_carrier(mon, vb, sink, 0)
+                fo, early = _failover_after_carrier(mon, vb, sink, 0, t_req)
                 vb.wait_active(vb.b)
                 t_active = time.monotonic()
                 stream.wait_sent_after(t_active, AFTER_PACKETS)
@@ -202,6 +207,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
             # (an ARP monitor's missed replies, longer in a starved guest) is the loss window's, not this
             lost_b, sent_b = stream.lost_after(t_active)
             b_failed = vb.failures(vb.b) - b_failures
+            t_restore = now_ms()
             vb.host(vb.a, True)
             vb.wait_active(vb.a)              # prio 10 over 0, primary_reselect always: back to A
             _ping()
@@ -219,7 +225,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
                       "event": "host: link off (config interrupt)"}]
                     + [e.to_json(t0) | {"ifla_event": e.ifla_event} if e.ifla_event else e.to_json(t0)
                        for e in sink])
-            return (_kernel_change(kclock, "carrier_off", t_req), fo.t_ms - off.t_ms,
+            return (_kernel_change(kclock, "carrier_off", t_req, monitor == "arp", t_restore), fo.t_ms - off.t_ms,
                     off.t_ms - (ack["t_irq"] or ack["t_ack"]) * 1000.0, n_lost, win, ack["request_ms"], line)
 
         why: list[str] = []
@@ -254,45 +260,61 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     record.timeline("cut_and_failover", sorted(timelines[mid], key=lambda e: e["t_ms"]))
 
 
-def _kernel_change(kclock, carrier: str, t_req: float) -> float | None:
+def _kernel_change(kclock, carrier: str, t_req: float, arp: bool, t_end: float = float("inf")) -> float | None:
     """The slave's carrier event (`carrier_off` for a failover, `carrier_on` for a failback) to the bond's
-    change of active slave after it, in the kernel's clock (ms); None without kprobe events.  If, at the
-    carrier event, the bond had already changed (after `t_req`, the host's request) to that slave or to
-    none, or if it was left with none on the way, the repetition has no such interval to time:
-    PreconditionNotMet, and it is redone."""
+    change of active slave onto the slave it should end on (another one after a carrier-off, this one
+    after a carrier-on), in the kernel's clock (ms); None without kprobe events.  Only events from
+    `t_req` (the host's request) to `t_end` (the next request, e.g. the cut's restore) count.
+
+    If, at the carrier event, the bond had already changed onto that slave or to none, or if it was left
+    with none on the way, there is no such interval to time.  Under the ARP monitor, which acts on
+    missed replies and not on the carrier, that is a starved guest's doing: PreconditionNotMet, and the
+    repetition is redone.  A miimon bond reads the carrier and cannot change ahead of it, nor through
+    none while the other slave's carrier is up: there it is the kernel's FAIL."""
     if kclock is None:
         return None
-    ev = kclock.read()
+    ev = [e for e in kclock.read() if t_req <= e.t_ms < t_end]
     bonds = {e.args.get("bond") for e in ev if e.name == "change_active"}
-    k_c = next((e for e in ev if e.name == carrier and e.t_ms >= t_req and e.args.get("dev") not in bonds), None)
-    changes = [e for e in ev if e.name == "change_active" and e.t_ms >= t_req]     # "new": a slave, or 0
-    k_fo = k_c and next((e for e in changes if e.t_ms >= k_c.t_ms and e.args.get("new")), None)
-    if k_c is None or k_fo is None:
-        raise AssertionError(f"the kernel trace has no {carrier.replace('_', ' ')} of the slave or no change of "
-                             f"the bond's active slave after it: {[(e.name, e.t_ms) for e in ev][:12]}")
+    k_c = next((e for e in ev if e.name == carrier and e.args.get("dev") not in bonds), None)
+    what = carrier.replace("_", "-")
+    if k_c is None:
+        raise AssertionError(f"the kernel trace has no {what} of the slave: {[(e.name, e.t_ms) for e in ev][:12]}")
+    slave, back = k_c.args.get("dev"), carrier == "carrier_on"
+
+    def onto(e) -> bool:
+        return bool(e.args.get("new")) and (e.args.get("newdev") == slave) == back
+
+    def starved(why: str) -> None:
+        if not arp:
+            raise AssertionError(f"{why}, under miimon, which reads the carrier: the kernel's doing")
+        raise PreconditionNotMet(f"{why} ({STARVED_ARP})")
+
+    changes = [e for e in ev if e.name == "change_active"]
     before = [e for e in changes if e.t_ms < k_c.t_ms]
-    if before and before[-1].args.get("new") in (0, None, k_fo.args["new"]):
-        # at the carrier event the bond was already on the slave it changes to, or on none: the interval
-        # from the carrier event is not the monitor's reaction to it (a flap that came back is)
-        raise PreconditionNotMet(_ahead_of_carrier(carrier.replace("_", "-"), k_c.t_ms - before[-1].t_ms))
+    if before and (not before[-1].args.get("new") or onto(before[-1])):
+        # a flap that came back to the slave it started on is not this: the change after the carrier
+        # event is then the monitor's reaction to it, and is timed
+        starved(_ahead_of_carrier(what, k_c.t_ms - before[-1].t_ms))
+    k_fo = next((e for e in changes if e.t_ms >= k_c.t_ms and onto(e)), None)
+    if k_fo is None:
+        raise AssertionError(f"the bond did not change its active slave {'back to' if back else 'away from'} the "
+                             f"slave after its {what}: {[(e.name, round(e.t_ms - k_c.t_ms)) for e in ev][:12]}")
     if none := next((e for e in changes if k_c.t_ms <= e.t_ms < k_fo.t_ms and not e.args.get("new")), None):
-        # the bond was left with no active slave on the way: the monitor declared the other slave down
-        # too (an ARP monitor that missed the replies of both in a starved guest), and the interval times
-        # that slave's return, not the reaction to the carrier event
-        raise PreconditionNotMet(f"the bond had no active slave {none.t_ms - k_c.t_ms:.0f} ms after the slave's "
-                                 f"{carrier.replace('_', '-')}, until {k_fo.t_ms - k_c.t_ms:.0f} ms: the monitor "
-                                 f"declared the other slave down meanwhile")
+        # the monitor declared the other slave down too (an ARP monitor that missed the replies of both
+        # in a starved guest), and the interval times that slave's return, not the reaction to the event
+        starved(f"the bond had no active slave {none.t_ms - k_c.t_ms:.0f} ms after the slave's {what}, until "
+                f"{k_fo.t_ms - k_c.t_ms:.0f} ms: the monitor declared the other slave down meanwhile")
     return k_fo.t_ms - k_c.t_ms
 
 
-def _failover_after_carrier(mon, vb, sink: list, since: int):
+def _failover_after_carrier(mon, vb, sink: list, since: int, t_req: float):
     """(the bond's failover event after the slave's carrier event, the last in `sink`; the one ahead of
-    it in sink[since:], or None).  An ARP monitor acts on missed replies, not on the carrier: in a starved
-    guest it can change slaves ahead of the carrier event (a flap that comes back, or the change itself
-    when the config-change work ran late).  Then the event after it may never come, or be another one
-    (seen: one 8.6 s later, after B flapped), so it is waited for only EARLY_WAIT_MS (None if it does
-    not come)."""
-    early = next((e for e in sink[since:] if vb.failover(e)), None)
+    it in sink[since:] and not before `t_req`, the host's request, or None).  An ARP monitor acts on
+    missed replies, not on the carrier: in a starved guest it can change slaves ahead of the carrier
+    event (a flap that comes back, or the change itself when the config-change work ran late).  Then the
+    event after it may never come, or be another one (seen: one 8.6 s later, after B flapped), so it is
+    waited for only EARLY_WAIT_MS (None if it does not come)."""
+    early = next((e for e in sink[since:] if vb.failover(e) and e.t_ms >= t_req), None)
     if early is None:
         return _events_until(mon, vb.failover, 10000, sink), None
     return mon.wait_for(vb.failover, EARLY_WAIT_MS, sink), early
@@ -302,18 +324,21 @@ def _failover_event(fo, early, carrier_ev, carrier: str, kclock):
     """The failover event to time from `carrier_ev`: `fo`, or with none after it the one ahead of it.
     User space cannot tell a failover ahead of the carrier event from one whose event reached it first
     (the slave's NEWLINK waits for linkwatch's work): the kernel's trace decides (_kernel_change), and
-    without one the repetition is redone."""
+    without one (a kernel without kprobe events) the repetition is redone."""
     if fo is not None:
         return fo
     if kclock is None:
-        raise PreconditionNotMet(_ahead_of_carrier(carrier, carrier_ev.t_ms - early.t_ms))
+        raise PreconditionNotMet(f"{_ahead_of_carrier(carrier, carrier_ev.t_ms - early.t_ms)}, or its failover "
+                                 "event reached user space first")
     return early
 
 
 def _ahead_of_carrier(carrier: str, ahead_ms: float) -> str:
-    return (f"the bond was on its new active slave, or on none, {ahead_ms:.0f} ms before the slave's {carrier} (an ARP monitor "
-            f"acts on replies, not on the carrier: a starved guest missed them, or ran the NIC's config-change "
-            f"work late)")
+    return f"the bond was on its new active slave, or on none, {ahead_ms:.0f} ms before the slave's {carrier}"
+
+
+STARVED_ARP = ("an ARP monitor acts on replies, not on the carrier: a starved guest missed them, or ran the NIC's "
+               "config-change work late")
 
 
 @pytest.mark.cost(120)
@@ -333,7 +358,8 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect, kclock
     2 of 8 base boots of a loaded calibration, three times in a row.  The failback is not timed
     through it: a slave that is down comes up on the first reply within one interval.  A repetition in
     which the bond was back on A before A's carrier-on (the ARP monitor heard A before the guest ran the
-    NIC's config-change work) has no interval to time: it is redone and counted in reps_redone."""
+    NIC's config-change work) has no interval to time: it is redone and counted in reps_redone (under
+    miimon, which reads the carrier, it is the kernel's FAIL)."""
     iv = _interval_ms(monitor)
     failback, failback_k = [], []
     missed_max = FAILBACK_ARP_MISSED_MAX if monitor == "arp" else None
@@ -370,10 +396,11 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect, kclock
                 if reselect == "always":
                     # as in the cut: an ARP monitor can hear A's replies before the guest runs its
                     # carrier-on, and then the bond is back on A before there is an interval to time
-                    fo, early = _failover_after_carrier(mon, vb, sink, before_on)
+                    fo, early = _failover_after_carrier(mon, vb, sink, before_on, t_req)
                     vb.wait_active(vb.a)
+                    k = _kernel_change(kclock, "carrier_on", t_req, monitor == "arp")
                     fo = _failover_event(fo, early, on, "carrier-on", kclock)
-                    return fo.t_ms - on.t_ms, _kernel_change(kclock, "carrier_on", t_req)
+                    return fo.t_ms - on.t_ms, k
                 # the monitor has had 20 of its own intervals to bring A back up and has not reselected
                 deadline = now_ms() + 20 * iv
                 mon.wait_for(lambda e: False, max(0.0, deadline - now_ms()), sink)
