@@ -2,9 +2,9 @@
 
     python ci/boot_phases.py DIR [DIR ...] [--json OUT]
 
-DIR: a run's or a calibration's output (every `boots/*/` below it is read).  Per boot, in the guest's
-uptime (s), from its console (virtme-ng-init's lines, printk-stamped), `rw/started.json` and
-`rw/checks-started.jsonl`:
+DIR: a run's or a calibration's output (every `boots/*/` and `boot-*/` below it is read).  Per boot,
+in the guest's uptime (s), from its console (virtme-ng-init's lines, printk-stamped), `rw/started.json`
+(a calibration's boot keeps it in `guest-run.json`) and `rw/checks-started.jsonl`:
   tmpfiles     systemd-tmpfiles (virtme-ng-init's "running systemd-tmpfiles" to "basic initialization done")
   udev         udev's coldplug and settle ("triggering udev coldplug" to "udev is done")
   script       virtme-ng-init starts ktest's script (uptime)
@@ -45,22 +45,25 @@ def console_marks(text: str) -> dict[str, float]:
 
 def boot_phases(boot: Path) -> dict[str, float] | None:
     """One boot directory's phases (s), or None when something is missing."""
-    con, st, cs = boot / "attempt-1" / "console.log", boot / "rw" / "started.json", boot / "rw" / "checks-started.jsonl"
-    if not (con.is_file() and st.is_file() and cs.is_file()):
+    con, cs = boot / "attempt-1" / "console.log", boot / "rw" / "checks-started.jsonl"
+    st, gr = boot / "rw" / "started.json", boot / "guest-run.json"
+    started = (json.loads(st.read_text()) if st.is_file()
+               else (json.loads(gr.read_text()).get("started") or {}) if gr.is_file() else {})
+    if not (con.is_file() and cs.is_file() and "uptime_at_harness_s" in started):
         return None
     m = console_marks(con.read_text(errors="replace"))
     first = cs.read_text().splitlines()
     if len(m) < len(MARKS) or not first:
         return None
     return {"tmpfiles": round(m["tmpfiles1"] - m["tmpfiles0"], 3), "udev": round(m["udev1"] - m["udev0"], 3),
-            "script": m["script"], "harness": float(json.loads(st.read_text())["uptime_at_harness_s"]),
+            "script": m["script"], "harness": float(started["uptime_at_harness_s"]),
             "first_check": float(json.loads(first[0])["uptime_s"])}
 
 
 def summarize(dirs: list[Path]) -> dict:
     boots, missing = {}, 0
     for d in dirs:
-        for b in sorted(p for p in d.glob("**/boots/*") if p.is_dir()):
+        for b in sorted(p for p in [*d.glob("**/boots/*"), *d.glob("**/boot-*")] if p.is_dir()):
             ph = boot_phases(b)
             if ph is None:
                 missing += 1

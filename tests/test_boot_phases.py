@@ -21,11 +21,15 @@ CONSOLE = """[    0.000000] Linux version 6.12.118+
 
 
 def _boot(root: Path, name: str, console: str, harness: float, first: float) -> None:
-    b = root / "boots" / name
+    """A run's boot (boots/NAME, rw/started.json) or a calibration's (boot-N, started in guest-run.json)."""
+    b = root / name if name.startswith("boot-") else root / "boots" / name
     (b / "attempt-1").mkdir(parents=True)
     (b / "rw").mkdir()
     (b / "attempt-1" / "console.log").write_text(console)
-    (b / "rw" / "started.json").write_text(json.dumps({"uptime_at_harness_s": harness}))
+    if name.startswith("boot-"):
+        (b / "guest-run.json").write_text(json.dumps({"started": {"uptime_at_harness_s": harness}}))
+    else:
+        (b / "rw" / "started.json").write_text(json.dumps({"uptime_at_harness_s": harness}))
     (b / "rw" / "checks-started.jsonl").write_text(json.dumps({"path": "a.b", "uptime_s": first}) + "\n"
                                                    + json.dumps({"path": "a.c", "uptime_s": first + 30}) + "\n")
 
@@ -34,16 +38,18 @@ def test_phases_of_kept_boots(tmp_path):
     _boot(tmp_path, "base-1", CONSOLE, 27.03, 55.63)
     _boot(tmp_path, "patched-1", CONSOLE.replace("20.569550", "14.945823"), 25.0, 45.0)
     _boot(tmp_path, "base-2", CONSOLE.replace("triggering udev coldplug", "something else"), 25.0, 45.0)
+    _boot(tmp_path / "cal", "boot-1", CONSOLE, 15.5, 40.0)
     p = subprocess.run([sys.executable, "ci/boot_phases.py", str(tmp_path), "--json", str(tmp_path / "p.json")],
                        cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     got = json.loads((tmp_path / "p.json").read_text())
-    assert got["left_out"] == 1 and len(got["boots"]) == 2
+    assert got["left_out"] == 1 and len(got["boots"]) == 3
+    assert got["boots"][str(tmp_path / "cal" / "boot-1")]["harness"] == 15.5, "a calibration's boot"
     b1 = got["boots"][str(tmp_path / "boots" / "base-1")]
     assert b1 == {"tmpfiles": 5.766, "udev": 9.624, "script": 20.580331, "harness": 27.03, "first_check": 55.63}, \
         "the first line of each mark, the first check started"
-    assert got["summary"]["udev"] == {"median": 6.81, "min": 4.0, "max": 9.624}
-    assert "2 boots (1 left out" in p.stdout
+    assert got["summary"]["udev"] == {"median": 9.62, "min": 4.0, "max": 9.624}
+    assert "3 boots (1 left out" in p.stdout
 
 
 def test_no_boot_is_an_error(tmp_path):
