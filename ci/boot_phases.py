@@ -63,7 +63,7 @@ def boot_phases(boot: Path) -> dict[str, float] | None:
 def summarize(dirs: list[Path]) -> dict:
     boots, missing = {}, 0
     for d in dirs:
-        for b in sorted(p for p in [*d.glob("**/boots/*"), *d.glob("**/boot-*")] if p.is_dir()):
+        for b in sorted({p for p in [*d.glob("**/boots/*"), *d.glob("**/boot-*")] if p.is_dir()}):
             ph = boot_phases(b)
             if ph is None:
                 missing += 1
