@@ -299,7 +299,7 @@ def test_a_failover_event_from_before_the_hosts_request_never_stands_in_for_the_
 
     old, off, after, ahead = (Event(900.0, "FAILOVER"), Event(1230.0, "NEWLINK"), Event(1360.0, "FAILOVER"),
                               Event(1100.0, "FAILOVER"))
-    assert _failover_after_carrier(Mon([after]), Vb, [old, off], 0, 990.0) == (after, None)
+    assert _failover_after_carrier(Mon([after]), Vb, [old, off], 990.0) == (after, None)
     with pytest.raises(AssertionError, match="no such event"):
-        _failover_after_carrier(Mon([]), Vb, [old, off], 0, 990.0)
-    assert _failover_after_carrier(Mon([]), Vb, [old, ahead, off], 0, 990.0) == (None, ahead)
+        _failover_after_carrier(Mon([]), Vb, [old, off], 990.0)
+    assert _failover_after_carrier(Mon([]), Vb, [old, ahead, off], 990.0) == (None, ahead)

@@ -196,7 +196,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
                 t_req = now_ms()
                 ack = vb.host(vb.a, False)
                 off = _events_until(mon, vb.carrier_off(vb.a), 5000, sink)
-                fo, early = _failover_after_carrier(mon, vb, sink, 0, t_req)
+                fo, early = _failover_after_carrier(mon, vb, sink, t_req)
                 vb.wait_active(vb.b)
                 t_active = time.monotonic()
                 stream.wait_sent_after(t_active, AFTER_PACKETS)
@@ -307,14 +307,15 @@ def _kernel_change(kclock, carrier: str, t_req: float, arp: bool, t_end: float =
     return k_fo.t_ms - k_c.t_ms
 
 
-def _failover_after_carrier(mon, vb, sink: list, since: int, t_req: float):
+def _failover_after_carrier(mon, vb, sink: list, t_req: float):
     """(the bond's failover event after the slave's carrier event, the last in `sink`; the one ahead of
-    it in sink[since:] and not before `t_req`, the host's request, or None).  An ARP monitor acts on
+    it in `sink` and not before `t_req`, the host's request, or None: an event that reached user space
+    before the request, such as the cut's own in a failback, is never it).  An ARP monitor acts on
     missed replies, not on the carrier: in a starved guest it can change slaves ahead of the carrier
     event (a flap that comes back, or the change itself when the config-change work ran late).  Then the
     event after it may never come, or be another one (seen: one 8.6 s later, after B flapped), so it is
     waited for only EARLY_WAIT_MS (None if it does not come)."""
-    early = next((e for e in sink[since:] if vb.failover(e) and e.t_ms >= t_req), None)
+    early = next((e for e in sink if vb.failover(e) and e.t_ms >= t_req), None)
     if early is None:
         return _events_until(mon, vb.failover, 10000, sink), None
     return mon.wait_for(vb.failover, EARLY_WAIT_MS, sink), early
@@ -384,8 +385,7 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect, kclock
             try:
                 vb.host(vb.a, False)
                 vb.wait_active(vb.b)
-                _events_until(mon, vb.failover, 10000, sink)      # the cut's own
-                before_on = len(sink)
+                _events_until(mon, vb.failover, 10000, sink)      # the cut's own, before t_req
                 b_failures = vb.failures(vb.b)
                 if kclock is not None:
                     kclock.read()
@@ -396,7 +396,7 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect, kclock
                 if reselect == "always":
                     # as in the cut: an ARP monitor can hear A's replies before the guest runs its
                     # carrier-on, and then the bond is back on A before there is an interval to time
-                    fo, early = _failover_after_carrier(mon, vb, sink, before_on, t_req)
+                    fo, early = _failover_after_carrier(mon, vb, sink, t_req)
                     vb.wait_active(vb.a)
                     k = _kernel_change(kclock, "carrier_on", t_req, monitor == "arp")
                     fo = _failover_event(fo, early, on, "carrier-on", kclock)
