@@ -36,3 +36,19 @@ def test_splits_of_one_kernels_boots_at_each_size(tmp_path):
     # one kernel against itself, with a floor (50 ms) far above its spread: never a regression
     assert t["2"]["false_regression"] == 0.0 and t["3"]["false_regression"] == 0.0
     assert all(0.0 <= v["undecided"] <= 1.0 for v in t.values())
+
+
+def test_a_kept_calibration_is_judged_again_with_intervals_and_detectable_changes(tmp_path):
+    rng = np.random.default_rng(11)
+    f = tmp_path / "runs.json"
+    f.write_text(json.dumps([_boot(rng) for _ in range(6)]))
+    p = subprocess.run([sys.executable, "ci/rejudge_calibration.py", str(f), "--rounds", "2"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert got["boots"] == 6 and got["splits"] == 45 and got["rule"] == "ktest-rule/3"
+    est = "ktest-rule/3, estimated floors"
+    iv = got["intervals"][est]
+    assert iv["low"] <= got["rates"][est] <= iv["high"]
+    d = got["detectable"]["area.check/lat"]
+    assert d["floor"] >= 50.0 and d["by_boots_a_side"]["2"] >= d["by_boots_a_side"]["6"] >= 50.0

@@ -1,6 +1,7 @@
 """ktest calibrate's arithmetic on recorded-shape runs (no VM)."""
 
 import numpy as np
+import pytest
 
 from ktest.judge import calibration
 from ktest.base.cache import Cache
@@ -116,3 +117,36 @@ def test_ktest_calibrate_builds_boots_and_stores_a_calibration(tmp_path, fake_tr
     assert len(json.loads((out / "runs.json").read_text())) == 4
     stored = calibration.load(Cache(tmp_path / "c"), data["key"])
     assert stored is not None and stored["floors"] == data["floors"]
+
+
+def test_a_rate_over_splits_that_share_boots_carries_an_interval_over_boots():
+    splits = list(calibration.splits(8, 2))
+    # nothing fired: the 8 boots are two independent runs' worth, and two quiet runs bound little
+    quiet = calibration.rate_interval({s: False for s in splits}, 8, 2)
+    assert quiet["low"] == 0.0 and abs(quiet["high"] - (1 - 0.05 ** 0.5)) < 1e-9
+    # every false alarm rests on one boot (boot 0 in the first group): leaving it out takes them all away
+    fired = {s: 0 in s[0] for s in splits}
+    rate = sum(fired.values()) / len(fired)
+    iv = calibration.rate_interval(fired, 8, 2)
+    assert iv["method"] == "jackknife over 8 boots"
+    assert 0.0 <= iv["low"] < rate < iv["high"] <= 1.0
+    # as many false alarms spread evenly over the boots: leaving one out changes the rate less
+    even = {s: i % round(1 / rate) == 0 for i, s in enumerate(splits)}
+    assert abs(sum(even.values()) - sum(fired.values())) <= 3
+    wide = iv["high"] - iv["low"]
+    assert calibration.rate_interval(even, 8, 2)["high"] - calibration.rate_interval(even, 8, 2)["low"] < wide
+
+
+def test_the_smallest_detectable_change_shrinks_with_boots_and_never_goes_under_the_floor():
+    rng = np.random.default_rng(3)
+    runs = [guest({"lw.x": list(100 + off + rng.random(5))}) for off in rng.uniform(0, 30, 6)]
+    for r in runs:          # a count that never moves: only a whole event can count as a change
+        r["results"].append({"path": "lw.c", "status": "PASS", "message": None, "timelines": [], "notes": {},
+                             "metrics": [{"name": "n", "unit": "count", "samples": [2, 2, 2], "n": 3}]})
+    cal = calibration.calibrate(runs, 2)
+    x = cal["detectable"]["lw.x/lat"]
+    by_n = [x["by_boots_a_side"][str(n)] for n in range(2, calibration.DETECT_UP_TO + 1)]
+    assert by_n == sorted(by_n, reverse=True) and by_n[0] > by_n[-1]
+    assert min(by_n) >= x["floor"] == pytest.approx(cal["floors"]["lw.x/lat"]["centre"], abs=1e-3)
+    assert set(cal["detectable"]["lw.c/n"]["by_boots_a_side"].values()) == {0.5}
+    assert set(cal["intervals"]) == {k for k, v in cal["rates"].items() if "floors" in k and v is not None}

@@ -190,3 +190,14 @@ def test_the_page_says_which_extra_rounds_were_booted_and_why(result):
     page = render_html(R(r), FIXTURE.parent)
     assert "Rounds 3 were booted because 1 metric(s) were inconclusive: a.b/lat." in page
     assert "3 round(s) per side" in page and "at most 6" in page
+
+
+def test_the_page_gives_the_calibrations_false_alarm_rate_with_its_interval(result):
+    r = copy.deepcopy(result)
+    name = "ktest-rule/3, calibrated floors (held-out boots)"
+    r["calibration"] = {"key": "k-tcg-bonding", "boots": 8, "kernel_release": "6.12.118", "accel": "tcg",
+                        "splits": 210, "rounds": 2, "rates": {name: 10 / 210, "old rule (ktest-rule/1)": 0.376},
+                        "intervals": {name: {"low": 0.0, "high": 0.1995, "method": "jackknife over 8 boots"}}}
+    page = render_html(R(r), FIXTURE.parent)
+    assert f"{name}: 4.8 % (95 % interval 0.0–20.0 %)" in page
+    assert "old rule (ktest-rule/1): 37.6 %;" in page or "old rule (ktest-rule/1): 37.6 %." in page

@@ -73,11 +73,17 @@ def cmd_calibrate(args: argparse.Namespace, eng: Engine) -> int:
           f"{data['splits']} splits into 2 x {args.rounds} boots, {data['wall_s']:.0f}s with {vms} guest(s) at once")
     for name, rate in data["rates"].items():
         if rate is not None:
-            print(f"  run-level rate, {name}: {rate * 100:.1f}%")
+            ci = (data.get("intervals") or {}).get(name) or {}
+            told = f" (95 % interval {ci['low'] * 100:.1f}-{ci['high'] * 100:.1f}%, {ci['method']})" \
+                if ci.get("high") is not None else ""
+            print(f"  run-level rate, {name}: {rate * 100:.1f}%{told}")
+    detect = data.get("detectable") or {}
     for k, m in sorted(data["metrics"].items()):
+        d = (detect.get(k) or {}).get("by_boots_a_side", {}).get(str(args.rounds))
         print(f"  {k}: noise {m.get('centre', float('nan')):.1f} {m['unit']} (median), "
               f"{(m.get('tail') or float('nan')):.1f} (p90); false change old {m['false_change_v1'] * 100:.0f}%, "
-              f"new {m['false_change_v2'] * 100:.0f}%")
+              f"new {m['false_change_v2'] * 100:.0f}%"
+              + (f"; a run of {args.rounds} boots a side detects {d:g} {m['unit']}" if d is not None else ""))
     for p, c in sorted(data["checks"].items()):
         if c["regression"] or c["flaky"]:
             print(f"  check {p}: false regression {c['regression'] * 100:.1f}%, flaky {c['flaky'] * 100:.1f}%")

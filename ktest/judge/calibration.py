@@ -6,12 +6,20 @@ uses, any regression it reports is a false alarm.  From the same splits, each me
 shift of its median (and p90) between two groups of boots of one kernel.  That is the smallest change
 the rule can tell from noise here; stored per (kernel, accel, area, rule), `ktest run` uses it as the
 metric's floor and the report shows it.
+
+The splits share boots, so they are not independent runs: each rate carries a 95 % interval from the
+jackknife over boots (the rate is an average over subsets of the boots, a U-statistic, and leaving one
+boot out at a time measures how much the rate rests on single boots).  Where no split fired, the
+jackknife has nothing to vary, and the bound is the one that k boots give as k // (2 * rounds)
+independent runs.  Each metric also carries the smallest harmful change a run of n boots a side would
+detect on this noise (t-test power POWER at ALPHA, before the run-wide correction), never below its floor.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,11 +29,12 @@ from typing import Any, cast
 
 from ktest.base.cache import Cache, write_json_atomic
 from ktest.base.records import Tree
-from ktest.judge.stats import RULE, compare_v1, percentile
+from ktest.judge.stats import ALPHA, POWER, RULE, compare_v1, percentile
 from ktest.judge.verdict import collect, compare_checks, overall
 
 SCHEMA = "ktest.calibration/1"
 MAX_SPLITS = 2000
+DETECT_UP_TO = 6            # the smallest detectable change is given for rounds .. this many boots a side
 # a split: two disjoint groups of boots (their indices); FloorsOf: the floors a split is judged by
 Split = tuple[tuple[int, ...], tuple[int, ...]]
 FloorsOf = Callable[[tuple[int, ...], tuple[int, ...]], dict[str, Any]]
@@ -61,13 +70,15 @@ def judge_splits(runs: list[dict[str, Any]], rounds: int,
     per_metric: dict[str, dict[str, Any]] = {}
     per_check: dict[str, dict[str, Any]] = {}
     shifts: dict[Split, dict[str, Any]] = {}
+    fired: dict[Split, bool] = {}
     for a, b in groups:
         ra, rb = [runs[i] for i in a], [runs[i] for i in b]
         checks = compare_checks(ra, rb, floors(a, b) if callable(floors) else floors)
         v = overall(checks, {"new": []})
         run_v2 += v.exit_code == 1
         # a split is judged in one orientation: a false improvement here is a false regression the other way
-        run_change += v.exit_code == 1 or bool(v.improvements)
+        fired[(a, b)] = v.exit_code == 1 or bool(v.improvements)
+        run_change += fired[(a, b)]
         inconclusive += bool(v.inconclusive)
         undecided += v.exit_code == 3
         old_fired = False
@@ -98,7 +109,70 @@ def judge_splits(runs: list[dict[str, Any]], rounds: int,
             "run_false_change_v2": run_change / n if n else None,
             "run_false_alarm_v1": run_v1 / n if n else None, "run_inconclusive_v2": inconclusive / n if n else None,
             "run_undecided": undecided / n if n else None,
-            "metrics": per_metric, "checks": per_check, "shifts": shifts}
+            "metrics": per_metric, "checks": per_check, "shifts": shifts, "fired": fired}
+
+
+def rate_interval(fired: dict[Split, bool], k: int, rounds: int, level: float = 0.95) -> dict[str, Any]:
+    """A `level` interval for the share of splits that fired, the boot as the unit (see the module's
+    docstring): the jackknife over boots, or, with no split fired, the bound of k // (2 * rounds)
+    independent runs that all stayed quiet."""
+    from scipy.stats import t as t_dist
+
+    n = len(fired)
+    if not n:
+        return {"low": None, "high": None, "method": "no splits"}
+    rate = sum(fired.values()) / n
+    if rate == 0:
+        runs = max(1, k // (2 * rounds))
+        return {"low": 0.0, "high": 1.0 - (1.0 - level) ** (1.0 / runs),
+                "method": f"no split fired: the bound of {runs} independent run(s)"}
+    loo = []
+    for i in range(k):
+        kept = [f for (a, b), f in fired.items() if i not in a and i not in b]
+        if kept:
+            loo.append(sum(kept) / len(kept))
+    m = len(loo)
+    if m < 2:
+        return {"low": None, "high": None, "method": "too few boots for the jackknife"}
+    mean = sum(loo) / m
+    se = math.sqrt((m - 1) / m * sum((x - mean) ** 2 for x in loo))
+    half = float(t_dist.ppf(0.5 + level / 2, m - 1)) * se
+    return {"low": max(0.0, rate - half), "high": min(1.0, rate + half),
+            "method": f"jackknife over {m} boots"}
+
+
+def detectable(runs: list[dict[str, Any]], floors: dict[str, Any], boots: Iterable[int]) -> dict[str, Any]:
+    """Per metric, the smallest harmful shift of its centre that a run of n boots a side would call
+    (t-test power POWER at ALPHA on the between-boot noise of these boots; never below the centre floor a
+    run would use with these floors, which a change must also exceed): {"path/metric": {"unit", "centre",
+    "floor", "by_boots_a_side": {n: shift}}}."""
+    from scipy.stats import t as t_dist
+
+    from ktest.judge.stats import floors as run_floors
+    from ktest.judge.stats import to_scale
+
+    noise = noise_model(runs)
+    out: dict[str, Any] = {}
+    for path, c in collect(runs).items():
+        for name, m in c["metrics"].items():
+            k = f"{path}/{name}"
+            if k not in noise or m.get("context"):
+                continue
+            centre = statistics.median(statistics.median(b) for b in m["boots"].values() if b)
+            fwd, inv = to_scale(m["unit"])
+            var, pdf = noise[k]["centre"]["var"], noise[k]["centre"]["df"]
+            floor, _, _ = run_floors(m["unit"], m["samples"], m.get("min_effect"), floors.get(k),
+                                     m.get("min_effect_tail"))
+            by_n = {}
+            for n in boots:
+                df = 2 * n - 2 + pdf           # a run pools its own boots with this noise model
+                shift = (float(t_dist.ppf(1 - ALPHA / 2, df)) + float(t_dist.ppf(POWER, df))) \
+                    * math.sqrt(var * 2.0 / n)
+                d = inv(fwd(centre) + shift) - centre if m["lower_is_better"] else centre - inv(fwd(centre) - shift)
+                by_n[str(n)] = round(max(d, floor), 3)
+            out[k] = {"unit": m["unit"], "centre": round(centre, 3), "floor": round(floor, 3),
+                      "by_boots_a_side": by_n}
+    return out
 
 
 def _max_floors(shifts: dict[Split, dict[str, Any]], pairs: Iterable[Split]) -> dict[str, Any]:
@@ -134,6 +208,11 @@ def calibrate(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
     held = judge_splits(runs, rounds, held_out_floors(raw["shifts"], len(runs))) \
         if len(runs) >= 4 * rounds else None
     per_boot = _per_boot_medians(runs)
+    names = {"estimated": f"{RULE}, estimated floors",
+             "in_sample": f"{RULE}, calibrated floors (in-sample)",
+             "held_out": f"{RULE}, calibrated floors (held-out boots)"}
+    intervals = {names[w]: rate_interval(r["fired"], len(runs), rounds)
+                 for w, r in (("estimated", raw), ("in_sample", cal), ("held_out", held)) if r}
     metrics = {}
     for k, m in raw["metrics"].items():
         metrics[k] = {"unit": m["unit"], **floors.get(k, {}),
@@ -152,6 +231,8 @@ def calibrate(runs: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
                 f"{RULE}, calibrated floors (held-out boots)": held["run_false_change_v2"] if held else None,
                 f"{RULE}: runs that would boot more rounds": raw["run_inconclusive_v2"],
                 f"{RULE}: runs undecided at this many boots": raw["run_undecided"]},
+            "intervals": intervals,
+            "detectable": detectable(runs, floors, range(rounds, max(rounds, DETECT_UP_TO) + 1)),
             "floors": floors, "metrics": metrics,
             "checks": {p: {k: v / raw["splits"] for k, v in c.items()} for p, c in raw["checks"].items()}}
 
@@ -225,7 +306,7 @@ class Calibration:
     def summary(self) -> dict[str, Any]:
         d = self.data
         return {k: d.get(k) for k in ("key", "created", "kernel_release", "accel", "area", "rule", "boots",
-                                      "rounds", "reps", "splits", "rates")}
+                                      "rounds", "reps", "splits", "rates", "intervals")}
 
 
 def store(cache: Cache, data: dict[str, Any]) -> Path:
