@@ -150,3 +150,24 @@ def test_the_smallest_detectable_change_shrinks_with_boots_and_never_goes_under_
     assert min(by_n) >= x["floor"] == pytest.approx(cal["floors"]["lw.x/lat"]["centre"], abs=1e-3)
     assert set(cal["detectable"]["lw.c/n"]["by_boots_a_side"].values()) == {0.5}
     assert set(cal["intervals"]) == {k for k, v in cal["rates"].items() if "floors" in k and v is not None}
+
+
+def test_recorded_boots_of_one_kernel_at_two_boots_a_side_never_make_a_regression(monkeypatch):
+    """Recorded null data, not simulated: the 8 boots that the linkwatch calibration of 2026-12-05 kept
+    (docs/evidence/, one 6.12 kernel under TCG, four guests on two cores, today's checks), split into 2 + 2
+    as a run of 2 rounds would see them and judged with estimated floors, as a machine with no
+    calibration judges.  The first 30 of its 210 splits, to keep this test short (the committed
+    rejudged.json has all 210: none fired).  None may be a regression; in doubt is allowed (more rounds)."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    f = Path(__file__).parent.parent / "docs/evidence/2026-12-05-calibrate-linkwatch-c-6.12-tcg/runs.json.gz"
+    runs = json.loads(gzip.decompress(f.read_bytes()))
+    assert len(runs) == 8 and all(r["results"] for r in runs)
+    monkeypatch.setattr(calibration, "MAX_SPLITS", 30)
+    got = calibration.judge_splits(runs, 2)
+    assert got["splits"] == 30
+    assert got["run_false_regression_v2"] == 0.0 and got["run_false_change_v2"] == 0.0
+    assert sum(m["v2_changed"] for m in got["metrics"].values()) == 0
+    assert len(got["metrics"]) >= 15, "the timing metrics of the area were compared"

@@ -201,3 +201,18 @@ def test_the_page_gives_the_calibrations_false_alarm_rate_with_its_interval(resu
     page = render_html(R(r), FIXTURE.parent)
     assert f"{name}: 4.8 % (95 % interval 0.0–20.0 %)" in page
     assert "old rule (ktest-rule/1): 37.6 %;" in page or "old rule (ktest-rule/1): 37.6 %." in page
+
+
+def test_the_page_shows_the_control_paths_spread_per_boot_and_next_to_each_floor(result):
+    r = copy.deepcopy(result)
+    ctl = "linkwatch.host_link.host_cable_pull_and_restore.expired/restore_to_running_kernel"
+    r["resolution"] = [{"area": "linkwatch", "control": ctl, "unit": "ms", "base": [0.4, None, 0.8],
+                        "patched": [0.5]}]
+    # a metric compared under ktest-rule/3 (the fixture predates it): the spread stands next to its floor
+    m = next(m for c in r["checks"] if c["path"].startswith("linkwatch.") for m in c["metrics"] if m["unit"] == "ms")
+    m.update(q_value=0.5, noise_floor=20.0, floor_source="declared", resolution=1.2)
+    page = render_html(R(r), FIXTURE.parent)
+    assert f"the control path {ctl}" in page and "over base boots 0.4 ms, –, 0.8 ms; patched boots 0.5 ms" in page
+    assert page.count(", control spread 0.6 ms") == 1
+    assert "floor 20.0 ms, within-boot IQR 1.2 ms, control spread 0.6 ms" in page
+    assert "control spread" not in render_html(R(result), FIXTURE.parent)

@@ -311,3 +311,22 @@ def test_a_check_run_once_a_side_is_not_called_fixed_on_one_boot_each():
     assert v.improvements == [] and v.not_compared == ["a"]
     (c,) = compare_checks([bad, bad], [ok, ok])
     assert c["verdict"] == "fixed", "a check with a boot of its own each round keeps its verdict"
+
+
+def test_the_areas_control_path_spread_is_kept_per_boot():
+    """Resolution on record (#28): the linkwatch area names a control path; its spread in every boot of
+    each side is kept, a boot that did not time it is None, and an area with no control adds nothing."""
+    from ktest.judge.verdict import control_spread
+
+    path, _, metric = "linkwatch.host_link.host_cable_pull_and_restore.expired/restore_to_running_kernel".rpartition("/")
+
+    def boot(samples):
+        return {"results": [{"path": path, "status": "PASS",
+                             "metrics": [{"name": metric, "unit": "ms", "samples": samples}]}]}
+
+    other = {"results": [{"path": "linkwatch.operstate.x", "status": "PASS", "metrics": []}]}
+    rows = control_spread(["linkwatch", "bonding"], [boot([1.0, 2.0, 3.0, 5.0]), other],
+                          [boot([0.5, 0.5, 0.5, 0.5, 0.9])])
+    assert rows == [{"area": "linkwatch", "control": f"{path}/{metric}", "unit": "ms",
+                     "base": [1.75, None], "patched": [0.0]}]
+    assert control_spread(["bonding"], [boot([1.0, 2.0, 3.0, 4.0])], []) == []

@@ -48,6 +48,7 @@ class Area:
     kconfig_where_available: str = ""     # merged too; a tree whose Kconfig cannot grant it still builds
     exports: tuple[str, ...] = ()
     selftests: tuple[Selftest, ...] = ()
+    control: str | None = None            # "check path/metric": a kernel-clock path with no rate limit
 
     @property
     def testcases_dir(self) -> Path:
@@ -61,7 +62,7 @@ class AreaFileError(ValueError):
 def _parse(name: str, text: str) -> Area:
     d = tomllib.loads(text)
     need = {"description", "paths", "testcases", "kconfig"}
-    allowed = need | {"exports", "selftests", "kconfig_where_available"}
+    allowed = need | {"exports", "selftests", "kconfig_where_available", "control"}
     if missing := need - d.keys():
         raise AreaFileError(f"area {name}: missing {', '.join(sorted(missing))}")
     if extra := d.keys() - allowed:
@@ -78,7 +79,8 @@ def _parse(name: str, text: str) -> Area:
         raise AreaFileError(f"area {name}: a selftest is listed twice")
     return Area(name=name, description=d["description"], paths=tuple(d["paths"]), testcases=d["testcases"],
                 kconfig=d["kconfig"].lstrip("\n"),
-                kconfig_where_available=d.get("kconfig_where_available", "").lstrip("\n"), exports=tuple(d.get("exports", ())), selftests=tuple(tests))
+                kconfig_where_available=d.get("kconfig_where_available", "").lstrip("\n"), exports=tuple(d.get("exports", ())), selftests=tuple(tests),
+                control=d.get("control"))
 
 
 @cache

@@ -428,7 +428,8 @@ class Result(Doc):
     _nested = {"tree": TreeRef, "series": SeriesRef, "settings": Settings, "builds": [BuildRecord],
                "checks": [CheckResult], "expected": [Expectation], "culprit": Culprit, "rounds": Rounds,
                "verdict": Verdict}
-    _drop_none = ("ktest_version", "duration_s", "crashes", "rounds", "judged_with", "env", "history", "compare")
+    _drop_none = ("ktest_version", "duration_s", "crashes", "rounds", "judged_with", "env", "history", "compare",
+                  "resolution")
     run_id: str
     created: str
     command: str
@@ -450,6 +451,7 @@ class Result(Doc):
     rounds: Rounds | None = None
     calibration: Json | None = None
     judged_with: Json | None = None
+    resolution: list[Json] | None = None     # per area, its control path's spread in each boot (verdict.control_spread)
     env: Json | None = None
     known_checks: list[Json] = field(default_factory=list)
     history: Json | None = None

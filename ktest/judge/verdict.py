@@ -454,6 +454,37 @@ def once_paths(result: Result, boots: list[Json]) -> frozenset[str]:
     return frozenset(out)
 
 
+def control_spread(areas_: list[str], base_runs: list[Json], patched_runs: list[Json]) -> list[Json]:
+    """Resolution on record: per area of the run that names a control path (areas/*.toml `control`), that
+    metric's spread (interquartile range of its repetitions) in each boot of each side, in boot order
+    (None for a boot that did not time it)."""
+    import numpy as np
+
+    from ktest import areas
+
+    out = []
+    for name in areas_:
+        ctl = areas.all_areas().get(name)
+        if not ctl or not ctl.control:
+            continue
+        path, _, metric = ctl.control.rpartition("/")
+        row: Json = {"area": name, "control": ctl.control, "unit": None}
+        for side, runs in (("base", base_runs), ("patched", patched_runs)):
+            iqrs: list[float | None] = []
+            for run in runs:
+                got = [m for r in run.get("results", []) if r["path"] == path
+                       for m in r.get("metrics", []) if m["name"] == metric and len(m["samples"]) >= 4]
+                if got:
+                    row["unit"] = got[0]["unit"]
+                    q1, q3 = np.percentile(got[0]["samples"], [25, 75])
+                    iqrs.append(round(float(q3 - q1), 3))
+                elif run.get("results"):
+                    iqrs.append(None)
+            row[side] = iqrs
+        out.append(row)
+    return out
+
+
 def conclude(result: Result, base_runs: list[Json], patched_runs: list[Json],
              calibration: Json | None = None) -> None:
     """Checks, splats, expectations and the verdict from both sides' guest runs (rounds and retries),
@@ -481,6 +512,7 @@ def conclude(result: Result, base_runs: list[Json], patched_runs: list[Json],
         if c["base"]["status"] in ("FAIL", "ERROR", "FLAKY") and (why := known.check(c["path"])):
             c["known_issue"] = why
     splats, crashes = splat_diff(base_runs, patched_runs), crash_diff(base_runs, patched_runs)
+    result.resolution = control_spread(result.settings.check_areas, base_runs, patched_runs) or None
     result.checks = [CheckResult.from_json(c) for c in checks]
     result.splats, result.crashes = splats, crashes
     result.expected = [Expectation.from_json(e) for e in expected_effects(result.series.expected, checks)]

@@ -141,6 +141,19 @@ def template_env() -> Environment:
     return env
 
 
+def control_note(result: Result, path: str) -> str | None:
+    """The resolution a metric of check `path` is read against: its area's control path's spread, the
+    median over the base boots (None when the area names no control or no base boot timed it)."""
+    import statistics
+
+    for row in result.resolution or []:
+        if path.startswith(f"{row['area']}."):
+            xs = [x for x in row.get("base") or [] if x is not None]
+            if xs:
+                return f"control spread {_fmt(statistics.median(xs), row.get('unit') or 'ms')}"
+    return None
+
+
 def render_html(result: Result, outdir: Path) -> str:
     """The report page.  Its template reads the result's JSON form (`r`)."""
     env = template_env()
@@ -156,6 +169,7 @@ def render_html(result: Result, outdir: Path) -> str:
     return env.get_template("report.html.j2").render(r=result, logs=logs, rule_text=RULE_TEXT,
                                                       crash=crash_lead(result), verdict_text=check_verdict_text,
                                                       reproduce=lambda c: reproduce(result, c),
+                                                      control=lambda path: control_note(result, path),
                                                       agreement=agreement.table(result))
 
 
