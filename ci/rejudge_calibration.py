@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", type=Path, help="runs.json or runs.json.gz that `ktest calibrate --out` kept")
     ap.add_argument("--rounds", type=int, default=2, help="boots a side of each split (the run's --rounds)")
     a = ap.parse_args(argv)
+    at = commit()               # the code that judges is the code loaded now, whatever changes meanwhile
     runs = load(a.runs)
     cal = calibrate(runs, a.rounds)
-    print(json.dumps({"source": str(a.runs), "rule": RULE, **commit(), "boots": len(runs), "rounds": a.rounds,
+    print(json.dumps({"source": str(a.runs), "rule": RULE, **at, "boots": len(runs), "rounds": a.rounds,
                       "splits": cal["splits"], "rates": cal["rates"], "intervals": cal["intervals"],
                       "detectable": cal["detectable"]}, indent=1))
     return 0
