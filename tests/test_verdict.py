@@ -330,3 +330,25 @@ def test_the_areas_control_path_spread_is_kept_per_boot():
     assert rows == [{"area": "linkwatch", "control": f"{path}/{metric}", "unit": "ms",
                      "base": [1.75, None], "patched": [0.0]}]
     assert control_spread(["bonding"], [boot([1.0, 2.0, 3.0, 4.0])], []) == []
+
+
+def test_the_drift_test_is_shared_among_the_runs_noise_models():
+    """The run's base boots are tested against the noise model of every metric that has one; the 1 %
+    is shared among those tests (Bonferroni), so that a run with many metrics does not report drift by
+    chance.  The same base boots (F = 9.0 on 1 and 20 df, p = 0.007) are drift for a run with that one
+    metric, and not for a run with two."""
+    from scipy.stats import f
+
+    def run(values):
+        return {"results": [{"path": f"lw.c{i}", "status": "PASS",
+                             "metrics": [{"name": "n", "unit": "count", "samples": [values[i]] * 3}]}
+                            for i in range(len(values))]}
+
+    model = {"centre": {"var": 1.0, "df": 20}, "source": "history"}
+    assert 0.005 < f.sf(9.0, 1, 20) < 0.01
+    base = [run([10.0, 10.0]), run([10.0 + 18.0 ** 0.5, 10.0 + 18.0 ** 0.5])]    # variance 9 between 2 boots
+    patched = [run([10.0, 10.0]), run([11.0, 11.0])]
+    one = compare_checks(base[:], patched, noise={"lw.c0/n": model})
+    assert "drifted" in one[0]["metrics"][0]["noise"]
+    two = compare_checks(base, patched, noise={"lw.c0/n": model, "lw.c1/n": model})
+    assert all("drifted" not in c["metrics"][0]["noise"] for c in two)

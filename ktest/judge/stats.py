@@ -52,7 +52,8 @@ MIN_SAMPLES = 3
 ALPHA = 0.05
 MIN_BOOTS = 2                          # boots a side with values, the least a t-test over boots can use
 POWER = 0.8                            # for the smallest detectable change (MDE)
-DRIFT_ALPHA = 0.01                     # the run's base boots vs the noise model: an F-test at this level
+DRIFT_ALPHA = 0.01                     # the run's base boots vs the noise models: F-tests, this level run-wide
+#                                        (Bonferroni over the aspects a run tests against a model)
 REL_FLOOR = 0.10                       # 10 % of the base median (uncalibrated fallback)
 # per unit: the least shift that can count at all.  Counts move by whole events: a shift of one event
 # is a change (2 -> 3 notifications), half an event is not.
@@ -179,9 +180,10 @@ class BootTest:
 
 
 def boot_test(aspect: str, base: list[float], patched: list[float], f_up: float, f_down: float,
-              prior: dict[str, Any] | None = None) -> BootTest | None:
+              prior: dict[str, Any] | None = None, drift_alpha: float = DRIFT_ALPHA) -> BootTest | None:
     """Two-sample t-test on boot values with the variance pooled over both sides (and the noise
-    model's, `prior` = {"var", "df", "source"}, unless the run's base boots reject it: drift)."""
+    model's, `prior` = {"var", "df", "source"}, unless the run's base boots reject it at `drift_alpha`:
+    drift)."""
     nb, npt = len(base), len(patched)
     if nb < MIN_BOOTS or npt < MIN_BOOTS:
         return None
@@ -192,7 +194,7 @@ def boot_test(aspect: str, base: list[float], patched: list[float], f_up: float,
     if prior and (prior.get("df") or 0) > 0 and prior.get("var") is not None:
         pv, pdf = float(prior["var"]), float(prior["df"])
         sb2 = statistics.variance(base)
-        drifted = sb2 > 0 and (pv == 0 or float(sps.f.sf(sb2 / pv, nb - 1, pdf)) < DRIFT_ALPHA)
+        drifted = sb2 > 0 and (pv == 0 or float(sps.f.sf(sb2 / pv, nb - 1, pdf)) < drift_alpha)
         if drifted:
             noise = f"run (its base boots disagree with the {prior.get('source', 'noise model')}: drifted)"
         else:
@@ -222,11 +224,13 @@ def mde(t: BootTest, centre: float, unit: str, lower_is_better: bool, alpha: flo
 def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots: list[list[float]],
             lower_is_better: bool = True, min_effect: float | None = None,
             calibrated: dict[str, Any] | None = None, min_effect_tail: float | None = None,
-            noise: dict[str, Any] | None = None, once: bool = False) -> Comparison:
+            noise: dict[str, Any] | None = None, once: bool = False, drift_alpha: float = DRIFT_ALPHA) -> Comparison:
     """Raw statistics of one metric (samples grouped by boot).  The verdict is final only after
     `judge()` has seen every comparison of the run (the multiple-testing correction is run-wide).
     `noise`: the metric's between-boot noise model {"centre": {"var", "df"}, "tail": ..., "source"}.
-    `once`: the check runs in one boot a side by design (a slow check): more boots cannot help."""
+    `once`: the check runs in one boot a side by design (a slow check): more boots cannot help.
+    `drift_alpha`: the level of the test of the run's base boots against the noise model (the caller
+    divides DRIFT_ALPHA among the run's tests of it)."""
     base = [float(v) for b in base_boots for v in b]
     patched = [float(v) for b in patched_boots for v in b]
     bm = statistics.median(base) if base else None
@@ -268,7 +272,8 @@ def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots
         t = cast(BootTest, boot_test(name, [fwd(v) for v in bv], [fwd(v) for v in pv], f_up, f_down,
                                      (noise or {}).get(name) and
                                      {**cast(dict[str, Any], noise)[name],
-                                      "source": cast(dict[str, Any], noise).get("source", "noise model")}))
+                                      "source": cast(dict[str, Any], noise).get("source", "noise model")},
+                                     drift_alpha))
         c.tests[name] = t
         m = mde(t, centre, unit, lower_is_better)
         if name == "centre":

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ktest.judge.crash import LABEL
 from ktest.base.result import CheckResult, Expectation, Json, Outcome, Result, Verdict
-from ktest.judge.stats import ALPHA, POWER, RULE, Comparison, compare, judge
+from ktest.judge.stats import ALPHA, DRIFT_ALPHA, POWER, RULE, Comparison, compare, judge
 
 STATUS_ORDER = ["FAIL", "ERROR", "MISS", "PASS", "DONE", "SKIP"]
 
@@ -190,6 +190,11 @@ def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration:
     b, p = collect(base_runs), collect(patched_runs)
     checks: list[Json] = []
     pending: list[tuple[Comparison, Json | None, Json | None]] = []
+    # the run's base boots are tested against each noise model it uses: DRIFT_ALPHA is shared among them,
+    # so that a run warns of drift by chance in DRIFT_ALPHA of runs, not in one per metric
+    models = sum(sum(a in model for a in ("centre", "tail")) for path, c in b.items() for name, m in c["metrics"].items()
+                 if not m.get("context") and (model := (noise or {}).get(f"{path}/{name}")))
+    drift_alpha = DRIFT_ALPHA / max(1, models)
     for path in list(b) + [x for x in p if x not in b]:
         bc, pc = b.get(path, EMPTY), p.get(path, EMPTY)
         bs, ps = shown_status(bc), shown_status(pc)
@@ -204,7 +209,7 @@ def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration:
                           list((pm or {}).get("boots", {}).values()), m0["lower_is_better"],
                           min_effect=m0.get("min_effect"), calibrated=(calibration or {}).get(f"{path}/{name}"),
                           min_effect_tail=m0.get("min_effect_tail"), noise=(noise or {}).get(f"{path}/{name}"),
-                          once=path in once)
+                          once=path in once, drift_alpha=drift_alpha)
             skipped = [side for side, st in (("base", bs), ("patched", ps)) if st == "SKIP"]
             if skipped:   # a check that skipped asserted nothing; numbers it left behind prove nothing either
                 cmp.verdict, cmp.reason = "inconclusive", f"not compared: the check skipped on {' and '.join(skipped)}"
