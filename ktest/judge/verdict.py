@@ -462,7 +462,8 @@ def once_paths(result: Result, boots: list[Json]) -> frozenset[str]:
 def control_spread(areas_: list[str], base_runs: list[Json], patched_runs: list[Json]) -> list[Json]:
     """Resolution on record: per area of the run that names a control path (areas/*.toml `control`), that
     metric's spread (interquartile range of its repetitions) in each boot of each side, in boot order
-    (None for a boot that did not time it)."""
+    (None for a boot that ran checks but did not time it at least 4 times; a boot that ran no check is
+    left out)."""
     import numpy as np
 
     from ktest import areas
