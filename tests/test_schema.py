@@ -57,6 +57,12 @@ def test_what_a_run_writes_today_validates(tmp_path, fake_tree, cache, monkeypat
     (lambda r: r["boots"][0].pop("side"), "at boots/0"),
     (lambda r: r["checks"][0]["metrics"][0]["base_samples"].append("fast"), "base_samples/"),
     (lambda r: r.pop("verdict"), "at the top level"),
+    # what the report computes with: a number where it multiplies or takes a median
+    (lambda r: r.update(resolution=[{"area": "linkwatch", "control": "a/b", "base": ["0.4"], "patched": []}]),
+     "at resolution/0/base/0"),
+    (lambda r: r.update(calibration={"rates": {"x": "5 %"}}), "at calibration/rates/x"),
+    (lambda r: r.update(calibration={"rates": {}, "intervals": {"x": {"low": "0", "high": 1}}}),
+     "at calibration/intervals/x/low"),
 ])
 def test_a_broken_result_is_refused_naming_the_place(tmp_path, break_it, where):
     r = json.loads(FIXTURES[0].read_text())
