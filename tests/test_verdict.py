@@ -45,13 +45,15 @@ def test_a_check_that_asserted_on_one_side_only_is_not_compared():
 def test_status_regression_and_fix_across_rounds():
     """Failing in every patched boot and passing in every base boot: 2 boots a side cannot tell that
     from a check that fails half the time on both (Fisher p = 1/6): undecided, exit 3, never green.
-    Four boots a side decide it (p = 1/70)."""
+    Three boots a side decide it (p = 1/20: an exact test rejects at p <= 5 %), four with p = 1/70."""
     base = [run([res("a"), res("b", "FAIL")]) for _ in range(2)]
     patched = [run([res("a", "FAIL"), res("b")]) for _ in range(2)]
     checks = {c["path"]: c for c in compare_checks(base, patched)}
     assert checks["a"]["verdict"] == "undecided" and checks["a"]["failures"]["decision"] == "UNKNOWN"
     v = overall(list(checks.values()), {"new": []})
     assert (v.status, v.exit_code) == ("undecided", 3) and v.undecided[0].startswith("a: fails in 2 of 2")
+    (three,) = [c for c in compare_checks(base + base[:1], patched + patched[:1]) if c["path"] == "a"]
+    assert three["verdict"] == "regression" and three["failures"]["p"] == pytest.approx(1 / 20)
     checks = {c["path"]: c for c in compare_checks(base * 2, patched * 2)}
     assert checks["a"]["verdict"] == "regression" and checks["a"]["patched"]["statuses"] == ["FAIL"] * 4
     assert checks["a"]["failures"]["p"] == pytest.approx(1 / 70)

@@ -78,6 +78,13 @@ def failure_counts(c: Json) -> tuple[int, int]:
     return fails, fails + sum(s == "PASS" for s in c["statuses"])
 
 
+def exact_significant(p: float) -> bool:
+    """An exact test's p-value rejects at p <= ALPHA (its chance of doing so under no difference is at
+    most ALPHA, the p-value of a discrete test being super-uniform); the tolerance covers the float
+    arithmetic of an exact 1/20."""
+    return p <= ALPHA * (1.0 + 1e-9)
+
+
 def _fisher_greater(kp: int, n_p: int, kb: int, n_b: int) -> float:
     """One-sided Fisher exact p: does the patched side fail more often than the base?"""
     from scipy.stats import hypergeom
@@ -88,7 +95,7 @@ def _fisher_greater(kp: int, n_p: int, kb: int, n_b: int) -> float:
 
 def failure_test(kb: int, n_b: int, kp: int, n_p: int) -> tuple[str, float]:
     """DIFFERENT, SAME or UNKNOWN for a check's failure counts, and the p-value.  DIFFERENT: Fisher's
-    exact test (one-sided) at ALPHA.  SAME: the patched side fails no more often than the base, or a real
+    exact test (one-sided), p <= ALPHA.  SAME: the patched side fails no more often than the base, or a real
     rise of FAIL_EFFECT would have given a smaller p than this in at least POWER of runs of this size
     (Pinpoint's 'high threshold', computed exactly over the binomial outcomes).  UNKNOWN: more boots."""
     from scipy.stats import binom
@@ -98,7 +105,7 @@ def failure_test(kb: int, n_b: int, kp: int, n_p: int) -> tuple[str, float]:
     if kp == 0 or kp / n_p <= kb / n_b:
         return "SAME", 1.0
     p = _fisher_greater(kp, n_p, kb, n_b)
-    if p < ALPHA:
+    if exact_significant(p):
         return "DIFFERENT", p
     rb = kb / n_b
     ra = min(1.0, rb + FAIL_EFFECT)
@@ -134,15 +141,15 @@ def correct_failure_tests(failures: list[Json]) -> None:
     """The run-wide correction for failure counts, as for metrics: Benjamini-Hochberg over the Fisher
     p-values of every check that failed more often on the patched side (the checks that were tested).
     A bonding run has some hundred upstream cases, a few of which flake on both sides: each one tested
-    at 5 % on its own would, now and then, be a false regression.  A check whose raw p is under ALPHA
+    at 5 % on its own would, now and then, be a false regression.  A check whose raw p is within ALPHA
     but whose q is not stays UNKNOWN: more boots (a check that fails in every patched boot and no base
-    one reaches q < ALPHA with a boot or two more)."""
+    one reaches q <= ALPHA with a boot or two more)."""
     from ktest.judge.stats import adjust
 
     tested = [f for f in failures if f.get("p", 1.0) < 1.0 and not f.get("why")]
     for f, q in zip(tested, adjust([f["p"] for f in tested])):
         f["q"] = q
-        if f["decision"] == "DIFFERENT" and q >= ALPHA:
+        if f["decision"] == "DIFFERENT" and not exact_significant(q):
             f["decision"], f["verdict"] = "UNKNOWN", "undecided"
             f["why"] = (f"fails in {f['patched'][0]} of {f['patched'][1]} patched boots, {f['base'][0]} of "
                         f"{f['base'][1]} base: p={f['p']:.3g}, but q={q:.3g} over the {len(tested)} checks "
