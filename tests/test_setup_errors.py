@@ -29,6 +29,14 @@ def test_set_up_on_the_second_try():
 
 def test_kernel_wrong():
     assert 1 == 2, "operstate never reached UP"
+
+def wait_until(pred, exc=AssertionError):
+    """Raise exc (AssertionError, the kernel's FAIL; SetupNotEstablished for a check's setup)."""
+    if not pred():
+        raise exc("timed out waiting for active slave s1 (have s0)")
+
+def test_kernel_wrong_in_a_helper_that_names_the_setup_error():
+    wait_until(lambda: False)
 '''
 
 
@@ -48,4 +56,9 @@ def test_a_precondition_never_established_is_a_setup_error_and_a_kernel_assertio
     assert res["test_set_up_on_the_second_try"]["status"] == "PASS"
     wrong = res["test_kernel_wrong"]
     assert wrong["status"] == "FAIL" and not wrong.get("infra"), wrong
+    # the exception's type decides, never the traceback's text: a helper whose source (shown in the
+    # traceback) names SetupNotEstablished made the kernel's FAIL of an inverted prio a setup ERROR
+    helper = res["test_kernel_wrong_in_a_helper_that_names_the_setup_error"]
+    assert helper["status"] == "FAIL" and not helper.get("infra"), helper
+    assert not helper["message"].startswith("setup: "), helper
     assert p.returncode != 0

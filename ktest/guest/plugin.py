@@ -151,6 +151,20 @@ def _out(config: pytest.Config) -> Path | None:
     return Path(o) if o else None
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Whose failure it is, by the exception's type (never by the traceback's text, which shows the
+    source of every frame, docstrings that name an exception included): the machine's
+    (ktest.guest.lib.HostLinkError), the check's setup (SetupNotEstablished) or the kernel's."""
+    outcome = yield
+    rep = outcome.get_result()
+    if call.excinfo is not None:
+        from ktest.guest.lib import HostLinkError, SetupNotEstablished
+
+        rep.ktest_setup = bool(call.excinfo.errisinstance(SetupNotEstablished))
+        rep.ktest_infra = bool(call.excinfo.errisinstance(HostLinkError))
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     r = _reports.setdefault(report.nodeid, {"status": "PASS", "duration_s": 0.0, "message": None})
     r["duration_s"] += report.duration
@@ -158,9 +172,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         # the machine failed the check (host link control: ktest.guest.lib.HostLinkError), not the kernel:
         # KCIDB's ERROR, "could not be executed properly"
         # likewise a precondition that could not be established in this boot (guestlib.SetupNotEstablished)
-        text = str(report.longrepr)
-        setup = report.when == "call" and "SetupNotEstablished" in text
-        infra = report.when == "call" and ("HostLinkError" in text or setup)
+        setup = report.when == "call" and bool(getattr(report, "ktest_setup", False))
+        infra = report.when == "call" and (bool(getattr(report, "ktest_infra", False)) or setup)
         r["status"] = "FAIL" if report.when == "call" and not infra else "ERROR"
         r["message"] = r["message"] or (("setup: " if setup else "infrastructure: " if infra else "") + _short(report))
         if infra:
