@@ -29,7 +29,7 @@ from typing import Any, cast
 
 from ktest.base.cache import Cache, write_json_atomic
 from ktest.base.records import Tree
-from ktest.judge.stats import ALPHA, POWER, RULE, compare_v1, percentile
+from ktest.judge.stats import RULE, compare_v1, percentile
 from ktest.judge.verdict import collect, compare_checks, overall
 
 SCHEMA = "ktest.calibration/1"
@@ -146,10 +146,8 @@ def detectable(runs: list[dict[str, Any]], floors: dict[str, Any], boots: Iterab
     (t-test power POWER at ALPHA on the between-boot noise of these boots; never below the centre floor a
     run would use with these floors, which a change must also exceed): {"path/metric": {"unit", "centre",
     "floor", "by_boots_a_side": {n: shift}}}."""
-    from scipy.stats import t as t_dist
-
+    from ktest.judge.stats import detectable_shift
     from ktest.judge.stats import floors as run_floors
-    from ktest.judge.stats import to_scale
 
     noise = noise_model(runs)
     out: dict[str, Any] = {}
@@ -159,16 +157,14 @@ def detectable(runs: list[dict[str, Any]], floors: dict[str, Any], boots: Iterab
             if k not in noise or m.get("context"):
                 continue
             centre = statistics.median(statistics.median(b) for b in m["boots"].values() if b)
-            fwd, inv = to_scale(m["unit"])
             var, pdf = noise[k]["centre"]["var"], noise[k]["centre"]["df"]
             floor, _, _ = run_floors(m["unit"], m["samples"], m.get("min_effect"), floors.get(k),
                                      m.get("min_effect_tail"))
             by_n = {}
             for n in boots:
-                df = 2 * n - 2 + pdf           # a run pools its own boots with this noise model
-                shift = (float(t_dist.ppf(1 - ALPHA / 2, df)) + float(t_dist.ppf(POWER, df))) \
-                    * math.sqrt(var * 2.0 / n)
-                d = inv(fwd(centre) + shift) - centre if m["lower_is_better"] else centre - inv(fwd(centre) - shift)
+                # a run pools its own boots with this noise model
+                d = detectable_shift(math.sqrt(var * 2.0 / n), 2 * n - 2 + pdf, centre, m["unit"],
+                                     m["lower_is_better"])
                 by_n[str(n)] = round(max(d, floor), 3)
             out[k] = {"unit": m["unit"], "centre": round(centre, 3), "floor": round(floor, 3),
                       "by_boots_a_side": by_n}

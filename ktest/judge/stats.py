@@ -107,10 +107,21 @@ class Comparison:
         return d
 
 
-def within_boot_iqr(boots: list[list[float]], min_reps: int = 4) -> float | None:
-    """The median over boots of the interquartile range of each boot's repetitions (None with no boot of
-    min_reps repetitions): how far apart one kernel's samples lie within one boot."""
-    iqrs = [float(np.percentile(b, 75) - np.percentile(b, 25)) for b in boots if len(b) >= min_reps]
+MIN_REPS_IQR = 4                       # repetitions a boot needs for its interquartile range to mean much
+
+
+def boot_iqr(samples: Sequence[float]) -> float | None:
+    """The interquartile range of one boot's repetitions (None under MIN_REPS_IQR of them)."""
+    if len(samples) < MIN_REPS_IQR:
+        return None
+    q1, q3 = np.percentile(samples, [25, 75])
+    return float(q3 - q1)
+
+
+def within_boot_iqr(boots: list[list[float]]) -> float | None:
+    """The median over boots of each boot's interquartile range (boot_iqr; None with no boot that has
+    one): how far apart one kernel's samples lie within one boot."""
+    iqrs = [x for b in boots if (x := boot_iqr(b)) is not None]
     return round(float(statistics.median(iqrs)), 3) if iqrs else None
 
 
@@ -214,10 +225,17 @@ def boot_values(boots: list[list[float]], agg: Callable[[list[float]], float | N
 
 def mde(t: BootTest, centre: float, unit: str, lower_is_better: bool, alpha: float = ALPHA) -> float | None:
     """The smallest harmful shift (unit) a t-test at `alpha` detects with POWER, at this run's boots."""
-    if t.se == 0:
+    return detectable_shift(t.se, t.df, centre, unit, lower_is_better, alpha)
+
+
+def detectable_shift(se: float, df: float, centre: float, unit: str, lower_is_better: bool,
+                     alpha: float = ALPHA) -> float:
+    """The smallest harmful shift (unit) from `centre` that a two-sided t-test at `alpha` with this
+    standard error (on the compared scale) and `df` detects with POWER."""
+    if se == 0:
         return 0.0
     fwd, inv = to_scale(unit)
-    m = (float(sps.t.ppf(1 - alpha / 2, t.df)) + float(sps.t.ppf(POWER, t.df))) * t.se
+    m = (float(sps.t.ppf(1 - alpha / 2, df)) + float(sps.t.ppf(POWER, df))) * se
     return inv(fwd(centre) + m) - centre if lower_is_better else centre - inv(fwd(centre) - m)
 
 

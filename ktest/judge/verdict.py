@@ -471,9 +471,8 @@ def control_spread(areas_: list[str], base_runs: list[Json], patched_runs: list[
     metric's spread (interquartile range of its repetitions) in each boot of each side, in boot order
     (None for a boot that ran checks but did not time it at least 4 times; a boot that ran no check is
     left out)."""
-    import numpy as np
-
     from ktest import areas
+    from ktest.judge.stats import boot_iqr
 
     out = []
     for name in areas_:
@@ -486,13 +485,12 @@ def control_spread(areas_: list[str], base_runs: list[Json], patched_runs: list[
             iqrs: list[float | None] = []
             for run in runs:
                 got = [m for r in run.get("results", []) if r["path"] == path
-                       for m in r.get("metrics", []) if m["name"] == metric and len(m["samples"]) >= 4]
+                       for m in r.get("metrics", []) if m["name"] == metric]
+                iqr = boot_iqr(got[0]["samples"]) if got else None
                 if got:
                     row["unit"] = got[0]["unit"]
-                    q1, q3 = np.percentile(got[0]["samples"], [25, 75])
-                    iqrs.append(round(float(q3 - q1), 3))
-                elif run.get("results"):
-                    iqrs.append(None)
+                if run.get("results"):
+                    iqrs.append(None if iqr is None else round(iqr, 3))
             row[side] = iqrs
         out.append(row)
     return out
