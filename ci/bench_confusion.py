@@ -27,9 +27,16 @@ COUNTED = ("round", "retry")   # boots that are a side's evidence (ktest/compare
 
 def _git(*args: str) -> str | None:
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def provenance() -> dict[str, object]:
+    """Which ktest measured: its commit, and whether tracked files had changes."""
+    return {"ktest_commit": _git("rev-parse", "HEAD"),
+            "ktest_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def outcome(expect: str, exit_code: int | None, caught: bool) -> str:
@@ -118,8 +125,7 @@ def main(argv: list[str]) -> int:
         "schema": "ktest.confusion/1",
         "started": os.environ.get("KTEST_BENCH_STARTED"),
         "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "ktest_commit": _git("rev-parse", "HEAD"),
-        "ktest_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        **provenance(),
         "accel": accels[0] if len(accels) == 1 else accels or None,
         "kernel": kernels[0] if len(kernels) == 1 else kernels or None,
         "run_opts": os.environ.get("KTEST_BENCH_RUN_OPTS", ""),

@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ci.bench_confusion import provenance  # noqa: E402
 from ci.bench_rounds import load  # noqa: E402
 from ktest.judge.calibration import calibrate  # noqa: E402
 from ktest.judge.stats import RULE  # noqa: E402
-
-
-def commit() -> dict[str, object]:
-    def git(*a: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()
-    return {"ktest_commit": git("rev-parse", "--short=12", "HEAD") or None,
-            "ktest_dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", type=Path, help="runs.json or runs.json.gz that `ktest calibrate --out` kept")
     ap.add_argument("--rounds", type=int, default=2, help="boots a side of each split (the run's --rounds)")
     a = ap.parse_args(argv)
-    at = commit()               # the code that judges is the code loaded now, whatever changes meanwhile
+    at = provenance()           # the code that judges is the code loaded now, whatever changes meanwhile
     runs = load(a.runs)
     cal = calibrate(runs, a.rounds)
     print(json.dumps({"source": str(a.runs), "rule": RULE, **at, "boots": len(runs), "rounds": a.rounds,
