@@ -303,3 +303,28 @@ def test_a_failover_event_from_before_the_hosts_request_never_stands_in_for_the_
     with pytest.raises(AssertionError, match="no such event"):
         _failover_after_carrier(Mon([]), Vb, [old, off], 990.0)
     assert _failover_after_carrier(Mon([]), Vb, [old, ahead, off], 990.0) == (None, ahead)
+
+
+def test_a_veth_cable_event_is_timed_from_its_first_carrier_event_to_the_change_it_causes():
+    """veth_close() of the switch port sets the carrier off on both ends, microseconds apart: the first
+    is the pull.  The change back to A after the plug of the previous repetition is before the request
+    and never counts; nor does the plug's own change after a cut."""
+    from bondlib import veth_switch_ms
+
+    port, slave = 0xC1, A
+    before = [_carrier(400.0, True), _to(450.0, A)]             # the previous repetition's plug and failback
+    cut = [_carrier(1000.0, False, port), _carrier(1000.004, False, slave), _to(1021.5, B)]
+    assert veth_switch_ms(before + cut, "carrier_off", 990.0) == pytest.approx(21.5)
+    plug = [_carrier(2000.0, True, port), _carrier(2000.003, True, slave), _to(2310.0, A)]
+    assert veth_switch_ms(cut + plug, "carrier_on", 1990.0) == pytest.approx(310.0)
+
+
+def test_a_veth_bond_left_with_no_slave_or_no_change_is_the_kernels_fail():
+    from bondlib import veth_switch_ms
+
+    with pytest.raises(AssertionError, match="no carrier-off after the request"):
+        veth_switch_ms([_to(1021.5, B)], "carrier_off", 990.0)
+    with pytest.raises(AssertionError, match="did not change its active slave after the carrier-off"):
+        veth_switch_ms([_carrier(1000.0, False)], "carrier_off", 990.0)
+    with pytest.raises(AssertionError, match="no active slave 5 ms after the carrier-off"):
+        veth_switch_ms([_carrier(1000.0, False), _to(1005.0, None), _to(1030.0, B)], "carrier_off", 990.0)

@@ -25,6 +25,19 @@ H1_IP, H2_IP = "192.0.2.1", "192.0.2.2"
 H1_IP6, H2_IP6 = "2001:db8::1", "2001:db8::2"
 
 
+# A failover and a failback in the kernel's clock (kprobe events, ktest.guest.ktrace; the `kclock` fixture of
+# conftest.py): a slave's carrier going off (or coming back) and the bond changing its active slave
+# (bond_change_active_slave, which sends NETDEV_BONDING_FAILOVER).  Between the two lie the monitor's tick
+# and its work, which are what is timed; no user space, no netlink delivery.  `bond` is the bond's
+# net_device (struct bonding's first member, bond_dev), so that the bond's own carrier going off when it
+# has no active slave left is told from the slave's; `new` is the struct slave (0: none) and `newdev` its
+# net_device (struct slave's first member, dev; meaningless when `new` is 0, a fetch through NULL that
+# the kernel does not store), to tell which slave the bond changed to.
+FAILOVER_PROBES = {"carrier_off": ("netif_carrier_off", "dev=%di:x64"),
+                   "carrier_on": ("netif_carrier_on", "dev=%di:x64"),
+                   "change_active": ("bond_change_active_slave",
+                                     "bond=+0(%di):x64 new=%si:x64 newdev=+0(%si):x64")}
+
 SETUP_MS: list[float] = []   # each topology's build time in this check (the conftest records it)
 
 
@@ -248,3 +261,29 @@ def longest_gap_ms(send_t: list[float], t: float) -> float:
     """The longest interval between consecutive sends at or after `t` (ms; 0 with fewer than two)."""
     after = [ts for ts in send_t if ts >= t]
     return max((b - a for a, b in zip(after, after[1:])), default=0.0) * 1000.0
+
+
+def veth_switch_ms(events: list, carrier: str, t_req: float) -> float:
+    """A veth cable pull or plug (BondTopo.cut or plug) to the bond's change of active slave that it
+    causes, in the kernel's clock (ms): from the first `carrier` event ("carrier_off" or "carrier_on",
+    FAILOVER_PROBES) at or after `t_req` (CLOCK_MONOTONIC ms, read just before the request) to the first
+    change onto a slave after it.  veth_close() and veth_open() of the switch port set the carrier of both
+    ends, the port's first, microseconds apart: the first is the pull (or plug).
+
+    These bonds read the carrier (miimon) and another slave's carrier is up: being left with no active
+    slave on the way, or no change at all, is the kernel's FAIL."""
+    ev = [e for e in events if e.t_ms >= t_req]
+    what = carrier.replace("_", "-")
+    k_c = next((e for e in ev if e.name == carrier), None)
+    if k_c is None:
+        raise AssertionError(f"the kernel trace has no {what} after the request: "
+                             f"{[(e.name, round(e.t_ms - t_req, 1)) for e in ev][:12]}")
+    changes = [e for e in ev if e.name == "change_active" and e.t_ms >= k_c.t_ms]
+    onto = next((e for e in changes if e.args.get("new")), None)
+    if onto is None:
+        raise AssertionError(f"the bond did not change its active slave after the {what}: "
+                             f"{[(e.name, round(e.t_ms - k_c.t_ms, 1)) for e in ev][:12]}")
+    if none := next((e for e in changes if e.t_ms < onto.t_ms and not e.args.get("new")), None):
+        raise AssertionError(f"the bond had no active slave {none.t_ms - k_c.t_ms:.0f} ms after the {what}, "
+                             "while another slave's carrier was up")
+    return onto.t_ms - k_c.t_ms

@@ -3,6 +3,7 @@
 import pytest
 
 import bondlib
+from ktest.guest import ktrace
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +14,11 @@ def topology_setup_time(record):
     yield
     if bondlib.SETUP_MS:
         record.note("topology_setup_ms", list(bondlib.SETUP_MS))
+
+
+@pytest.fixture
+def kclock():
+    """A kernel tracer of bondlib.FAILOVER_PROBES for the check, or None in a kernel without kprobe events
+    (the user-space time is then the verdict metric)."""
+    with ktrace.optional(bondlib.FAILOVER_PROBES) as t:
+        yield t

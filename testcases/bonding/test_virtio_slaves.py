@@ -18,7 +18,6 @@ import time
 
 import pytest
 
-from ktest.guest import ktrace as ktrace_mod
 from ktest.guest.lib import PreconditionNotMet, SetupNotEstablished, netns, repeat
 from ktest.guest.nl import now_ms
 from bondlib import longest_gap_ms, loss_window_ms, lost_after, wait_drained, wait_until
@@ -26,27 +25,6 @@ from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
 
 PERIOD_S = 0.002
 AFTER_PACKETS = 100         # sent after the switch before the stream stops (~0.2 s unloaded)
-# The failover and the failback in the kernel's clock (kprobe events, ktest.guest.ktrace): the slave's carrier
-# going off (or coming back) and the bond changing its active slave (bond_change_active_slave, which sends
-# NETDEV_BONDING_FAILOVER).  No netlink delivery or monitor scheduling sits between the two.  `bond` is the
-# bond's net_device (struct bonding's first member, bond_dev), so that the bond's own carrier going off
-# when it has no active slave left is told from the slave's; `new` is the struct slave (0: none) and
-# `newdev` its net_device (struct slave's first member, dev; meaningless when `new` is 0, a fetch
-# through NULL that the kernel does not store), to tell which slave the bond changed to.
-FAILOVER_PROBES = {"carrier_off": ("netif_carrier_off", "dev=%di:x64"),
-                   "carrier_on": ("netif_carrier_on", "dev=%di:x64"),
-                   "change_active": ("bond_change_active_slave",
-                                     "bond=+0(%di):x64 new=%si:x64 newdev=+0(%si):x64")}
-
-
-@pytest.fixture
-def kclock():
-    """The failover's kernel tracer, or None in a kernel without kprobe events (the user-space time is
-    then the verdict metric)."""
-    with ktrace_mod.optional(FAILOVER_PROBES) as t:
-        yield t
-
-
 # after a change of slave ahead of the carrier event, how long to wait for one after it (a flap that came
 # back before the carrier event is followed by the real change; a change that was the real one, by none)
 EARLY_WAIT_MS = 3000.0
