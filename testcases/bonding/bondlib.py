@@ -15,6 +15,7 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from ktest.guest.lib import ip_batch, netns, proc_net, sh
 from ktest.guest.nl import Link
@@ -32,11 +33,14 @@ H1_IP6, H2_IP6 = "2001:db8::1", "2001:db8::2"
 # net_device (struct bonding's first member, bond_dev), so that the bond's own carrier going off when it
 # has no active slave left is told from the slave's; `new` is the struct slave (0: none) and `newdev` its
 # net_device (struct slave's first member, dev; meaningless when `new` is 0, a fetch through NULL that
-# the kernel does not store), to tell which slave the bond changed to.
+# the kernel does not store), to tell which slave the bond changed to.  `mii_monitor` is each run of the
+# MII monitor's work (bond_mii_monitor, every miimon ms), which splits a miimon failover into the wait for
+# the monitor's tick and the monitor's own work (veth_switch_ms).
 FAILOVER_PROBES = {"carrier_off": ("netif_carrier_off", "dev=%di:x64"),
                    "carrier_on": ("netif_carrier_on", "dev=%di:x64"),
                    "change_active": ("bond_change_active_slave",
-                                     "bond=+0(%di):x64 new=%si:x64 newdev=+0(%si):x64")}
+                                     "bond=+0(%di):x64 new=%si:x64 newdev=+0(%si):x64"),
+                   "mii_monitor": ("bond_mii_monitor", "")}
 
 SETUP_MS: list[float] = []   # each topology's build time in this check (the conftest records it)
 
@@ -263,12 +267,22 @@ def longest_gap_ms(send_t: list[float], t: float) -> float:
     return max((b - a for a, b in zip(after, after[1:])), default=0.0) * 1000.0
 
 
-def veth_switch_ms(events: list, carrier: str, t_req: float) -> float:
+class Switch(NamedTuple):
+    """A change of active slave after a veth cable event, in the kernel's clock (ms; see veth_switch_ms)."""
+    total: float                 # the cable event to the change
+    wait: float | None           # the cable event to the MII monitor's first run after it (the tick's phase)
+    work: float | None           # the monitor's last run before the change to the change (its own work)
+
+
+def veth_switch_ms(events: list, carrier: str, t_req: float) -> Switch:
     """A veth cable pull or plug (BondTopo.cut or plug) to the bond's change of active slave that it
     causes, in the kernel's clock (ms): from the first `carrier` event ("carrier_off" or "carrier_on",
     FAILOVER_PROBES) at or after `t_req` (CLOCK_MONOTONIC ms, read just before the request) to the first
     change onto a slave after it.  veth_close() and veth_open() of the switch port set the carrier of both
-    ends, the port's first, microseconds apart: the first is the pull (or plug).
+    ends, the port's first, microseconds apart: the first is the pull (or plug).  With the MII monitor's
+    runs in the trace, the interval splits into the wait for its first run after the cable event (the
+    phase of its tick: anywhere in [0, miimon] by design) and the run that made the change (from its
+    start; a run that could not take the RTNL tries again a jiffy later, and that retry is in neither).
 
     These bonds read the carrier (miimon) and another slave's carrier is up: being left with no active
     slave on the way, or no change at all, is the kernel's FAIL."""
@@ -286,4 +300,6 @@ def veth_switch_ms(events: list, carrier: str, t_req: float) -> float:
     if none := next((e for e in changes if e.t_ms < onto.t_ms and not e.args.get("new")), None):
         raise AssertionError(f"the bond had no active slave {none.t_ms - k_c.t_ms:.0f} ms after the {what}, "
                              "while another slave's carrier was up")
-    return onto.t_ms - k_c.t_ms
+    runs = [e.t_ms for e in ev if e.name == "mii_monitor" and k_c.t_ms <= e.t_ms <= onto.t_ms]
+    return Switch(onto.t_ms - k_c.t_ms, runs[0] - k_c.t_ms if runs else None,
+                  onto.t_ms - runs[-1] if runs else None)

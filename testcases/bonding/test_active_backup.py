@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from bondlib import BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, ping, veth_switch_ms, wait_drained
+from bondlib import BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, ping, Switch, veth_switch_ms, wait_drained
 from ktest.guest.lib import KMsg, netns, sh
 from ktest.guest.nl import now_ms
 
@@ -68,10 +68,10 @@ def test_primary_takes_precedence_over_prio():
 NEW_ACTIVE = "(slave {}): making interface the new active one"
 
 
-def _switch(t: BondTopo, act: str, s: str, to: str, km: KMsg, kclock) -> tuple[float | None, float]:
-    """Cut (act "cut") or plug ("plug") slave `s` and wait until `to` is active: (ms from the cable event
-    to the bond's change of active slave in the kernel's clock, the kprobes of bondlib.FAILOVER_PROBES,
-    None without kprobe events; ms in the printk clock from the check's mark, written to /dev/kmsg just
+def _switch(t: BondTopo, act: str, s: str, to: str, km: KMsg, kclock) -> tuple[Switch | None, float]:
+    """Cut (act "cut") or plug ("plug") slave `s` and wait until `to` is active: (the cable event to the
+    bond's change of active slave in the kernel's clock, the kprobes of bondlib.FAILOVER_PROBES, None
+    without kprobe events (bondlib.veth_switch_ms); ms in the printk clock from the check's mark, written to /dev/kmsg just
     before the request, to bonding's "making interface the new active one" message).  The second has
     user space in it (the mark's write, entering the switch's namespace, the netlink request): context."""
     km.read()
@@ -87,12 +87,12 @@ def _switch(t: BondTopo, act: str, s: str, to: str, km: KMsg, kclock) -> tuple[f
     return (veth_switch_ms(kclock.read(), carrier, t_req) if kclock is not None else None), ms
 
 
-def _record_switch(record, name: str, kernel: list[float | None], printk: list[float]) -> list[float]:
+def _record_switch(record, name: str, kernel: list[Switch | None], printk: list[float]) -> list[float]:
     """`<name>_kernel` (the kernel's clock) is the verdict metric, and `name` (the printk clock, from the
     check's mark) its context; without kprobe events `name` is the verdict metric.  Returns the verdict
     metric's samples."""
     if kernel and all(k is not None for k in kernel):
-        ks = [float(k) for k in kernel if k is not None]
+        ks = [k.total for k in kernel if k is not None]
         record.metric(f"{name}_kernel", ks, "ms")
         record.metric(name, printk, "ms", context=True)
         return ks
@@ -105,8 +105,10 @@ def test_failover_to_highest_prio_survivor(record, reps, miimon, kclock):
     """Cut the active slave s1 (prio 10): the bond fails over to s2 (prio 5), not s0 (prio 0), and back to
     s1 when its cable returns.  failover_latency_kernel: from the cable pull (netif_carrier_off of the
     veth pair) to bond_change_active_slave onto s2, in the kernel's clock (kprobe events); the monitor's
-    tick and work are what it times.  failover_latency (context): the printk clock, from the check's mark
-    before the request."""
+    tick and work are what it times.  Context: its two parts, monitor_wait_kernel (the pull to the MII
+    monitor's first run, bond_mii_monitor: the tick's phase) and monitor_work_kernel (the run that made
+    the change, to the change: no timer in it, the bonding area's control path); failover_latency, the
+    printk clock from the check's mark before the request."""
     km = KMsg()
     with BondTopo(miimon=miimon, prios=[0, 10, 5]) as t:
         t.wait_active("s1")
@@ -119,6 +121,10 @@ def test_failover_to_highest_prio_survivor(record, reps, miimon, kclock):
             t.plug("s1")
             t.wait_active("s1")  # prio failback (primary_reselect always, the default)
         _record_switch(record, "failover_latency", kern, lat)
+        for part in ("wait", "work"):
+            xs = [getattr(k, part) for k in kern if k is not None]
+            if xs and all(x is not None for x in xs):
+                record.metric(f"monitor_{part}_kernel", xs, "ms", context=True)
         record.note("miimon_ms", miimon)
     km.close()
 
