@@ -273,6 +273,12 @@ class Switch(NamedTuple):
     wait: float | None           # the cable event to the MII monitor's first run after it (the tick's phase)
     work: float | None           # the monitor's last run before the change to the change (its own work)
 
+    @property
+    def retry(self) -> float | None:
+        """Between the monitor's first run after the cable event and the run that made the change: runs
+        that saw the change but could not take the RTNL, each trying again a jiffy later."""
+        return None if self.wait is None or self.work is None else self.total - self.wait - self.work
+
 
 def veth_switch_ms(events: list, carrier: str, t_req: float) -> Switch:
     """A veth cable pull or plug (BondTopo.cut or plug) to the bond's change of active slave that it
