@@ -398,8 +398,9 @@ class _Run:
         return self.cal.floors if self.cal else None
 
     def judged_with(self) -> dict[str, Any]:
-        """The calibrated floors and, from the history, the base kernel's noise model and failure rates
-        (every earlier run's base boots of this build and accel are A/A data); kept in the result."""
+        """The calibrated floors and, from the history, the base kernel's noise model, failure rates and
+        the floors grown from them where the history knows a metric better than the calibration (every
+        earlier run's base boots of this build and accel are A/A data); kept in the result."""
         from ktest.report.history import History, base_build
 
         jw = self.result.judged_with
@@ -410,8 +411,10 @@ class _Run:
                 hist = History.open(self.opts.db or self.cache.history_db)
                 noise = hist.noise_model(build, accel, exclude=self.result.run_id)
                 fails = hist.fail_history(build, accel, exclude=self.result.run_id)
+            floors = {**(self.floors or {}),
+                      **calibration.history_floors(noise, self.opts.rounds, self.cal.noise if self.cal else None)}
             noise = calibration.pool_noise(self.cal.noise if self.cal else {}, noise)
-            jw = self.result.judged_with = {"floors": self.floors, "noise": noise, "fail_history": fails}
+            jw = self.result.judged_with = {"floors": floors or None, "noise": noise, "fail_history": fails}
         return jw
 
     def compare(self) -> list[dict[str, Any]]:
@@ -480,9 +483,8 @@ class _Run:
 
     # 5. verdicts
     def conclude(self) -> None:
-        if self.runs["base"]:
-            self.judged_with()
-        conclude(self.result, self.runs["base"], self.runs["patched"], calibration=self.floors)
+        floors = self.judged_with()["floors"] if self.runs["base"] else self.floors
+        conclude(self.result, self.runs["base"], self.runs["patched"], calibration=floors)
         if drifted := (self.result.judged_with or {}).get("drifted"):
             self.progress.warn(f"[{self.series.name}] this run's base boots disagree with the history's noise for "
                                f"{len(drifted)} metric(s) ({', '.join(drifted[:3])}{' ...' if len(drifted) > 3 else ''}): "
@@ -495,7 +497,8 @@ class _Run:
             return
         if len(builds) > 1 and self.opts.bisect:
             result.culprit = _bisect(self.cache, series, builds, self.runs["base"], result.outcome.regressions,
-                                        self.opts, self.outdir, self.progress, result, self.floors, self.runner)
+                                        self.opts, self.outdir, self.progress, result,
+                                        (result.judged_with or {}).get("floors", self.floors), self.runner)
         else:
             p = series.patches[-1]
             result.culprit = Culprit(p.index, p.subject, "only patch of the series" if len(builds) == 1

@@ -275,6 +275,35 @@ def test_earlier_runs_base_boots_are_the_noise_model_and_failure_history_of_the_
     assert m["noise"].startswith("history")
 
 
+def test_the_floor_grows_from_the_history_once_it_has_enough_base_boots(tmp_path, fake_tree, three_patches, cache):
+    """Four runs of 3 rounds leave 8 degrees of freedom of the base kernel's between-boot noise: the
+    fifth run's floor for the metric comes from the history, not from its own base samples, and the run
+    keeps what it used (judged_with); the fourth, with 6, still estimates it."""
+    t = user_tree(cache, fake_tree)
+    boot = {"n": 0}
+
+    def behaviour(image, label, expr):
+        boot["n"] += 1
+        k = boot["n"] % 3
+        return [("area.a", "PASS", [100.0 + 4 * k, 101 + 4 * k, 102 + 4 * k])]
+
+    fake, _ = canned(behaviour)
+    opts = RunOptions(rounds=3, max_rounds=3, reps=3, reports=tmp_path / "reports", testcases=[Path("x")],
+                      bisect=False, db=tmp_path / "h.sqlite", vms=1)
+    got = []
+    for _ in range(5):
+        r, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
+        got.append(r.to_json())
+    fourth, fifth = got[3], got[4]
+    (m4,) = next(c for c in fourth["checks"] if c["path"] == "area.a")["metrics"]
+    (m5,) = next(c for c in fifth["checks"] if c["path"] == "area.a")["metrics"]
+    assert m4["floor_source"] == "estimated" and not (fourth["judged_with"]["floors"] or {})
+    assert m5["floor_source"] == "history", m5["reason"]
+    f = fifth["judged_with"]["floors"]["area.a/lat"]
+    assert f["df"] == 8 and f["source"] == "history (4 earlier runs)" and f["scale_centre"] > 0
+    assert m5["noise_floor"] != m4["noise_floor"]
+
+
 def test_retries_end_when_a_check_can_never_be_set_up_on_one_side(tmp_path, fake_tree, three_patches, cache,
                                                                   monkeypatch):
     """A setup the patched kernel never lets the check establish (an ERROR marked infra in every boot) adds

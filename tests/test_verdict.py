@@ -316,8 +316,8 @@ def test_a_check_run_once_a_side_is_not_called_fixed_on_one_boot_each():
 
 
 def test_the_areas_control_path_spread_is_kept_per_boot():
-    """Resolution on record (#28): the linkwatch area names a control path; its spread in every boot of
-    each side is kept, a boot that did not time it is None, and an area with no control adds nothing."""
+    """Resolution on record (#28): each area names a control path; its spread in every boot of each side
+    is kept, a boot that did not time it is None, and an area whose control no boot timed adds nothing."""
     from ktest.judge.verdict import control_spread
 
     path, _, metric = "linkwatch.host_link.host_cable_pull_and_restore.expired/restore_to_running_kernel".rpartition("/")
@@ -332,6 +332,11 @@ def test_the_areas_control_path_spread_is_kept_per_boot():
     assert rows == [{"area": "linkwatch", "control": f"{path}/{metric}", "unit": "ms",
                      "base": [1.75, None], "patched": [0.0]}]
     assert control_spread(["bonding"], [boot([1.0, 2.0, 3.0, 4.0])], []) == []
+    bpath, _, bmetric = "bonding.active_backup.failover_to_highest_prio_survivor.miimon_10/monitor_work_kernel".rpartition("/")
+    bond = {"results": [{"path": bpath, "status": "PASS",
+                         "metrics": [{"name": bmetric, "unit": "ms", "samples": [0.5, 1.0, 0.4, 8.3, 0.6]}]}]}
+    (row,) = control_spread(["bonding"], [bond], [other])
+    assert row["control"] == f"{bpath}/{bmetric}" and row["base"] == [0.5] and row["patched"] == [None]
 
 
 def test_the_drift_test_is_shared_among_the_runs_noise_models():

@@ -17,7 +17,8 @@ samples pooled.
 4. Each aspect is then DIFFERENT (q < ALPHA and the shift beyond the floor), SAME (the one-sided 95 %
    bound of the harmful shift stays under the floor: no harm as large as the floor), or UNKNOWN
    (neither).  The floor is the larger of the check's declared smallest change that matters
-   (`min_effect`) and the metric's noise (calibrated, else estimated from the base samples).
+   (`min_effect`) and the metric's noise (calibrated, or grown from the base boots of earlier runs,
+   else estimated from the base samples).
 5. A metric is regressed if an aspect is DIFFERENT the harmful way, else improved if an aspect is
    DIFFERENT the good way and no aspect left UNKNOWN could be harmful (its harmful bound stays under
    the floor), else inconclusive (and `ktest run` boots more rounds) if an aspect is UNKNOWN, else
@@ -138,13 +139,23 @@ def p90(xs: Sequence[float]) -> float | None:
 
 def floors(unit: str, base: list[float], min_effect: float | None, calibrated: dict[str, Any] | None,
            min_effect_tail: float | None = None) -> tuple[float, float, str]:
-    """(centre floor, tail floor, where they come from)."""
+    """(centre floor, tail floor, where they come from).  `calibrated`: the metric's measured noise, in
+    its unit ({"centre", "tail"}: `ktest calibrate`'s largest A/A shift) or on the compared scale
+    ({"scale_centre", "scale_tail"}: grown from the history, calibration.history_floors), placed
+    upwards from the base's median and p90."""
     unit_min = ABS_FLOOR.get(unit, 0.0)
     declared = float(min_effect or 0.0)
     declared_tail = float(min_effect_tail or declared)
     if calibrated and calibrated.get("centre") is not None:
         c, t = float(calibrated["centre"]), float(calibrated.get("tail") or calibrated["centre"])
         src = "calibrated"
+    elif calibrated and calibrated.get("scale_centre") is not None:
+        fwd, inv = to_scale(unit)
+        bm, bp90 = statistics.median(base), cast(float, p90(base))      # base: not empty
+        sc = float(calibrated["scale_centre"])
+        c = inv(fwd(bm) + sc) - bm
+        t = inv(fwd(bp90) + float(calibrated.get("scale_tail") or sc)) - bp90
+        src = "history"
     else:
         bm, bp90 = statistics.median(base), cast(float, p90(base))      # base: not empty
         iqr = cast(float, percentile(base, 0.75)) - cast(float, percentile(base, 0.25))

@@ -470,7 +470,7 @@ def control_spread(areas_: list[str], base_runs: list[Json], patched_runs: list[
     """Resolution on record: per area of the run that names a control path (areas/*.toml `control`), that
     metric's spread (interquartile range of its repetitions) in each boot of each side, in boot order
     (None for a boot that ran checks but did not time it at least 4 times; a boot that ran no check is
-    left out)."""
+    left out).  An area whose control path no boot of the run timed has no row."""
     from ktest import areas
     from ktest.judge.stats import boot_iqr
 
@@ -492,7 +492,8 @@ def control_spread(areas_: list[str], base_runs: list[Json], patched_runs: list[
                 if run.get("results"):
                     iqrs.append(None if iqr is None else round(iqr, 3))
             row[side] = iqrs
-        out.append(row)
+        if row["unit"] is not None:        # the run timed it at all (a -k run may have left it out)
+            out.append(row)
     return out
 
 
