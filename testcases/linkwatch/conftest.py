@@ -9,8 +9,11 @@ from lwbench import Bench
 # The admin-up request entering the kernel (dev_change_flags, from the RTM_NEWLINK's do_setlink) and the
 # notification linkwatch sends once the device's operstate changed (netdev_state_change, from
 # linkwatch_do_dev): the up's latency in the kernel's clock, without the guest's scheduling of the
-# process that asked and the one that listens.  The first argument is the net_device pointer.
-UP_PROBES = {"change_flags": ("dev_change_flags", "dev=%di:x64"), "notify": ("netdev_state_change", "dev=%di:x64")}
+# process that asked and the one that listens.  The first argument is the net_device pointer.  Each run
+# of linkwatch's work (linkwatch_event) splits an urgent event's latency into the wait for the work to
+# run (the kworker's wake-up: scheduling, no timer) and the run's own work.
+UP_PROBES = {"change_flags": ("dev_change_flags", "dev=%di:x64"), "notify": ("netdev_state_change", "dev=%di:x64"),
+             "linkwatch_run": ("linkwatch_event", "")}
 
 
 @pytest.fixture

@@ -193,7 +193,11 @@ def test_veth_control(bench, record, reps, veth_pair, kclock):
     so that its operstate really is DOWN when it comes up.  The up is sampled at three phases of the
     armed interval: right after the arming run (up_to_running), in its middle (up_to_running_mid) and
     late (up_to_running_late), so that a harm in part of the interval is seen; `up_after_arming_run*`
-    records where each landed (ms after the run that armed the limit)."""
+    records where each landed (ms after the run that armed the limit).  The peer's down in the kernel's
+    clock (peer_down_to_not_running_kernel: dev_change_flags of the peer to netdev_state_change of the
+    veth) is split, as context, at the linkwatch run that notified it (linkwatch_event): the wait for
+    the work to run (peer_down_to_linkwatch_run_kernel, the kworker's wake-up) and the run's own work
+    (peer_down_linkwatch_work_kernel)."""
     idx, pend, peer_link, peer = veth_pair
     iv = bench.interval_ms()
 
@@ -244,7 +248,7 @@ def test_veth_control(bench, record, reps, veth_pair, kclock):
         ev = bench.wait(lambda e: e.index == idx and not e.running, "the veth not running after its peer went down",
                         sink=seen)
         timeline = [{"t_ms": 0.0, "event": "peer down requested"}] + [e.to_json(t0) for e in seen if e.index == idx]
-        k = None
+        k, parts = None, None
         if kclock is not None:
             # the peer's down entering the kernel, then the last notification of another device (the
             # veth: the peer, admin down, is not notified by linkwatch) before the RTM_NEWLINK
@@ -255,8 +259,12 @@ def test_veth_control(bench, record, reps, veth_pair, kclock):
             if req is None or note is None:
                 raise PreconditionNotMet("the kernel trace has no peer down request or no notification of the veth")
             k = note.t_ms - req.t_ms
+            run = ktrace.last(tr, "linkwatch_run", note.t_ms)
+            parts = (run.t_ms - req.t_ms, note.t_ms - run.t_ms) if run is not None and run.t_ms >= req.t_ms else None
         peer_link.set(peer, up=True)
         bench.wait(is_running_up(idx), "the veth running after its peer came back")
+        if k is not None and parts is not None:
+            split.append(parts)
         return ev.t_ms - t0, timeline, k
 
     up_lats = {}
@@ -266,8 +274,12 @@ def test_veth_control(bench, record, reps, veth_pair, kclock):
         up_lats[suffix] = _record(record, f"up_to_running{suffix}", ups, r1, why=why_up)
         record.metric(f"up_after_arming_run{suffix}", phases[suffix], "ms", context=True)
     why_down: list[str] = []
+    split: list[tuple[float, float]] = []        # (to linkwatch's run, the run to its notification), kernel clock
     downs, r2 = repeat(reps, peer_down, why_down)
     down_lat = _record(record, "peer_down_to_not_running", downs, r2, why=why_down)
+    if split and len(split) == len(downs):
+        record.metric("peer_down_to_linkwatch_run_kernel", [w for w, _ in split], "ms", context=True)
+        record.metric("peer_down_linkwatch_work_kernel", [r for _, r in split], "ms", context=True)
     record.metric("pending_processed_after_up_request", pending_after, "ms", context=True)
     record.note("rate_limit_interval_ms", iv)
     bound = iv / 4
