@@ -412,7 +412,7 @@ class _Run:
                 noise = hist.noise_model(build, accel, exclude=self.result.run_id)
                 fails = hist.fail_history(build, accel, exclude=self.result.run_id)
             floors = {**(self.floors or {}),
-                      **calibration.history_floors(noise, self.opts.rounds, self.cal.noise if self.cal else None)}
+                      **calibration.history_floors(noise, self.cal.noise if self.cal else None)}
             noise = calibration.pool_noise(self.cal.noise if self.cal else {}, noise)
             jw = self.result.judged_with = {"floors": floors or None, "noise": noise, "fail_history": fails}
         return jw

@@ -174,9 +174,9 @@ def test_recorded_boots_of_one_kernel_at_two_boots_a_side_never_make_a_regressio
 
 
 def test_floors_grow_from_the_history_once_it_knows_a_metric_better_than_the_calibration():
-    """The history's floor is the 99 % quantile of the A/A shift between two groups of `rounds` boots
-    (two-sided t on its degrees of freedom), on the compared scale; stats.floors places it upwards from
-    the run's base, so that the test's upward floor is exactly that shift."""
+    """The history's floor is the 99 % quantile of the A/A shift between the run's two sides (two-sided t
+    on the history's degrees of freedom), on the compared scale, placed upwards from the run's base: the
+    test's upward floor is exactly that shift, and it shrinks as the run boots more."""
     import math
 
     from scipy.stats import t as t_dist
@@ -186,23 +186,21 @@ def test_floors_grow_from_the_history_once_it_knows_a_metric_better_than_the_cal
     hist = {"lw.x/lat": {"centre": {"var": 0.02, "df": 10}, "tail": {"var": 0.05, "df": 10},
                          "source": "history (5 earlier runs)"},
             "lw.y/lat": {"centre": {"var": 0.02, "df": 6}, "source": "history (3 earlier runs)"}}
-    got = calibration.history_floors(hist, 2)
+    got = calibration.history_floors(hist)
     assert set(got) == {"lw.x/lat"}, "6 degrees of freedom are too few to set a floor"
-    q = float(t_dist.ppf(0.995, 10))
     f = got["lw.x/lat"]
-    assert math.isclose(f["scale_centre"], q * math.sqrt(0.02)) and math.isclose(f["scale_tail"], q * math.sqrt(0.05))
-    assert f["df"] == 10 and f["source"] == "history (5 earlier runs)"
-    assert calibration.history_floors(hist, 4)["lw.x/lat"]["scale_centre"] < f["scale_centre"], \
-        "runs of more boots a side see smaller A/A shifts"
+    assert f["df"] == 10 and f["source"] == "history (5 earlier runs)" and f["history"]["tail"]["var"] == 0.05
     # a calibration that knows the metric at least as well keeps its own floor
-    cal = {"lw.x/lat": {"centre": {"var": 0.03, "df": 10}}}
-    assert calibration.history_floors(hist, 2, cal) == {}
-    assert set(calibration.history_floors(hist, 2, {"lw.x/lat": {"centre": {"var": 0.03, "df": 7}}})) == {"lw.x/lat"}
+    assert calibration.history_floors(hist, {"lw.x/lat": {"centre": {"var": 0.03, "df": 10}}}) == {}
+    assert set(calibration.history_floors(hist, {"lw.x/lat": {"centre": {"var": 0.03, "df": 7}}})) == {"lw.x/lat"}
 
+    q = float(t_dist.ppf(0.995, 10))
     base = [40.0, 50.0, 60.0]
-    centre, tail, src = stats.floors("ms", base, None, f)
     fwd, _ = stats.to_scale("ms")
-    assert src == "history" and math.isclose(fwd(50.0 + centre) - fwd(50.0), f["scale_centre"])
-    assert math.isclose(fwd(stats.p90(base) + tail) - fwd(stats.p90(base)), f["scale_tail"])
+    centre, tail, src = stats.floors("ms", base, None, f, boots=(2, 2))
+    assert src == "history" and math.isclose(fwd(50.0 + centre) - fwd(50.0), q * math.sqrt(0.02))
+    assert math.isclose(fwd(stats.p90(base) + tail) - fwd(stats.p90(base)), q * math.sqrt(0.05))
+    at6 = stats.floors("ms", base, None, f, boots=(6, 6))[0]
+    assert math.isclose(fwd(50.0 + at6) - fwd(50.0), q * math.sqrt(0.02 / 3)), "a mean of more boots is steadier"
     # never under the declared smallest change that matters
-    assert stats.floors("ms", base, 500.0, f)[:1] == (500.0,) and stats.floors("ms", base, 500.0, f)[2] == "declared"
+    assert stats.floors("ms", base, 500.0, f)[::2] == (500.0, "declared")

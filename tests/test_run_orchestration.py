@@ -300,7 +300,7 @@ def test_the_floor_grows_from_the_history_once_it_has_enough_base_boots(tmp_path
     assert m4["floor_source"] == "estimated" and not (fourth["judged_with"]["floors"] or {})
     assert m5["floor_source"] == "history", m5["reason"]
     f = fifth["judged_with"]["floors"]["area.a/lat"]
-    assert f["df"] == 8 and f["source"] == "history (4 earlier runs)" and f["scale_centre"] > 0
+    assert f["df"] == 8 and f["source"] == "history (4 earlier runs)" and f["history"]["centre"]["var"] > 0
     assert m5["noise_floor"] != m4["noise_floor"]
 
 

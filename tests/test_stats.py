@@ -212,3 +212,61 @@ def test_a_count_stuck_at_zero_on_both_sides_is_the_same_not_in_doubt():
     assert decide_aspect(t, 1.0, lower_is_better=False, beyond=False) == ("SAME", None)
     t = BootTest(aspect="centre", base=[], patched=[], diff=-1.0, se=0.1, df=8.0, p=0.001, f_up=0.5, f_down=0.5)
     assert decide_aspect(t, 0.001, lower_is_better=False, beyond=True)[0] == "DIFFERENT"
+
+
+def _history(rng, runs=8, boots=2):
+    """A noise model as History.noise_model builds it: each earlier run's base boots (their medians, on
+    the compared scale), the variance pooled within runs."""
+    import statistics
+
+    from ktest.judge.stats import to_scale
+
+    fwd, _ = to_scale("ms")
+    got = [[fwd(statistics.median(100 * np.exp(rng.normal(0, 0.10)) * np.exp(rng.normal(0, 0.05, 5))))
+            for _ in range(boots)] for _ in range(runs)]
+    ss = sum(sum((x - statistics.fmean(r)) ** 2 for x in r) for r in got)
+    df = runs * (boots - 1)
+    return {"centre": {"var": ss / df, "df": df}, "source": f"history ({runs} earlier runs)"}
+
+
+def test_floors_grown_from_the_history_keep_null_runs_quiet_and_let_a_real_shift_through():
+    """Simulated as test_boot_clustered_null_data_rarely_fires, with what eight earlier runs of 2 base
+    boots leave in the history (8 degrees of freedom): the noise model and the floor grown from it.  No
+    shift: false changes stay within the 5 % allowance.  A 1.6x shift at 4 boots a side is found: the
+    floor (the 99 % A/A shift at as many boots) is below it."""
+    from ktest.judge.calibration import history_floors
+
+    rng = np.random.default_rng(5)
+
+    def side(n, scale=1.0):
+        return [list(scale * 100 * np.exp(rng.normal(0, 0.10)) * np.exp(rng.normal(0, 0.05, 5))) for _ in range(n)]
+
+    noise = _history(rng)
+    floor = history_floors({"m": noise})["m"]
+    fired = 0
+    for _ in range(300):
+        c = one("m", "ms", side(2), side(2), calibrated=floor, noise=noise)
+        assert c.floor_source == "history"
+        fired += c.verdict in ("regressed", "improved")
+    assert fired <= 15 + 3 * (300 * 0.05 * 0.95) ** 0.5, fired
+    c = one("m", "ms", side(4), side(4, 1.6), calibrated=floor, noise=noise)
+    assert c.verdict == "regressed" and c.noise_floor < 60 and c.floor_source == "history", (c.reason, c.noise_floor)
+
+
+def test_the_floor_simulation_script_judges_every_draw_with_the_rule(capsys):
+    """ci/simulate_floors.py: one row per boots and shift, each rate a share of its draws, and the output
+    says it is simulated and which ktest judged."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from ci import simulate_floors
+
+    assert simulate_floors.main(["--draws", "10", "--seed", "1", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["simulated"] is True and d["ktest_commit"] and d["draws"] == 10
+    assert [(r["boots"], r["shift"]) for r in d["rows"]] == [(b, s) for b in (2, 4, 6) for s in (1.0, 1.3, 1.5, 2.0)]
+    assert all(0 <= r[m] <= 1 and (r[m] * 10).is_integer() for r in d["rows"] for m in ("estimated", "history"))
+    assert all(r["estimated"] == r["history"] == 1.0 for r in d["rows"] if r["shift"] == 2.0 and r["boots"] == 6), \
+        "a doubling at 6 boots a side is found with either floor"

@@ -258,32 +258,25 @@ def noise_model(runs: list[dict[str, Any]], source: str = "calibration") -> dict
 
 
 HISTORY_FLOOR_DF = 8        # between-boot degrees of freedom a metric's history needs before it sets the floor
-HISTORY_FLOOR_LEVEL = 0.99  # the floor: the A/A shift that the noise leaves in only 1 % of runs
 
 
-def history_floors(history: dict[str, Any], rounds: int, calibrated: dict[str, Any] | None = None) -> dict[str, Any]:
+def history_floors(history: dict[str, Any], calibrated: dict[str, Any] | None = None) -> dict[str, Any]:
     """Floors that grow from the history (History.noise_model: the base boots of earlier runs of this
     kernel and accel, A/A data), per metric whose history has HISTORY_FLOOR_DF degrees of freedom or
-    more, and more than `calibrated` (ktest calibrate's noise models) has of it: the shift of the centre
-    (and tail) between two groups of `rounds` boots of one kernel that its between-boot noise exceeds in
-    1 - HISTORY_FLOOR_LEVEL of runs (two-sided t), on the compared scale (stats.floors places it at the
-    run's base):  {"path/metric": {"scale_centre", "scale_tail", "df", "source"}}.  `ktest calibrate`'s
-    floor is the largest shift among its splits, which grows with the splits; this one is a quantile of
-    the noise, which more runs make steadier, not larger."""
-    from scipy.stats import t as t_dist
-
+    more, and more than `calibrated` (ktest calibrate's noise models) has of it: {"path/metric":
+    {"history": {"centre": {"var", "df"}, "tail": ...}, "df", "source"}}.  The floor itself is
+    stats.history_floor at the run's boots: the shift between the two sides that this noise exceeds in
+    1 % of runs of as many boots.  `ktest calibrate`'s floor is the largest shift among its splits at the
+    planned rounds, which grows with the splits; this one is a quantile, which more runs make steadier,
+    and which shrinks as a run boots more."""
     out: dict[str, Any] = {}
     for k, m in history.items():
         c = m.get("centre")
         have = ((calibrated or {}).get(k) or {}).get("centre") or {}
         if not c or c["df"] < HISTORY_FLOOR_DF or c["df"] <= have.get("df", 0):
             continue
-        f: dict[str, Any] = {"df": c["df"], "source": m.get("source", "history")}
-        for aspect in ("centre", "tail"):
-            if a := m.get(aspect):
-                q = float(t_dist.ppf(1 - (1 - HISTORY_FLOOR_LEVEL) / 2, a["df"]))
-                f[f"scale_{aspect}"] = q * math.sqrt(2.0 * a["var"] / rounds)
-        out[k] = f
+        out[k] = {"history": {a: m[a] for a in ("centre", "tail") if m.get(a)}, "df": c["df"],
+                  "source": m.get("source", "history")}
     return out
 
 

@@ -137,24 +137,35 @@ def p90(xs: Sequence[float]) -> float | None:
     return percentile(xs, 0.9)
 
 
+HISTORY_FLOOR_LEVEL = 0.99   # a floor grown from the history: the A/A shift its noise leaves in 1 % of runs
+
+
+def history_floor(model: dict[str, Any], nb: int, npt: int) -> float:
+    """On the compared scale: the shift between `nb` and `npt` boots of one kernel that the between-boot
+    noise `model` ({"var", "df"}) exceeds in 1 - HISTORY_FLOOR_LEVEL of runs (two-sided t)."""
+    q = float(sps.t.ppf(1 - (1 - HISTORY_FLOOR_LEVEL) / 2, model["df"]))
+    return q * math.sqrt(float(model["var"]) * (1.0 / max(1, nb) + 1.0 / max(1, npt)))
+
+
 def floors(unit: str, base: list[float], min_effect: float | None, calibrated: dict[str, Any] | None,
-           min_effect_tail: float | None = None) -> tuple[float, float, str]:
-    """(centre floor, tail floor, where they come from).  `calibrated`: the metric's measured noise, in
-    its unit ({"centre", "tail"}: `ktest calibrate`'s largest A/A shift) or on the compared scale
-    ({"scale_centre", "scale_tail"}: grown from the history, calibration.history_floors), placed
-    upwards from the base's median and p90."""
+           min_effect_tail: float | None = None, boots: tuple[int, int] = (MIN_BOOTS, MIN_BOOTS)
+           ) -> tuple[float, float, str]:
+    """(centre floor, tail floor, where they come from).  `calibrated`: the metric's measured noise,
+    `ktest calibrate`'s largest A/A shift in its unit ({"centre", "tail"}), or the history's between-boot
+    noise ({"history": {"centre": {"var", "df"}, "tail": ...}}, calibration.history_floors), whose floor
+    is history_floor at the run's `boots` a side (base, patched), placed upwards from the base's median
+    and p90: it shrinks as the run boots more, as the noise of a mean of more boots does."""
     unit_min = ABS_FLOOR.get(unit, 0.0)
     declared = float(min_effect or 0.0)
     declared_tail = float(min_effect_tail or declared)
     if calibrated and calibrated.get("centre") is not None:
         c, t = float(calibrated["centre"]), float(calibrated.get("tail") or calibrated["centre"])
         src = "calibrated"
-    elif calibrated and calibrated.get("scale_centre") is not None:
+    elif calibrated and (h := calibrated.get("history")):
         fwd, inv = to_scale(unit)
         bm, bp90 = statistics.median(base), cast(float, p90(base))      # base: not empty
-        sc = float(calibrated["scale_centre"])
-        c = inv(fwd(bm) + sc) - bm
-        t = inv(fwd(bp90) + float(calibrated.get("scale_tail") or sc)) - bp90
+        c = inv(fwd(bm) + history_floor(h["centre"], *boots)) - bm
+        t = inv(fwd(bp90) + history_floor(h.get("tail") or h["centre"], *boots)) - bp90
         src = "history"
     else:
         bm, bp90 = statistics.median(base), cast(float, p90(base))      # base: not empty
@@ -277,7 +288,8 @@ def compare(metric: str, unit: str, base_boots: list[list[float]], patched_boots
     c.delta_pct = (c.delta / bm * 100.0) if bm else None
     c.delta_p90 = cast(float, c.patched_p90) - cast(float, c.base_p90)
     c.separated = max(base) < min(patched) or max(patched) < min(base)
-    c.noise_floor, c.tail_floor, c.floor_source = floors(unit, base, min_effect, calibrated, min_effect_tail)
+    c.noise_floor, c.tail_floor, c.floor_source = floors(unit, base, min_effect, calibrated, min_effect_tail,
+                                                         (c.boots_base, c.boots_patched))
     c.resolution = within_boot_iqr(base_boots)
     if min(c.boots_base, c.boots_patched) < MIN_BOOTS:
         if once:
