@@ -70,10 +70,11 @@ NEW_ACTIVE = "(slave {}): making interface the new active one"
 
 def _switch(t: BondTopo, act: str, s: str, to: str, km: KMsg, kclock) -> tuple[Switch | None, float]:
     """Cut (act "cut") or plug ("plug") slave `s` and wait until `to` is active: (the cable event to the
-    bond's change of active slave in the kernel's clock, the kprobes of bondlib.FAILOVER_PROBES, None
-    without kprobe events (bondlib.veth_switch_ms); ms in the printk clock from the check's mark, written to /dev/kmsg just
-    before the request, to bonding's "making interface the new active one" message).  The second has
-    user space in it (the mark's write, entering the switch's namespace, the netlink request): context."""
+    bond's change of active slave in the kernel's clock, by the kprobes of bondlib.FAILOVER_PROBES
+    (bondlib.veth_switch_ms; None without kprobe events); ms in the printk clock from the check's mark,
+    written to /dev/kmsg just before the request, to bonding's "making interface the new active one").
+    The second has user space in it (the mark's write, entering the switch's namespace, the netlink
+    request): context."""
     km.read()
     if kclock is not None:
         kclock.read()
