@@ -251,7 +251,8 @@ def _kernel_change(kclock, carrier: str, t_req: float, arp: bool, t_end: float =
     none while the other slave's carrier is up: there it is the kernel's FAIL."""
     if kclock is None:
         return None
-    ev = [e for e in kclock.read() if t_req <= e.t_ms < t_end]
+    # the MII monitor's runs (FAILOVER_PROBES' mii_monitor, every tick) are not part of this interval
+    ev = [e for e in kclock.read() if t_req <= e.t_ms < t_end and e.name != "mii_monitor"]
     bonds = {e.args.get("bond") for e in ev if e.name == "change_active"}
     k_c = next((e for e in ev if e.name == carrier and e.args.get("dev") not in bonds), None)
     what = carrier.replace("_", "-")
