@@ -206,6 +206,45 @@ def test_a_retry_boots_just_the_failing_checks_by_node_id(tmp_path, fake_tree, t
     assert result["verdict"]["flaky"] == ["b.up.ks.arp"]
 
 
+def test_a_retry_gives_a_check_that_took_minutes_a_guest_of_its_own(tmp_path, fake_tree, three_patches, cache):
+    """Three checks fail in the first patched boot only; two of them took minutes there (upstream
+    programs): each retry boots them in guests of their own, the longest first, and the quick one in a
+    third, so that no guest runs the sum of them past its hard timeout.  Each check's counts grow by
+    one boot per retry on each side, as before."""
+    from ktest.boot.checks import GuestRun
+    from ktest.boot.vm import BootResult
+
+    t = user_tree(cache, fake_tree)
+    calls = []
+    took = {"prio": 900.0, "arp": 300.0, "xmit": 2.0}
+
+    def fake(cache, bz, outdir, *, label, paths=None, expr=None, shard=None, **kw):
+        calls.append((label, [str(p) for p in paths or []]))
+        outdir.mkdir(parents=True, exist_ok=True)
+        for f in ("console.log", "stdout.log"):
+            (outdir / f).write_text("")
+        ran = [p.split("[")[1].rstrip("]") for p in map(str, paths or [])] if "-retry" in label else list(took)
+        res = [{"id": f"testcases/b/test_up.py::test_ks[{p}]", "path": f"b.up.ks.{p}", "duration_s": took[p],
+                "status": "FAIL" if label == "patched-1" else "PASS", "message": None, "log": "", "metrics": [],
+                "timelines": [], "notes": {}} for p in ran if p in took]
+        boot = BootResult(outcome="ok", exit_code=0, duration_s=1.0, started_after_s=0.5,
+                          console_log=outdir / "console.log", stdout_log=outdir / "stdout.log")
+        return GuestRun(label=label, boot=boot, started={}, finished={}, results=res, splats=[], env={"accel": "tcg"})
+
+    opts = RunOptions(rounds=2, reps=3, reports=tmp_path / "reports", testcases=[Path("testcases")], vms=1,
+                      bisect=False)
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
+    first = [c for c in calls if c[0].startswith("patched-retry1")]
+    node = "testcases/b/test_up.py::test_ks[{}]".format
+    assert first == [("patched-retry1-p1", [node("prio")]), ("patched-retry1-p2", [node("arp")]),
+                     ("patched-retry1-p3", [node("xmit")])], first
+    doc = result.to_json()
+    by = {c["path"]: c for c in doc["checks"]}
+    retries = len([c for c in calls if c[0].startswith("base-retry")]) // 3
+    for p in took:
+        assert by[f"b.up.ks.{p}"]["failures"]["base"][1] == 2 + retries, by[f"b.up.ks.{p}"]["failures"]
+
+
 def test_rerun_repeats_a_stored_run_on_the_same_builds(tmp_path, fake_tree, three_patches, cache, monkeypatch,
                                                        capsys):
     """`ktest run --rerun RUN_ID`: the stored run's series, tree and settings, checked to be the same
