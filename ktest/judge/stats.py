@@ -158,17 +158,16 @@ def floors(unit: str, base: list[float], min_effect: float | None, calibrated: d
     unit_min = ABS_FLOOR.get(unit, 0.0)
     declared = float(min_effect or 0.0)
     declared_tail = float(min_effect_tail or declared)
+    bm, bp90 = statistics.median(base), cast(float, p90(base))      # base: not empty
     if calibrated and calibrated.get("centre") is not None:
         c, t = float(calibrated["centre"]), float(calibrated.get("tail") or calibrated["centre"])
         src = "calibrated"
     elif calibrated and (h := calibrated.get("history")):
         fwd, inv = to_scale(unit)
-        bm, bp90 = statistics.median(base), cast(float, p90(base))      # base: not empty
         c = inv(fwd(bm) + history_floor(h["centre"], *boots)) - bm
         t = inv(fwd(bp90) + history_floor(h.get("tail") or h["centre"], *boots)) - bp90
         src = "history"
     else:
-        bm, bp90 = statistics.median(base), cast(float, p90(base))      # base: not empty
         iqr = cast(float, percentile(base, 0.75)) - cast(float, percentile(base, 0.25))
         c = max(REL_FLOOR * abs(bm), iqr)
         t = max(REL_FLOOR * abs(bp90), iqr)
