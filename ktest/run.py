@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -507,15 +508,23 @@ class _Run:
                                      else "bisect disabled")
 
 
+def _by_node(runs: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(pytest node id, result) of every result of both sides' boots that names one (a sub-result: its
+    own check's node)."""
+    for side in ("base", "patched"):
+        for run in runs[side]:
+            for r in run.get("results", []):
+                if "::" in (r.get("id") or ""):
+                    yield "::".join(r["id"].split("::")[:2]), r
+
+
 def _node_ids(runs: dict[str, Any], paths: list[str]) -> list[str]:
     """The pytest node ids that ran these check paths (a sub-result's: its own check's), from the boots'
     results; [] when one is not found (the caller falls back to a -k expression)."""
     ids: dict[str, str] = {}
-    for side in ("base", "patched"):
-        for run in runs[side]:
-            for r in run.get("results", []):
-                if r.get("path") and "::" in (r.get("id") or ""):
-                    ids.setdefault(r["path"], "::".join(r["id"].split("::")[:2]))
+    for node, r in _by_node(runs):
+        if r.get("path"):
+            ids.setdefault(r["path"], node)
     if not all(p in ids for p in paths):
         return []
     return sorted({ids[p] for p in paths})
@@ -539,12 +548,8 @@ def _retry_parts(runs: dict[str, Any], paths: list[str], opts: RunOptions) -> li
     if what["expr"] is not None:
         return [what]
     took: dict[str, float] = {}
-    for side in ("base", "patched"):
-        for run in runs[side]:
-            for r in run.get("results", []):
-                if "::" in (r.get("id") or ""):
-                    node = "::".join(r["id"].split("::")[:2])
-                    took[node] = max(took.get(node, 0.0), float(r.get("duration_s") or 0.0))
+    for node, r in _by_node(runs):
+        took[node] = max(took.get(node, 0.0), float(r.get("duration_s") or 0.0))
     own = sorted((n for n in what["paths"] if took.get(n, 0.0) >= RETRY_OWN_GUEST_S), key=lambda n: -took[n])
     rest = [n for n in what["paths"] if n not in own]
     return [{**what, "paths": [n]} for n in own] + ([{**what, "paths": rest}] if rest else [])
