@@ -26,6 +26,21 @@ from ktest.judge.calibration import history_floors  # noqa: E402
 from ktest.judge.stats import compare, judge, to_scale  # noqa: E402
 
 
+def boot(rng: np.random.Generator, scale: float = 1.0, noise: float = 0.10) -> list[float]:
+    """One boot's 5 repetitions: boot-to-boot noise `noise` (log-normal), 5 % within the boot."""
+    return list(scale * 100 * np.exp(rng.normal(0, noise)) * np.exp(rng.normal(0, 0.05, 5)))
+
+
+def history(rng: np.random.Generator, runs: int = 8, boots: int = 2, noise: float = 0.10) -> dict:
+    """The noise model that `runs` earlier runs of `boots` base boots leave, pooled within runs as
+    History.noise_model pools it (each boot's median on the compared scale)."""
+    fwd, _ = to_scale("ms")
+    got = [[fwd(statistics.median(boot(rng, noise=noise))) for _ in range(boots)] for _ in range(runs)]
+    ss = sum(sum((x - statistics.fmean(r)) ** 2 for x in r) for r in got)
+    df = runs * (boots - 1)
+    return {"centre": {"var": ss / df, "df": df}, "source": f"history ({runs} earlier runs)"}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--draws", type=int, default=1000)
@@ -35,17 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     at = provenance()           # the code that judges is the code loaded now
     rng = np.random.default_rng(a.seed)
-    fwd, _ = to_scale("ms")
-
-    def boot(scale: float = 1.0) -> list[float]:
-        return list(scale * 100 * np.exp(rng.normal(0, a.boot_noise)) * np.exp(rng.normal(0, 0.05, 5)))
-
-    def history(runs: int = 8, boots: int = 2) -> dict:
-        got = [[fwd(statistics.median(boot())) for _ in range(boots)] for _ in range(runs)]
-        ss = sum(sum((x - statistics.fmean(r)) ** 2 for x in r) for r in got)
-        df = runs * (boots - 1)
-        return {"centre": {"var": ss / df, "df": df}, "source": f"history ({runs} earlier runs)"}
-
     rows = []
     for boots in (2, 4, 6):
         for scale in (1.0, 1.3, 1.5, 2.0):
@@ -53,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             for mode in ("estimated", "history"):
                 hits = 0
                 for _ in range(a.draws):
-                    noise = history()
+                    noise = history(rng, noise=a.boot_noise)
                     floor = history_floors({"m": noise})["m"] if mode == "history" else None
-                    c = compare("m", "ms", [boot() for _ in range(boots)], [boot(scale) for _ in range(boots)],
-                                calibrated=floor, noise=noise)
+                    c = compare("m", "ms", [boot(rng, noise=a.boot_noise) for _ in range(boots)],
+                                [boot(rng, scale, a.boot_noise) for _ in range(boots)], calibrated=floor, noise=noise)
                     judge([c])
                     hits += c.verdict == "regressed" if scale > 1 else c.verdict in ("regressed", "improved")
                 row[mode] = hits / a.draws

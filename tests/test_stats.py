@@ -214,34 +214,25 @@ def test_a_count_stuck_at_zero_on_both_sides_is_the_same_not_in_doubt():
     assert decide_aspect(t, 0.001, lower_is_better=False, beyond=True)[0] == "DIFFERENT"
 
 
-def _history(rng, runs=8, boots=2):
-    """A noise model as History.noise_model builds it: each earlier run's base boots (their medians, on
-    the compared scale), the variance pooled within runs."""
-    import statistics
-
-    from ktest.judge.stats import to_scale
-
-    fwd, _ = to_scale("ms")
-    got = [[fwd(statistics.median(100 * np.exp(rng.normal(0, 0.10)) * np.exp(rng.normal(0, 0.05, 5))))
-            for _ in range(boots)] for _ in range(runs)]
-    ss = sum(sum((x - statistics.fmean(r)) ** 2 for x in r) for r in got)
-    df = runs * (boots - 1)
-    return {"centre": {"var": ss / df, "df": df}, "source": f"history ({runs} earlier runs)"}
-
-
 def test_floors_grown_from_the_history_keep_null_runs_quiet_and_let_a_real_shift_through():
     """Simulated as test_boot_clustered_null_data_rarely_fires, with what eight earlier runs of 2 base
     boots leave in the history (8 degrees of freedom): the noise model and the floor grown from it.  No
     shift: false changes stay within the 5 % allowance.  A 1.6x shift at 4 boots a side is found: the
     floor (the 99 % A/A shift at as many boots) is below it."""
+    import sys
+    from pathlib import Path
+
     from ktest.judge.calibration import history_floors
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from ci.simulate_floors import boot, history
 
     rng = np.random.default_rng(5)
 
     def side(n, scale=1.0):
-        return [list(scale * 100 * np.exp(rng.normal(0, 0.10)) * np.exp(rng.normal(0, 0.05, 5))) for _ in range(n)]
+        return [boot(rng, scale) for _ in range(n)]
 
-    noise = _history(rng)
+    noise = history(rng)
     floor = history_floors({"m": noise})["m"]
     fired = 0
     for _ in range(300):
