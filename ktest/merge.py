@@ -232,7 +232,8 @@ def merge(paths: list[Path], out: Path, cache: Cache, db: Path | None = None) ->
                      "kernel": m.tree.version, "run_id": m.run_id, "shards": len(shards),
                      "status": str(v.status), "exit_code": v.exit_code, "regressions": v.regressions,
                      "improvements": v.improvements, "error": v.error,
-                     "expected": [{"check": e.check, "metric": e.metric, "change": e.change, "held": e.held}
+                     "expected": [{"check": e.check, "metric": e.metric, "change": e.change, "held": e.held,
+                                   "word": e.word}
                                   for e in m.expected]})
         suites.append(junit_suite(m, name=f"ktest.{m.series.name}.{m.tree.version}"))
         summaries.append(render_summary(m))

@@ -32,13 +32,21 @@ def test_run_linkwatch_series_expected_effect_holds(unsharded):
     result = json.loads((reports / "latest" / "result.json").read_text())
     assert result["checkout"]["valid"] is True
     assert result["settings"]["check_areas"] == ["linkwatch"]
-    held = {(e["check"], e["metric"]): e["held"] for e in result["expected"]}
-    assert held and all(v is True for v in held.values()), json.dumps(result["expected"], indent=1)
-    # 2 boots a side (as the CI shards boot, with no extra rounds): under ktest-rule/3 a metric whose
-    # boots spread more than its floor allows stays in doubt, and the run says "undecided", never green
+    exp = result["expected"]
     v = result["verdict"]
     assert p.returncode == v["exit_code"] in (0, 3) and not v["regressions"], v
     assert (v["exit_code"] == 3) == bool(v["undecided"]), v
+    # the series' declared improvements are decided, and hold, at 2 boots a side
+    changes = [e for e in exp if e["change"] != "none"]
+    assert changes and all(e["held"] is True for e in changes), json.dumps(exp, indent=1)
+    # 2 boots a side (as the CI shards boot, with no extra rounds): under ktest-rule/3 a control whose
+    # boots spread more than its floor allows stays in doubt (seen in CI: veth_control's p90 4.9 -> 14.3 ms
+    # at 2+2 boots, a 50 ms harm not ruled out).  Then it is named undecided and the run exits 3, never 0.
+    for e in exp:
+        if e["change"] == "none" and e["held"] is not True:
+            assert e["held"] is None and e.get("undecided"), json.dumps(e, indent=1)
+            assert v["exit_code"] == 3 and any(u.startswith(f"{e['check']}/{e['metric']}:")
+                                               for u in v["undecided"]), v
     for f in ("index.html", "junit.xml", "kcidb.json", "summary.md"):
         assert (reports / "latest" / f).exists()
 

@@ -2,6 +2,7 @@ import pytest
 
 from results import judged, minimal
 
+from ktest.base.result import Expectation
 from ktest.judge.verdict import compare_checks, expected_effects, overall, side_status, splat_diff, transition
 
 
@@ -128,6 +129,12 @@ def test_a_metric_in_doubt_is_never_no_regression():
     assert m["verdict"] == "inconclusive" and m["doubt"] == "harm"
     v = overall(checks, {"new": []})
     assert (v.status, v.exit_code) == ("undecided", 3) and v.undecided[0].startswith("lw/lat: median")
+    # a declared "no change" on it is not decided either, and says so rather than "not measured"
+    (e, gone) = [Expectation.from_json(e) for e in expected_effects(
+        {"metrics": [{"check": "lw", "metric": "lat", "change": "none"},
+                     {"check": "zz", "metric": "lat", "change": "none"}]}, checks)]
+    assert (e.held, e.word, gone.held, gone.word) == (None, "undecided", None, "not measured")
+    assert "not decided" in (e.observed or "")
 
 
 def test_metric_samples_pool_across_rounds_and_improve():
@@ -173,7 +180,7 @@ def test_numbers_left_by_a_skipped_check_are_not_compared():
     assert c["verdict"] == "unchanged" and c["metrics"][0]["verdict"] == "inconclusive"
     assert "skipped on base and patched" in c["metrics"][0]["reason"]
     (e,) = expected_effects({"metrics": [{"check": "a", "metric": "lat", "change": "decrease"}]}, [c])
-    assert e["held"] is None and "skipped" in e["observed"]
+    assert e["held"] is None and "skipped" in e["observed"] and Expectation.from_json(e).word == "not measured"
     assert overall([c], {"new": []}).improvements == []
 
 

@@ -394,7 +394,15 @@ class Expectation(Doc):
     metric: str | None = None
     change: str | None = None
     observed: str | None = None
+    undecided: bool = False          # measured, but the rule could not decide it at these boots
     extra: Json = _extra()
+
+    @property
+    def word(self) -> str:
+        """held, did not hold, undecided (measured, in doubt) or not measured."""
+        if self.held is not None:
+            return "held" if self.held else "did not hold"
+        return "undecided" if self.undecided else "not measured"
 
 
 @dataclass

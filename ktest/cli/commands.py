@@ -216,7 +216,7 @@ def run_summary_lines(result: Result, outdir: Path) -> list[str]:
     if v.stage == "build" and (c := result.culprit):
         lines.append(inert(f"  culprit: patch {c.patch} ({c.subject}) does not build: {v.error or ''}"))
     for e in result.expected:
-        held = {True: "held", False: "did NOT hold", None: "not measured"}[e.held]
+        held = "did NOT hold" if e.held is False else e.word
         lines.append(inert(f"  expected {e.change or '':8} {e.check} {e.metric}: {held}"))
     return lines
 

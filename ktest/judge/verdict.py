@@ -352,7 +352,8 @@ def unconfirmed_stall(splat: Json) -> bool:
 
 def expected_effects(expected: Json | None, checks: list[Json]) -> list[Json]:
     """Did the series' declared effect hold?  decrease/increase: a significant change that way;
-    none: no significant change.  Not measured: held is None."""
+    none: no significant change.  Not measured, or measured and not decided at these boots
+    ("undecided": true): held is None."""
     out = []
     by_path = {c["path"]: c for c in checks}
     for e in (expected or {}).get("checks", []):  # status transitions, e.g. "fixed"
@@ -381,7 +382,7 @@ def expected_effects(expected: Json | None, checks: list[Json]) -> list[Json]:
             observed = fallback + m["reason"]
         elif m:
             observed = fallback + m["reason"]
-        out.append({**e, "held": held, "observed": observed})
+        out.append({**e, "held": held, "observed": observed, **({"undecided": True} if m and held is None and m.get("doubt") else {})})
     return out
 
 

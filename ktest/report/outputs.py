@@ -290,7 +290,7 @@ def junit_suite(result: Result, name: str | None = None) -> TestSuite:
         if e.held is False:
             tc.result = [Failure(f"declared '{e.change}' did not hold: {e.observed}")]
         elif e.held is None:
-            tc.result = [Skipped(f"not measured: {e.observed}")]
+            tc.result = [Skipped(f"{e.word}: {e.observed}")]
         suite.add_testcase(tc)
     v = result.outcome
     if v.status == Outcome.COULD_NOT_RUN:
@@ -479,7 +479,7 @@ def render_summary(result: Result) -> str:
             lines.append(f"| {t(a['upstream'])} | {t(', '.join(a['ktest']) or 'none')} | {cells[0]} | {cells[1]} |")
         lines.append("")
     for e in result.expected:
-        mark = {True: "held", False: "**did not hold**", None: "not measured"}[e.held]
+        mark = "**did not hold**" if e.held is False else e.word
         lines.append(f"- expected {t(e.change)} of {t(e.check)} {t(e.metric)}: {mark} ({t(e.observed)})")
     for sp in result.splats.get("new", []):
         if lead and sp["fingerprint"] == lead["fingerprint"]:
