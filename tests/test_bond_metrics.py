@@ -349,3 +349,34 @@ def test_a_veth_bond_left_with_no_slave_or_no_change_is_the_kernels_fail():
     assert "mii_monitor" not in str(e.value), "the monitor's ticks do not crowd out the events that tell"
     with pytest.raises(AssertionError, match="no active slave 5 ms after the carrier-off"):
         veth_switch_ms([_carrier(1000.0, False), _to(1005.0, None), _to(1030.0, B)], "carrier_off", 990.0)
+
+
+def _arp(t_ms, dev=BOND, op=1):
+    from ktest.guest.ktrace import Event
+
+    return Event(t_ms, "arp_send", {"type": op, "dev": dev})
+
+
+def test_a_peer_notification_is_timed_from_the_change_of_slave_to_each_gratuitous_arp():
+    """6.12 after a miimon failover: the change sends the first gratuitous ARP itself, the same monitor
+    run uses up one notification without sending, and the next tick sends the second.  ARPs of the
+    previous repetition's failback, of another device, or replies (op 2) are not the notification's."""
+    from bondlib import peer_notify_ms
+
+    failback = [_to(450.0, A), _arp(450.1), _arp(460.0)]
+    ev = [_arp(1000.5), _carrier(1001.0, False), _arp(1005.0, dev=A), _to(1011.0, B), _arp(1011.08),
+          _arp(1015.0, op=2), _arp(1021.1)]
+    got = peer_notify_ms(failback + ev, 990.0)
+    assert got.first == pytest.approx(0.08) and got.gaps == pytest.approx([10.02]) and got.sent == 2
+    late = peer_notify_ms([_to(1011.0, B), _arp(1021.0), _arp(1041.0), _arp(1061.0)], 990.0)
+    assert (late.first, *late.gaps, late.sent) == pytest.approx((10.0, 20.0, 20.0, 3)), \
+        "a notification a tick late, and spaced two ticks apart, is what the metrics show"
+
+
+def test_a_failover_without_gratuitous_arp_or_change_is_the_kernels_fail():
+    from bondlib import peer_notify_ms
+
+    with pytest.raises(AssertionError, match="no gratuitous ARP after its change"):
+        peer_notify_ms([_to(1011.0, B), _arp(1012.0, dev=A), _arp(1013.0, op=2)], 990.0)
+    with pytest.raises(AssertionError, match="no change of active slave"):
+        peer_notify_ms([_to(950.0, B), _arp(1000.0)], 990.0)

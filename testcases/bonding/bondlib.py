@@ -35,12 +35,17 @@ H1_IP6, H2_IP6 = "2001:db8::1", "2001:db8::2"
 # net_device (struct slave's first member, dev; meaningless when `new` is 0, a fetch through NULL that
 # the kernel does not store), to tell which slave the bond changed to.  `mii_monitor` is each run of the
 # MII monitor's work (bond_mii_monitor, every miimon ms), which splits a miimon failover into the wait for
-# the monitor's tick and the monitor's own work (veth_switch_ms).
+# the monitor's tick and the monitor's own work (veth_switch_ms).  `arp_send` is every ARP the stack sends
+# with it: the gratuitous ARPs of a peer notification (NETDEV_NOTIFY_PEERS -> inetdev_send_gratuitous_arp,
+# type 1, on the bond's net_device), which time the notifications (peer_notify_ms); the ARP monitor and
+# neighbour resolution send theirs by other paths.
 FAILOVER_PROBES = {"carrier_off": ("netif_carrier_off", "dev=%di:x64"),
                    "carrier_on": ("netif_carrier_on", "dev=%di:x64"),
                    "change_active": ("bond_change_active_slave",
                                      "bond=+0(%di):x64 new=%si:x64 newdev=+0(%si):x64"),
-                   "mii_monitor": ("bond_mii_monitor", "")}
+                   "mii_monitor": ("bond_mii_monitor", ""),
+                   "arp_send": ("arp_send", "type=%di:s32 dev=%cx:x64")}
+ARPOP_REQUEST = 1
 
 SETUP_MS: list[float] = []   # each topology's build time in this check (the conftest records it)
 
@@ -293,7 +298,7 @@ def veth_switch_ms(events: list, carrier: str, t_req: float) -> Switch:
     These bonds read the carrier (miimon) and another slave's carrier is up: being left with no active
     slave on the way, or no change at all, is the kernel's FAIL."""
     ev = [e for e in events if e.t_ms >= t_req]
-    said = [e for e in ev if e.name != "mii_monitor"]          # what an error shows: not every tick
+    said = [e for e in ev if e.name not in ("mii_monitor", "arp_send")]   # what an error shows: not every tick
     what = carrier.replace("_", "-")
     k_c = next((e for e in ev if e.name == carrier), None)
     if k_c is None:
@@ -310,3 +315,29 @@ def veth_switch_ms(events: list, carrier: str, t_req: float) -> Switch:
     runs = [e.t_ms for e in ev if e.name == "mii_monitor" and k_c.t_ms <= e.t_ms <= onto.t_ms]
     return Switch(onto.t_ms - k_c.t_ms, runs[0] - k_c.t_ms if runs else None,
                   onto.t_ms - runs[-1] if runs else None)
+
+
+class PeerNotify(NamedTuple):
+    """A failover's peer notification in the kernel's clock (ms; see peer_notify_ms)."""
+    first: float                 # the change of active slave to the first gratuitous ARP
+    gaps: list[float]            # between consecutive gratuitous ARPs (the notification's interval)
+    sent: int                    # gratuitous ARPs the bond sent
+
+
+def peer_notify_ms(events: list, t_req: float) -> PeerNotify:
+    """The bond's change of active slave (the first onto a slave at or after `t_req`, CLOCK_MONOTONIC ms)
+    to the gratuitous ARPs of its peer notification, in the kernel's clock: arp_send of a request on the
+    bond's own net_device (FAILOVER_PROBES), which bonding causes with NETDEV_NOTIFY_PEERS, the first from
+    bond_change_active_slave and the rest from the MII monitor's ticks, one every peer_notif_delay.  What
+    the new active's peer receives is counted by the check; this is when the bond sent them.  No change,
+    or no gratuitous ARP after it, is the kernel's FAIL."""
+    ev = [e for e in events if e.t_ms >= t_req]
+    onto = next((e for e in ev if e.name == "change_active" and e.args.get("new")), None)
+    if onto is None:
+        raise AssertionError("the kernel trace has no change of active slave after the request: "
+                             f"{[(e.name, round(e.t_ms - t_req, 1)) for e in ev if e.name != 'mii_monitor'][:12]}")
+    arps = [e.t_ms for e in ev if e.name == "arp_send" and e.t_ms >= onto.t_ms
+            and e.args.get("dev") == onto.args.get("bond") and e.args.get("type") == ARPOP_REQUEST]
+    if not arps:
+        raise AssertionError("the bond sent no gratuitous ARP after its change of active slave")
+    return PeerNotify(arps[0] - onto.t_ms, [b - a for a, b in zip(arps, arps[1:])], len(arps))

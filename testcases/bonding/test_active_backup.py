@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from bondlib import BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, ping, Switch, veth_switch_ms, wait_drained
+from bondlib import (BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, peer_notify_ms, ping, Switch,
+                     veth_switch_ms, wait_drained)
 from ktest.guest.lib import KMsg, netns, sh
 from ktest.guest.nl import now_ms
 
@@ -219,9 +220,10 @@ def _is_unsol_na(p: bytes, mac: bytes) -> bool:
     return len(p) >= 62 and p[12:14] == b"\x86\xdd" and p[6:12] == mac and p[20] == 58 and p[54] == 136
 
 
-def _failovers(t: BondTopo, n: int, miimon: int):
+def _failovers(t: BondTopo, n: int, miimon: int, kclock=None):
     """n failovers s1 -> s2 (and back), each observed: yields (link events of the bond, frames received
-    on s2's peer).  Collection ends when the bond has been quiet for 20 miimon ticks after the failover."""
+    on s2's peer, the bond's MAC, a PeerNotify of the failover in the kernel's clock or None without
+    kprobe events).  Collection ends when the bond has been quiet for 20 miimon ticks after the failover."""
     mac = bytes.fromhex(sh(f"ip netns exec {H1} cat /sys/class/net/{BOND}/address").strip().replace(":", ""))
     from ktest.guest.nl import Monitor
     quiet_s = max(0.2, 20 * miimon / 1000.0)
@@ -233,6 +235,9 @@ def _failovers(t: BondTopo, n: int, miimon: int):
         cap = threading.Thread(target=_capture, args=(SW, t.peer("s2"), pkts, ready, done, quiet_s))
         cap.start()
         ready.wait(5)
+        if kclock is not None:
+            kclock.read()
+        t_req = now_ms()
         t.cut("s1")
         t.wait_active("s2")
         done.set()
@@ -241,7 +246,7 @@ def _failovers(t: BondTopo, n: int, miimon: int):
         while evs := mon.events(0):              # what arrived meanwhile (the capture ended on quiet)
             sink += evs
         mon.close()
-        yield sink, pkts, mac
+        yield sink, pkts, mac, (peer_notify_ms(kclock.read(), t_req) if kclock is not None else None)
         t.plug("s1")
         t.wait_active("s1")
 
@@ -251,26 +256,39 @@ def test_failover_event(record, reps):
     events = []
     with BondTopo(prios=[0, 10, 5]) as t:
         t.wait_active("s1")
-        for sink, _, _ in _failovers(t, reps, t.miimon):
+        for sink, _, _, _ in _failovers(t, reps, t.miimon):
             events.append(sum(e.name == BOND and e.ifla_event == "BONDING_FAILOVER" for e in sink))
     record.metric("failover_events", events, "count", lower_is_better=False)
     assert all(e == 1 for e in events), f"one NETDEV_BONDING_FAILOVER per failover, saw {events}"
 
 
-def test_peer_notification(record, reps):
+def test_peer_notification(record, reps, kclock):
     """After a failover the bond sends num_grat_arp gratuitous ARPs and num_unsol_na unsolicited NAs from
     its MAC, seen on the new active slave's peer.  (6.12 sends one fewer after a miimon failover: the
     base fails this check, and patches/bonding fixes it.  A failing base is still compared on the counts,
-    so a patch that loses more is a regression.)"""
+    so a patch that loses more is a regression.)  When they are sent, in the kernel's clock (kprobes on
+    bond_change_active_slave and arp_send, bondlib.peer_notify_ms): peer_notify_first_kernel, the change
+    of active slave to the first gratuitous ARP (bonding sends it from the change itself when it can), and
+    peer_notify_gap_kernel, each interval between consecutive ones (one MII monitor tick here:
+    peer_notif_delay is 0), so that a patch that sends them late or spaced wider is seen as well as one
+    that sends fewer."""
     n_arp, n_na = 3, 3
-    arps, nas = [], []
+    arps, nas, kern = [], [], []
     with BondTopo(prios=[0, 10, 5], opts=f"num_grat_arp {n_arp} num_unsol_na {n_na}") as t:
         t.wait_active("s1")
-        for _, pkts, mac in _failovers(t, reps, t.miimon):
+        for _, pkts, mac, k in _failovers(t, reps, t.miimon, kclock):
             arps.append(sum(_is_grat_arp(p, mac) for p in pkts))
             nas.append(sum(_is_unsol_na(p, mac) for p in pkts))
+            kern.append(k)
+        miimon = t.miimon
     record.metric("grat_arp_seen", arps, "count", lower_is_better=False)
     record.metric("unsol_na_seen", nas, "count", lower_is_better=False)
+    if kern and all(k is not None for k in kern):
+        record.metric("peer_notify_first_kernel", [k.first for k in kern if k], "ms",
+                      min_effect=miimon, min_effect_tail=2 * miimon)
+        if gaps := [g for k in kern if k for g in k.gaps]:
+            record.metric("peer_notify_gap_kernel", gaps, "ms", min_effect=miimon, min_effect_tail=2 * miimon)
+        record.note("grat_arp_sent", [k.sent for k in kern if k])
     known = ""
     if arps and all(a == n_arp - 1 for a in arps) and all(n == n_na - 1 for n in nas):
         known = (" [the known 6.12 miimon loss: bond_mii_monitor() consumes one notification in the tick"
