@@ -20,7 +20,7 @@ import pytest
 
 from ktest.guest.lib import PreconditionNotMet, SetupNotEstablished, netns, repeat
 from ktest.guest.nl import now_ms
-from bondlib import longest_gap_ms, loss_window_ms, lost_after, wait_drained, wait_until
+from bondlib import BACKGROUND_PROBES, longest_gap_ms, loss_window_ms, lost_after, wait_drained, wait_until
 from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
 
 PERIOD_S = 0.002
@@ -251,8 +251,8 @@ def _kernel_change(kclock, carrier: str, t_req: float, arp: bool, t_end: float =
     none while the other slave's carrier is up: there it is the kernel's FAIL."""
     if kclock is None:
         return None
-    # the MII monitor's runs (FAILOVER_PROBES' mii_monitor, every tick) are not part of this interval
-    ev = [e for e in kclock.read() if t_req <= e.t_ms < t_end and e.name != "mii_monitor"]
+    # the MII monitor's runs and the notifications' ARPs (bondlib.BACKGROUND_PROBES) are not part of it
+    ev = [e for e in kclock.read() if t_req <= e.t_ms < t_end and e.name not in BACKGROUND_PROBES]
     bonds = {e.args.get("bond") for e in ev if e.name == "change_active"}
     k_c = next((e for e in ev if e.name == carrier and e.args.get("dev") not in bonds), None)
     what = carrier.replace("_", "-")
