@@ -173,12 +173,27 @@ def test_a_failover_is_timed_from_the_carrier_event_in_the_kernels_clock():
 
     ev = [_carrier(1000.0, False), _to(1130.0, B)]
     for arp in (True, False):
-        assert _kernel_change(_Trace(ev), "carrier_off", 990.0, arp) == 130.0
+        assert _kernel_change(_Trace(ev), "carrier_off", 990.0, arp).total == 130.0
     assert _kernel_change(None, "carrier_off", 990.0, True) is None, "no kprobe events: no kernel time"
     with pytest.raises(AssertionError, match="no carrier-off"):
         _kernel_change(_Trace(ev[1:]), "carrier_off", 990.0, True)
     # the failback: to A after A's carrier-on
-    assert _kernel_change(_Trace([_carrier(1000.0, True), _to(1042.0, A)]), "carrier_on", 990.0, False) == 42.0
+    assert _kernel_change(_Trace([_carrier(1000.0, True), _to(1042.0, A)]), "carrier_on", 990.0, False).total == 42.0
+    got = _kernel_change(_Trace(ev), "carrier_off", 990.0, False)
+    assert got.wait is None and got.work is None, "no monitor runs traced (an ARP bond): no split"
+
+
+def test_a_virtio_miimon_failover_splits_at_the_monitors_runs_as_the_veths_does():
+    """Ticks every 10 ms; the carrier-off 3 ms before one; that run and the next cannot take the RTNL
+    (the config-change work holds it), the third makes the change 0.5 ms after it starts."""
+    from test_virtio_slaves import _kernel_change
+
+    from ktest.guest.ktrace import Event
+
+    ticks = [Event(t, "mii_monitor", {}) for t in (997.0, 1003.0, 1004.0, 1008.0)]
+    ev = sorted([_carrier(1000.0, False), *ticks, _arp(1008.6), _to(1008.5, B)], key=lambda e: e.t_ms)
+    got = _kernel_change(_Trace(ev), "carrier_off", 990.0, False)
+    assert (got.total, got.wait, got.retry, got.work) == pytest.approx((8.5, 3.0, 5.0, 0.5))
 
 
 def test_a_bond_that_never_fails_over_is_a_fail_not_the_change_after_the_restore():
@@ -219,7 +234,7 @@ def test_a_change_of_slave_before_the_carrier_event_is_redone_under_arp_and_fail
     with pytest.raises(AssertionError, match="under miimon"):
         _kernel_change(_Trace(ev), "carrier_off", 990.0, False)
     # a change before the host's request is the previous repetition's, not this one's
-    assert _kernel_change(_Trace(ev), "carrier_off", 1150.0, True) == 8610.0
+    assert _kernel_change(_Trace(ev), "carrier_off", 1150.0, True).total == 8610.0
     # on no slave at the carrier-off (the monitor had failed both): nothing of the cut's to time either
     none = [_to(1100.0, None), *ev[1:]]
     with pytest.raises(PreconditionNotMet, match="or on none, 130 ms before"):
@@ -236,9 +251,9 @@ def test_a_flap_that_came_back_before_the_carrier_event_leaves_the_failover_to_t
     from test_virtio_slaves import _kernel_change
 
     ev = [_to(1050.0, B), _to(1100.0, A), _carrier(1230.0, False), _to(1360.0, B)]
-    assert _kernel_change(_Trace(ev), "carrier_off", 990.0, True) == 130.0
+    assert _kernel_change(_Trace(ev), "carrier_off", 990.0, True).total == 130.0
     # the bond's own carrier-off (no active slave left, its net_device the change's "bond") is not the slave's
-    assert _kernel_change(_Trace([_carrier(1000.0, False, BOND), *ev]), "carrier_off", 990.0, True) == 130.0
+    assert _kernel_change(_Trace([_carrier(1000.0, False, BOND), *ev]), "carrier_off", 990.0, True).total == 130.0
 
 
 def test_a_failover_through_no_active_slave_is_redone_under_arp_and_fails_under_miimon():

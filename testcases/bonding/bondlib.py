@@ -315,9 +315,25 @@ def veth_switch_ms(events: list, carrier: str, t_req: float) -> Switch:
     if none := next((e for e in changes if e.t_ms < onto.t_ms and not e.args.get("new")), None):
         raise AssertionError(f"the bond had no active slave {none.t_ms - k_c.t_ms:.0f} ms after the {what}, "
                              "while another slave's carrier was up")
-    runs = [e.t_ms for e in ev if e.name == "mii_monitor" and k_c.t_ms <= e.t_ms <= onto.t_ms]
-    return Switch(onto.t_ms - k_c.t_ms, runs[0] - k_c.t_ms if runs else None,
-                  onto.t_ms - runs[-1] if runs else None)
+    return monitor_split(ev, k_c.t_ms, onto.t_ms)
+
+
+def monitor_split(events: list, t_event: float, t_change: float) -> Switch:
+    """A cable event at `t_event` to the change of active slave at `t_change` (kernel clock, ms), split at
+    the MII monitor's runs between them (FAILOVER_PROBES' mii_monitor): the wait for the first (the
+    tick's phase) and the last run's own work; with no run in the trace (an ARP monitor, or no probe on
+    the monitor), no split."""
+    runs = [e.t_ms for e in events if e.name == "mii_monitor" and t_event <= e.t_ms <= t_change]
+    return Switch(t_change - t_event, runs[0] - t_event if runs else None, t_change - runs[-1] if runs else None)
+
+
+def record_monitor_split(record, kernel: list[Switch]) -> None:
+    """The parts of these switches as context metrics: monitor_wait_kernel, monitor_retry_kernel and
+    monitor_work_kernel (see Switch), when every switch was split."""
+    for part in ("wait", "retry", "work"):
+        xs = [getattr(k, part) for k in kernel]
+        if xs and all(x is not None for x in xs):
+            record.metric(f"monitor_{part}_kernel", xs, "ms", context=True)
 
 
 class PeerNotify(NamedTuple):

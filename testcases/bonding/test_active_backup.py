@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from bondlib import (BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, peer_notify_ms, ping, Switch,
-                     veth_switch_ms, wait_drained)
+from bondlib import (BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, peer_notify_ms, ping, record_monitor_split,
+                     Switch, veth_switch_ms, wait_drained)
 from ktest.guest.lib import KMsg, netns, sh
 from ktest.guest.nl import now_ms
 
@@ -124,10 +124,8 @@ def test_failover_to_highest_prio_survivor(record, reps, miimon, kclock):
             t.plug("s1")
             t.wait_active("s1")  # prio failback (primary_reselect always, the default)
         _record_switch(record, "failover_latency", kern, lat)
-        for part in ("wait", "retry", "work"):
-            xs = [getattr(k, part) for k in kern if k is not None]
-            if xs and all(x is not None for x in xs):
-                record.metric(f"monitor_{part}_kernel", xs, "ms", context=True)
+        if all(k is not None for k in kern):
+            record_monitor_split(record, [k for k in kern if k is not None])
         record.note("miimon_ms", miimon)
     km.close()
 

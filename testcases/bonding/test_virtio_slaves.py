@@ -20,7 +20,8 @@ import pytest
 
 from ktest.guest.lib import PreconditionNotMet, SetupNotEstablished, netns, repeat
 from ktest.guest.nl import now_ms
-from bondlib import BACKGROUND_PROBES, longest_gap_ms, loss_window_ms, lost_after, wait_drained, wait_until
+from bondlib import (BACKGROUND_PROBES, Switch, longest_gap_ms, loss_window_ms, lost_after, monitor_split,
+                     record_monitor_split, wait_drained, wait_until)
 from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
 
 PERIOD_S = 0.002
@@ -143,10 +144,12 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     to the other slave, and traffic flows again (of the packets sent once the bond has switched, fewer
     than half are lost; the stream is seen flowing before the cut).  failover_ms_kernel is from the
     slave's carrier-off (netif_carrier_off) to the bond's change of active slave
-    (bond_change_active_slave), in the kernel's clock; failover_ms is the same interval between the two rtnetlink events as user space received
-    them (the verdict metric only without kprobes), and so is loss_window_ms, the stream's gap. With miimon
-    the monitor notices the carrier at its next tick, with ARP monitoring only missing replies tell (the ARP
-    monitor does not read the carrier).  A repetition in which traffic did not flow again because B itself
+    (bond_change_active_slave), in the kernel's clock; failover_ms is the same interval between the two
+    rtnetlink events as user space received them (the verdict metric only without kprobes), and so is
+    loss_window_ms, the stream's gap. With miimon the monitor notices the carrier at its next tick, and
+    the interval is split, as context, as the veth failover's is (monitor_wait_kernel,
+    monitor_retry_kernel, monitor_work_kernel: bondlib.monitor_split); with ARP monitoring only missing
+    replies tell (the ARP monitor does not read the carrier), and there is no split.  A repetition in which traffic did not flow again because B itself
     was declared down meanwhile, its cable up (an ARP monitor in a guest that did not run for longer than
     its miss window), is redone and counted in reps_redone, never taken as the kernel's FAIL; so is one
     in which the bond was already on B, or on no slave, at A's carrier-off (an ARP monitor that missed
@@ -156,7 +159,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     Under miimon, which reads the carrier, either order is the kernel's FAIL; so is, under both
     monitors, no change from A to another slave between the carrier-off and the restore's request."""
     failover, cut_to_carrier, lost, window, rtt, timelines = [], [], [], [], [], []
-    failover_k: list[float] = []
+    failover_k: list[Switch] = []
     with VirtioBond(monitor) as vb:
         record.note("topology_setup_ms", round(vb.setup_ms, 1))
         vb.wait_active(vb.a)
@@ -222,8 +225,10 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
         record.note("redone_because", "; ".join(why))
     iv = _interval_ms(monitor)
     if failover_k:
-        record.metric("failover_ms_kernel", failover_k, "ms", min_effect=2 * iv, min_effect_tail=4 * iv)
+        record.metric("failover_ms_kernel", [k.total for k in failover_k], "ms", min_effect=2 * iv,
+                      min_effect_tail=4 * iv)
         record.metric("failover_ms", failover, "ms", context=True)
+        record_monitor_split(record, failover_k)
     else:
         record.metric("failover_ms", failover, "ms", min_effect=2 * iv, min_effect_tail=4 * iv)
     # the loss window is timed by a user-space sender and receiver: with the failover in the kernel's clock
@@ -238,10 +243,11 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     record.timeline("cut_and_failover", sorted(timelines[mid], key=lambda e: e["t_ms"]))
 
 
-def _kernel_change(kclock, carrier: str, t_req: float, arp: bool, t_end: float = float("inf")) -> float | None:
+def _kernel_change(kclock, carrier: str, t_req: float, arp: bool, t_end: float = float("inf")) -> Switch | None:
     """The slave's carrier event (`carrier_off` for a failover, `carrier_on` for a failback) to the bond's
     change of active slave onto the slave it should end on (another one after a carrier-off, this one
-    after a carrier-on), in the kernel's clock (ms); None without kprobe events.  Only events from
+    after a carrier-on), in the kernel's clock (ms; Switch.total), split at the MII monitor's runs
+    (bondlib.monitor_split; an ARP bond's is not); None without kprobe events.  Only events from
     `t_req` (the host's request) to `t_end` (the next request, e.g. the cut's restore) count.
 
     If, at the carrier event, the bond had already changed onto that slave or to none, or if it was left
@@ -252,7 +258,9 @@ def _kernel_change(kclock, carrier: str, t_req: float, arp: bool, t_end: float =
     if kclock is None:
         return None
     # the MII monitor's runs and the notifications' ARPs (bondlib.BACKGROUND_PROBES) are not part of it
-    ev = [e for e in kclock.read() if t_req <= e.t_ms < t_end and e.name not in BACKGROUND_PROBES]
+    # (the runs split it, at the end)
+    trace = [e for e in kclock.read() if t_req <= e.t_ms < t_end]
+    ev = [e for e in trace if e.name not in BACKGROUND_PROBES]
     bonds = {e.args.get("bond") for e in ev if e.name == "change_active"}
     k_c = next((e for e in ev if e.name == carrier and e.args.get("dev") not in bonds), None)
     what = carrier.replace("_", "-")
@@ -283,7 +291,7 @@ def _kernel_change(kclock, carrier: str, t_req: float, arp: bool, t_end: float =
         # in a starved guest), and the interval times that slave's return, not the reaction to the event
         starved(f"the bond had no active slave {none.t_ms - k_c.t_ms:.0f} ms after the slave's {what}, until "
                 f"{k_fo.t_ms - k_c.t_ms:.0f} ms: the monitor declared the other slave down meanwhile")
-    return k_fo.t_ms - k_c.t_ms
+    return monitor_split(trace, k_c.t_ms, k_fo.t_ms)
 
 
 def _failover_after_carrier(mon, vb, sink: list, t_req: float):
@@ -329,8 +337,9 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect, kclock
     the primary_reselect rules (bond_choose_primary_or_current): with `always` the higher-prio slave
     becomes active again, with `failure` the active slave stays.  failback_ms_kernel: from the slave's
     carrier-on (netif_carrier_on) to the bond's change of active slave to it (bond_change_active_slave),
-    in the kernel's clock; failback_ms is the same interval between the two rtnetlink events as user
-    space received them (the verdict metric only without kprobes).
+    in the kernel's clock, split under miimon as the failover is; failback_ms is the same interval
+    between the two rtnetlink events as user space received them (the verdict metric only without
+    kprobes).
 
     The ARP bond declares a slave down after FAILBACK_ARP_MISSED_MAX intervals without a reply, not the
     default 2: a starved TCG guest processes no reply for a few hundred ms (the longest pause of a
@@ -403,7 +412,9 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect, kclock
         failback_k = [r[1] for r in results if r is not None and r[1] is not None]
     record.note("reps_redone", n_redone)
     if reselect == "always" and failback_k:
-        record.metric("failback_ms_kernel", failback_k, "ms", min_effect=2 * iv, min_effect_tail=4 * iv)
+        record.metric("failback_ms_kernel", [k.total for k in failback_k], "ms", min_effect=2 * iv,
+                      min_effect_tail=4 * iv)
+        record_monitor_split(record, failback_k)
         record.metric("failback_ms", failback, "ms", context=True)
     elif reselect == "always":
         record.metric("failback_ms", failback, "ms", min_effect=2 * iv, min_effect_tail=4 * iv)
