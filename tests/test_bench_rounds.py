@@ -52,3 +52,33 @@ def test_a_kept_calibration_is_judged_again_with_intervals_and_detectable_change
     assert iv["low"] <= got["rates"][est] <= iv["high"]
     d = got["detectable"]["area.check/lat"]
     assert d["floor"] >= 50.0 and d["by_boots_a_side"]["2"] >= d["by_boots_a_side"]["6"] >= 50.0
+
+
+def _runs(rng, n, min_effect):
+    runs = [_boot(rng) for _ in range(n)]
+    for r in runs:
+        r["results"][0]["metrics"][0]["min_effect"] = min_effect
+    return runs
+
+
+def test_the_model_gives_the_chance_a_harmless_run_settles_growing_with_its_boots():
+    """10 % boot-to-boot noise: a 50 ms floor on 100 ms is settled by few runs of 2 boots a side with only
+    their own boots (2 degrees of freedom), by most with a noise model pooled in, and by nearly all at 12
+    boots; a floor under the noise (estimated: 10 % of the median) is rarely settled at 2 boots."""
+    sys.path.insert(0, str(ROOT))
+    from ci.bench_rounds import model_table
+
+    wide = _runs(np.random.default_rng(3), 8, 50.0)
+    ns = [2, 3, 4, 6, 12]
+    alone = model_table(wide, ns, pooled=False)
+    pooled = model_table(wide, ns)
+    assert alone["metrics"] == pooled["metrics"] == 1
+    a = [alone["by_boots_a_side"][str(n)]["run_settles"] for n in ns]
+    p = [pooled["by_boots_a_side"][str(n)]["run_settles"] for n in ns]
+    assert a == sorted(a) and p == sorted(p), "more boots never settle less"
+    assert all(x <= y for x, y in zip(a, p)), "the noise model's degrees of freedom only help"
+    assert 0.05 < a[0] < 0.5 < p[0] and a[-1] > 0.99 and p[-1] <= 1.0
+    narrow = model_table(_runs(np.random.default_rng(3), 8, None), ns, pooled=False)
+    assert narrow["by_boots_a_side"]["2"]["run_settles"] < 0.5 * a[0]
+    (least,) = narrow["least_settled_at_most"]
+    assert least["metric"] == "area.check/lat" and least["at_2"] == narrow["by_boots_a_side"]["2"]["run_settles"]

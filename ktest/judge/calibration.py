@@ -141,11 +141,14 @@ def rate_interval(fired: dict[Split, bool], k: int, rounds: int, level: float = 
             "method": f"jackknife over {m} boots"}
 
 
-def detectable(runs: list[dict[str, Any]], floors: dict[str, Any], boots: Iterable[int]) -> dict[str, Any]:
+def detectable(runs: list[dict[str, Any]], floors: dict[str, Any], boots: Iterable[int],
+               pooled: bool = True) -> dict[str, Any]:
     """Per metric, the smallest harmful shift of its centre that a run of n boots a side would call
     (t-test power POWER at ALPHA on the between-boot noise of these boots; never below the centre floor a
     run would use with these floors, which a change must also exceed): {"path/metric": {"unit", "centre",
-    "floor", "by_boots_a_side": {n: shift}}}."""
+    "floor", "by_boots_a_side": {n: shift}}}.  `pooled`: the run pools its boots with this noise model
+    (its degrees of freedom add to the run's); else the run has only its own 2n - 2 (no noise model: a
+    first run on a machine)."""
     from ktest.judge.stats import detectable_shift
     from ktest.judge.stats import floors as run_floors
 
@@ -163,7 +166,7 @@ def detectable(runs: list[dict[str, Any]], floors: dict[str, Any], boots: Iterab
             by_n = {}
             for n in boots:
                 # a run pools its own boots with this noise model
-                d = detectable_shift(math.sqrt(var * 2.0 / n), 2 * n - 2 + pdf, centre, m["unit"],
+                d = detectable_shift(math.sqrt(var * 2.0 / n), 2 * n - 2 + (pdf if pooled else 0), centre, m["unit"],
                                      m["lower_is_better"])
                 by_n[str(n)] = round(max(d, floor), 3)
             out[k] = {"unit": m["unit"], "centre": round(centre, 3), "floor": round(floor, 3),
