@@ -32,7 +32,6 @@ from ktest.judge.stats import RULE
 from ktest.judge.verdict import (CRASH_VERDICTS, REGRESSIONS, compare_checks, conclude, crash_diff, once_paths, overall, splat_diff,
                       unconfirmed_stall)
 
-DEFAULT_MAX_ROUNDS = 6      # boots a side at most while metrics are in doubt (see docs/verdict.md)
 FAIL_MAX_BOOTS = 8          # boots a side at most while a check's failure counts are in doubt
 RETRY_OWN_GUEST_S = 120.0   # a check that took this long in a boot is booted again in a guest of its own
 
@@ -52,7 +51,7 @@ class RunOptions:
     db: Path | None = None          # history database (default cache/history.sqlite)
     shard: tuple[int, int] | None = None   # (i, n): run only part i of n of the checks (ktest.base.shard)
     vms: int = 2                    # guests at once (ktest.boot.pool)
-    max_rounds: int | None = None   # adaptive: boot more rounds while a metric is inconclusive (default 2x rounds)
+    max_rounds: int | None = None   # boot more rounds while in doubt, up to this (None: the areas' max_rounds)
     kconfig_add: tuple[str, ...] = ()   # --kconfig-add items (CONFIG_X=v or files), the "user" fragment
     # --rerun: the stored run repeated: {"run_id", "patchset_hash", "base", "builds": {label: artifact key}},
     # which this run must match (same patches on the same base, built into the same artifacts)
@@ -428,7 +427,12 @@ class _Run:
     def max_rounds(self) -> int:
         """Shards boot the planned rounds only: they must agree without talking to each other."""
         o = self.opts
-        return o.rounds if o.shard else o.max_rounds if o.max_rounds is not None else max(DEFAULT_MAX_ROUNDS, o.rounds)
+        if o.shard:
+            return o.rounds
+        if o.max_rounds is not None:
+            return o.max_rounds
+        from ktest import areas as areas_mod
+        return max(areas_mod.default_max_rounds(self.result.settings.check_areas or []), o.rounds)
 
     @property
     def once(self) -> frozenset[str]:

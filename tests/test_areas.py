@@ -33,6 +33,8 @@ def test_the_shipped_areas_parse_and_feed_kconfig_and_testcases():
      "needs dir, script and cost"),
     ('description="d"\npaths=[]\ntestcases="x"\nkconfig=""\n' + '[[selftests]]\ndir="d"\nscript="s.sh"\ncost=1\n' * 2,
      "listed twice"),
+    ('description="d"\npaths=[]\ntestcases="x"\nkconfig=""\nmax_rounds=1\n', "max_rounds must be a whole number"),
+    ('description="d"\npaths=[]\ntestcases="x"\nkconfig=""\nmax_rounds="8"\n', "max_rounds must be a whole number"),
 ])
 def test_a_bad_area_file_is_refused_with_the_reason(text, why):
     with pytest.raises(areas.AreaFileError, match=re.escape(why)):
@@ -58,3 +60,12 @@ def test_the_areas_of_given_testcases_are_those_whose_checks_they_name():
     assert areas.of_testcases([Path(f"{t}/bonding/test_enslave.py::test_prio[a]")]) == ["bonding"]
     assert sorted(areas.of_testcases([t])) == sorted(areas.names())
     assert areas.of_testcases([areas.SMOKE]) == []
+
+
+def test_a_runs_default_max_rounds_is_the_largest_of_its_areas():
+    lw, bond = areas.get("linkwatch").max_rounds, areas.get("bonding").max_rounds
+    assert lw and bond and lw != bond, "each shipped area states its own (the evidence is in its file)"
+    assert areas.default_max_rounds(["linkwatch"], 6) == lw and areas.default_max_rounds(["bonding"], 6) == bond
+    assert areas.default_max_rounds(["bonding", "linkwatch"], 6) == max(lw, bond)
+    assert areas.default_max_rounds([], 6) == 6, "smoke only: the fallback"
+    assert areas._parse("x", 'description="d"\npaths=[]\ntestcases="x"\nkconfig=""\n').max_rounds is None

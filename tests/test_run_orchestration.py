@@ -1,6 +1,7 @@
 """`ktest run` orchestration on a fake tree with canned guest results (no VM): interleaving, retry of
 patched-only failures, the culprit search within a series, history, and the outputs."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -432,3 +433,34 @@ def test_a_decided_regression_stops_the_boots_that_would_settle_other_doubts(tmp
     assert [c[0] for c in calls] == ["base-1", "patched-1", "base-2", "patched-2"], "no round 3"
     assert doc["rounds"]["booted"] == 2 and "area.a" in doc["rounds"]["stopped"], doc["rounds"]
     assert "Boots stopped early" in (outdir / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("area", ["linkwatch", "bonding"])
+def test_without_max_rounds_a_run_in_doubt_boots_up_to_its_areas_default(tmp_path, fake_tree, three_patches, cache,
+                                                                        area):
+    """A metric whose boots spread far more than its floor stays in doubt: with no --max-rounds, a run of
+    the linkwatch checks boots up to that area's max_rounds for it, a bonding run up to bonding's."""
+    from ktest import areas
+
+    import random
+
+    t = user_tree(cache, fake_tree)
+
+    def behaviour(image, label, expr):
+        # each boot its own level, spread e-fold around 30 ms, both sides alike: no shift, and far more
+        # noise between boots than a 10 % floor can be told from in 12 boots
+        rng = random.Random(label)
+        level = 30.0 * math.exp(rng.gauss(0.0, 1.0))
+        return [("area.b", "PASS", [level * (1 + 0.01 * i) for i in range(3)])]
+
+    fake, calls = canned(behaviour)
+    opts = RunOptions(rounds=2, max_rounds=None, reps=3, reports=tmp_path / "reports", vms=1,
+                      testcases=[areas.TESTCASES / area], bisect=False)
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
+    doc = result.to_json()
+    want = areas.get(area).max_rounds
+    assert doc["settings"]["check_areas"] == [area]
+    assert doc["rounds"]["max"] == want and doc["rounds"]["booted"] == want, doc["rounds"]
+    assert len([c for c in calls if c[0].startswith("base-")]) == want
+    last = doc["rounds"]["extra"][-1]
+    assert last["rounds"][-1] == want and last["because"] == ["area.b/lat"], "booted for the doubt, to the last"

@@ -49,6 +49,7 @@ class Area:
     exports: tuple[str, ...] = ()
     selftests: tuple[Selftest, ...] = ()
     control: str | None = None            # "check path/metric": a kernel-clock path with no rate limit
+    max_rounds: int | None = None         # default --max-rounds for a run of this area (the evidence: the file)
 
     @property
     def testcases_dir(self) -> Path:
@@ -62,11 +63,14 @@ class AreaFileError(ValueError):
 def _parse(name: str, text: str) -> Area:
     d = tomllib.loads(text)
     need = {"description", "paths", "testcases", "kconfig"}
-    allowed = need | {"exports", "selftests", "kconfig_where_available", "control"}
+    allowed = need | {"exports", "selftests", "kconfig_where_available", "control", "max_rounds"}
     if missing := need - d.keys():
         raise AreaFileError(f"area {name}: missing {', '.join(sorted(missing))}")
     if extra := d.keys() - allowed:
         raise AreaFileError(f"area {name}: unknown key(s) {', '.join(sorted(extra))}")
+    mr = d.get("max_rounds")
+    if mr is not None and (type(mr) is not int or not 2 <= mr <= 50):
+        raise AreaFileError(f"area {name}: max_rounds must be a whole number from 2 to 50, not {mr!r}")
     tests = []
     for st in d.get("selftests", []):
         if set(st) - {"dir", "script", "cost", "tests", "behaviour", "covers"} or not {"dir", "script", "cost"} <= set(st):
@@ -80,7 +84,7 @@ def _parse(name: str, text: str) -> Area:
     return Area(name=name, description=d["description"], paths=tuple(d["paths"]), testcases=d["testcases"],
                 kconfig=d["kconfig"].lstrip("\n"),
                 kconfig_where_available=d.get("kconfig_where_available", "").lstrip("\n"), exports=tuple(d.get("exports", ())), selftests=tuple(tests),
-                control=d.get("control"))
+                control=d.get("control"), max_rounds=mr)
 
 
 @cache
@@ -88,6 +92,14 @@ def all_areas() -> dict[str, Area]:
     pkg = resources.files(__name__)
     files = sorted((f for f in pkg.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
     return {f.name[:-5]: _parse(f.name[:-5], f.read_text()) for f in files}
+
+
+DEFAULT_MAX_ROUNDS = 6      # boots a side at most while metrics are in doubt, for an area without its own
+
+
+def default_max_rounds(chosen: list[str] | tuple[str, ...], fallback: int = DEFAULT_MAX_ROUNDS) -> int:
+    """A run's default --max-rounds: the largest of its areas' (an area without one, or no area: `fallback`)."""
+    return max([a.max_rounds or fallback for n in chosen if (a := all_areas().get(n))] or [fallback])
 
 
 def names() -> tuple[str, ...]:

@@ -168,7 +168,8 @@ def _add_run(sub: Any, common: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("--rounds", type=int, default=2, help="boots per side, interleaved (default 2)")
     p.add_argument("--max-rounds", type=int, metavar="N",
                    help="while a metric is in doubt (more boots can settle it), boot more rounds, up to N per "
-                        "side (default 6, or --rounds if larger); still in doubt then: 'undecided', exit 3")
+                        f"side (default: the largest of the run's areas' max_rounds, {_area_max_rounds()}; or "
+                        "--rounds if larger); still in doubt then: 'undecided', exit 3")
     p.add_argument("--testcases", nargs="+", metavar="PATH",
                    help="check files/dirs (default: the areas whose files the series touches, plus smoke)")
     p.add_argument("--reports", metavar="DIR",
@@ -312,3 +313,10 @@ def _boot_args(p: argparse.ArgumentParser) -> None:
     _accel_arg(g)
     g.add_argument("--known-issues", metavar="FILE", type=Path,
                    help="JSON list of {fingerprint, reason}: splats that are expected")
+
+
+def _area_max_rounds() -> str:
+    from ktest import areas
+
+    got = ", ".join(f"{n} {a.max_rounds or areas.DEFAULT_MAX_ROUNDS}" for n, a in areas.all_areas().items())
+    return got.replace("%", "%%")
