@@ -14,6 +14,8 @@ repetition is retried).
 
 from __future__ import annotations
 
+from collections import deque
+
 import pytest
 
 from ktest.guest.lib import PreconditionNotMet, repeat, sh  # noqa: F401  (the checks import them from here)
@@ -21,6 +23,7 @@ from ktest.guest.nl import Link, LinkEvent, Monitor, ifindex, now_ms
 
 EVENT_TIMEOUT_MS = 10000.0     # no event within 10 s: the kernel never processed it
 INTERVAL_SAMPLES = 3           # the boot's interval, measured once, before the first timing check
+JOURNAL = 512                  # events a Bench keeps after reading them (a repetition makes a few dozen)
 
 _interval_ms: float | None = None
 
@@ -53,13 +56,23 @@ class Bench:
         self.last_run_ms = now_ms()
         self._arm: int | None = None
         self._others: list[Monitor] = []    # listeners in other namespaces: their runs count too
+        self.journal: deque[LinkEvent] = deque(maxlen=JOURNAL)   # the events read lately, in order
 
     # -- the event stream ------------------------------------------------------------------------
     def _note(self, evs: list[LinkEvent]) -> list[LinkEvent]:
         for e in evs:
+            self.journal.append(e)
             if e.kind == "NEWLINK":
                 self.last_run_ms = max(self.last_run_ms, e.t_ms)
         return evs
+
+    def wait_since(self, pred, t_from: float, what: str) -> LinkEvent:
+        """The first event matching `pred` received at or after `t_from` (ms): one already read while
+        waiting for something else (a wait consumes the events before its match), else the next."""
+        for e in self.journal:
+            if e.t_ms >= t_from and pred(e):
+                return e
+        return self.wait(pred, what)
 
     def watch(self, netns_name: str) -> None:
         """Also listen in another namespace: linkwatch is global, and a run for a device there (a veth
@@ -157,7 +170,7 @@ class Bench:
     def ensure_up(self, index: int) -> None:
         self.drain()
         self.link.set(index, up=True)
-        if not _sysfs_running(index):
+        if not oper_up(index):
             self.wait(is_running(index), "the device running")
 
     def up_to_running(self, index: int) -> tuple[float | None, list[dict], float]:
@@ -181,7 +194,9 @@ class Bench:
             m.close()
 
 
-def _sysfs_running(index: int) -> bool:
+def oper_up(index: int) -> bool:
+    """The device's operstate is UP (or UNKNOWN), read from sysfs: passive, it does not sync linkwatch
+    (reading `carrier` would).  A carrier change linkwatch has not processed yet does not show here."""
     import socket
 
     name = socket.if_indextoname(index)
