@@ -282,11 +282,11 @@ def test_peer_notification(record, reps, kclock):
     record.metric("grat_arp_seen", arps, "count", lower_is_better=False)
     record.metric("unsol_na_seen", nas, "count", lower_is_better=False)
     if kern and all(k is not None for k in kern):
-        record.metric("peer_notify_first_kernel", [k.first for k in kern if k], "ms",
+        record.metric("peer_notify_first_kernel", [k.first for k in kern if k is not None], "ms",
                       min_effect=miimon, min_effect_tail=2 * miimon)
-        if gaps := [g for k in kern if k for g in k.gaps]:
+        if gaps := [g for k in kern if k is not None for g in k.gaps]:
             record.metric("peer_notify_gap_kernel", gaps, "ms", min_effect=miimon, min_effect_tail=2 * miimon)
-        record.note("grat_arp_sent", [k.sent for k in kern if k])
+        record.note("grat_arp_sent", [k.sent for k in kern if k is not None])
     known = ""
     if arps and all(a == n_arp - 1 for a in arps) and all(n == n_na - 1 for n in nas):
         known = (" [the known 6.12 miimon loss: bond_mii_monitor() consumes one notification in the tick"

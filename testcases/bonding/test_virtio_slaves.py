@@ -149,15 +149,16 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     loss_window_ms, the stream's gap. With miimon the monitor notices the carrier at its next tick, and
     the interval is split, as context, as the veth failover's is (monitor_wait_kernel,
     monitor_retry_kernel, monitor_work_kernel: bondlib.monitor_split); with ARP monitoring only missing
-    replies tell (the ARP monitor does not read the carrier), and there is no split.  A repetition in which traffic did not flow again because B itself
-    was declared down meanwhile, its cable up (an ARP monitor in a guest that did not run for longer than
-    its miss window), is redone and counted in reps_redone, never taken as the kernel's FAIL; so is one
-    in which the bond was already on B, or on no slave, at A's carrier-off (an ARP monitor that missed
-    replies in a starved guest, or a guest that ran the NIC's config-change work late): it has no
-    interval to time, and the next failover after the carrier-off, once taken for it, was another event
-    (one sample of 8.6 s).  A flap that came back to A before the carrier-off leaves the failover to time.
-    Under miimon, which reads the carrier, either order is the kernel's FAIL; so is, under both
-    monitors, no change from A to another slave between the carrier-off and the restore's request."""
+    replies tell (the ARP monitor does not read the carrier), and there is no split.  A repetition in
+    which traffic did not flow again because B itself was declared down meanwhile, its cable up (an ARP
+    monitor in a guest that did not run for longer than its miss window), is redone and counted in
+    reps_redone, never taken as the kernel's FAIL; so is one in which the bond was already on B, or on
+    no slave, at A's carrier-off (an ARP monitor that missed replies in a starved guest, or a guest that
+    ran the NIC's config-change work late): it has no interval to time, and the next failover after the
+    carrier-off, once taken for it, was another event (one sample of 8.6 s).  A flap that came back to A
+    before the carrier-off leaves the failover to time. Under miimon, which reads the carrier, either
+    order is the kernel's FAIL; so is, under both monitors, no change from A to another slave between
+    the carrier-off and the restore's request."""
     failover, cut_to_carrier, lost, window, rtt, timelines = [], [], [], [], [], []
     failover_k: list[Switch] = []
     with VirtioBond(monitor) as vb:
