@@ -454,7 +454,18 @@ class _Run:
             checks = self.compare()
             undecided = [c for c in checks if (c.get("failures") or {}).get("decision") == "UNKNOWN"
                          and c["verdict"] not in CRASH_VERDICTS]
-            if not undecided:   # retried even after a regression: a shard, which cannot know of one, does so too
+            if not undecided:
+                return
+            if not self.opts.shard and (decided := [c["path"] for c in checks if c["verdict"] in REGRESSIONS]):
+                # as for rounds: the run is red whatever these counts come to, and a retry of a slow check
+                # costs up to half an hour a guest (seen: 80 min of retries after a regression decided at
+                # round 2); the checks left undecided are shown so.  A shard, which cannot know of a
+                # regression in another shard, retries on
+                why = (f"no failure-count retries: a regression is decided ({', '.join(decided[:3])}"
+                       f"{' ...' if len(decided) > 3 else ''}); {len(undecided)} check(s) left undecided")
+                if (rounds := self.result.rounds) is not None:
+                    rounds.stopped = f"{rounds.stopped}; {why}" if rounds.stopped else why
+                self.progress.stage(f"[{self.series.name}] {why}")
                 return
             booted = min(min(c["failures"]["patched"][1], c["failures"]["base"][1]) for c in undecided)
             # bounded by the boots the counts have and by the retry boots booted: a boot that could not

@@ -435,6 +435,33 @@ def test_a_decided_regression_stops_the_boots_that_would_settle_other_doubts(tmp
     assert "Boots stopped early" in (outdir / "summary.md").read_text()
 
 
+def test_a_decided_regression_stops_the_failure_count_retries(tmp_path, fake_tree, three_patches, cache):
+    """Seen on bond-xmit-any-slave: a regression decided at round 2, then 80 minutes of retries for the
+    failure counts of other checks.  area.a's metric decides the run; area.b fails in 1 of 2 patched
+    boots (its counts cannot decide at 2 boots): no retry is booted, area.b is shown undecided, the run
+    is a regression, and the rounds record says why the retries stopped.  Without the regression the
+    same failure is retried (test_patched_only_failure_is_retried_and_labelled_flaky)."""
+    t = user_tree(cache, fake_tree)
+
+    def behaviour(image, label, expr):
+        side = label.split("-")[0]
+        a = [10.0, 10.2, 10.1, 10.3, 10.2] if side == "base" else [40.0, 40.3, 40.1, 40.2, 40.4]
+        return [("area.a", "PASS", a), ("area.b", "FAIL" if label == "patched-1" else "PASS", [])]
+
+    fake, calls = canned(behaviour)
+    opts = RunOptions(rounds=2, max_rounds=6, reps=3, reports=tmp_path / "reports", vms=1,
+                      testcases=[Path("testcases/test_smoke.py")], bisect=False)
+    result, outdir = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
+    doc = result.to_json()
+    assert [c[0] for c in calls] == ["base-1", "patched-1", "base-2", "patched-2"], "no retry"
+    assert doc["verdict"]["exit_code"] == 1 and doc["verdict"]["regressions"] == ["area.a"], doc["verdict"]
+    b = next(c for c in doc["checks"] if c["path"] == "area.b")
+    assert b["verdict"] == "undecided" and b["failures"]["patched"] == [1, 2], b
+    assert "no failure-count retries" in doc["rounds"]["stopped"] and "1 check(s) left undecided" in \
+        doc["rounds"]["stopped"], doc["rounds"]
+    assert "no failure-count retries" in (outdir / "summary.md").read_text()
+
+
 @pytest.mark.parametrize("area", ["linkwatch", "bonding"])
 def test_without_max_rounds_a_run_in_doubt_boots_up_to_its_areas_default(tmp_path, fake_tree, three_patches, cache,
                                                                         area):
