@@ -7,8 +7,10 @@ KTEST_BENCH_STARTED, KTEST_BENCH_RUN_OPTS).  Exit 0 if every positive was caught
 out clean with no improvement called, else 1.
 
 A positive (expect "regression") is *caught* when the run exited 1 and every check of its `catch` list
-was called a regression; else it is *undecided* (exit 3: in doubt after the last round, never green),
-*could not run* (exit 2, or no result) or *missed* (exit 0, a false green, or exit 1 by other checks).
+was called a regression; else it is *red elsewhere* (exit 1, but by other checks while its own were left
+undecided or passed: the run is red, the attribution is not the one declared), *undecided* (exit 3: in
+doubt after the last round, never green), *could not run* (exit 2, or no result) or *missed* (exit 0, a
+false green).  Only "caught" counts as caught.
 A negative (expect "none", a behaviour-preserving refactor) is *clean* (exit 0), *flagged* (exit 1),
 *undecided* (exit 3) or *could not run*.  Mutants carry no expected.json, so any improvement called is
 a false one, for either kind."""
@@ -43,7 +45,7 @@ def outcome(expect: str, exit_code: int | None, caught: bool) -> str:
     if expect == "regression":
         if caught:
             return "caught"
-        return {3: "undecided", 0: "missed", 1: "missed"}.get(exit_code, "could not run")
+        return {3: "undecided", 0: "missed", 1: "red elsewhere"}.get(exit_code, "could not run")
     return {0: "clean", 1: "flagged", 3: "undecided"}.get(exit_code, "could not run")
 
 
@@ -88,7 +90,8 @@ def totals(rows: list[dict]) -> dict:
     count = lambda rs, o: sum(r["outcome"] == o for r in rs)   # noqa: E731
     return {
         "positives": {"total": len(pos), **{k.replace(" ", "_"): count(pos, k)
-                                            for k in ("caught", "missed", "undecided", "could not run")},
+                                            for k in ("caught", "red elsewhere", "missed", "undecided",
+                                                      "could not run")},
                       "false_green": sum(r["exit_code"] == 0 for r in pos)},
         "negatives": {"total": len(neg), **{k.replace(" ", "_"): count(neg, k)
                                             for k in ("clean", "flagged", "undecided", "could not run")}},
@@ -106,7 +109,8 @@ def table(rows: list[dict], t: dict) -> str:
     w = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(n) for c, n in zip(x, w)).rstrip() for x in [head, *body]]
     p, n = t["positives"], t["negatives"]
-    lines.append(f"positives: {p['caught']}/{p['total']} caught, {p['missed']} missed "
+    lines.append(f"positives: {p['caught']}/{p['total']} caught, {p['red_elsewhere']} red by other checks, "
+                 f"{p['missed']} missed "
                  f"({p['false_green']} green), {p['undecided']} undecided, {p['could_not_run']} could not run")
     lines.append(f"negatives: {n['clean']}/{n['total']} clean, {n['flagged']} flagged, "
                  f"{n['undecided']} undecided, {n['could_not_run']} could not run")

@@ -80,6 +80,7 @@ def test_bench_writes_the_confusion_table_of_full_runs(tmp_path):
         "lw-interval-2hz": ["regression", 1, catch, [], []],                       # caught
         "lw-stacked-not-urgent": ["undecided", 3, [], [], ["linkwatch.x/up: in doubt"]],   # a miss, not green
         "bond-prio-inverted": ["no regression", 0, [], [], []],                    # missed: a false green
+        "bond-xmit-any-slave": ["regression", 1, ["bonding.active_backup.peer_notification"], [], []],  # elsewhere
         "lw-refactor-run-budget": ["no regression", 0, [], [], []],                # clean
         "bond-refactor-prio-helper": ["regression", 1, ["bonding.a.b"], [], []],   # flagged
         "vnet-refactor-link-helper": ["undecided", 3, [], ["linkwatch.y"], ["linkwatch.y/z: in doubt"]],
@@ -94,17 +95,20 @@ def test_bench_writes_the_confusion_table_of_full_runs(tmp_path):
     assert by["lw-interval-2hz"]["outcome"] == "caught" and by["lw-interval-2hz"]["caught"]
     assert by["lw-stacked-not-urgent"]["outcome"] == "undecided" and by["lw-stacked-not-urgent"]["exit_code"] == 3
     assert by["bond-prio-inverted"]["outcome"] == "missed"
+    x = by["bond-xmit-any-slave"]
+    assert x["outcome"] == "red elsewhere" and not x["caught"], x
+    assert x["catch_verdicts"] == {"bonding.active_backup.xmit_only_through_active": "absent"}
     assert by["lw-refactor-run-budget"]["outcome"] == "clean"
     assert by["bond-refactor-prio-helper"]["outcome"] == "flagged"
     assert by["vnet-refactor-link-helper"]["false_improvements"] == ["linkwatch.y"]
     assert by["vnet-refactor-link-helper"]["undecided"] == ["linkwatch.y/z: in doubt"]
     assert by["lw-interval-2hz"]["boots"] == {"base": 2, "patched": 2}   # the culprit search's boot not counted
     assert all(isinstance(r["seconds"], int) and r["full_run"] for r in doc["mutants"])
-    assert doc["totals"]["positives"] == {"total": 3, "caught": 1, "missed": 1, "undecided": 1,
-                                          "could_not_run": 0, "false_green": 1}
+    assert doc["totals"]["positives"] == {"total": 4, "caught": 1, "red_elsewhere": 1, "missed": 1,
+                                          "undecided": 1, "could_not_run": 0, "false_green": 1}
     assert doc["totals"]["negatives"] == {"total": 3, "clean": 1, "flagged": 1, "undecided": 1, "could_not_run": 0}
     assert doc["accel"] == "tcg" and len(doc["ktest_commit"]) == 40 and doc["started"]
-    assert "positives: 1/3 caught" in p.stdout and "negatives: 1/3 clean" in p.stdout
+    assert "positives: 1/4 caught, 1 red by other checks" in p.stdout and "negatives: 1/3 clean" in p.stdout
     assert (tmp_path / "out" / "confusion.txt").read_text() in p.stdout
 
 
