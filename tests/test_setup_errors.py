@@ -62,3 +62,31 @@ def test_a_precondition_never_established_is_a_setup_error_and_a_kernel_assertio
     assert helper["status"] == "FAIL" and not helper.get("infra"), helper
     assert not helper["message"].startswith("setup: "), helper
     assert p.returncode != 0
+
+
+def test_each_repetition_has_its_own_retries_and_a_precondition_that_never_holds_ends_the_check():
+    """Seen under load: armed_late's cut, aimed at 0.72-0.95 of the interval, landed outside it in about
+    one repetition of five, and a budget of 3 for the whole check made 2 of 12 boots setup errors.  Four
+    misses spread over five repetitions now set the check up; four in a row still end it."""
+    from ktest.guest.lib import PreconditionNotMet, SetupNotEstablished, repeat
+    import pytest
+
+    script = iter([False, True, False, True, True, False, True, False, True])   # False: the cut missed
+
+    def sometimes():
+        if not next(script):
+            raise PreconditionNotMet("the cut landed outside the window")
+        return 1.0
+
+    out, redone = repeat(5, sometimes)
+    assert out == [1.0] * 5 and redone == 4
+
+    tries = []
+
+    def never():
+        tries.append(1)
+        raise PreconditionNotMet("the limit had not expired")
+
+    with pytest.raises(SetupNotEstablished, match="after 3 retries: .*the limit had not expired"):
+        repeat(5, never)
+    assert len(tries) == 4
