@@ -435,7 +435,10 @@ def render_summary(result: Result) -> str:
                   "in this run's directory; `ktest run --rerun DIR` with that directory runs the series again."]
         return "\n".join(lines) + "\n"
     booted = result.rounds.booted if result.rounds else s.rounds
-    if v.undecided:
+    if v.undecided and v.exit_code == 1:
+        lines += [f"Also in doubt after {t(booted or s.rounds)} round(s); no more boots were spent on them "
+                  "once the regression was decided:", ""]
+    elif v.undecided:
         lines += [f"In doubt after {t(booted or s.rounds)} "
                   f"round(s), so not green (exit 3); more rounds (`--max-rounds`) can settle them:", ""]
         lines += [f"- {t(u)}" for u in v.undecided] + [""]
