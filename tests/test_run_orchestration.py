@@ -462,6 +462,7 @@ def test_a_decided_regression_stops_the_failure_count_retries(tmp_path, fake_tre
     summary = (outdir / "summary.md").read_text()
     assert "no failure-count retries" in summary
     assert "Also in doubt after 2 round(s)" in summary and "exit 3" not in summary, summary
+    assert "\n- area.b: fails in 1 of 2 patched boots" in summary, summary
 
 
 @pytest.mark.parametrize("area", ["linkwatch", "bonding"])

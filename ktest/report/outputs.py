@@ -441,6 +441,7 @@ def render_summary(result: Result) -> str:
     elif v.undecided:
         lines += [f"In doubt after {t(booted or s.rounds)} "
                   f"round(s), so not green (exit 3); more rounds (`--max-rounds`) can settle them:", ""]
+    if v.undecided:
         lines += [f"- {t(u)}" for u in v.undecided] + [""]
     if rng := result.series.range:
         lines += [f"Revision range {t(rng['spec'])}: base {t(rng['start'][:12])}, commits "
