@@ -376,17 +376,17 @@ class _Run:
             pending = overall(checks, {"new": []}).inconclusive
             if not pending:
                 break
-            if decided := [c["path"] for c in checks if c["verdict"] in REGRESSIONS]:
+            if decided := _decided(checks):
                 # a decided regression: more rounds could only add to the list, never make the run green
                 # (judged at the boots it has, whose false-alarm rate is the calibrated one); shards boot
                 # no extra rounds, so a sharded run is not judged on other boots for it
-                rounds.stopped = (f"no more rounds: a regression is decided ({', '.join(decided[:3])}"
-                                  f"{' ...' if len(decided) > 3 else ''}); more boots could only add to it")
+                rounds.stopped = (f"no more rounds: a regression is decided ({_some(decided)}); "
+                                  "more boots could only add to it")
                 self.progress.stage(f"[{self.series.name}] {rounds.stopped}")
                 break
             batch = list(range(done + 1, min(max_rounds, done + max(1, opts.vms // 2)) + 1))
-            self.progress.stage(f"[{self.series.name}] {len(pending)} metric(s) inconclusive ({', '.join(pending[:3])}"
-                                f"{' ...' if len(pending) > 3 else ''}): booting round(s) {batch[0]}-{batch[-1]} "
+            self.progress.stage(f"[{self.series.name}] {len(pending)} metric(s) inconclusive ({_some(pending)}): "
+                                f"booting round(s) {batch[0]}-{batch[-1]} "
                                 f"of at most {max_rounds}")
             self._boot_rounds(batch)
             done = batch[-1]
@@ -456,13 +456,13 @@ class _Run:
                          and c["verdict"] not in CRASH_VERDICTS]
             if not undecided:
                 return
-            if not self.opts.shard and (decided := [c["path"] for c in checks if c["verdict"] in REGRESSIONS]):
+            if not self.opts.shard and (decided := _decided(checks)):
                 # as for rounds: the run is red whatever these counts come to, and a retry of a slow check
                 # costs up to half an hour a guest (seen: 80 min of retries after a regression decided at
                 # round 2); the checks left undecided are shown so.  A shard, which cannot know of a
                 # regression in another shard, retries on
-                why = (f"no failure-count retries: a regression is decided ({', '.join(decided[:3])}"
-                       f"{' ...' if len(decided) > 3 else ''}); {len(undecided)} check(s) left undecided")
+                why = (f"no failure-count retries: a regression is decided ({_some(decided)}); "
+                       f"{len(undecided)} check(s) left undecided")
                 if (rounds := self.result.rounds) is not None:
                     rounds.stopped = f"{rounds.stopped}; {why}" if rounds.stopped else why
                 self.progress.stage(f"[{self.series.name}] {why}")
@@ -505,7 +505,7 @@ class _Run:
         conclude(self.result, self.runs["base"], self.runs["patched"], calibration=floors)
         if drifted := (self.result.judged_with or {}).get("drifted"):
             self.progress.warn(f"[{self.series.name}] this run's base boots disagree with the history's noise for "
-                               f"{len(drifted)} metric(s) ({', '.join(drifted[:3])}{' ...' if len(drifted) > 3 else ''}): "
+                               f"{len(drifted)} metric(s) ({_some(drifted)}): "
                                f"the machine drifted; judged on this run's own noise")
 
     # 6. culprit: which patch of a multi-patch series first shows the regression
@@ -521,6 +521,17 @@ class _Run:
             p = series.patches[-1]
             result.culprit = Culprit(p.index, p.subject, "only patch of the series" if len(builds) == 1
                                      else "bisect disabled")
+
+
+def _decided(checks: list[dict[str, Any]]) -> list[str]:
+    """The checks a comparison already calls regressions: once there is one, more boots cannot make the
+    run green (the extra rounds and the retries stop)."""
+    return [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
+
+
+def _some(paths: list[str]) -> str:
+    """The first three of a list of check or metric paths for a progress line, '...' if there are more."""
+    return ", ".join(paths[:3]) + (" ..." if len(paths) > 3 else "")
 
 
 def _by_node(runs: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
