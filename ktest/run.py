@@ -450,6 +450,7 @@ class _Run:
                                 f"{', '.join(stalls)}")
             self._retry_boots("retry", [{"expr": self.opts.expr}], 1)
         batch, retried, limit = 0, 0, max(FAIL_MAX_BOOTS, self.max_rounds)
+        naming = False
         while True:
             checks = self.compare()
             undecided = [c for c in checks if (c.get("failures") or {}).get("decision") == "UNKNOWN"
@@ -459,14 +460,19 @@ class _Run:
             if not self.opts.shard and (decided := _decided(checks)):
                 # as for rounds: the run is red whatever these counts come to, and a retry of a slow check
                 # costs up to half an hour a guest (seen: 80 min of retries after a regression decided at
-                # round 2); the checks left undecided are shown so.  A shard, which cannot know of a
-                # regression in another shard, retries on
-                why = (f"no failure-count retries: a regression is decided ({_some(decided)}); "
-                       f"{len(undecided)} check(s) left undecided")
-                if (rounds := self.result.rounds) is not None:
-                    rounds.stopped = f"{rounds.stopped}; {why}" if rounds.stopped else why
-                self.progress.stage(f"[{self.series.name}] {why}")
-                return
+                # round 2).  One batch more, once, for the checks that failed in every patched boot and in
+                # no base one: they name what the patch broke, and a boot more a side settles them (seen:
+                # bond-xmit-any-slave's own check at 2 of 2 against 0 of 10, q = 0.16).  A shard, which
+                # cannot know of a regression in another shard, retries on
+                one_sided = [c for c in undecided if _one_sided(c["failures"])]
+                if naming or not one_sided:
+                    why = (f"no failure-count retries: a regression is decided ({_some(decided)}); "
+                           f"{len(undecided)} check(s) left undecided")
+                    if (rounds := self.result.rounds) is not None:
+                        rounds.stopped = f"{rounds.stopped}; {why}" if rounds.stopped else why
+                    self.progress.stage(f"[{self.series.name}] {why}")
+                    return
+                naming, undecided = True, one_sided
             booted = min(min(c["failures"]["patched"][1], c["failures"]["base"][1]) for c in undecided)
             # bounded by the boots the counts have and by the retry boots booted: a boot that could not
             # set a check up adds nothing to its counts
@@ -527,6 +533,12 @@ def _decided(checks: list[dict[str, Any]]) -> list[str]:
     """The checks a comparison already calls regressions: once there is one, more boots cannot make the
     run green (the extra rounds and the retries stop)."""
     return [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
+
+
+def _one_sided(failures: dict[str, Any]) -> bool:
+    """A check that failed in every patched boot and in no base boot (nor in the history's)."""
+    (kp, n_p), (kb, _) = failures["patched"], failures["base"]
+    return 0 < kp == n_p and kb == 0 and not (failures.get("history") or [0])[0]
 
 
 def _some(paths: list[str]) -> str:

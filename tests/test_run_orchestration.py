@@ -465,6 +465,34 @@ def test_a_decided_regression_stops_the_failure_count_retries(tmp_path, fake_tre
     assert "\n- area.b: fails in 1 of 2 patched boots" in summary, summary
 
 
+def test_after_a_decided_regression_one_batch_names_the_checks_that_fail_on_patched_only(tmp_path, fake_tree,
+                                                                                         three_patches, cache):
+    """area.a's metric decides the run at round 2; area.b fails in every patched boot and no base one, area.c
+    in one patched boot of two.  One retry batch is booted, for area.b alone (it names what the patch broke;
+    area.c's counts could not settle in a boot), and none after it whatever it showed."""
+    t = user_tree(cache, fake_tree)
+
+    def behaviour(image, label, expr):
+        side = label.split("-")[0]
+        a = [10.0, 10.2, 10.1, 10.3, 10.2] if side == "base" else [40.0, 40.3, 40.1, 40.2, 40.4]
+        rows = [("area.a", "PASS", a), ("area.b", "FAIL" if side == "patched" else "PASS", []),
+                ("area.c", "FAIL" if label == "patched-1" else "PASS", [])]
+        return [r for r in rows if expr is None or r[0].split(".")[-1] in expr.split()]
+
+    fake, calls = canned(behaviour)
+    opts = RunOptions(rounds=2, max_rounds=6, reps=3, reports=tmp_path / "reports", vms=1,
+                      testcases=[Path("testcases/test_smoke.py")], bisect=False)
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
+    doc = result.to_json()
+    labels = [c[0] for c in calls]
+    assert labels == ["base-1", "patched-1", "base-2", "patched-2", "base-retry1", "patched-retry1"], labels
+    assert [c[1] for c in calls[4:]] == ["b", "b"], calls[4:]
+    by = {c["path"]: c for c in doc["checks"]}
+    assert by["area.b"]["failures"]["patched"] == [3, 3] and by["area.b"]["failures"]["base"] == [0, 3]
+    assert by["area.c"]["verdict"] == "undecided" and by["area.c"]["failures"]["patched"] == [1, 2]
+    assert doc["verdict"]["exit_code"] == 1 and "no failure-count retries" in doc["rounds"]["stopped"]
+
+
 @pytest.mark.parametrize("area", ["linkwatch", "bonding"])
 def test_without_max_rounds_a_run_in_doubt_boots_up_to_its_areas_default(tmp_path, fake_tree, three_patches, cache,
                                                                         area):
