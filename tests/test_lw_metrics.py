@@ -72,3 +72,48 @@ def test_an_event_read_while_waiting_for_another_is_found_again_in_the_journal()
     assert b.wait_since(is_oper_down(7), 1000.0, "the pending run").t_ms == 1250.0, "not the one before t_from"
     assert not waited
     assert b.wait_since(is_oper_down(7), 1300.0, "the pending run").t_ms == 2000.0 and waited == ["the pending run"]
+
+
+def test_a_cut_that_lands_in_another_phases_window_is_that_phases_sample():
+    """Seen in calibration boots: a cut aimed at 0-0.2 of the interval landed at 299, 376 and 1138 ms, and
+    the check was a setup error.  Now a landing is classified where it fell: the middle's sample is kept
+    for armed_mid, which takes it before aiming, and only a landing in no window is a miss."""
+    from lwbench import Landings, MissedAim
+
+    lw = Landings({"armed": (0.0, 0.2), "armed_mid": (0.35, 0.65), "armed_late": (0.72, 0.95)})
+    assert lw.land("armed", 150.0, 1000.0, "a1") == "a1"
+    with pytest.raises(MissedAim, match="kept for armed_mid"):
+        lw.land("armed", 376.0, 1000.0, "m1")
+    with pytest.raises(MissedAim) as miss:
+        lw.land("armed", 1138.0, 1000.0, "x")
+    assert "kept" not in str(miss.value)
+    with pytest.raises(MissedAim, match="kept for armed_late"):
+        lw.land("armed_mid", 800.0, 1000.0, "l1")
+    assert lw.take("armed_mid", 5) == ["m1"] and lw.take("armed_mid", 5) == []
+    assert lw.take("armed_late", 0) == [] and lw.take("armed_late", 1) == ["l1"]
+
+
+def test_the_aim_is_the_windows_middle_early_by_the_recent_round_trips():
+    from lwbench import Landings
+
+    lw = Landings({"armed_mid": (0.35, 0.65)})
+    assert lw.wait_ms("armed_mid", 1000.0, 1000.0, 1100.0) == pytest.approx(400.0)
+    lw.lags.extend([500.0, 30.0, 40.0, 50.0, 60.0, 70.0])     # the oldest is past the recent five
+    assert lw.wait_ms("armed_mid", 1000.0, 1000.0, 1100.0) == pytest.approx(350.0)
+    assert lw.wait_ms("armed_mid", 1000.0, 1000.0, 1700.0) == 0.0, "late already: ask at once"
+
+
+def test_the_interval_is_the_gap_between_the_runs_that_sent_the_messages_seen():
+    """Seen in a noop run: the interval measured in user space came out 1599 ms for a 1000 ms interval,
+    and armed_late's window (0.72-0.95 of it) then lay past the real interval.  In the kernel's clock each
+    run is the notification that sent the message seen; a dummy's first run still pending at the first
+    request is not it, and the user-space delays (here up to 600 ms) do not enter."""
+    from lwbench import kernel_gaps
+
+    events = [Event(10.0, "notify", {}), Event(12.0, "notify", {}),            # the dummy's first run, then a's off
+              Event(1012.0, "notify", {}), Event(1620.0, "notify", {}),       # b's off (seen at 1611), a's on
+              Event(2012.1, "notify", {})]                                      # a's off again, asked at 1630
+    spans = [(5.0, 40.0), (30.0, 1611.0), (1630.0, 2020.0)]
+    assert kernel_gaps(events, spans) == pytest.approx([1000.0, 1000.1])
+    with pytest.raises(AssertionError, match="no notification between 3000.0 and 3100.0"):
+        kernel_gaps(events, spans + [(3000.0, 3100.0)])

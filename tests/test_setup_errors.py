@@ -90,3 +90,34 @@ def test_each_repetition_has_its_own_retries_and_a_precondition_that_never_holds
     with pytest.raises(SetupNotEstablished, match="after 3 retries: .*the limit had not expired"):
         repeat(5, never)
     assert len(tries) == 4
+
+
+def test_a_missed_aim_has_a_budget_of_its_own():
+    """A cut aimed at a phase that lands outside every window is a miss of the aim, not a failed setup:
+    four misses in a row set the check up when the fifth lands, and only AIM_MISSES per repetition wanted
+    end it.  A precondition that fails between misses still counts in a row."""
+    from ktest.guest.lib import AIM_MISSES, MissedAim, PreconditionNotMet, SetupNotEstablished, repeat
+    import pytest
+
+    script = iter(["miss"] * 4 + ["ok"] + ["miss", "not", "miss", "ok"])
+
+    def aimed():
+        what = next(script)
+        if what == "miss":
+            raise MissedAim("the cut landed at 1.14 of the interval")
+        if what == "not":
+            raise PreconditionNotMet("the limit had not expired")
+        return 1.0
+
+    assert repeat(2, aimed) == ([1.0, 1.0], 7)
+
+    tries = []
+
+    def always_off():
+        tries.append(1)
+        raise MissedAim("the cut landed at 1.14 of the interval")
+
+    with pytest.raises(SetupNotEstablished, match=f"the aim missed {AIM_MISSES * 2 + 1} times for 2 repetitions"):
+        repeat(2, always_off)
+    assert len(tries) == AIM_MISSES * 2 + 1
+    assert repeat(0, always_off) == ([], 0) and len(tries) == AIM_MISSES * 2 + 1, "nothing left to aim"

@@ -14,11 +14,13 @@ repetition is retried).
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
+from typing import Any
 
 import pytest
 
-from ktest.guest.lib import PreconditionNotMet, repeat, sh  # noqa: F401  (the checks import them from here)
+from ktest.guest.lib import MissedAim, PreconditionNotMet, repeat, sh  # noqa: F401  (the checks import them here)
 from ktest.guest.nl import Link, LinkEvent, Monitor, ifindex, now_ms
 
 EVENT_TIMEOUT_MS = 10000.0     # no event within 10 s: the kernel never processed it
@@ -26,6 +28,7 @@ INTERVAL_SAMPLES = 3           # the boot's interval, measured once, before the 
 JOURNAL = 512                  # events a Bench keeps after reading them (a repetition makes a few dozen)
 
 _interval_ms: float | None = None
+_interval_clock: str | None = None     # "kernel" or "user": where the interval was measured
 
 
 def is_running_up(index: int):
@@ -97,40 +100,57 @@ class Bench:
         return ev
 
     # -- rate limit ---------------------------------------------------------------------------------
-    def interval_ms(self) -> float:
-        """The rate-limit interval of this kernel, measured once per boot (the largest of a few)."""
-        global _interval_ms
-        if _interval_ms is None:
+    def interval_ms(self, trace: Any = None) -> float:
+        """The rate-limit interval of this kernel, measured once per boot.  With a kernel trace (a
+        ktest.guest.ktrace.KTrace with a "notify" probe on netdev_state_change), in the kernel's clock,
+        the shortest gap: a queued non-urgent event runs exactly one interval after the previous run,
+        never sooner, and later only when it was asked for after the limit had expired.  Without one, the
+        largest of a few gaps seen in user space (too long rather than too short, for expire()), which
+        under load can be far off (seen: 1599 ms for a 1000 ms interval, and every phase of that boot's
+        interval misplaced); a trace given later measures it again in the kernel's clock."""
+        global _interval_ms, _interval_clock
+        if _interval_ms is None or (trace is not None and _interval_clock != "kernel"):
             try:
-                _interval_ms = max(self.measure_interval(INTERVAL_SAMPLES))
+                gaps = self.measure_interval(INTERVAL_SAMPLES, trace)
             except AssertionError as e:
                 pytest.fail(f"precondition: could not measure the linkwatch rate-limit interval: {e}")
+            _interval_ms, _interval_clock = (min(gaps), "kernel") if trace is not None else (max(gaps), "user")
         return _interval_ms
 
-    def measure_interval(self, n: int) -> list[float]:
+    def measure_interval(self, n: int, trace: Any = None) -> list[float]:
         """Gaps between consecutive non-urgent linkwatch runs.  Carrier off on an up dummy is never
         urgent, and its processing shows as RTM_NEWLINK operstate DOWN; carrier on again is urgent
-        (qdisc still deactivated) and runs at once without re-arming the limit."""
+        (qdisc still deactivated) and runs at once without re-arming the limit.  With a kernel trace,
+        the gaps are in the kernel's clock: each run is the netdev_state_change that sent the message
+        seen (kernel_gaps)."""
         sh("ip link add kt_lwia type dummy && ip link add kt_lwib type dummy && "
            "ip link set kt_lwia up && ip link set kt_lwib up")
         try:
             a, b = ifindex("kt_lwia"), ifindex("kt_lwib")
             self.wait(lambda e: e.index == b and e.running, "kt_lwib running")
+            if trace is not None:
+                trace.read()
+            t_ask = now_ms()
             self.link.set(a, carrier=False)
             prev = self.wait(is_oper_down(a), "the first non-urgent run").t_ms
+            spans = [(t_ask, prev)]
             out, dev = [], b
             for _ in range(n):
+                t_ask = now_ms()
                 self.link.set(dev, carrier=False)
                 t = self.wait(is_oper_down(dev), "the next non-urgent run").t_ms
+                spans.append((t_ask, t))
                 out.append(t - prev)
                 prev = t
                 other = a if dev == b else b
                 self.link.set(other, carrier=True)
                 self.wait(is_running_up(other), "carrier on (urgent) processed")
                 dev = other
-            global _interval_ms
+            if trace is not None:
+                out = kernel_gaps(trace.read(), spans)
+            global _interval_ms, _interval_clock
             if _interval_ms is None:
-                _interval_ms = max(out)
+                _interval_ms, _interval_clock = (min(out), "kernel") if trace is not None else (max(out), "user")
             return out
         finally:
             sh("ip link del kt_lwia; ip link del kt_lwib", check=False)
@@ -194,6 +214,20 @@ class Bench:
             m.close()
 
 
+def kernel_gaps(events: list, spans: list[tuple[float, float]]) -> list[float]:
+    """Gaps between the linkwatch runs that processed carrier-offs, each asked for and then seen (as a
+    RTM_NEWLINK operstate DOWN) in a span (ms, CLOCK_MONOTONIC): the run is the last "notify" event
+    (netdev_state_change) in its span, the one that sent the message seen (a dummy's first run, still
+    pending when the first was asked for, comes before it)."""
+    runs = []
+    for asked, seen in spans:
+        e = next((e for e in reversed(events) if e.name == "notify" and asked <= e.t_ms <= seen), None)
+        if e is None:
+            raise AssertionError(f"the kernel trace has no notification between {asked:.1f} and {seen:.1f} ms")
+        runs.append(e.t_ms)
+    return [b - a for a, b in zip(runs, runs[1:])]
+
+
 def oper_up(index: int) -> bool:
     """The device's operstate is UP (or UNKNOWN), read from sysfs: passive, it does not sync linkwatch
     (reading `carrier` would).  A carrier change linkwatch has not processed yet does not show here."""
@@ -207,3 +241,49 @@ def check_invariants(timeline: list[dict]) -> None:
     for e in timeline:
         if "RUNNING" in e.get("flags", []):
             assert e["operstate"] in ("UP", "UNKNOWN"), f"RUNNING with operstate {e['operstate']}: {e}"
+
+
+class Landings:
+    """Where aimed repetitions landed in the rate-limit interval, shared by a boot's checks of its phases.
+
+    A repetition is aimed at the middle of its check's window (a fraction of the measured interval
+    after an observed arming run), early by the host's recent round trip (request to the NIC's config
+    interrupt, in the kernel's clock), and classified by where it really landed.  One that lands in
+    another check's window is kept for that check, which takes it before it aims any of its own; one
+    that lands in no window is a MissedAim.  Under load the round trip swings by hundreds of ms (seen: a
+    cut aimed at 0-0.2 of the interval landing at 1.14 of it): aim-and-redo lost boots to setup errors,
+    while every landing in a window is a sample of that window, whichever check aimed it."""
+
+    RECENT = 5      # round trips the aim's estimate is the median of
+
+    def __init__(self, windows: dict[str, tuple[float, float]]):
+        self.windows = windows
+        self.kept: dict[str, list[Any]] = {w: [] for w in windows}
+        self.lags: list[float] = []
+
+    def where(self, frac: float) -> str | None:
+        return next((w for w, (lo, hi) in self.windows.items() if lo <= frac <= hi), None)
+
+    def wait_ms(self, window: str, t_arm: float, interval_ms: float, now: float) -> float:
+        """How long to wait from `now` before asking for the event, so that it lands mid-window."""
+        lo, hi = self.windows[window]
+        lag = statistics.median(self.lags[-self.RECENT:]) if self.lags else 0.0
+        return max(0.0, t_arm + (lo + hi) / 2 * interval_ms - lag - now)
+
+    def land(self, window: str, after_arm_ms: float, interval_ms: float, sample: Any) -> Any:
+        """The sample if it landed in `window`; else keep it for the window it landed in (if any) and
+        raise MissedAim."""
+        got = self.where(after_arm_ms / interval_ms)
+        if got == window:
+            return sample
+        if got is not None:
+            self.kept[got].append(sample)
+        lo, hi = self.windows[window]
+        raise MissedAim(f"the cut landed {after_arm_ms:.0f} ms after the arming run, outside {window} "
+                        f"({lo:.2f}-{hi:.2f} of the {interval_ms:.0f} ms interval)"
+                        + (f"; kept for {got}" if got else ""))
+
+    def take(self, window: str, n: int) -> list[Any]:
+        """Up to n samples other checks' repetitions landed in `window`, removed from the store."""
+        got, self.kept[window] = self.kept[window][:n], self.kept[window][n:]
+        return got

@@ -159,7 +159,7 @@ def test_dummy_carrier(bench, record, reps, dut, kclock):
         t_arm = bench.arm()
         bench.link.set(dut, carrier=True)                   # down: not urgent, waits for the limit
         ms, timeline, t_up, k = _timed_up(bench, dut, kclock)
-        armed_left = t_arm + bench.interval_ms() - t_up
+        armed_left = t_arm + bench.interval_ms(kclock) - t_up
         if armed_left <= 0:
             raise PreconditionNotMet(f"the up came {-armed_left:.0f} ms after the limit expired")
         left.append(armed_left)
@@ -206,7 +206,7 @@ def test_veth_control(bench, record, reps, veth_pair, kclock):
     the work to run (peer_down_to_linkwatch_run_kernel, the kworker's wake-up) and the run's own work
     (peer_down_linkwatch_work_kernel)."""
     idx, pend, peer_link, peer = veth_pair
-    iv = bench.interval_ms()
+    iv = bench.interval_ms(kclock)
 
     pending_after = []
     phases: dict[str, list[float]] = {k: [] for k in VETH_PHASES}
