@@ -101,8 +101,10 @@ def _who(result: Result, rundir: Path, side: str) -> dict[str, Any]:
 
 
 def compare(a: tuple[Result, Path], b: tuple[Result, Path], out: Path, side: str = "patched",
-            cache: Cache | None = None, argv: list[str] | None = None) -> Result:
-    """A ktest.result/1 document for `out` judging run B's `side` against run A's."""
+            cache: Cache | None = None, argv: list[str] | None = None, history: Path | None = None) -> Result:
+    """A ktest.result/1 document for `out` judging run B's `side` against run A's.  With the cache, judged
+    as a run of B's tree is: its calibration and the history of its base kernel (noise, failure rates,
+    floors grown from them; `history`: its database, default the cache's)."""
     import shlex
 
     (ra, da), (rb, db) = a, b
@@ -123,15 +125,21 @@ def compare(a: tuple[Result, Path], b: tuple[Result, Path], out: Path, side: str
     for label, r in (("base", ra), ("patched", rb)):
         if bd := _build(r, side):
             m.builds.append(BuildRecord.from_json({**bd.to_json(), "label": label}))
-    floors = None
     if cache is not None:
-        from ktest.judge import calibration
         from ktest.base.records import Tree
+        from ktest.judge import calibration
+        from ktest.report.history import base_build, judged_with
 
-        t = rb.tree.to_json()
+        t, accel = rb.tree.to_json(), (rb.env or {}).get("accel")
         cal = calibration.for_run(cache, Tree(**{**t, "repo": Path(t["repo"]), "shadow": Path(t["shadow"])}),
-                                  rb.settings.check_areas, (rb.env or {}).get("accel"))
-        floors = cal.floors if cal else None
+                                  rb.settings.check_areas, accel)
         m.calibration = cal.summary() if cal else None
-    conclude(m, base, patched, calibration=floors)
+        # the noise of B's base kernel on this machine, as a run of B's tree is judged with (B's own base
+        # boots left out when they are the side being judged); its failure rates only when A's side is
+        # that same kernel
+        build, a_build = base_build(rb), _build(ra, side)
+        m.judged_with = judged_with(history or cache.history_db, build, accel, cal,
+                                    exclude=rb.run_id if side == "base" else None,
+                                    failures=bool(build) and a_build is not None and a_build.key == build)
+    conclude(m, base, patched)
     return m

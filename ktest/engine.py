@@ -121,7 +121,7 @@ class Engine:
 
         a, b = self.stored(run_a, db, "RUN_A"), self.stored(run_b, db, "RUN_B")
         compare.same_run(a, b)
-        m = compare.compare(a, b, out, side, self.cache, argv=argv)
+        m = compare.compare(a, b, out, side, self.cache, argv=argv, history=db)
         m.write(out / "result.json")
         write_all(m, out)
         return m

@@ -402,21 +402,13 @@ class _Run:
         """The calibrated floors and, from the history, the base kernel's noise model, failure rates and
         the floors grown from them where the history knows a metric better than the calibration (every
         earlier run's base boots of this build and accel are A/A data); kept in the result."""
-        from ktest.report.history import History, base_build
+        from ktest.report.history import base_build, judged_with
 
-        jw = self.result.judged_with
-        if jw is None:
-            build, accel = base_build(self.result), (self.result.env or {}).get("accel")
-            noise, fails = {}, {}
-            if build and accel:
-                hist = History.open(self.opts.db or self.cache.history_db)
-                noise = hist.noise_model(build, accel, exclude=self.result.run_id)
-                fails = hist.fail_history(build, accel, exclude=self.result.run_id)
-            floors = {**(self.floors or {}),
-                      **calibration.history_floors(noise, self.cal.noise if self.cal else None)}
-            noise = calibration.pool_noise(self.cal.noise if self.cal else {}, noise)
-            jw = self.result.judged_with = {"floors": floors or None, "noise": noise, "fail_history": fails}
-        return jw
+        if self.result.judged_with is None:
+            self.result.judged_with = judged_with(self.opts.db or self.cache.history_db, base_build(self.result),
+                                                  (self.result.env or {}).get("accel"), self.cal,
+                                                  exclude=self.result.run_id)
+        return self.result.judged_with
 
     def compare(self) -> list[dict[str, Any]]:
         jw = self.judged_with()

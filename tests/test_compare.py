@@ -71,3 +71,27 @@ def test_compare_refuses_runs_without_evidence(tmp_path, capsys):
     assert len(err) == 1 and "[nothing-to-compare]" in err[0] and "run B" in err[0], err
     assert cli.main(["compare", str(a), "no-such-run", *cache]) == 2
     assert "[run-not-found]" in capsys.readouterr().err
+
+
+def test_compare_is_judged_with_the_history_of_bs_base_kernel(tmp_path):
+    """As a run of B's tree is: the noise its base kernel's earlier runs measured on this machine, and
+    that kernel's failure rates only when A's compared side is that kernel (the base sides), never for
+    a patched kernel the history never booted as a base."""
+    from ktest.base.cache import Cache
+    from ktest.base.result import Result
+    from ktest.report.history import History
+
+    fx = json.loads(FIXTURE.read_text())
+    cache = Cache(tmp_path / "cache")
+    hist = History.open(cache.history_db)
+    for k in range(4):      # earlier runs of the same base kernel: A/A data
+        r = {**fx, "run_id": f"20251201-000000-{k}-hhhh"}
+        hist.record(Result.from_json(r), tmp_path / f"h{k}.json")
+    a = stored(tmp_path, "a", fx)
+    c = stored(tmp_path, "c", {**fx, "run_id": "20260101-000000-3-cccc"})
+    args = ["--cache", str(tmp_path / "cache")]
+    for side in ("base", "patched"):
+        cli.main(["compare", str(a), str(c), "--side", side, "--out", str(tmp_path / side), *args])
+        jw = json.loads((tmp_path / side / "result.json").read_text())["judged_with"]
+        assert jw["noise"] and all("history" in v["source"] for v in jw["noise"].values()), jw["noise"]
+        assert bool(jw["fail_history"]) == (side == "base"), (side, jw["fail_history"])

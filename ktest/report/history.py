@@ -267,6 +267,27 @@ class History:
         return [g for g in groups.values() if g["runs"]]
 
 
+def judged_with(db: Path, build: str | None, accel: str | None, cal: Any = None,
+                exclude: str | None = None, failures: bool = True) -> dict[str, Any]:
+    """What a comparison is judged with: the calibration's floors (`cal`, a judge.calibration.Calibration
+    or None) and, from the history, the base kernel's noise model, failure rates and the floors grown
+    from them where the history knows a metric better than the calibration (every earlier run's base
+    boots of this build and accel are A/A data; `exclude`: the run being judged).  `ktest run` and
+    `ktest compare` both judge with it; `failures=False` when the base side is not that kernel (its
+    failure rates are the kernel's, while its noise is the machine's and the metric's)."""
+    from ktest.judge import calibration
+
+    noise: dict[str, Any] = {}
+    fails: dict[str, Any] = {}
+    if build and accel:
+        hist = History.open(db)
+        noise = hist.noise_model(build, accel, exclude=exclude)
+        fails = hist.fail_history(build, accel, exclude=exclude) if failures else {}
+    floors = {**(cal.floors if cal else {}), **calibration.history_floors(noise, cal.noise if cal else None)}
+    return {"floors": floors or None, "noise": calibration.pool_noise(cal.noise if cal else {}, noise),
+            "fail_history": fails}
+
+
 def _chunks(xs: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(xs), n):
         yield xs[i:i + n]
