@@ -1,7 +1,8 @@
 """`ktest compare RUN_A RUN_B`: the A/B rule of `ktest run` applied to two stored runs, for example
 yesterday's branch against today's.  Run A's boots of one side (patched by default) stand as "base",
 run B's boots of the same side as "patched", and verdict.conclude judges them exactly as it judges a
-run: same rule, same noise floors (the calibration of B's base, if stored), same outputs.  So a
+run: same rule, same noise floors (the calibration of B's base, if stored, and the history of B's base
+kernel on this machine), same outputs.  So a
 "regression" here means B's kernel is worse than A's on a check.  Nothing is booted.
 """
 
