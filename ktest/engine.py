@@ -94,9 +94,13 @@ class Engine:
 
     def boot(self, bzimage: Path, out: Path, *, testcases: list[str] | None, expr: str | None, reps: int,
              accel: str, known_issues: Path | None) -> GuestRun:
-        """Boot one kernel and run checks in it, logs in `out` (no comparison, no verdict)."""
-        return self._runner()(self.cache, bzimage, out, label=bzimage.parent.name, paths=testcases, expr=expr,
-                              reps=reps, accel=accel, known_issues=known_issues, progress=self.progress)
+        """Boot one kernel and run checks in it, logs in `out` (no comparison, no verdict).  The guest takes
+        one of the host's guest slots, as a run's do: beside a run it waits rather than starve its guests."""
+        from ktest.boot.pool import host_slot, host_slots
+
+        with host_slot(self.cache, host_slots(1), self.progress):
+            return self._runner()(self.cache, bzimage, out, label=bzimage.parent.name, paths=testcases, expr=expr,
+                                  reps=reps, accel=accel, known_issues=known_issues, progress=self.progress)
 
     # -- runs and their verdicts -----------------------------------------------------------------------
 

@@ -60,6 +60,32 @@ def test_runs_side_by_side_share_the_hosts_guest_slots(tmp_path, cache, monkeypa
     assert peak[0] == 2
 
 
+def test_a_run_that_frees_a_slot_does_not_take_it_straight_back_while_another_waits(cache):
+    """Seen: a no-op run waited more than 10 minutes for a slot while a bench's guests, one after
+    another, took each slot that came free.  Here one slot; the busy run frees it and asks again 30 times
+    in a row; the waiter, which asked while it was held, gets it at the first release."""
+    held, cycles, got_at = threading.Event(), [0], []
+
+    def busy():
+        for _ in range(30):
+            with pool.host_slot(cache, 1, Silent()):
+                held.set()
+                threading.Event().wait(0.01)
+            cycles[0] += 1
+
+    def waiter():
+        held.wait(timeout=30)
+        with pool.host_slot(cache, 1, Silent()):
+            got_at.append(cycles[0])
+
+    ts = [threading.Thread(target=busy), threading.Thread(target=waiter)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=60)
+    assert got_at and got_at[0] <= 1, (got_at, cycles)
+
+
 def test_an_interrupted_batch_kills_every_guest(tmp_path, cache, monkeypatch):
     killed = []
     monkeypatch.setattr(vm, "kill_all", lambda: killed.append(True))

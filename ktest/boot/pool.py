@@ -66,37 +66,70 @@ def host_slots(vms: int) -> int:
     return max(default_vms("tcg"), vms)
 
 
+SLOT_POLL_S = 0.05     # how often a waiter looks for a free slot
+
+
 @contextlib.contextmanager
 def host_slot(cache: Cache | None, slots: int, progress: Progress) -> Iterator[int | None]:
     """Hold one of the host's guest slots (an flock on locks/guest-slot-<i>.lock, released if the
-    process dies) for the life of one guest; wait, saying so once, while other runs hold them all."""
+    process dies) for the life of one guest; wait, saying so once, while other runs hold them all.
+    A waiter first takes the turnstile (locks/guest-slot-turnstile.lock) and keeps it until it has a
+    slot, so a run that frees a slot cannot take it straight back for its next guest while another
+    run waits: seen, a no-op run waited 10 minutes and more while a bench's guests, one after another,
+    took every slot that came free."""
     if cache is None:
         yield None
         return
     from ktest.boot import vm
     from ktest.base.errors import Interrupted
 
+    locks = cache.dir("locks")
     said = False
-    while True:
-        for i in range(slots):
-            f = open(cache.dir("locks") / f"guest-slot-{i}.lock", "w")
+    with _flocked(locks / "guest-slot-turnstile.lock", "waiting for a guest slot"):
+        while True:
+            for i in range(slots):
+                f = open(locks / f"guest-slot-{i}.lock", "w")
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    f.close()
+                    continue
+                break
+            else:
+                if vm._abort.is_set():
+                    raise Interrupted(stage="waiting for a guest slot")
+                if not said:
+                    progress.info(f"waiting for a guest slot: other ktest runs on this host hold all {slots}")
+                    said = True
+                time.sleep(SLOT_POLL_S)
+                continue
+            break
+    try:
+        yield i
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+@contextlib.contextmanager
+def _flocked(path: Path, stage: str) -> Iterator[None]:
+    """An exclusive flock on `path` for the block, waited for (interruptibly) while another holds it."""
+    from ktest.boot import vm
+    from ktest.base.errors import Interrupted
+
+    f = open(path, "w")
+    try:
+        while True:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
             except BlockingIOError:
-                f.close()
-                continue
-            try:
-                yield i
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-                f.close()
-            return
-        if vm._abort.is_set():
-            raise Interrupted(stage="waiting for a guest slot")
-        if not said:
-            progress.info(f"waiting for a guest slot: other ktest runs on this host hold all {slots}")
-            said = True
-        time.sleep(0.5)
+                if vm._abort.is_set():
+                    raise Interrupted(stage=stage) from None
+                time.sleep(SLOT_POLL_S)
+        yield
+    finally:
+        f.close()       # closing the file releases its lock
 
 
 class Board:
