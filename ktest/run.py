@@ -452,11 +452,12 @@ class _Run:
             if not self.opts.shard and (decided := _decided(checks)):
                 # as for rounds: the run is red whatever these counts come to, and a retry of a slow check
                 # costs up to half an hour a guest (seen: 80 min of retries after a regression decided at
-                # round 2).  One batch more, once, for the checks that failed in every patched boot and in
-                # no base one: they name what the patch broke, and a boot more a side settles them (seen:
-                # bond-xmit-any-slave's own check at 2 of 2 against 0 of 10, q = 0.16).  A shard, which
-                # cannot know of a regression in another shard, retries on
-                one_sided = [c for c in undecided if _one_sided(c["failures"])]
+                # round 2).  One boot a side more, once, for the checks that failed in every patched boot
+                # and in no base one and that this boot can decide: they name what the patch broke (seen:
+                # bond-xmit-any-slave's own check at 2 of 2 against 0 of 10, q = 0.16; not upstream cases
+                # at 1 of 1 against 0 of 1, which took 20 minutes a guest to stay undecided).  A shard,
+                # which cannot know of a regression in another shard, retries on
+                one_sided = [c for c in undecided if _one_more_decides(c["failures"])]
                 if naming or not one_sided:
                     why = (f"no failure-count retries: a regression is decided ({_some(decided)}); "
                            f"{len(undecided)} check(s) left undecided")
@@ -468,7 +469,7 @@ class _Run:
             booted = min(min(c["failures"]["patched"][1], c["failures"]["base"][1]) for c in undecided)
             # bounded by the boots the counts have and by the retry boots booted: a boot that could not
             # set a check up adds nothing to its counts
-            room = min(limit - booted, limit - retried)
+            room = min(limit - booted, limit - retried, 1 if naming else limit)
             if room <= 0:
                 return
             batch += 1
@@ -527,10 +528,17 @@ def _decided(checks: list[dict[str, Any]]) -> list[str]:
     return [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
 
 
-def _one_sided(failures: dict[str, Any]) -> bool:
-    """A check that failed in every patched boot and in no base boot (nor in the history's)."""
-    (kp, n_p), (kb, _) = failures["patched"], failures["base"]
-    return 0 < kp == n_p and kb == 0 and not (failures.get("history") or [0])[0]
+def _one_more_decides(failures: dict[str, Any]) -> bool:
+    """A check that failed in every patched boot and in no base boot (nor in the history's), whose raw
+    test one more boot a side (failing again on patched, passing on base) would make DIFFERENT: 2 of 2
+    against 0 of 10 would (3 of 3 against 0 of 11: p = 0.003); 1 of 1 against 0 of 1 would not."""
+    from ktest.judge.verdict import failure_test
+
+    (kp, n_p), (kb, n_b) = failures["patched"], failures["base"]
+    hk, hn = failures.get("history") or (0, 0)
+    if not (0 < kp == n_p and kb == 0 and hk == 0):
+        return False
+    return failure_test(0, n_b + hn + 1, kp + 1, n_p + 1)[0] == "DIFFERENT"
 
 
 def _some(paths: list[str]) -> str:

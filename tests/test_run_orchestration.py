@@ -468,8 +468,9 @@ def test_a_decided_regression_stops_the_failure_count_retries(tmp_path, fake_tre
 def test_after_a_decided_regression_one_batch_names_the_checks_that_fail_on_patched_only(tmp_path, fake_tree,
                                                                                          three_patches, cache):
     """area.a's metric decides the run at round 2; area.b fails in every patched boot and no base one, area.c
-    in one patched boot of two.  One retry batch is booted, for area.b alone (it names what the patch broke;
-    area.c's counts could not settle in a boot), and none after it whatever it showed."""
+    in one patched boot of two.  One boot a side more is booted, for area.b alone (it names what the patch
+    broke, and 3 of 3 against 0 of 3 decides; area.c's counts could not settle in a boot), and none after
+    it whatever it showed, though the run may boot 2 a side at once."""
     t = user_tree(cache, fake_tree)
 
     def behaviour(image, label, expr):
@@ -480,17 +481,31 @@ def test_after_a_decided_regression_one_batch_names_the_checks_that_fail_on_patc
         return [r for r in rows if expr is None or r[0].split(".")[-1] in expr.split()]
 
     fake, calls = canned(behaviour)
-    opts = RunOptions(rounds=2, max_rounds=6, reps=3, reports=tmp_path / "reports", vms=1,
+    opts = RunOptions(rounds=2, max_rounds=6, reps=3, reports=tmp_path / "reports", vms=4,
                       testcases=[Path("testcases/test_smoke.py")], bisect=False)
     result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
     doc = result.to_json()
-    labels = [c[0] for c in calls]
-    assert labels == ["base-1", "patched-1", "base-2", "patched-2", "base-retry1", "patched-retry1"], labels
-    assert [c[1] for c in calls[4:]] == ["b", "b"], calls[4:]
+    labels = sorted(c[0] for c in calls)
+    assert labels == ["base-1", "base-2", "base-retry1", "patched-1", "patched-2", "patched-retry1"], labels
+    assert sorted(c[1] for c in calls if "retry" in c[0]) == ["b", "b"], calls
     by = {c["path"]: c for c in doc["checks"]}
     assert by["area.b"]["failures"]["patched"] == [3, 3] and by["area.b"]["failures"]["base"] == [0, 3]
     assert by["area.c"]["verdict"] == "undecided" and by["area.c"]["failures"]["patched"] == [1, 2]
     assert doc["verdict"]["exit_code"] == 1 and "no failure-count retries" in doc["rounds"]["stopped"]
+
+
+@pytest.mark.parametrize("failures, boot", [
+    ({"patched": [2, 2], "base": [0, 8], "history": [0, 2]}, True),    # bond-xmit-any-slave's own check
+    ({"patched": [2, 2], "base": [0, 2], "history": None}, True),      # 3 of 3 against 0 of 3: p = 0.05
+    ({"patched": [1, 1], "base": [0, 1], "history": None}, False),     # an upstream case run once a round
+    ({"patched": [1, 2], "base": [0, 2], "history": None}, False),     # not in every patched boot
+    ({"patched": [2, 2], "base": [1, 2], "history": None}, False),     # fails on the base too
+    ({"patched": [2, 2], "base": [0, 8], "history": [1, 9]}, False),   # and in the base's history
+])
+def test_which_checks_one_more_boot_could_name_after_a_decided_regression(failures, boot):
+    from ktest.run import _one_more_decides
+
+    assert _one_more_decides(failures) is boot
 
 
 @pytest.mark.parametrize("area", ["linkwatch", "bonding"])
