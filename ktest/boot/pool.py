@@ -84,8 +84,14 @@ def host_slot(cache: Cache | None, slots: int, progress: Progress) -> Iterator[i
     from ktest.base.errors import Interrupted
 
     locks = cache.dir("locks")
-    said = False
-    with _flocked(locks / "guest-slot-turnstile.lock", "waiting for a guest slot"):
+    said = [False]
+
+    def say() -> None:
+        if not said[0]:
+            progress.info(f"waiting for a guest slot: other ktest runs on this host hold all {slots}")
+            said[0] = True
+
+    with _flocked(locks / "guest-slot-turnstile.lock", "waiting for a guest slot", say):
         while True:
             for i in range(slots):
                 f = open(locks / f"guest-slot-{i}.lock", "w")
@@ -98,9 +104,7 @@ def host_slot(cache: Cache | None, slots: int, progress: Progress) -> Iterator[i
             else:
                 if vm._abort.is_set():
                     raise Interrupted(stage="waiting for a guest slot")
-                if not said:
-                    progress.info(f"waiting for a guest slot: other ktest runs on this host hold all {slots}")
-                    said = True
+                say()
                 time.sleep(SLOT_POLL_S)
                 continue
             break
@@ -112,8 +116,9 @@ def host_slot(cache: Cache | None, slots: int, progress: Progress) -> Iterator[i
 
 
 @contextlib.contextmanager
-def _flocked(path: Path, stage: str) -> Iterator[None]:
-    """An exclusive flock on `path` for the block, waited for (interruptibly) while another holds it."""
+def _flocked(path: Path, stage: str, waiting: Callable[[], None]) -> Iterator[None]:
+    """An exclusive flock on `path` for the block, waited for (interruptibly, calling `waiting` at each
+    look) while another holds it."""
     from ktest.boot import vm
     from ktest.base.errors import Interrupted
 
@@ -126,6 +131,7 @@ def _flocked(path: Path, stage: str) -> Iterator[None]:
             except BlockingIOError:
                 if vm._abort.is_set():
                     raise Interrupted(stage=stage) from None
+                waiting()
                 time.sleep(SLOT_POLL_S)
         yield
     finally:
