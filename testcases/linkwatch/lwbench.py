@@ -256,8 +256,8 @@ class Landings:
 
     RECENT = 5      # round trips the aim's estimate is the median of
 
-    def __init__(self, windows: dict[str, tuple[float, float]]):
-        self.windows = windows
+    def __init__(self, windows: dict[str, tuple[float, float]], what: str = "the cut"):
+        self.windows, self.what = windows, what
         self.kept: dict[str, list[Any]] = {w: [] for w in windows}
         self.lags: list[float] = []
 
@@ -279,7 +279,7 @@ class Landings:
         if got is not None:
             self.kept[got].append(sample)
         lo, hi = self.windows[window]
-        raise MissedAim(f"the cut landed {after_arm_ms:.0f} ms after the arming run, outside {window} "
+        raise MissedAim(f"{self.what} landed {after_arm_ms:.0f} ms after the arming run, outside {window} "
                         f"({lo:.2f}-{hi:.2f} of the {interval_ms:.0f} ms interval)"
                         + (f"; kept for {got}" if got else ""))
 
