@@ -117,3 +117,11 @@ def test_the_interval_is_the_gap_between_the_runs_that_sent_the_messages_seen():
     assert kernel_gaps(events, spans) == pytest.approx([1000.0, 1000.1])
     with pytest.raises(AssertionError, match="no notification between 3000.0 and 3100.0"):
         kernel_gaps(events, spans + [(3000.0, 3100.0)])
+    # with the runs' starts in the trace, from start to start: a's off notified 17 ms into its run, and
+    # the notifications alone would say 984 ms
+    ev = lambda t, n="notify": Event(t, n, {})     # noqa: E731
+    traced = [ev(9.0, "linkwatch_run"), ev(10.0), ev(11.0, "linkwatch_run"), ev(28.0),
+              ev(1011.0, "linkwatch_run"), ev(1012.0), ev(1619.0, "linkwatch_run"), ev(1620.0),
+              ev(2011.0, "linkwatch_run"), ev(2012.1)]
+    assert kernel_gaps(traced, spans) == pytest.approx([1000.0, 1000.0])
+    assert kernel_gaps([e for e in traced if e.name == "notify"], spans) == pytest.approx([984.0, 1000.1])

@@ -102,8 +102,9 @@ class Bench:
     # -- rate limit ---------------------------------------------------------------------------------
     def interval_ms(self, trace: Any = None) -> float:
         """The rate-limit interval of this kernel, measured once per boot.  With a kernel trace (a
-        ktest.guest.ktrace.KTrace with a "notify" probe on netdev_state_change), in the kernel's clock,
-        the shortest gap: a queued non-urgent event runs exactly one interval after the previous run,
+        ktest.guest.ktrace.KTrace with a "notify" probe on netdev_state_change, and a "linkwatch_run"
+        one on linkwatch_event where it can), in the kernel's clock, the shortest gap between the runs'
+        starts (kernel_gaps): a queued non-urgent event runs exactly one interval after the previous run,
         never sooner, and later only when it was asked for after the limit had expired.  Without one, the
         largest of a few gaps seen in user space (too long rather than too short, for expire()), which
         under load can be far off (seen: 1599 ms for a 1000 ms interval, and every phase of that boot's
@@ -121,8 +122,7 @@ class Bench:
         """Gaps between consecutive non-urgent linkwatch runs.  Carrier off on an up dummy is never
         urgent, and its processing shows as RTM_NEWLINK operstate DOWN; carrier on again is urgent
         (qdisc still deactivated) and runs at once without re-arming the limit.  With a kernel trace,
-        the gaps are in the kernel's clock: each run is the netdev_state_change that sent the message
-        seen (kernel_gaps)."""
+        the gaps are in the kernel's clock, between the runs that sent the messages seen (kernel_gaps)."""
         sh("ip link add kt_lwia type dummy && ip link add kt_lwib type dummy && "
            "ip link set kt_lwia up && ip link set kt_lwib up")
         try:
@@ -216,15 +216,19 @@ class Bench:
 
 def kernel_gaps(events: list, spans: list[tuple[float, float]]) -> list[float]:
     """Gaps between the linkwatch runs that processed carrier-offs, each asked for and then seen (as a
-    RTM_NEWLINK operstate DOWN) in a span (ms, CLOCK_MONOTONIC): the run is the last "notify" event
-    (netdev_state_change) in its span, the one that sent the message seen (a dummy's first run, still
-    pending when the first was asked for, comes before it)."""
+    RTM_NEWLINK operstate DOWN) in a span (ms, CLOCK_MONOTONIC).  The run's notification is the last
+    "notify" event (netdev_state_change) in its span, the one that sent the message seen (a dummy's
+    first run, still pending when the first was asked for, comes before it); the run is timed from its
+    start, the last "linkwatch_run" event (linkwatch_event) before that notification, where the trace
+    has them: the next run is due one interval after the previous one started (seen: notifications
+    984 ms apart for a 1000 ms interval, the first run's notification late in its run)."""
     runs = []
     for asked, seen in spans:
         e = next((e for e in reversed(events) if e.name == "notify" and asked <= e.t_ms <= seen), None)
         if e is None:
             raise AssertionError(f"the kernel trace has no notification between {asked:.1f} and {seen:.1f} ms")
-        runs.append(e.t_ms)
+        start = next((r for r in reversed(events) if r.name == "linkwatch_run" and r.t_ms <= e.t_ms), None)
+        runs.append(start.t_ms if start is not None and start.t_ms >= asked else e.t_ms)
     return [b - a for a, b in zip(runs, runs[1:])]
 
 
