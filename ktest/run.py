@@ -453,11 +453,13 @@ class _Run:
                 # as for rounds: the run is red whatever these counts come to, and a retry of a slow check
                 # costs up to half an hour a guest (seen: 80 min of retries after a regression decided at
                 # round 2).  One boot a side more, once, for the checks that failed in every patched boot
-                # and in no base one and that this boot can decide: they name what the patch broke (seen:
-                # bond-xmit-any-slave's own check at 2 of 2 against 0 of 10, q = 0.16; not upstream cases
-                # at 1 of 1 against 0 of 1, which took 20 minutes a guest to stay undecided).  A shard,
+                # and in no base one and that this boot can decide, correction included: they name what
+                # the patch broke (seen: bond-xmit-any-slave's own check at 2 of 2 against 0 of 10,
+                # q = 0.16; not upstream cases at 1 of 1 against 0 of 1, which took 20 minutes a guest to
+                # stay undecided, nor 2 of 2 against 0 of 2 among 16 tested, left at q = 0.4).  A shard,
                 # which cannot know of a regression in another shard, retries on
-                one_sided = [c for c in undecided if _one_more_decides(c["failures"])]
+                can = _one_more_decides(checks)
+                one_sided = [c for c in undecided if c["path"] in can]
                 if naming or not one_sided:
                     why = (f"no failure-count retries: a regression is decided ({_some(decided)}); "
                            f"{len(undecided)} check(s) left undecided")
@@ -528,17 +530,30 @@ def _decided(checks: list[dict[str, Any]]) -> list[str]:
     return [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
 
 
-def _one_more_decides(failures: dict[str, Any]) -> bool:
-    """A check that failed in every patched boot and in no base boot (nor in the history's), whose raw
-    test one more boot a side (failing again on patched, passing on base) would make DIFFERENT: 2 of 2
-    against 0 of 10 would (3 of 3 against 0 of 11: p = 0.003); 1 of 1 against 0 of 1 would not."""
-    from ktest.judge.verdict import failure_test
+def _one_more_decides(checks: list[dict[str, Any]]) -> list[str]:
+    """The checks still undecided that failed in every patched boot and in no base boot (nor the
+    history's) and that one more boot a side could decide under the run-wide correction: with their
+    counts as that boot would leave them (failing again on patched, passing on base) and every other
+    tested check's as they are, Benjamini-Hochberg gives q <= ALPHA.  2 of 2 against 0 of 10 alone
+    could (3 of 3 against 0 of 11: p = 0.003); 1 of 1 against 0 of 1 could not, nor 2 of 2 against
+    0 of 2 beside 15 other tested checks (p = 0.05 becomes q = 0.8)."""
+    from ktest.judge.stats import adjust
+    from ktest.judge.verdict import exact_significant, failure_test
 
-    (kp, n_p), (kb, n_b) = failures["patched"], failures["base"]
-    hk, hn = failures.get("history") or (0, 0)
-    if not (0 < kp == n_p and kb == 0 and hk == 0):
-        return False
-    return failure_test(0, n_b + hn + 1, kp + 1, n_p + 1)[0] == "DIFFERENT"
+    def can_name(c: dict[str, Any]) -> bool:
+        f = c["failures"]
+        (kp, n_p), kb = f["patched"], f["base"][0]
+        return f["decision"] == "UNKNOWN" and c["verdict"] not in CRASH_VERDICTS and 0 < kp == n_p \
+            and kb == 0 and not (f.get("history") or [0])[0]
+
+    def next_p(f: dict[str, Any]) -> float:
+        (kp, n_p), n_b = f["patched"], f["base"][1]
+        return failure_test(0, n_b + (f.get("history") or [0, 0])[1] + 1, kp + 1, n_p + 1)[1]
+
+    tested = [c for c in checks if "q" in (c.get("failures") or {})]
+    named = [can_name(c) for c in tested]
+    qs = adjust([next_p(c["failures"]) if n else c["failures"]["p"] for c, n in zip(tested, named)])
+    return [c["path"] for c, n, q in zip(tested, named, qs) if n and exact_significant(q)]
 
 
 def _some(paths: list[str]) -> str:

@@ -467,10 +467,10 @@ def test_a_decided_regression_stops_the_failure_count_retries(tmp_path, fake_tre
 
 def test_after_a_decided_regression_one_batch_names_the_checks_that_fail_on_patched_only(tmp_path, fake_tree,
                                                                                          three_patches, cache):
-    """area.a's metric decides the run at round 2; area.b fails in every patched boot and no base one, area.c
-    in one patched boot of two.  One boot a side more is booted, for area.b alone (it names what the patch
-    broke, and 3 of 3 against 0 of 3 decides; area.c's counts could not settle in a boot), and none after
-    it whatever it showed, though the run may boot 2 a side at once."""
+    """area.a's metric decides the run in its 3 rounds; area.b fails in every patched boot and no base one,
+    area.c in one patched boot of three.  One boot a side more is booted, for area.b alone (it names what
+    the patch broke, and 4 of 4 against 0 of 4 decides it beside area.c: q = 0.03; area.c's counts could
+    not settle in a boot), and none after it whatever it showed, though the run may boot 2 a side at once."""
     t = user_tree(cache, fake_tree)
 
     def behaviour(image, label, expr):
@@ -481,31 +481,49 @@ def test_after_a_decided_regression_one_batch_names_the_checks_that_fail_on_patc
         return [r for r in rows if expr is None or r[0].split(".")[-1] in expr.split()]
 
     fake, calls = canned(behaviour)
-    opts = RunOptions(rounds=2, max_rounds=6, reps=3, reports=tmp_path / "reports", vms=4,
+    opts = RunOptions(rounds=3, max_rounds=6, reps=3, reports=tmp_path / "reports", vms=4,
                       testcases=[Path("testcases/test_smoke.py")], bisect=False)
     result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
     doc = result.to_json()
     labels = sorted(c[0] for c in calls)
-    assert labels == ["base-1", "base-2", "base-retry1", "patched-1", "patched-2", "patched-retry1"], labels
+    assert labels == ["base-1", "base-2", "base-3", "base-retry1", "patched-1", "patched-2", "patched-3",
+                      "patched-retry1"], labels
     assert sorted(c[1] for c in calls if "retry" in c[0]) == ["b", "b"], calls
     by = {c["path"]: c for c in doc["checks"]}
-    assert by["area.b"]["failures"]["patched"] == [3, 3] and by["area.b"]["failures"]["base"] == [0, 3]
-    assert by["area.c"]["verdict"] == "undecided" and by["area.c"]["failures"]["patched"] == [1, 2]
+    assert by["area.b"]["failures"]["patched"] == [4, 4] and by["area.b"]["failures"]["base"] == [0, 4]
+    assert by["area.b"]["verdict"] == "regression", by["area.b"]
+    assert by["area.c"]["verdict"] == "undecided" and by["area.c"]["failures"]["patched"] == [1, 3]
     assert doc["verdict"]["exit_code"] == 1 and "no failure-count retries" in doc["rounds"]["stopped"]
 
 
-@pytest.mark.parametrize("failures, boot", [
-    ({"patched": [2, 2], "base": [0, 8], "history": [0, 2]}, True),    # bond-xmit-any-slave's own check
-    ({"patched": [2, 2], "base": [0, 2], "history": None}, True),      # 3 of 3 against 0 of 3: p = 0.05
-    ({"patched": [1, 1], "base": [0, 1], "history": None}, False),     # an upstream case run once a round
-    ({"patched": [1, 2], "base": [0, 2], "history": None}, False),     # not in every patched boot
-    ({"patched": [2, 2], "base": [1, 2], "history": None}, False),     # fails on the base too
-    ({"patched": [2, 2], "base": [0, 8], "history": [1, 9]}, False),   # and in the base's history
+def _tested(path, patched, base, history=None, verdict="undecided"):
+    """A check as compare() leaves it, its failure counts tested (p and q from the run-wide correction)."""
+    from ktest.judge.verdict import failure_test
+
+    hk, hn = history or (0, 0)
+    dec, p = failure_test(base[0] + hk, base[1] + hn, patched[0], patched[1])
+    return {"path": path, "verdict": verdict, "failures": {"patched": patched, "base": base, "history": history,
+                                                           "decision": "UNKNOWN", "p": p, "q": p}}
+
+
+OTHERS = [_tested(f"up.{i}", [1, 1], [0, 1]) for i in range(15)]     # upstream cases, once a round
+
+
+@pytest.mark.parametrize("family, boot", [
+    ([_tested("x", [2, 2], [0, 8], [0, 2])], True),                   # 3 of 3 against 0 of 11: p = 0.003
+    ([_tested("x", [2, 2], [0, 8], [0, 2])] + OTHERS, True),          # q = 0.04 among 16
+    ([_tested("x", [2, 2], [0, 2])], True),                           # 3 of 3 against 0 of 3: p = 0.05
+    ([_tested("x", [2, 2], [0, 2])] + OTHERS, False),                 # q = 0.8 among 16 (seen at 9b04c99)
+    ([_tested("x", [1, 1], [0, 1])], False),                          # 2 of 2 against 0 of 2: p = 0.17
+    ([_tested("x", [1, 2], [0, 2])], False),                          # not in every patched boot
+    ([_tested("x", [2, 2], [1, 2])], False),                          # fails on the base too
+    ([_tested("x", [2, 2], [0, 8], [1, 9])], False),                  # and in the base's history
+    ([_tested("x", [2, 2], [0, 8], [0, 2], verdict="crashed")], False),
 ])
-def test_which_checks_one_more_boot_could_name_after_a_decided_regression(failures, boot):
+def test_which_checks_one_more_boot_could_name_after_a_decided_regression(family, boot):
     from ktest.run import _one_more_decides
 
-    assert _one_more_decides(failures) is boot
+    assert ("x" in _one_more_decides(family)) is boot
 
 
 @pytest.mark.parametrize("area", ["linkwatch", "bonding"])
