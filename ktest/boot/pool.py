@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from ktest.base.cache import Cache
 from ktest.base.progress import Progress
@@ -80,34 +80,23 @@ def host_slot(cache: Cache | None, slots: int, progress: Progress) -> Iterator[i
     if cache is None:
         yield None
         return
-    from ktest.boot import vm
-    from ktest.base.errors import Interrupted
-
     locks = cache.dir("locks")
-    said = [False]
+    said = False
 
     def say() -> None:
-        if not said[0]:
+        nonlocal said
+        if not said:
             progress.info(f"waiting for a guest slot: other ktest runs on this host hold all {slots}")
-            said[0] = True
+            said = True
 
-    with _flocked(locks / "guest-slot-turnstile.lock", "waiting for a guest slot", say):
-        while True:
-            for i in range(slots):
-                f = open(locks / f"guest-slot-{i}.lock", "w")
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    f.close()
-                    continue
-                break
-            else:
-                if vm._abort.is_set():
-                    raise Interrupted(stage="waiting for a guest slot")
-                say()
-                time.sleep(SLOT_POLL_S)
-                continue
-            break
+    def free_slot() -> tuple[int, IO[str]] | None:
+        return next(((i, f) for i in range(slots) if (f := _try_flock(locks / f"guest-slot-{i}.lock"))), None)
+
+    turnstile = _wait_for(lambda: _try_flock(locks / "guest-slot-turnstile.lock"), say)
+    try:
+        i, f = _wait_for(free_slot, say)
+    finally:
+        turnstile.close()       # closing the file releases its lock
     try:
         yield i
     finally:
@@ -115,27 +104,32 @@ def host_slot(cache: Cache | None, slots: int, progress: Progress) -> Iterator[i
         f.close()
 
 
-@contextlib.contextmanager
-def _flocked(path: Path, stage: str, waiting: Callable[[], None]) -> Iterator[None]:
-    """An exclusive flock on `path` for the block, waited for (interruptibly, calling `waiting` at each
-    look) while another holds it."""
+def _try_flock(path: Path) -> IO[str] | None:
+    """The file, opened and exclusively flocked, or None if another holds the lock."""
+    f = open(path, "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
+_Got = TypeVar("_Got")
+
+
+def _wait_for(take: Callable[[], _Got | None], waiting: Callable[[], None]) -> _Got:
+    """take() until it gives something, every SLOT_POLL_S, calling `waiting` at each miss; an abort
+    (Ctrl-C, SIGTERM) ends the wait."""
     from ktest.boot import vm
     from ktest.base.errors import Interrupted
 
-    f = open(path, "w")
-    try:
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if vm._abort.is_set():
-                    raise Interrupted(stage=stage) from None
-                waiting()
-                time.sleep(SLOT_POLL_S)
-        yield
-    finally:
-        f.close()       # closing the file releases its lock
+    while (got := take()) is None:
+        if vm._abort.is_set():
+            raise Interrupted(stage="waiting for a guest slot")
+        waiting()
+        time.sleep(SLOT_POLL_S)
+    return got
 
 
 class Board:
