@@ -91,6 +91,10 @@ def test_a_cut_that_lands_in_another_phases_window_is_that_phases_sample():
         lw.land("armed_mid", 800.0, 1000.0, "l1")
     assert lw.take("armed_mid", 5) == ["m1"] and lw.take("armed_mid", 5) == []
     assert lw.take("armed_late", 0) == [] and lw.take("armed_late", 1) == ["l1"]
+    # a check that is not aimed (the expired phase, window None) takes nothing
+    with pytest.raises(MissedAim):
+        lw.land("armed", 500.0, 1000.0, "m2")
+    assert lw.take(None, 5) == [] and lw.take("expired", 5) == [] and lw.take("armed_mid", 5) == ["m2"]
 
 
 def test_the_aim_is_the_windows_middle_early_by_the_recent_round_trips():

@@ -289,7 +289,10 @@ class Landings:
                         f"({lo:.2f}-{hi:.2f} of the {interval_ms:.0f} ms interval)"
                         + (f"; kept for {got}" if got else ""))
 
-    def take(self, window: str, n: int) -> list[Any]:
-        """Up to n samples other checks' repetitions landed in `window`, removed from the store."""
+    def take(self, window: str | None, n: int) -> list[Any]:
+        """Up to n samples other checks' repetitions landed in `window`, removed from the store; none for
+        a check that is not aimed (its window None or not one of these)."""
+        if window not in self.kept:
+            return []
         got, self.kept[window] = self.kept[window][:n], self.kept[window][n:]
         return got

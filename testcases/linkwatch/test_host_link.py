@@ -161,7 +161,7 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
         sample.update(arm_to_down=k.down - t_arm_k, cut_after_arm=k.cut - t_arm_k)
         return LANDINGS.land(limit, k.cut - t_arm_k, iv, sample)
 
-    kept = [] if phase is None else LANDINGS.take(limit, reps)
+    kept = LANDINGS.take(limit, reps)
     results, redone = repeat(reps - len(kept), one)
     results = kept + results
     restore_k = [r["restore"] for r in results]

@@ -278,7 +278,7 @@ def test_veth_control(bench, record, reps, veth_pair, kclock):
     up_lats, pending_after = {}, []
     for suffix in VETH_PHASES:
         why_up: list[str] = []
-        kept = landings.take(suffix, reps) if VETH_PHASES[suffix] is not None else []
+        kept = landings.take(suffix, reps)
         ups, r1 = repeat(reps - len(kept), lambda s=suffix: up_with_pending(s), why_up)
         ups = kept + ups
         up_lats[suffix] = _record(record, f"up_to_running{suffix}", ups, r1, why=why_up)
