@@ -34,6 +34,7 @@ from ktest.judge.verdict import (CRASH_VERDICTS, REGRESSIONS, compare_checks, co
 
 FAIL_MAX_BOOTS = 8          # boots a side at most while a check's failure counts are in doubt
 RETRY_OWN_GUEST_S = 120.0   # a check that took this long in a boot is booted again in a guest of its own
+NAMING_BOOTS = 4            # boots a side at most, after a decided regression, to name a check the patch broke
 
 
 @dataclass
@@ -442,49 +443,60 @@ class _Run:
                                 f"{', '.join(stalls)}")
             self._retry_boots("retry", [{"expr": self.opts.expr}], 1)
         batch, retried, limit = 0, 0, max(FAIL_MAX_BOOTS, self.max_rounds)
-        naming = False
+        naming: int | None = None       # naming boots a side left, once a regression is decided
         while True:
             checks = self.compare()
             undecided = [c for c in checks if (c.get("failures") or {}).get("decision") == "UNKNOWN"
                          and c["verdict"] not in CRASH_VERDICTS]
             if not undecided:
                 return
+            per_side = max(1, self.opts.vms // 2)
             if not self.opts.shard and (decided := _decided(checks)):
                 # as for rounds: the run is red whatever these counts come to, and a retry of a slow check
                 # costs up to half an hour a guest (seen: 80 min of retries after a regression decided at
-                # round 2).  One boot a side more, once, for the checks that failed in every patched boot
-                # and in no base one and that this boot can decide, correction included: they name what
-                # the patch broke (seen: bond-xmit-any-slave's own check at 2 of 2 against 0 of 10,
-                # q = 0.16; not upstream cases at 1 of 1 against 0 of 1, which took 20 minutes a guest to
-                # stay undecided, nor 2 of 2 against 0 of 2 among 16 tested, left at q = 0.4).  A shard,
-                # which cannot know of a regression in another shard, retries on
-                can = _one_more_decides(checks)
-                one_sided = [c for c in undecided if c["path"] in can]
-                if naming or not one_sided:
+                # round 2).  Booted still, to name what the patch broke: the checks that failed in every
+                # patched boot and in no base boot and that NAMING_BOOTS boots a side could decide under
+                # the run-wide correction, a slow one (an upstream program) only if one boot can, once
+                # (seen: bond-xmit-any-slave's own check at 2 of 2 against 0 of 2 among 16 tested, left
+                # at q = 0.4 by one boot; not upstream cases at 1 of 1 against 0 of 1, which took 20
+                # minutes a guest to stay undecided).  A shard, which cannot know of a regression in
+                # another shard, retries on
+                first = naming is None
+                naming = NAMING_BOOTS if naming is None else naming
+                slow = _slow(runs, [c["path"] for c in undecided])
+                need = {p: k for p, k in _boots_to_name(checks, naming).items() if p not in slow}
+                if first:
+                    need.update({p: 1 for p, k in _boots_to_name(checks, 1).items() if p in slow})
+                one_sided = [c for c in undecided if c["path"] in need]
+                if naming <= 0 or not one_sided:
                     why = (f"no failure-count retries: a regression is decided ({_some(decided)}); "
                            f"{len(undecided)} check(s) left undecided")
                     if (rounds := self.result.rounds) is not None:
                         rounds.stopped = f"{rounds.stopped}; {why}" if rounds.stopped else why
                     self.progress.stage(f"[{self.series.name}] {why}")
                     return
-                naming, undecided = True, one_sided
+                undecided = one_sided
+                per_side = min(per_side, max(need[c["path"]] for c in one_sided),
+                               1 if any(c["path"] in slow for c in one_sided) else naming)
             booted = min(min(c["failures"]["patched"][1], c["failures"]["base"][1]) for c in undecided)
             # bounded by the boots the counts have and by the retry boots booted: a boot that could not
             # set a check up adds nothing to its counts
-            room = min(limit - booted, limit - retried, 1 if naming else limit)
-            if room <= 0:
+            per_side = min(per_side, limit - booted, limit - retried)
+            if per_side <= 0:
                 return
+            if naming is not None:
+                naming -= per_side
             batch += 1
-            retried += max(1, min(self.opts.vms // 2, room))
+            retried += per_side
             paths = [c["path"] for c in undecided]
-            self.progress.stage(f"[{self.series.name}] failure counts undecided ("
+            self.progress.stage(f"[{self.series.name}] failure counts undecided"
+                                + (", naming what the patch broke" if naming is not None else "") + " ("
                                 + "; ".join(f"{c['path']}: {c['failures']['patched'][0]} of "
                                             f"{c['failures']['patched'][1]} patched boots, "
                                             f"{c['failures']['base'][0]} of {c['failures']['base'][1]} base"
                                             for c in undecided[:3])
                                 + (" ..." if len(undecided) > 3 else "") + "): booting them again on both sides")
-            self._retry_boots(f"retry{batch}", _retry_parts(runs, paths, self.opts),
-                              max(1, min(self.opts.vms // 2, room)))
+            self._retry_boots(f"retry{batch}", _retry_parts(runs, paths, self.opts), per_side)
 
     def _retry_boots(self, tag: str, parts: list[dict[str, Any]], per_side: int) -> None:
         """Boot `per_side` retries a side, each as len(parts) guests (one per part of the checks)."""
@@ -530,13 +542,14 @@ def _decided(checks: list[dict[str, Any]]) -> list[str]:
     return [c["path"] for c in checks if c["verdict"] in REGRESSIONS]
 
 
-def _one_more_decides(checks: list[dict[str, Any]]) -> list[str]:
+def _boots_to_name(checks: list[dict[str, Any]], up_to: int) -> dict[str, int]:
     """The checks still undecided that failed in every patched boot and in no base boot (nor the
-    history's) and that one more boot a side could decide under the run-wide correction: with their
-    counts as that boot would leave them (failing again on patched, passing on base) and every other
-    tested check's as they are, Benjamini-Hochberg gives q <= ALPHA.  2 of 2 against 0 of 10 alone
-    could (3 of 3 against 0 of 11: p = 0.003); 1 of 1 against 0 of 1 could not, nor 2 of 2 against
-    0 of 2 beside 15 other tested checks (p = 0.05 becomes q = 0.8)."""
+    history's), each with the fewest more boots a side (at most `up_to`) that could decide it under the
+    run-wide correction: with its counts as those boots would leave them (failing again on patched,
+    passing on base) and every other tested check's as they are, Benjamini-Hochberg gives q <= ALPHA.
+    2 of 2 against 0 of 10 alone: 1 (3 of 3 against 0 of 11, p = 0.003); 2 of 2 against 0 of 2 beside
+    15 other tested checks at 1 of 1 against 0 of 1: 4 (6 of 6 against 0 of 6, p = 0.001, q = 0.017;
+    one boot leaves q = 0.8); 1 of 1 against 0 of 1 alone: 2."""
     from ktest.judge.stats import adjust
     from ktest.judge.verdict import exact_significant, failure_test
 
@@ -546,14 +559,37 @@ def _one_more_decides(checks: list[dict[str, Any]]) -> list[str]:
         return f["decision"] == "UNKNOWN" and c["verdict"] not in CRASH_VERDICTS and 0 < kp == n_p \
             and kb == 0 and not (f.get("history") or [0])[0]
 
-    def next_p(f: dict[str, Any]) -> float:
+    def p_after(f: dict[str, Any], k: int) -> float:
         (kp, n_p), n_b = f["patched"], f["base"][1]
-        return failure_test(0, n_b + (f.get("history") or [0, 0])[1] + 1, kp + 1, n_p + 1)[1]
+        return failure_test(0, n_b + (f.get("history") or [0, 0])[1] + k, kp + k, n_p + k)[1]
 
     tested = [c for c in checks if "q" in (c.get("failures") or {})]
-    named = [can_name(c) for c in tested]
-    qs = adjust([next_p(c["failures"]) if n else c["failures"]["p"] for c, n in zip(tested, named)])
-    return [c["path"] for c, n, q in zip(tested, named, qs) if n and exact_significant(q)]
+    ps = [c["failures"]["p"] for c in tested]
+    out: dict[str, int] = {}
+    for i, c in enumerate(tested):
+        if not can_name(c):
+            continue
+        for k in range(1, up_to + 1):
+            if exact_significant(adjust(ps[:i] + [p_after(c["failures"], k)] + ps[i + 1:])[i]):
+                out[c["path"]] = k
+                break
+    return out
+
+
+def _slow(runs: dict[str, Any], paths: list[str]) -> set[str]:
+    """The check paths that took RETRY_OWN_GUEST_S or more in some earlier boot: an upstream program,
+    minutes long under TCG (a sub-result by its program's pytest node)."""
+    took: dict[str, float] = {}
+    node_of: dict[str, str] = {}
+    for side in ("base", "patched"):
+        for run in runs[side]:
+            for r in run.get("results", []):
+                rid = r.get("id") or r.get("path") or ""
+                node = "::".join(rid.split("::")[:2])
+                took[node] = max(took.get(node, 0.0), float(r.get("duration_s") or 0.0))
+                if r.get("path"):
+                    node_of.setdefault(r["path"], node)
+    return {p for p in paths if took.get(node_of.get(p, ""), 0.0) >= RETRY_OWN_GUEST_S}
 
 
 def _some(paths: list[str]) -> str:

@@ -15,8 +15,8 @@ from ktest.boot.vm import BootResult
 
 
 def canned(behaviour):
-    """A run_checks stand-in: behaviour(kernel_text, label, expr) -> list of (path, status, samples).
-    calls: (label, expr, slow, ids) of each boot."""
+    """A run_checks stand-in: behaviour(kernel_text, label, expr) -> list of (path, status, samples) or
+    (path, status, samples, duration_s).  calls: (label, expr, slow, ids) of each boot."""
     calls = []
 
     def fake_run_checks(cache, bzimage, outdir, *, label="kernel", expr=None, slow=True, **kw):
@@ -24,10 +24,10 @@ def canned(behaviour):
         (outdir / "console.log").write_text("[    0.000000] Linux version fake\n")
         (outdir / "stdout.log").write_text("")
         calls.append((label, expr, slow, kw.get("ids")))
-        results = [{"id": p, "path": p, "status": st, "duration_s": 0.1, "message": None, "log": "",
+        results = [{"id": p, "path": p, "status": st, "duration_s": (took or [0.1])[0], "message": None, "log": "",
                     "metrics": [{"name": "lat", "unit": "ms", "samples": s, "n": len(s)}] if s else [],
                     "timelines": [], "notes": {}}
-                   for p, st, s in behaviour(Path(bzimage).read_text(), label, expr)]
+                   for p, st, s, *took in behaviour(Path(bzimage).read_text(), label, expr)]
         boot = BootResult(outcome="ok", exit_code=0, duration_s=1.0, started_after_s=0.5,
                           console_log=outdir / "console.log", stdout_log=outdir / "stdout.log")
         return GuestRun(label=label, boot=boot, started={}, finished={}, results=results, splats=[],
@@ -509,21 +509,56 @@ def _tested(path, patched, base, history=None, verdict="undecided"):
 OTHERS = [_tested(f"up.{i}", [1, 1], [0, 1]) for i in range(15)]     # upstream cases, once a round
 
 
-@pytest.mark.parametrize("family, boot", [
-    ([_tested("x", [2, 2], [0, 8], [0, 2])], True),                   # 3 of 3 against 0 of 11: p = 0.003
-    ([_tested("x", [2, 2], [0, 8], [0, 2])] + OTHERS, True),          # q = 0.04 among 16
-    ([_tested("x", [2, 2], [0, 2])], True),                           # 3 of 3 against 0 of 3: p = 0.05
-    ([_tested("x", [2, 2], [0, 2])] + OTHERS, False),                 # q = 0.8 among 16 (seen at 9b04c99)
-    ([_tested("x", [1, 1], [0, 1])], False),                          # 2 of 2 against 0 of 2: p = 0.17
-    ([_tested("x", [1, 2], [0, 2])], False),                          # not in every patched boot
-    ([_tested("x", [2, 2], [1, 2])], False),                          # fails on the base too
-    ([_tested("x", [2, 2], [0, 8], [1, 9])], False),                  # and in the base's history
-    ([_tested("x", [2, 2], [0, 8], [0, 2], verdict="crashed")], False),
+@pytest.mark.parametrize("family, boots", [
+    ([_tested("x", [2, 2], [0, 8], [0, 2])], 1),                      # 3 of 3 against 0 of 11: p = 0.003
+    ([_tested("x", [2, 2], [0, 8], [0, 2])] + OTHERS, 1),             # q = 0.04 among 16
+    ([_tested("x", [2, 2], [0, 2])], 1),                              # 3 of 3 against 0 of 3: p = 0.05
+    ([_tested("x", [2, 2], [0, 2])] + OTHERS, 4),                     # q = 0.8 among 16 after one (seen at
+                                                                      # 9b04c99), 0.063 after 3, 0.017 after 4
+    ([_tested("x", [1, 1], [0, 1])], 2),                              # 2 of 2 against 0 of 2: p = 0.17
+    ([_tested("x", [1, 1], [0, 1])] + OTHERS, None),                  # 5 of 5 against 0 of 5 among 16: q = 0.06
+    ([_tested("x", [1, 2], [0, 2])], None),                           # not in every patched boot
+    ([_tested("x", [2, 2], [1, 2])], None),                           # fails on the base too
+    ([_tested("x", [2, 2], [0, 8], [1, 9])], None),                   # and in the base's history
+    ([_tested("x", [2, 2], [0, 8], [0, 2], verdict="crashed")], None),
 ])
-def test_which_checks_one_more_boot_could_name_after_a_decided_regression(family, boot):
-    from ktest.run import _one_more_decides
+def test_how_many_more_boots_could_name_a_check_after_a_decided_regression(family, boots):
+    from ktest.run import NAMING_BOOTS, _boots_to_name
 
-    assert ("x" in _one_more_decides(family)) is boot
+    assert _boots_to_name(family, NAMING_BOOTS).get("x") == boots
+    assert ("x" in _boots_to_name(family, 1)) is (boots == 1)
+
+
+def test_naming_boots_a_fast_check_until_the_correction_can_call_it_and_a_slow_one_at_most_once(
+        tmp_path, fake_tree, three_patches, cache):
+    """area.a's metric decides the run in 2 rounds.  area.b fails in every patched boot and no base one;
+    beside area.c (1 of 2 patched, p = 0.5) and area.up (an upstream program, 200 s a boot, failing in
+    every patched boot) one boot more a side could not call it (3 of 3 against 0 of 3: q = 0.15 among
+    3) and two can (4 of 4 against 0 of 4: q = 0.04).  So 2 boots a side are booted for area.b at once
+    (vms=4): area.up, which one boot cannot decide either, is not booted again, nor area.c."""
+    t = user_tree(cache, fake_tree)
+
+    def behaviour(image, label, expr):
+        side = label.split("-")[0]
+        a = [10.0, 10.2, 10.1, 10.3, 10.2] if side == "base" else [40.0, 40.3, 40.1, 40.2, 40.4]
+        bad = "FAIL" if side == "patched" else "PASS"
+        rows = [("area.a", "PASS", a), ("area.b", bad, []), ("area.c", "FAIL" if label == "patched-1" else "PASS", []),
+                ("area.up", bad, [], 200.0)]
+        return [r for r in rows if expr is None or r[0].split(".")[-1] in expr.split()]
+
+    fake, calls = canned(behaviour)
+    opts = RunOptions(rounds=2, max_rounds=2, reps=3, reports=tmp_path / "reports", vms=4,
+                      testcases=[Path("testcases/test_smoke.py")], bisect=False)
+    result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
+    doc = result.to_json()
+    retries = sorted(c[0] for c in calls if "retry" in c[0])
+    assert retries == ["base-retry1-1", "base-retry1-2", "patched-retry1-1", "patched-retry1-2"], calls
+    assert {c[1] for c in calls if "retry" in c[0]} == {"b"}, calls
+    by = {c["path"]: c for c in doc["checks"]}
+    assert by["area.b"]["failures"]["patched"] == [4, 4] and by["area.b"]["failures"]["base"] == [0, 4]
+    assert by["area.b"]["verdict"] == "regression", by["area.b"]
+    assert by["area.up"]["verdict"] == "undecided" and by["area.up"]["failures"]["patched"] == [2, 2]
+    assert doc["verdict"]["exit_code"] == 1 and "no failure-count retries" in doc["rounds"]["stopped"]
 
 
 @pytest.mark.parametrize("area", ["linkwatch", "bonding"])
