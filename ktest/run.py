@@ -576,19 +576,25 @@ def _boots_to_name(checks: list[dict[str, Any]], up_to: int) -> dict[str, int]:
     return out
 
 
-def _slow(runs: dict[str, Any], paths: list[str]) -> set[str]:
-    """The check paths that took RETRY_OWN_GUEST_S or more in some earlier boot: an upstream program,
-    minutes long under TCG (a sub-result by its program's pytest node)."""
+def _took(runs: dict[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """(the longest any boot took per pytest node, in seconds; the node of each check path): a
+    sub-result is its own check's node, a result without a node id its own."""
     took: dict[str, float] = {}
     node_of: dict[str, str] = {}
     for side in ("base", "patched"):
         for run in runs[side]:
             for r in run.get("results", []):
-                rid = r.get("id") or r.get("path") or ""
-                node = "::".join(rid.split("::")[:2])
+                node = "::".join((r.get("id") or r.get("path") or "").split("::")[:2])
                 took[node] = max(took.get(node, 0.0), float(r.get("duration_s") or 0.0))
                 if r.get("path"):
                     node_of.setdefault(r["path"], node)
+    return took, node_of
+
+
+def _slow(runs: dict[str, Any], paths: list[str]) -> set[str]:
+    """The check paths that took RETRY_OWN_GUEST_S or more in some earlier boot: an upstream program,
+    minutes long under TCG."""
+    took, node_of = _took(runs)
     return {p for p in paths if took.get(node_of.get(p, ""), 0.0) >= RETRY_OWN_GUEST_S}
 
 
@@ -636,9 +642,7 @@ def _retry_parts(runs: dict[str, Any], paths: list[str], opts: RunOptions) -> li
     what = _just(runs, paths, opts)
     if what["expr"] is not None:
         return [what]
-    took: dict[str, float] = {}
-    for node, r in _by_node(runs):
-        took[node] = max(took.get(node, 0.0), float(r.get("duration_s") or 0.0))
+    took = _took(runs)[0]
     own = sorted((n for n in what["paths"] if took.get(n, 0.0) >= RETRY_OWN_GUEST_S), key=lambda n: -took[n])
     rest = [n for n in what["paths"] if n not in own]
     return [{**what, "paths": [n]} for n in own] + ([{**what, "paths": rest}] if rest else [])
