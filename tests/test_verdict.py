@@ -322,6 +322,38 @@ def test_a_check_run_once_a_side_is_not_called_fixed_on_one_boot_each():
     assert c["verdict"] == "fixed", "a check with a boot of its own each round keeps its verdict"
 
 
+def test_a_case_its_program_never_reached_is_a_failed_boot_not_a_regression_of_one_draw():
+    """Seen in a full bonding run: bond_options.sh's prio group ended by the runner's 1200 s timeout on
+    the patched boot, its last case never printed.  PASS on the base beside nothing on the patched side
+    was called a regression from one boot a side.  The case failed in that boot (its program ran and
+    failed), and its counts decide: 1 of 1 against 0 of 1 is undecided.  A case missing where its
+    program passed, or did not run, is left alone."""
+    node = "t.py::test_prog[x]"
+
+    def prog(status, cases, message=None):
+        return [{**res("up.prog", status), "id": node, "message": message}] + \
+            [{**res(f"up.prog.{n}", st), "id": f"{node}::{n}"} for n, st in cases]
+
+    base = [run(prog("FAIL", [("one", "FAIL"), ("two", "PASS"), ("last", "PASS")]))]
+    patched = [run(prog("FAIL", [("one", "FAIL"), ("two", "PASS")], "upstream prio: FAIL (TIMEOUT 1200 seconds)"))]
+    by = {c["path"]: c for c in compare_checks(base, patched)}
+    last = by["up.prog.last"]
+    assert last["verdict"] == "undecided" and last["transition"] == "regression", last
+    assert last["failures"]["patched"] == [1, 1] and last["failures"]["base"] == [0, 1]
+    assert "not reported: up.prog ended before this case (upstream prio: FAIL (TIMEOUT" in last["messages"]["patched"][0]
+    assert by["up.prog.two"]["verdict"] == "unchanged"
+    v = overall(list(by.values()), {"new": []})
+    assert v.regressions == [] and v.status == "undecided"
+    # in more boots the counts decide as for any check
+    by = {c["path"]: c for c in compare_checks(base * 4, patched * 4)}
+    assert by["up.prog.last"]["verdict"] == "regression" and by["up.prog.last"]["failures"]["patched"] == [4, 4]
+    # the program passed without it, or was skipped: nothing is added
+    for status in ("PASS", "SKIP"):
+        patched = [run(prog(status, [("one", "PASS"), ("two", "PASS")]))]
+        by = {c["path"]: c for c in compare_checks(base, patched)}
+        assert by["up.prog.last"]["patched"]["statuses"] == [], status
+
+
 def test_the_areas_control_path_spread_is_kept_per_boot():
     """Resolution on record (#28): each area names a control path; its spread in every boot of each side
     is kept, a boot that did not time it is None, and an area whose control no boot timed adds nothing."""

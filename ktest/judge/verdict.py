@@ -56,6 +56,37 @@ def collect(runs: list[Json]) -> "OrderedDict[str, Json]":
 EMPTY = {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}, "infra": 0}
 
 
+def add_unreported(sides: list[tuple[list[Json], "OrderedDict[str, Json]"]]) -> None:
+    """A case an upstream program reports in some boot (a sub-result, id "NODEID::name"), missing from
+    a boot in which that program ran and failed (seen: bond_options.sh's prio group ended by the
+    runner's 1200 s timeout on a slow patched boot, its last case never printed): a FAIL of that boot,
+    so that its failure counts decide, never a regression of one missing draw.  `sides`: each side's
+    boots and collect() of them, extended in place."""
+    subs: dict[str, dict[str, str]] = {}           # program's node id -> {case id: case path}
+    for runs, _ in sides:
+        for run in runs:
+            ids = {r.get("id") for r in run.get("results", [])}
+            for r in run.get("results", []):
+                parent = (r.get("id") or "").rpartition("::")[0]
+                if parent in ids:
+                    subs.setdefault(parent, {})[r["id"]] = r["path"]
+    for runs, got in sides:
+        for run in runs:
+            results = run.get("results", [])
+            ids = {r.get("id") for r in results}
+            for r in results:
+                if r.get("id") not in subs or r["status"] not in ("FAIL", "ERROR") or r.get("infra"):
+                    continue
+                for case, path in subs[r["id"]].items():
+                    if case in ids:
+                        continue
+                    c = got.setdefault(path, {"statuses": [], "metrics": OrderedDict(), "timelines": [],
+                                              "messages": [], "notes": {}, "infra": 0})
+                    c["statuses"].append("FAIL")
+                    c["messages"].append(f"not reported: {r['path']} ended before this case"
+                                         + (f" ({r['message'][:200]})" if r.get("message") else ""))
+
+
 def judged_status(c: Json) -> str:
     """A side's status for the comparison: a result the machine failed (an infrastructure error, such
     as the host's link control) says nothing of the kernel and is left out; a side with nothing else
@@ -195,6 +226,7 @@ def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration:
     checks that run in one boot a side by design; `noise`: {"<path>/<metric>": noise model} (stats);
     `fail_history`: {path: (failed, boots)} of the base kernel in earlier runs."""
     b, p = collect(base_runs), collect(patched_runs)
+    add_unreported([(base_runs, b), (patched_runs, p)])
     checks: list[Json] = []
     pending: list[tuple[Comparison, Json | None, Json | None]] = []
     # the run's base boots are tested against each noise model it uses: DRIFT_ALPHA is shared among them,
