@@ -473,18 +473,8 @@ def test_after_a_decided_regression_one_batch_names_the_checks_that_fail_on_patc
     not settle in a boot), and none after it whatever it showed, though the run may boot 2 a side at once."""
     t = user_tree(cache, fake_tree)
 
-    def behaviour(image, label, expr):
-        side = label.split("-")[0]
-        a = [10.0, 10.2, 10.1, 10.3, 10.2] if side == "base" else [40.0, 40.3, 40.1, 40.2, 40.4]
-        rows = [("area.a", "PASS", a), ("area.b", "FAIL" if side == "patched" else "PASS", []),
-                ("area.c", "FAIL" if label == "patched-1" else "PASS", [])]
-        return [r for r in rows if expr is None or r[0].split(".")[-1] in expr.split()]
-
-    fake, calls = canned(behaviour)
-    opts = RunOptions(rounds=3, max_rounds=6, reps=3, reports=tmp_path / "reports", vms=4,
-                      testcases=[Path("testcases/test_smoke.py")], bisect=False)
-    result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
-    doc = result.to_json()
+    doc, calls = _area_a_decides(cache, t, three_patches, tmp_path, 3, 6, lambda side, label: [
+        ("area.b", "FAIL" if side == "patched" else "PASS", []), ("area.c", "FAIL" if label == "patched-1" else "PASS", [])])
     labels = sorted(c[0] for c in calls)
     assert labels == ["base-1", "base-2", "base-3", "base-retry1", "patched-1", "patched-2", "patched-3",
                       "patched-retry1"], labels
@@ -494,6 +484,22 @@ def test_after_a_decided_regression_one_batch_names_the_checks_that_fail_on_patc
     assert by["area.b"]["verdict"] == "regression", by["area.b"]
     assert by["area.c"]["verdict"] == "undecided" and by["area.c"]["failures"]["patched"] == [1, 3]
     assert doc["verdict"]["exit_code"] == 1 and "no failure-count retries" in doc["rounds"]["stopped"]
+
+
+def _area_a_decides(cache, tree, series, tmp_path, rounds, max_rounds, rows):
+    """A fake run (4 guests at once) in which area.a's metric decides a regression (10 -> 40 ms) beside
+    the rows(side, label) of other checks; (result document, the boots' calls)."""
+    def behaviour(image, label, expr):
+        side = label.split("-")[0]
+        a = [10.0, 10.2, 10.1, 10.3, 10.2] if side == "base" else [40.0, 40.3, 40.1, 40.2, 40.4]
+        got = [("area.a", "PASS", a)] + rows(side, label)
+        return [r for r in got if expr is None or r[0].split(".")[-1] in expr.split()]
+
+    fake, calls = canned(behaviour)
+    opts = RunOptions(rounds=rounds, max_rounds=max_rounds, reps=3, reports=tmp_path / "reports", vms=4,
+                      testcases=[Path("testcases/test_smoke.py")], bisect=False)
+    result, _ = run_series(cache, tree, str(series), opts, Silent(), runner=fake)
+    return result.to_json(), calls
 
 
 def _tested(path, patched, base, history=None, verdict="undecided"):
@@ -538,19 +544,11 @@ def test_naming_boots_a_fast_check_until_the_correction_can_call_it_and_a_slow_o
     (vms=4): area.up, which one boot cannot decide either, is not booted again, nor area.c."""
     t = user_tree(cache, fake_tree)
 
-    def behaviour(image, label, expr):
-        side = label.split("-")[0]
-        a = [10.0, 10.2, 10.1, 10.3, 10.2] if side == "base" else [40.0, 40.3, 40.1, 40.2, 40.4]
+    def rows(side, label):
         bad = "FAIL" if side == "patched" else "PASS"
-        rows = [("area.a", "PASS", a), ("area.b", bad, []), ("area.c", "FAIL" if label == "patched-1" else "PASS", []),
-                ("area.up", bad, [], 200.0)]
-        return [r for r in rows if expr is None or r[0].split(".")[-1] in expr.split()]
+        return [("area.b", bad, []), ("area.c", "FAIL" if label == "patched-1" else "PASS", []), ("area.up", bad, [], 200.0)]
 
-    fake, calls = canned(behaviour)
-    opts = RunOptions(rounds=2, max_rounds=2, reps=3, reports=tmp_path / "reports", vms=4,
-                      testcases=[Path("testcases/test_smoke.py")], bisect=False)
-    result, _ = run_series(cache, t, str(three_patches), opts, Silent(), runner=fake)
-    doc = result.to_json()
+    doc, calls = _area_a_decides(cache, t, three_patches, tmp_path, 2, 2, rows)
     retries = sorted(c[0] for c in calls if "retry" in c[0])
     assert retries == ["base-retry1-1", "base-retry1-2", "patched-retry1-1", "patched-retry1-2"], calls
     assert {c[1] for c in calls if "retry" in c[0]} == {"b"}, calls
