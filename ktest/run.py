@@ -464,9 +464,7 @@ class _Run:
                 first = naming is None
                 naming = NAMING_BOOTS if naming is None else naming
                 slow = _slow(runs, [c["path"] for c in undecided])
-                need = {p: k for p, k in _boots_to_name(checks, naming).items() if p not in slow}
-                if first:
-                    need.update({p: 1 for p, k in _boots_to_name(checks, 1).items() if p in slow})
+                need = {p: k for p, k in _boots_to_name(checks, naming).items() if p not in slow or (first and k == 1)}
                 one_sided = [c for c in undecided if c["path"] in need]
                 if naming <= 0 or not one_sided:
                     why = (f"no failure-count retries: a regression is decided ({_some(decided)}); "

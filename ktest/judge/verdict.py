@@ -28,14 +28,18 @@ def side_status(statuses: list[str]) -> str:
     return min(s, key=STATUS_ORDER.index)
 
 
+def _entry() -> Json:
+    """A check's collected results on one side before any is added (collect)."""
+    return {"statuses": [], "metrics": OrderedDict(), "timelines": [], "messages": [], "notes": {}, "infra": 0}
+
+
 def collect(runs: list[Json]) -> "OrderedDict[str, Json]":
     """path -> {statuses, metrics{name: {unit, samples, boots, lower_is_better, min_effect}}, timelines,
     messages, notes}.  `boots` keeps each boot's samples apart: the boot is the unit of replication."""
     out: OrderedDict[str, Json] = OrderedDict()
     for bi, run in enumerate(runs):
         for r in run.get("results", []):
-            c = out.setdefault(r["path"], {"statuses": [], "metrics": OrderedDict(), "timelines": [],
-                                           "messages": [], "notes": {}, "infra": 0})
+            c = out.setdefault(r["path"], _entry())
             c["statuses"].append(r["status"])
             c["infra"] += bool(r.get("infra"))
             if r.get("message"):
@@ -80,8 +84,7 @@ def add_unreported(sides: list[tuple[list[Json], "OrderedDict[str, Json]"]]) -> 
                 for case, path in subs[r["id"]].items():
                     if case in ids:
                         continue
-                    c = got.setdefault(path, {"statuses": [], "metrics": OrderedDict(), "timelines": [],
-                                              "messages": [], "notes": {}, "infra": 0})
+                    c = got.setdefault(path, _entry())
                     c["statuses"].append("FAIL")
                     c["messages"].append(f"not reported: {r['path']} ended before this case"
                                          + (f" ({r['message'][:200]})" if r.get("message") else ""))
