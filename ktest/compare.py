@@ -16,6 +16,7 @@ from typing import Any
 from ktest import __version__
 from ktest.base.cache import Cache
 from ktest.base.errors import NothingToCompare, RunNotFound
+from ktest.host.gitutil import ktest_version
 from ktest.host.pipeline import new_run_id
 from ktest.base.result import BuildRecord, Result, SeriesRef, Settings
 from ktest.judge.verdict import conclude
@@ -119,7 +120,7 @@ def compare(a: tuple[Result, Path], b: tuple[Result, Path], out: Path, side: str
     settings = Settings.from_json(copy.deepcopy(rb.settings.to_json()))
     settings.shard, settings.merged_from = None, None
     m = Result(run_id=new_run_id(), created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               command=shlex.join(argv or ["ktest", "compare", ra.run_id, rb.run_id]), ktest_version=__version__,
+               command=shlex.join(argv or ["ktest", "compare", ra.run_id, rb.run_id]), ktest_version=ktest_version(__version__),
                tree=rb.tree, series=series, checkout=rb.checkout, settings=settings,
                compare={"side": side, "a": _who(ra, da, side), "b": _who(rb, db, side)},
                boots=base + patched, env=rb.env, known_checks=rb.known_checks)

@@ -24,6 +24,7 @@ from ktest import __version__
 from ktest.base import safeio
 from ktest.base.cache import Cache, write_json_atomic
 from ktest.base.errors import EXIT_COULD_NOT_RUN, NoResults, ShardsDisagree, ShardsIncomplete, worst_exit
+from ktest.host.gitutil import ktest_version
 from ktest.host.pipeline import new_run_id
 from ktest.base.result import Outcome, Result
 from ktest.judge.verdict import conclude
@@ -148,7 +149,7 @@ def merge_group(shards: list[Shard], outdir: Path) -> Result:
     shards = sorted(shards, key=lambda sh: sh.index)
     n = shards[0].result.shard_of[1]
     m = Result.from_json(copy.deepcopy(shards[0].result.to_json()))
-    m.run_id, m.ktest_version = new_run_id(), __version__
+    m.run_id, m.ktest_version = new_run_id(), ktest_version(__version__)
     m.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     m.boots, m.culprit = [], None
     m.command = "ktest merge " + " ".join(str(sh.dir) for sh in shards)

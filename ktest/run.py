@@ -21,6 +21,7 @@ from ktest.base.home import TESTCASES as DEFAULT_TESTCASES
 from ktest.boot.checks import collect_checks, run_checks
 from ktest.base.errors import BuildFailed, Interrupted, KtestError, PatchDoesNotApply
 from ktest.judge.console import KnownIssues
+from ktest.host.gitutil import ktest_version
 from ktest.host.pipeline import SeriesBuild, build_commits, new_run_id
 from ktest.boot.pool import BootJob, Runner, run_jobs
 from ktest.base.progress import Progress
@@ -149,7 +150,7 @@ def _new_result(tree: Tree, series: Series, series_path: str, opts: RunOptions, 
         shard=Shard(*opts.shard) if opts.shard else None)
     return Result(
         run_id=run_id, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        command=shlex.join(argv or ["ktest", "run", series_path]), ktest_version=__version__,
+        command=shlex.join(argv or ["ktest", "run", series_path]), ktest_version=ktest_version(__version__),
         tree=TreeRef.from_json(tree.to_json()), series=SeriesRef.from_json(series.to_json()), settings=settings,
         checkout={"valid": None, "patchset_hash": series.patchset_hash,
                   "patchset_files": [{"name": p.name, "hash": p.sha256} for p in series.patches]},

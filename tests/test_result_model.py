@@ -93,3 +93,22 @@ def test_a_run_stopped_before_its_verdict_counts_only_the_boots_that_are_evidenc
     r = Result.from_json(minimal(boots=boots))
     assert r.boots_told() == "1 base and 2 patched boot(s)", "a culprit-search boot ran another kernel"
     assert "after 1 base and 2 patched boot(s); nothing was judged." in render_summary(r)
+
+
+def test_a_result_names_the_ktest_commit_that_judged_it():
+    """From a git checkout, ktest_version carries the checkout's commit (and whether tracked files differ),
+    so that a rate quoted from a stored result can be reproduced at that commit."""
+    import subprocess
+    from pathlib import Path
+
+    from ktest import __version__
+    from ktest.host.gitutil import ktest_version
+
+    root = Path(__file__).resolve().parent.parent
+    v = ktest_version(__version__)
+    if not (root / ".git").exists():
+        assert v == __version__
+        return
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert v.startswith(f"{__version__}+g{head}") and v.removeprefix(f"{__version__}+g{head}") in ("", ".dirty")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -50,3 +51,18 @@ def add_worktree(shadow: Path, dest: Path, commit: str) -> None:
 def remove_worktree(shadow: Path, dest: Path) -> None:
     git("--git-dir", str(shadow), "worktree", "remove", "--force", str(dest), check=False)
     git("--git-dir", str(shadow), "worktree", "prune", check=False)
+
+
+@functools.cache
+def ktest_version(release: str) -> str:
+    """ktest's `release` and, where it runs from a git checkout, that checkout's commit ("0.1.0+g1a2b3c4d5e6f",
+    ".dirty" when tracked files differ from it): a stored result names the code that judged it, so that a
+    rate quoted from it can be reproduced at that commit."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return release
+    head = git("rev-parse", "--short=12", "HEAD", cwd=root, check=False)
+    if head.returncode:
+        return release
+    dirty = git("status", "--porcelain", "--untracked-files=no", cwd=root, check=False).stdout.strip()
+    return f"{release}+g{head.stdout.strip()}{'.dirty' if dirty else ''}"
