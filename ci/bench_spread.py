@@ -1,7 +1,9 @@
 """The spread of every timing metric's base samples in stored `ktest run` results: what the A/B rule has
 to see a change through.  Per metric (ms): boots a side, samples, the base median, IQR and p90 - median
 (pooled over the base boots), the spread of the base boots' medians, the run's verdict on it and the
-smallest harmful change the run could have detected (ktest-rule/3's MDE).
+smallest harmful change the run could have detected (ktest-rule/3's MDE).  Per run: its verdict, exit
+code, boots a side, seconds, the ktest that judged it, what was left in doubt and the boots' setup
+errors (check results the plugin reported as not set up, per side).
 
 Usage: python ci/bench_spread.py LABEL=RESULT_JSON... > spread.json   (run from the repository root)
        python ci/bench_spread.py --table SPREAD_JSON... > table.md
@@ -67,6 +69,10 @@ def main(argv: list[str]) -> int:
                        "accel": (r.get("env") or {}).get("accel"), "rule": v.get("rule"),
                        "status": v.get("status"), "exit_code": v.get("exit_code"),
                        "rounds": (r.get("rounds") or {}).get("booted"), "duration_s": r.get("duration_s"),
+                       "ktest_version": r.get("ktest_version"),
+                       "in_doubt": sorted(set(v.get("undecided") or []) | set(v.get("inconclusive") or [])),
+                       "setup_errors": {side: sum((c.get(side) or {}).get("infra_errors") or 0 for c in r["checks"])
+                                        for side in ("base", "patched")},
                        "metrics": spread(r)}
     json.dump(runs, sys.stdout, indent=1)
     print()

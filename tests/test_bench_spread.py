@@ -22,6 +22,7 @@ def test_spread_of_a_recorded_run():
     q1, q3 = np.percentile(m["base_samples"], [25, 75])
     assert s["iqr"] == round(float(q3 - q1), 2) and s["n_base"] == len(m["base_samples"])
     assert got["exit_code"] == r["verdict"]["exit_code"] and all(k.count("/") == 1 for k in got["metrics"])
+    assert got["in_doubt"] == [] and got["setup_errors"] == {"base": 0, "patched": 0}
 
 
 def test_the_table_puts_each_runs_spread_side_by_side(tmp_path):
@@ -42,3 +43,16 @@ def test_the_table_puts_each_runs_spread_side_by_side(tmp_path):
                    f"{s['p90_minus_median']:.1f} | {s['iqr']:.1f} / {s['p90_minus_median']:.1f} |"]
     want = {k for k, m in got.items() if m["verdict_metric"] or k.endswith("_kernel")}
     assert {ln.split("`")[1] for ln in lines[2:]} == want and len(lines) == 2 + len(want)
+
+
+def test_a_runs_doubt_and_setup_errors_are_on_record(tmp_path):
+    r = json.loads((ROOT / "tests" / "fixtures" / "result-linkwatch.json").read_text())
+    r["verdict"].update(undecided=["b.check"], inconclusive=["a.check/m", "b.check"])
+    r["checks"][0]["base"]["infra_errors"] = 1
+    r["checks"][1]["patched"]["infra_errors"] = 2
+    fx = tmp_path / "result.json"
+    fx.write_text(json.dumps(r))
+    p = subprocess.run([sys.executable, "ci/bench_spread.py", f"doubt={fx}"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)["doubt"]
+    assert got["in_doubt"] == ["a.check/m", "b.check"] and got["setup_errors"] == {"base": 1, "patched": 2}
