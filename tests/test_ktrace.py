@@ -33,3 +33,63 @@ def test_optional_gives_none_in_a_kernel_without_kprobe_events(monkeypatch):
     monkeypatch.setattr(ktrace, "available", lambda: "no kprobe events in this kernel")
     with ktrace.optional({"notify": ("netdev_state_change", "dev=%di:x64")}) as t:
         assert t is None
+
+
+# timer:timer_start as TP_printk writes it (kernel/time/timer.c, include/trace/events/timer.h); the
+# pointer is hashed, and may be all digits
+TIMERS = """\
+     kworker/u8:1-25      [001] .....   100.000000: linkwatch_run: (linkwatch_event+0x0/0x30)
+              ip-301      [000] .....   100.400000: carrier_off: (netif_carrier_off+0x0/0x50) dev=0xffff888003a5c000
+     kworker/1:1-30       [001] d.s1.   100.400005: timer_start: timer=00000000a1b2c3d4 function=delayed_work_timer_fn expires=4294968100 [timeout=40] bucket_expiry=4294968101 cpu=1 idx=36 flags=
+              ip-301      [000] d..1.   100.400010: timer_start: timer=0000000012345678 function=delayed_work_timer_fn expires=4294968000 [timeout=150] bucket_expiry=4294968006 cpu=0 idx=90 flags=
+              ip-301      [000] d..1.   100.402000: timer_start: timer=0000000012345678 function=delayed_work_timer_fn expires=4294968000 [timeout=150] bucket_expiry=4294968008 cpu=0 idx=90 flags=
+"""
+
+
+def test_a_delayed_works_timer_tells_how_far_the_wheel_rounded_its_delay_up():
+    ev = ktrace.parse(TIMERS)
+    assert [e.name for e in ev] == ["linkwatch_run", "carrier_off", "timer_start", "timer_start", "timer_start"]
+    off = ev[1]
+    assert off.cpu == 0 and ev[3].cpu == 0 and ev[2].cpu == 1
+    assert ev[3].args == {"timer": 12345678, "expires": 4294968000, "timeout": 150, "bucket_expiry": 4294968006,
+                          "cpu": 0, "idx": 90}
+    # the carrier-off's own timer: same CPU, at once; another CPU's timer just before it is not it
+    t = ktrace.wheel_rounding(ev, off)
+    assert t is ev[3] and t.args["bucket_expiry"] - t.args["expires"] == 6
+    # a timer started later than the queuing could have been is some other work's
+    assert ktrace.wheel_rounding(ev, off, within_ms=0.005) is None
+    # a work queued with no delay starts no timer: nothing to round
+    no_delay = TIMERS.replace("[timeout=150]", "[timeout=0]")
+    assert ktrace.wheel_rounding(ktrace.parse(no_delay), off) is None
+
+
+def test_a_jiffy_is_measured_between_timer_events_far_enough_apart():
+    assert ktrace.jiffy_ms([(1000.0, 4294968000), (2000.0, 4294968250)]) == 4.0
+    assert ktrace.jiffy_ms([(1000.0, 4294968000), (1200.0, 4294968050)]) is None     # 50 jiffies: too close
+    assert ktrace.jiffy_ms([(1000.0, 4294968000)]) is None
+
+
+def test_a_tracepoint_is_enabled_with_its_filter_and_a_missing_one_is_said(tmp_path, monkeypatch):
+    """KTrace on a stand-in tracefs (plain files): what it writes, and the jiffy from what it read."""
+    for f in ("kprobe_events", "trace_clock", "trace", "trace_pipe", "events/enable", "events/ktest/enable",
+              "events/timer/timer_start/enable", "events/timer/timer_start/filter"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("")
+    monkeypatch.setattr(ktrace, "root", lambda: tmp_path)
+    monkeypatch.setattr(ktrace, "symbol", lambda name: 0xffffffff810a1b20 if name == "delayed_work_timer_fn" else None)
+    t = ktrace.KTrace({"carrier_off": ("netif_carrier_off", "dev=%di:x64")},
+                      {"timer/timer_start": ("function", "delayed_work_timer_fn"),
+                       "timer/timer_expire_entry": ("function", "delayed_work_timer_fn"),
+                       "sched/sched_wakeup": ("function", "no_such_symbol")})
+    assert (tmp_path / "events/timer/timer_start/filter").read_text() == "function == 0xffffffff810a1b20"
+    assert (tmp_path / "events/timer/timer_start/enable").read_text() == "1"
+    assert t.tracepoints == ["timer/timer_start"] and len(t.missing) == 2
+    assert "no tracepoint" in t.missing[0] and "no address for no_such_symbol" in t.missing[1]
+    (tmp_path / "trace_pipe").write_text(TIMERS)
+    assert len(t.read()) == 5 and t.jiffy_ms() is None          # all started in one jiffy
+    with open(tmp_path / "trace_pipe", "a") as f:
+        f.write("  ip-301  [000] d..1.   101.400005: timer_start: timer=1 function=delayed_work_timer_fn "
+                "expires=4294968460 [timeout=150] bucket_expiry=4294968464 cpu=0 idx=90 flags=\n")
+    assert len(t.read()) == 1 and t.jiffy_ms() == 4.0          # 1000 ms and 250 jiffies after the first start
+    t.close()
+    assert (tmp_path / "events/timer/timer_start/enable").read_text() == "0"

@@ -9,6 +9,11 @@ one time line.  Reading trace_pipe consumes events; nothing is lost between read
 Tracing is passive: a kprobe does not take the RTNL or sync linkwatch (NOTES: the observer effect).
 A kernel without kprobe events (CONFIG_KPROBE_EVENTS) has no `kprobe_events` file: `available()` says
 so, and a check that needs kernel timestamps skips with that reason.
+
+A check may also enable a tracepoint with a filter on a function pointer field, e.g. timer:timer_start
+for delayed works' timers ({"timer/timer_start": ("function", "delayed_work_timer_fn")}): its events
+carry the timer's jiffies (`expires`, `timeout`, `bucket_expiry`), which tell how far the timer wheel
+rounded a delay up (`wheel_rounding`), and the length of a jiffy in this boot (`KTrace.jiffy_ms`).
 """
 
 from __future__ import annotations
@@ -25,15 +30,19 @@ from typing import Any
 ROOTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 GROUP = "ktest"
 # "<task>-<pid> [cpu] <flags> <secs>.<usecs>: <event>: (<func>+0x0/0x..) arg=0x... "
-_LINE = re.compile(r"\s(\d+\.\d+):\s+(\w+):\s+\(([^)]*)\)(.*)$")
+_LINE = re.compile(r"\s\[(\d+)\]\s.*?\s(\d+\.\d+):\s+(\w+):\s+\(([^)]*)\)(.*)$")
 _ARG = re.compile(r"(\w+)=(0x[0-9a-fA-F]+|-?\d+)")
+# a tracepoint's line: "<task>-<pid> [cpu] <flags> <secs>.<usecs>: timer_start: timer=... expires=42 [timeout=250] ..."
+_TP_LINE = re.compile(r"\s\[(\d+)\]\s.*?\s(\d+\.\d+):\s+(\w+):\s+(?!\()(.*)$")
+_TP_ARG = re.compile(r"(?<![\w.])(\w+)=\[?(-?\d+)\]?(?=\s|$)")     # decimal fields; hashed pointers are not kept
 
 
 @dataclass
 class Event:
     t_ms: float                  # kernel CLOCK_MONOTONIC, ms
-    name: str                    # the probe's name (ktest/<name>)
+    name: str                    # the probe's name (ktest/<name>), or the tracepoint's (timer_start)
     args: dict[str, Any] = field(default_factory=dict)
+    cpu: int | None = None       # the CPU that logged it
 
     def to_json(self, t0: float) -> dict[str, Any]:
         return {"t_ms": round(self.t_ms - t0, 3), "event": f"kernel: {self.name}",
@@ -45,11 +54,27 @@ def parse(text: str) -> list[Event]:
     out = []
     for line in text.splitlines():
         m = _LINE.search(line)
-        if not m:
-            continue
-        args = {k: int(v, 0) for k, v in _ARG.findall(m.group(4))}
-        out.append(Event(float(m.group(1)) * 1000.0, m.group(2), args))
+        if m:
+            args = {k: int(v, 0) for k, v in _ARG.findall(m.group(5))}
+            out.append(Event(float(m.group(2)) * 1000.0, m.group(3), args, int(m.group(1))))
+        elif (t := _TP_LINE.search(line)) and not line.lstrip().startswith("#"):
+            args = {k: int(v) for k, v in _TP_ARG.findall(t.group(4))}
+            out.append(Event(float(t.group(2)) * 1000.0, t.group(3), args, int(t.group(1))))
     return out
+
+
+def symbol(name: str) -> int | None:
+    """A kernel text symbol's address (/proc/kallsyms), or None where it is absent or hidden
+    (kptr_restrict shows zeros)."""
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                addr, _, sym = line.split()[:3]
+                if sym == name:
+                    return int(addr, 16) or None
+    except OSError:
+        return None
+    return None
 
 
 def root() -> Path | None:
@@ -87,18 +112,31 @@ def optional(probes: dict[str, tuple[str, str]]) -> Iterator[KTrace | None]:
 
 
 class KTrace:
-    """probes: {name: (symbol, fetch args)}, e.g. {"carrier_off": ("netif_carrier_off", "dev=%di:x64")}."""
+    """probes: {name: (symbol, fetch args)}, e.g. {"carrier_off": ("netif_carrier_off", "dev=%di:x64")}.
+    tracepoints: {"system/event": (pointer field, symbol)}, each enabled with the filter "field ==
+    the symbol's address"; one whose symbol cannot be found is left off, and `missing` says why."""
 
-    def __init__(self, probes: dict[str, tuple[str, str]]):
+    def __init__(self, probes: dict[str, tuple[str, str]], tracepoints: dict[str, tuple[str, str]] | None = None):
         r = root()
         if r is None:
             raise OSError(errno.ENOENT, available())
         self.root, self.names = r, list(probes)
+        self.tracepoints: list[str] = []
+        self.missing: list[str] = []
+        self._ticks: list[tuple[float, int]] = []     # (ms, jiffies) of the first and the latest timer event
         self._write("events/enable", "0")
         self._write("trace_clock", "mono")
         for name, (sym, args) in probes.items():
             self._append("kprobe_events", f"p:{GROUP}/{name} {sym} {args}".strip())
         self._write(f"events/{GROUP}/enable", "1")
+        for tp, (fld, sym) in (tracepoints or {}).items():
+            addr = symbol(sym)
+            if addr is None or not (self.root / "events" / tp / "enable").exists():
+                self.missing.append(f"{tp}: {'no tracepoint' if addr else f'no address for {sym}'} in this kernel")
+                continue
+            self._write(f"events/{tp}/filter", f"{fld} == 0x{addr:x}")
+            self._write(f"events/{tp}/enable", "1")
+            self.tracepoints.append(tp)
         self._write("trace", "")
         self.pipe = os.open(self.root / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
         self._rest = ""
@@ -132,11 +170,27 @@ class KTrace:
             chunks.append(b.decode(errors="replace"))
         text = self._rest + "".join(chunks)
         text, _, self._rest = text.rpartition("\n") if not text.endswith("\n") else (text, "", "")
-        return parse(text)
+        events = parse(text)
+        for e in events:
+            if {"expires", "timeout"} <= e.args.keys():
+                tick = (e.t_ms, e.args["expires"] - e.args["timeout"])     # the jiffies when it was started
+                if self._ticks:
+                    self._ticks[1:] = [tick]
+                else:
+                    self._ticks.append(tick)
+        return events
+
+    def jiffy_ms(self) -> float | None:
+        """The length of a jiffy in this boot (ms), from the timer events read so far: the kernel time
+        between the first and the latest over the jiffies between them (None until 100 jiffies apart)."""
+        return jiffy_ms(self._ticks)
 
     def close(self) -> None:
         try:
             os.close(self.pipe)
+            for tp in self.tracepoints:
+                self._write(f"events/{tp}/enable", "0")
+                self._write(f"events/{tp}/filter", "0")
             self._write(f"events/{GROUP}/enable", "0")
             for name in self.names:
                 self._append("kprobe_events", f"-:{GROUP}/{name}")
@@ -154,3 +208,26 @@ def last(events: list[Event], name: str, before: float, dev: int | None = None) 
     """The last `name` event at or before `before` (ms), of device `dev` when given."""
     return next((e for e in reversed(events) if e.name == name and e.t_ms <= before
                  and (dev is None or e.args.get("dev") == dev)), None)
+
+
+def jiffy_ms(ticks: list[tuple[float, int]]) -> float | None:
+    """ms per jiffy from (kernel ms, jiffies) pairs, the first and the last: a jiffy seen at a moment is
+    within one of its tick, so 100 jiffies or more apart put the length within 1 %."""
+    if len(ticks) < 2 or ticks[-1][1] - ticks[0][1] < 100:
+        return None
+    return (ticks[-1][0] - ticks[0][0]) / (ticks[-1][1] - ticks[0][1])
+
+
+def wheel_rounding(events: list[Event], started: Event, within_ms: float = 1.0) -> Event | None:
+    """The timer_start event of the delayed work that `started` (a kprobe event, e.g. a carrier change
+    that queued linkwatch's work) queued: the first on the same CPU within `within_ms` after it, with a
+    delay (a work queued with none starts no timer).  Its `bucket_expiry - expires` is how many jiffies
+    the timer wheel rounded the delay up (calc_index: up to 8 jiffies for a delay of 63-503)."""
+    for e in events:
+        if e.t_ms < started.t_ms or e.name != "timer_start":
+            continue
+        if e.t_ms - started.t_ms > within_ms:
+            return None
+        if e.args.get("timeout", 0) > 0 and "bucket_expiry" in e.args and (started.cpu is None or e.cpu == started.cpu):
+            return e
+    return None

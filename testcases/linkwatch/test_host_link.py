@@ -58,6 +58,11 @@ def nic(bench, spare_nic):
 PROBES = {"config_irq": ("virtnet_config_changed", ""), "carrier_off": ("netif_carrier_off", "dev=%di:x64"),
           "carrier_on": ("netif_carrier_on", "dev=%di:x64"), "linkwatch_run": ("linkwatch_event", ""),
           "notify": ("netdev_state_change", "dev=%di:x64")}
+# The timers of delayed works (timer:timer_start, filtered on delayed_work_timer_fn): the one a non-urgent
+# event starts for linkwatch's rate-limited run says how far the timer wheel rounded its delay up (up to 8
+# jiffies, 32 ms at HZ=250, for a delay of 63-503 jiffies; 1 jiffy below that).  Which jiffy the arming run
+# fell on decides it, so it is spread that no patch causes: the `*_unrounded_kernel` metrics leave it out.
+TIMERS = {"timer/timer_start": ("function", "delayed_work_timer_fn")}
 # Where in the measured interval the cut lands, after the observed arming run: right after it (the
 # check's original "armed"), in the middle and late.  A harm in part of the interval shows in that part.
 PHASES = {"expired": None, "armed": (0.0, 0.2), "armed_mid": (0.35, 0.65), "armed_late": (0.72, 0.95)}
@@ -71,9 +76,31 @@ def ktrace():
     why = ktrace_mod.available()
     if why:
         pytest.skip(f"kernel timestamps: {why}")
-    t = ktrace_mod.KTrace(PROBES)
+    t = ktrace_mod.KTrace(PROBES, TIMERS)
     yield t
     t.close()
+
+
+def _rounded_j(ev: list, off) -> int | None:
+    """Jiffies the timer wheel added to the delay of the run the carrier-off queued (None: no timer
+    was started for it, or the trace has no timer events)."""
+    t = ktrace_mod.wheel_rounding(ev, off)
+    return None if t is None else t.args["bucket_expiry"] - t.args["expires"]
+
+
+def _ms(jiffies: int | None, ktrace) -> float | None:
+    jms = ktrace.jiffy_ms()
+    return None if jiffies is None or jms is None else jiffies * jms
+
+
+def _record_unrounded(record, ktrace, results: list, key: str, name: str) -> None:
+    """The context metrics of the wheel's rounding, where the trace had it for some repetitions."""
+    got = [r for r in results if r.get("wheel") is not None]
+    if ktrace.missing:
+        record.note("timer_trace", "; ".join(ktrace.missing))
+    if got:
+        record.metric("wheel_rounding_kernel", [r["wheel"] for r in got], "ms", context=True)
+        record.metric(name, [r[key] - r["wheel"] for r in got], "ms", context=True)
 
 
 class KernelTimes:
@@ -87,6 +114,7 @@ class KernelTimes:
         self.cut = need(ktrace_mod.first(ev, "config_irq", t_cut_req), "config interrupt for the cut").t_ms
         off = need(ktrace_mod.first(ev, "carrier_off", self.cut), "carrier off after the cut")
         self.nic, self.carrier_off = off.args.get("dev"), off.t_ms
+        self.wheel_j = _rounded_j(ev, off)
         self.down = need(ktrace_mod.first(ev, "notify", off.t_ms, dev=self.nic), "notification of the down").t_ms
         run = need(ktrace_mod.last(ev, "linkwatch_run", self.down), "linkwatch run before the down's notification")
         self.queued = run.t_ms - self.carrier_off          # the down's wait for a linkwatch run
@@ -119,7 +147,10 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
       and kept by where it landed: one that lands in another phase's window is that check's sample
       (`reps_from_other_checks`), one that lands in none is redone (its own budget, lib.AIM_MISSES).
     restore_to_running_kernel (urgent, no rate limit) is the control: its spread is this boot's
-    resolution.  The user-space times of the previous protocol are kept as context."""
+    resolution.  Context: how far the timer wheel rounded up the delay of the run the down waited for
+    (timer:timer_start of the delayed work the carrier-off queued: `wheel_rounding_kernel`, 4-32 ms at
+    HZ=250 for the armed phases' delays), and arm_to_down without it (`arm_to_down_unrounded_kernel`).
+    The user-space times of the previous protocol are kept as context."""
     name, idx = nic
     iv = bench.interval_ms(ktrace)
     phase = PHASES[limit]
@@ -148,6 +179,7 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
         up = bench.wait(is_running_up(idx), "RUNNING + UP after the host restored the link", seen)
         k = KernelTimes(ktrace.read(), t_req, t_req_on)
         LANDINGS.lags.append(k.cut - t_req)
+        wheel = _ms(k.wheel_j, ktrace)
         if phase is None and k.queued > iv / 4:
             raise PreconditionNotMet(f"the down waited {k.queued:.0f} ms in the queue for a rate-limited run: "
                                      "the limit had been armed by a run this check did not see")
@@ -155,7 +187,7 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
         check_invariants(tl)
         sample = {"cut": k.down - k.cut, "restore": k.up - k.restore, "timeline": sorted(tl, key=lambda e: e["t_ms"]),
                   "queued": k.queued, "user_off": down.t_ms - _after(ack), "user_on": up.t_ms - _after(ack_on),
-                  "rtt": [ack["request_ms"], ack_on["request_ms"]]}
+                  "rtt": [ack["request_ms"], ack_on["request_ms"]], "wheel": wheel}
         if t_arm_k is None:
             return sample
         sample.update(arm_to_down=k.down - t_arm_k, cut_after_arm=k.cut - t_arm_k)
@@ -174,6 +206,7 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
         record.metric("cut_to_down_kernel", [r["cut"] for r in results], "ms", context=True)
         record.metric("cut_after_arm_kernel", [r["cut_after_arm"] for r in results], "ms", context=True)
         record.note("reps_from_other_checks", len(kept))
+        _record_unrounded(record, ktrace, results, "arm_to_down", "arm_to_down_unrounded_kernel")
     record.metric("restore_to_running_kernel", restore_k, "ms", min_effect=MIN_EFFECT_K_MS,
                   min_effect_tail=MIN_EFFECT_K_MS)
     record.metric("down_queued_kernel", [r["queued"] for r in results], "ms", context=True)
@@ -195,7 +228,8 @@ def test_host_short_flap(bench, record, reps, nic, ktrace, gap_ms):
     and so whether operstate DOWN is ever reported, is measured: per repetition, whether a DOWN was seen
     and when linkwatch last notified the NIC's state, in the kernel's clock, after the observed arming
     run (arm_to_last_notify_kernel, the verdict metric; the user-space time of the last RUNNING + UP
-    report and the time after the host's acknowledgement of the restore are context)."""
+    report and the time after the host's acknowledgement of the restore are context, as are the timer
+    wheel's rounding of the run's delay and the metric without it, from timer:timer_start)."""
     name, idx = nic
     saw_down = []
 
@@ -226,6 +260,7 @@ def test_host_short_flap(bench, record, reps, nic, ktrace, gap_ms):
         ev = ktrace.read()
         off = ktrace_mod.first(ev, "carrier_off", arming.t_ms)
         last = off and ktrace_mod.last(ev, "notify", now_ms(), dev=off.args.get("dev"))
+        wheel = _ms(_rounded_j(ev, off), ktrace) if off else None
         if last is None or last.t_ms < arming.t_ms:
             raise PreconditionNotMet("the kernel trace has no carrier off or no notification of the NIC after the "
                                      "arming run")
@@ -236,18 +271,20 @@ def test_host_short_flap(bench, record, reps, nic, ktrace, gap_ms):
               {"t_ms": round(last.t_ms - t0, 3), "event": "kernel: last notification of the NIC"}]
         tl += [e.to_json(t0) for e in mine]
         check_invariants(tl)
-        return ((1.0 if downs else 0.0), ups[-1].t_ms - _after(ack_on), sorted(tl, key=lambda e: e["t_ms"]),
-                ups[-1].t_ms - t_arm, last.t_ms - arming.t_ms)
+        return {"down": 1.0 if downs else 0.0, "restore_to_running": ups[-1].t_ms - _after(ack_on),
+                "timeline": sorted(tl, key=lambda e: e["t_ms"]), "arm_to_running": ups[-1].t_ms - t_arm,
+                "arm_to_notify": last.t_ms - arming.t_ms, "wheel": wheel}
 
     results, redone = repeat(reps, one)
-    saw_down = [r[0] for r in results]
+    saw_down = [r["down"] for r in results]
     record.metric("down_reported", saw_down, "count", context=True)
     # when linkwatch last notified the NIC, after the observed arming run, in the kernel's clock; when
     # userspace last heard RUNNING + UP is the same moment plus the guest's scheduling (context)
-    record.metric("arm_to_last_notify_kernel", [r[4] for r in results], "ms", min_effect=MIN_EFFECT_K_MS,
-                  min_effect_tail=MIN_EFFECT_K_MS)
-    record.metric("arm_to_last_running", [r[3] for r in results], "ms", context=True)
-    record.metric("restore_to_last_running", [r[1] for r in results], "ms", context=True)
-    record.timeline("flap", results[len(results) // 2][2])
+    record.metric("arm_to_last_notify_kernel", [r["arm_to_notify"] for r in results], "ms",
+                  min_effect=MIN_EFFECT_K_MS, min_effect_tail=MIN_EFFECT_K_MS)
+    _record_unrounded(record, ktrace, results, "arm_to_notify", "arm_to_last_notify_unrounded_kernel")
+    record.metric("arm_to_last_running", [r["arm_to_running"] for r in results], "ms", context=True)
+    record.metric("restore_to_last_running", [r["restore_to_running"] for r in results], "ms", context=True)
+    record.timeline("flap", results[len(results) // 2]["timeline"])
     record.note("reps_redone", redone)
     record.note("down_reported_in_reps", f"{int(sum(saw_down))} of {len(saw_down)}")
