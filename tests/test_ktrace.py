@@ -50,14 +50,17 @@ def test_a_delayed_works_timer_tells_how_far_the_wheel_rounded_its_delay_up():
     ev = ktrace.parse(TIMERS)
     assert [e.name for e in ev] == ["linkwatch_run", "carrier_off", "timer_start", "timer_start", "timer_start"]
     off = ev[1]
-    assert off.cpu == 0 and ev[3].cpu == 0 and ev[2].cpu == 1
+    assert (off.cpu, off.pid) == (0, 301) and (ev[3].cpu, ev[3].pid) == (0, 301) and (ev[2].cpu, ev[2].pid) == (1, 30)
     assert ev[3].args == {"timer": 12345678, "expires": 4294968000, "timeout": 150, "bucket_expiry": 4294968006,
                           "cpu": 0, "idx": 90}
-    # the carrier-off's own timer: same CPU, at once; another CPU's timer just before it is not it
+    # the carrier-off's own timer: the same task's, at once; another task's timer just before it is not it
     t = ktrace.wheel_rounding(ev, off)
     assert t is ev[3] and t.args["bucket_expiry"] - t.args["expires"] == 6
     # a timer started later than the queuing could have been is some other work's
     assert ktrace.wheel_rounding(ev, off, within_ms=0.005) is None
+    # where the task is not known, the CPU tells
+    off.pid = None
+    assert ktrace.wheel_rounding(ev, off) is ev[3]
     # a work queued with no delay starts no timer: nothing to round
     no_delay = TIMERS.replace("[timeout=150]", "[timeout=0]")
     assert ktrace.wheel_rounding(ktrace.parse(no_delay), off) is None

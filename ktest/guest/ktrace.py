@@ -30,10 +30,10 @@ from typing import Any
 ROOTS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 GROUP = "ktest"
 # "<task>-<pid> [cpu] <flags> <secs>.<usecs>: <event>: (<func>+0x0/0x..) arg=0x... "
-_LINE = re.compile(r"\s\[(\d+)\]\s.*?\s(\d+\.\d+):\s+(\w+):\s+\(([^)]*)\)(.*)$")
+_LINE = re.compile(r"-(\d+)\s+\[(\d+)\]\s.*?\s(\d+\.\d+):\s+(\w+):\s+\(([^)]*)\)(.*)$")
 _ARG = re.compile(r"(\w+)=(0x[0-9a-fA-F]+|-?\d+)")
 # a tracepoint's line: "<task>-<pid> [cpu] <flags> <secs>.<usecs>: timer_start: timer=... expires=42 [timeout=250] ..."
-_TP_LINE = re.compile(r"\s\[(\d+)\]\s.*?\s(\d+\.\d+):\s+(\w+):\s+(?!\()(.*)$")
+_TP_LINE = re.compile(r"-(\d+)\s+\[(\d+)\]\s.*?\s(\d+\.\d+):\s+(\w+):\s+(?!\()(.*)$")
 _TP_ARG = re.compile(r"(?<![\w.])(\w+)=\[?(-?\d+)\]?(?=\s|$)")     # decimal fields; hashed pointers are not kept
 
 
@@ -43,6 +43,7 @@ class Event:
     name: str                    # the probe's name (ktest/<name>), or the tracepoint's (timer_start)
     args: dict[str, Any] = field(default_factory=dict)
     cpu: int | None = None       # the CPU that logged it
+    pid: int | None = None       # and the task that was running
 
     def to_json(self, t0: float) -> dict[str, Any]:
         return {"t_ms": round(self.t_ms - t0, 3), "event": f"kernel: {self.name}",
@@ -55,11 +56,11 @@ def parse(text: str) -> list[Event]:
     for line in text.splitlines():
         m = _LINE.search(line)
         if m:
-            args = {k: int(v, 0) for k, v in _ARG.findall(m.group(5))}
-            out.append(Event(float(m.group(2)) * 1000.0, m.group(3), args, int(m.group(1))))
+            args = {k: int(v, 0) for k, v in _ARG.findall(m.group(6))}
+            out.append(Event(float(m.group(3)) * 1000.0, m.group(4), args, int(m.group(2)), int(m.group(1))))
         elif (t := _TP_LINE.search(line)) and not line.lstrip().startswith("#"):
-            args = {k: int(v) for k, v in _TP_ARG.findall(t.group(4))}
-            out.append(Event(float(t.group(2)) * 1000.0, t.group(3), args, int(t.group(1))))
+            args = {k: int(v) for k, v in _TP_ARG.findall(t.group(5))}
+            out.append(Event(float(t.group(3)) * 1000.0, t.group(4), args, int(t.group(2)), int(t.group(1))))
     return out
 
 
@@ -218,16 +219,19 @@ def jiffy_ms(ticks: list[tuple[float, int]]) -> float | None:
     return (ticks[-1][0] - ticks[0][0]) / (ticks[-1][1] - ticks[0][1])
 
 
-def wheel_rounding(events: list[Event], started: Event, within_ms: float = 1.0) -> Event | None:
+def wheel_rounding(events: list[Event], started: Event, within_ms: float = 20.0) -> Event | None:
     """The timer_start event of the delayed work that `started` (a kprobe event, e.g. a carrier change
-    that queued linkwatch's work) queued: the first on the same CPU within `within_ms` after it, with a
-    delay (a work queued with none starts no timer).  Its `bucket_expiry - expires` is how many jiffies
-    the timer wheel rounded the delay up (calc_index: up to 8 jiffies for a delay of 63-503)."""
+    that queued linkwatch's work) queued: the first by the same task (on the same CPU where the task is
+    not known) within `within_ms` after it (a vCPU the host preempts stops the guest's task, not its
+    clock), with a delay (a work queued with none starts no timer).  Its `bucket_expiry - expires` is
+    how many jiffies the timer wheel rounded the delay up (calc_index: up to 8 jiffies for a delay of
+    63-503)."""
     for e in events:
         if e.t_ms < started.t_ms or e.name != "timer_start":
             continue
         if e.t_ms - started.t_ms > within_ms:
             return None
-        if e.args.get("timeout", 0) > 0 and "bucket_expiry" in e.args and (started.cpu is None or e.cpu == started.cpu):
+        same = e.pid == started.pid if started.pid is not None else e.cpu == started.cpu
+        if same and e.args.get("timeout", 0) > 0 and "bucket_expiry" in e.args:
             return e
     return None

@@ -61,7 +61,8 @@ PROBES = {"config_irq": ("virtnet_config_changed", ""), "carrier_off": ("netif_c
 # The timers of delayed works (timer:timer_start, filtered on delayed_work_timer_fn): the one a non-urgent
 # event starts for linkwatch's rate-limited run says how far the timer wheel rounded its delay up (up to 8
 # jiffies, 32 ms at HZ=250, for a delay of 63-503 jiffies; 1 jiffy below that).  Which jiffy the arming run
-# fell on decides it, so it is spread that no patch causes: the `*_unrounded_kernel` metrics leave it out.
+# fell on decides it, so it is spread that no patch causes: the verdict metrics (`*_unrounded_kernel`)
+# leave it out.
 TIMERS = {"timer/timer_start": ("function", "delayed_work_timer_fn")}
 # Where in the measured interval the cut lands, after the observed arming run: right after it (the
 # check's original "armed"), in the middle and late.  A harm in part of the interval shows in that part.
@@ -81,26 +82,35 @@ def ktrace():
     t.close()
 
 
-def _rounded_j(ev: list, off) -> int | None:
-    """Jiffies the timer wheel added to the delay of the run the carrier-off queued (None: no timer
-    was started for it, or the trace has no timer events)."""
-    t = ktrace_mod.wheel_rounding(ev, off)
-    return None if t is None else t.args["bucket_expiry"] - t.args["expires"]
-
-
-def _ms(jiffies: int | None, ktrace) -> float | None:
+def _wheel_ms(ktrace, ev: list, off) -> float | None:
+    """ms the timer wheel added to the delay of the run the carrier-off `off` queued; None where the
+    trace has no timer events (a kernel without the tracepoint or the symbol: ktrace.missing says which).
+    Where it has them, a repetition whose timer is not found (linkwatch's work was already queued, or
+    no jiffy measured yet) did not have its precondition and is redone."""
+    if not ktrace.tracepoints:
+        return None
+    t = ktrace_mod.wheel_rounding(ev, off) if off is not None else None
     jms = ktrace.jiffy_ms()
-    return None if jiffies is None or jms is None else jiffies * jms
+    if t is None or jms is None:
+        raise PreconditionNotMet("the kernel trace has no timer started for the run the down waited for"
+                                 if t is None else "no jiffy measured yet from the trace's timer events")
+    return (t.args["bucket_expiry"] - t.args["expires"]) * jms
 
 
-def _record_unrounded(record, ktrace, results: list, key: str, name: str) -> None:
-    """The context metrics of the wheel's rounding, where the trace had it for some repetitions."""
-    got = [r for r in results if r.get("wheel") is not None]
+def _record_from_arm(record, ktrace, results: list, key: str, name: str) -> None:
+    """The verdict metric timed from the arming run (`name`_kernel): without the timer wheel's rounding
+    (`name`_unrounded_kernel) where the trace times the wheel, the rounding and the metric with it as
+    context; in a kernel whose trace cannot, with it."""
     if ktrace.missing:
         record.note("timer_trace", "; ".join(ktrace.missing))
-    if got:
-        record.metric("wheel_rounding_kernel", [r["wheel"] for r in got], "ms", context=True)
-        record.metric(name, [r[key] - r["wheel"] for r in got], "ms", context=True)
+    full = [r[key] for r in results]
+    if not ktrace.tracepoints:
+        record.metric(f"{name}_kernel", full, "ms", min_effect=MIN_EFFECT_K_MS, min_effect_tail=MIN_EFFECT_K_MS)
+        return
+    record.metric(f"{name}_unrounded_kernel", [r[key] - r["wheel"] for r in results], "ms",
+                  min_effect=MIN_EFFECT_K_MS, min_effect_tail=MIN_EFFECT_K_MS)
+    record.metric(f"{name}_kernel", full, "ms", context=True)
+    record.metric("wheel_rounding_kernel", [r["wheel"] for r in results], "ms", context=True)
 
 
 class KernelTimes:
@@ -113,8 +123,7 @@ class KernelTimes:
             return e
         self.cut = need(ktrace_mod.first(ev, "config_irq", t_cut_req), "config interrupt for the cut").t_ms
         off = need(ktrace_mod.first(ev, "carrier_off", self.cut), "carrier off after the cut")
-        self.nic, self.carrier_off = off.args.get("dev"), off.t_ms
-        self.wheel_j = _rounded_j(ev, off)
+        self.nic, self.carrier_off, self.off = off.args.get("dev"), off.t_ms, off
         self.down = need(ktrace_mod.first(ev, "notify", off.t_ms, dev=self.nic), "notification of the down").t_ms
         run = need(ktrace_mod.last(ev, "linkwatch_run", self.down), "linkwatch run before the down's notification")
         self.queued = run.t_ms - self.carrier_off          # the down's wait for a linkwatch run
@@ -142,15 +151,18 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
     - armed, armed_mid, armed_late: the limit armed by an observed run on a spare dummy, the cut landing
       early, in the middle or late in the measured interval (0-0.2, 0.35-0.65, 0.72-0.95 of it, checked
       in the kernel's clock).  The
-      verdict metric is arm_to_down_kernel, from the arming run to the down's notification: about one
-      interval at every phase while carrier off is not urgent.  Each repetition is aimed at its window
+      verdict metric is arm_to_down_unrounded_kernel: from the arming run to the down's notification
+      (about one interval at every phase while carrier off is not urgent), less what the timer wheel
+      added to the delay of the run the down waited for (timer:timer_start of the delayed work the
+      carrier-off queued, by the same task: 4-32 ms at HZ=250 for the armed and armed_mid delays, 4 ms for
+      armed_late's, set by which jiffy the arming run fell on, so spread that no patch causes).  The
+      metric with the rounding (arm_to_down_kernel) and the rounding (wheel_rounding_kernel) are
+      context; in a kernel whose trace has no timer events, arm_to_down_kernel is the verdict metric.
+      A repetition whose timer is not in the trace is redone.  Each repetition is aimed at its window
       and kept by where it landed: one that lands in another phase's window is that check's sample
       (`reps_from_other_checks`), one that lands in none is redone (its own budget, lib.AIM_MISSES).
     restore_to_running_kernel (urgent, no rate limit) is the control: its spread is this boot's
-    resolution.  Context: how far the timer wheel rounded up the delay of the run the down waited for
-    (timer:timer_start of the delayed work the carrier-off queued: `wheel_rounding_kernel`, 4-32 ms at
-    HZ=250 for the armed phases' delays), and arm_to_down without it (`arm_to_down_unrounded_kernel`).
-    The user-space times of the previous protocol are kept as context."""
+    resolution.  The user-space times of the previous protocol are kept as context."""
     name, idx = nic
     iv = bench.interval_ms(ktrace)
     phase = PHASES[limit]
@@ -177,9 +189,9 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
         t_req_on = now_ms()
         ack_on = _set(name, True)
         up = bench.wait(is_running_up(idx), "RUNNING + UP after the host restored the link", seen)
-        k = KernelTimes(ktrace.read(), t_req, t_req_on)
+        ev = ktrace.read()
+        k = KernelTimes(ev, t_req, t_req_on)
         LANDINGS.lags.append(k.cut - t_req)
-        wheel = _ms(k.wheel_j, ktrace)
         if phase is None and k.queued > iv / 4:
             raise PreconditionNotMet(f"the down waited {k.queued:.0f} ms in the queue for a rate-limited run: "
                                      "the limit had been armed by a run this check did not see")
@@ -187,10 +199,10 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
         check_invariants(tl)
         sample = {"cut": k.down - k.cut, "restore": k.up - k.restore, "timeline": sorted(tl, key=lambda e: e["t_ms"]),
                   "queued": k.queued, "user_off": down.t_ms - _after(ack), "user_on": up.t_ms - _after(ack_on),
-                  "rtt": [ack["request_ms"], ack_on["request_ms"]], "wheel": wheel}
+                  "rtt": [ack["request_ms"], ack_on["request_ms"]]}
         if t_arm_k is None:
             return sample
-        sample.update(arm_to_down=k.down - t_arm_k, cut_after_arm=k.cut - t_arm_k)
+        sample.update(arm_to_down=k.down - t_arm_k, cut_after_arm=k.cut - t_arm_k, wheel=_wheel_ms(ktrace, ev, k.off))
         return LANDINGS.land(limit, k.cut - t_arm_k, iv, sample)
 
     kept = LANDINGS.take(limit, reps)
@@ -201,12 +213,10 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
         record.metric("cut_to_down_kernel", [r["cut"] for r in results], "ms", min_effect=MIN_EFFECT_K_MS,
                       min_effect_tail=MIN_EFFECT_K_MS)
     else:
-        record.metric("arm_to_down_kernel", [r["arm_to_down"] for r in results], "ms", min_effect=MIN_EFFECT_K_MS,
-                      min_effect_tail=MIN_EFFECT_K_MS)
+        _record_from_arm(record, ktrace, results, "arm_to_down", "arm_to_down")
         record.metric("cut_to_down_kernel", [r["cut"] for r in results], "ms", context=True)
         record.metric("cut_after_arm_kernel", [r["cut_after_arm"] for r in results], "ms", context=True)
         record.note("reps_from_other_checks", len(kept))
-        _record_unrounded(record, ktrace, results, "arm_to_down", "arm_to_down_unrounded_kernel")
     record.metric("restore_to_running_kernel", restore_k, "ms", min_effect=MIN_EFFECT_K_MS,
                   min_effect_tail=MIN_EFFECT_K_MS)
     record.metric("down_queued_kernel", [r["queued"] for r in results], "ms", context=True)
@@ -227,9 +237,10 @@ def test_host_short_flap(bench, record, reps, nic, ktrace, gap_ms):
     userspace see?  The off is not urgent and waits; whether the on arrives while it is still pending,
     and so whether operstate DOWN is ever reported, is measured: per repetition, whether a DOWN was seen
     and when linkwatch last notified the NIC's state, in the kernel's clock, after the observed arming
-    run (arm_to_last_notify_kernel, the verdict metric; the user-space time of the last RUNNING + UP
-    report and the time after the host's acknowledgement of the restore are context, as are the timer
-    wheel's rounding of the run's delay and the metric without it, from timer:timer_start)."""
+    run, less what the timer wheel added to that run's delay (arm_to_last_notify_unrounded_kernel, the
+    verdict metric, as the cable pull's armed phases; the metric with the rounding, the user-space time of
+    the last RUNNING + UP report and the time after the host's acknowledgement of the restore are
+    context)."""
     name, idx = nic
     saw_down = []
 
@@ -260,10 +271,10 @@ def test_host_short_flap(bench, record, reps, nic, ktrace, gap_ms):
         ev = ktrace.read()
         off = ktrace_mod.first(ev, "carrier_off", arming.t_ms)
         last = off and ktrace_mod.last(ev, "notify", now_ms(), dev=off.args.get("dev"))
-        wheel = _ms(_rounded_j(ev, off), ktrace) if off else None
         if last is None or last.t_ms < arming.t_ms:
             raise PreconditionNotMet("the kernel trace has no carrier off or no notification of the NIC after the "
                                      "arming run")
+        wheel = _wheel_ms(ktrace, ev, off)
         t0 = _after(ack)
         tl = [{"t_ms": 0.0, "event": "host: link off (config interrupt)"},
               {"t_ms": round(_after(ack_on) - t0, 3), "event": "host: link on (config interrupt)"},
@@ -280,9 +291,7 @@ def test_host_short_flap(bench, record, reps, nic, ktrace, gap_ms):
     record.metric("down_reported", saw_down, "count", context=True)
     # when linkwatch last notified the NIC, after the observed arming run, in the kernel's clock; when
     # userspace last heard RUNNING + UP is the same moment plus the guest's scheduling (context)
-    record.metric("arm_to_last_notify_kernel", [r["arm_to_notify"] for r in results], "ms",
-                  min_effect=MIN_EFFECT_K_MS, min_effect_tail=MIN_EFFECT_K_MS)
-    _record_unrounded(record, ktrace, results, "arm_to_notify", "arm_to_last_notify_unrounded_kernel")
+    _record_from_arm(record, ktrace, results, "arm_to_notify", "arm_to_last_notify")
     record.metric("arm_to_last_running", [r["arm_to_running"] for r in results], "ms", context=True)
     record.metric("restore_to_last_running", [r["restore_to_running"] for r in results], "ms", context=True)
     record.timeline("flap", results[len(results) // 2]["timeline"])
