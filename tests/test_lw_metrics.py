@@ -129,3 +129,48 @@ def test_the_interval_is_the_gap_between_the_runs_that_sent_the_messages_seen():
               ev(2011.0, "linkwatch_run"), ev(2012.1)]
     assert kernel_gaps(traced, spans) == pytest.approx([1000.0, 1000.0])
     assert kernel_gaps([e for e in traced if e.name == "notify"], spans) == pytest.approx([984.0, 1000.1])
+
+
+class _Record:
+    def __init__(self):
+        self.metrics, self.notes = {}, {}
+
+    def metric(self, name, values, unit, context=False, **kw):
+        self.metrics[name] = (list(values), context)
+
+    def note(self, key, value):
+        self.notes[key] = value
+
+
+class _Timers:
+    def __init__(self, tracepoints, missing, events=(), jiffy=4.0):
+        self.tracepoints, self.missing, self.events, self.jiffy = tracepoints, missing, list(events), jiffy
+
+    def jiffy_ms(self):
+        return self.jiffy
+
+
+def test_the_time_from_the_arming_run_is_judged_without_the_wheels_rounding_where_the_trace_times_it():
+    from test_host_link import _record_from_arm, _wheel_ms
+
+    reps = [{"arm_to_down": 1028.0, "wheel": 28.0}, {"arm_to_down": 1005.0, "wheel": 4.0}]
+    rec = _Record()
+    _record_from_arm(rec, _Timers(["timer/timer_start"], []), reps, "arm_to_down", "arm_to_down")
+    assert rec.metrics == {"arm_to_down_unrounded_kernel": ([1000.0, 1001.0], False),
+                           "arm_to_down_kernel": ([1028.0, 1005.0], True),
+                           "wheel_rounding_kernel": ([28.0, 4.0], True)}
+    # a kernel whose trace has no timer events: the time with the rounding judges, and the note says why
+    rec = _Record()
+    _record_from_arm(rec, _Timers([], ["timer/timer_start: no address for delayed_work_timer_fn in this kernel"]),
+                     [{"arm_to_down": 1028.0, "wheel": None}], "arm_to_down", "arm_to_down")
+    assert rec.metrics == {"arm_to_down_kernel": ([1028.0], False)} and "no address" in rec.notes["timer_trace"]
+    # the carrier-off's timer in the trace: its rounding in ms; none found where the trace has timers: redo
+    off = Event(100.0, "carrier_off", {"dev": DEV}, cpu=0, pid=7)
+    timer = Event(100.01, "timer_start", {"expires": 1250, "timeout": 150, "bucket_expiry": 1256}, cpu=0, pid=7)
+    t = _Timers(["timer/timer_start"], [])
+    assert _wheel_ms(t, [off, timer], off) == 24.0
+    with pytest.raises(PreconditionNotMet, match="no timer started"):
+        _wheel_ms(t, [off], off)
+    assert _wheel_ms(_Timers([], ["..."]), [off], off) is None
+    with pytest.raises(PreconditionNotMet, match="no jiffy"):
+        _wheel_ms(_Timers(["timer/timer_start"], [], jiffy=None), [off, timer], off)
