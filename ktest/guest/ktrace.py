@@ -19,6 +19,7 @@ rounded a delay up (`wheel_rounding`), and the length of a jiffy in this boot (`
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -64,9 +65,11 @@ def parse(text: str) -> list[Event]:
     return out
 
 
+@functools.cache
 def symbol(name: str) -> int | None:
     """A kernel text symbol's address (/proc/kallsyms), or None where it is absent or hidden
-    (kptr_restrict shows zeros)."""
+    (kptr_restrict shows zeros).  Read once per boot: every check that traces timers asks, and kallsyms
+    is tens of thousands of lines to a guest under TCG."""
     try:
         with open("/proc/kallsyms") as f:
             for line in f:
