@@ -112,6 +112,41 @@ def test_failure_counts_are_corrected_over_the_checks_whose_failures_were_tested
     assert by["a"]["verdict"] == "regression" and by["a"]["failures"]["q"] < 0.05
 
 
+def test_a_check_failing_in_most_base_boots_settles_instead_of_retrying_to_the_limit():
+    """Recorded counts (bond_options.sh prio's `arp_ip_target primary_reselect 2`, a run of
+    patches/bonding at abc9473): 1 of 1 patched against 0 of 1 base, then 3 of 3 against 2 of 3, then 5
+    of 5 against 4 of 5.  A rise of 50 points over a base failing 4 boots in 5 cannot be: flaky at 5, not
+    retried to 8 boots a side (the rule before asked for power against min(1, 0.8 + 0.5), never reached)."""
+    ok, bad = run([res("a")]), run([res("a", "FAIL")])
+    (c,) = compare_checks([ok], [bad])
+    assert c["verdict"] == "undecided"
+    (c,) = compare_checks([ok, bad, bad], [bad] * 3)
+    assert c["verdict"] == "undecided", "2 of 3 on the base leaves a rise from a third to all possible"
+    (c,) = compare_checks([ok] + [bad] * 4, [bad] * 5)
+    assert c["verdict"] == "flaky" and c["failures"]["decision"] == "SAME"
+    assert overall([c], {"new": []}).exit_code == 0
+
+
+def test_ruling_out_a_rise_errs_at_most_1_minus_power_at_every_base_rate():
+    """The non-inferiority test behind "no difference": whatever the base's failure rate rb, when the
+    patch raises it to rb + FAIL_EFFECT, outcomes that rule the rise out have probability at most
+    1 - POWER.  Exact, over every outcome of n patched and n (or n + 10: the history) base boots."""
+    from scipy.stats import binom
+
+    from ktest.judge.stats import POWER
+    from ktest.judge.verdict import FAIL_EFFECT, rise_ruled_out_p
+
+    for n in range(1, 9):
+        for n_b in (n, n + 10):
+            for rb in [i / 20 * (1 - FAIL_EFFECT) for i in range(21)]:
+                wrong = sum(binom.pmf(kb, n_b, rb) * binom.pmf(kp, n, rb + FAIL_EFFECT)
+                            for kb in range(n_b + 1) for kp in range(n + 1)
+                            if rise_ruled_out_p(kb, n_b, kp, n) <= 1 - POWER)
+                assert wrong <= 1 - POWER, (n, n_b, rb, wrong)
+    assert rise_ruled_out_p(0, 8, 1, 8) < 0.05, "1 of 8 against 0 of 8 rules a rise of 50 points out"
+    assert rise_ruled_out_p(0, 2, 1, 2) > 0.5, "1 of 2 against 0 of 2 does not"
+
+
 def test_failures_on_both_sides_at_the_same_rate_are_flaky():
     ok, bad = run([res("a")]), run([res("a", "FAIL")])
     (c,) = compare_checks([bad, ok, ok, ok], [ok, bad, ok, ok])
