@@ -6,11 +6,14 @@ code, boots a side, seconds, the ktest that judged it, what was left in doubt an
 errors (check results the plugin reported as not set up, per side).
 
 Usage: python ci/bench_spread.py LABEL=RESULT_JSON... > spread.json   (run from the repository root)
+       python ci/bench_spread.py LABEL=CALIBRATION_DIR/runs.json.gz ...  (a calibration's boots, all of
+       one kernel: pooled as a run's base side; no verdict, no MDE)
        python ci/bench_spread.py --table SPREAD_JSON... > table.md
 The second form prints, per metric, each run's base IQR and p90 - median side by side (markdown), for
 the timing metrics that judge a run and the kernel-clock ones; a metric a run did not measure is "-".
 """
 
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -33,6 +36,28 @@ def spread(result: dict) -> dict:
                 "iqr": round(q3 - q1, 2), "p90_minus_median": round(p90 - med, 2),
                 "boot_medians_range": round(max(boots) - min(boots), 2) if boots else None,
                 "mde": None if m.get("mde") is None else round(m["mde"], 2)}
+    return out
+
+
+def spread_boots(boots: list[dict]) -> dict:
+    """As spread(), over guest runs of one kernel (a calibration's runs.json): every boot's samples."""
+    per: dict[str, dict] = {}
+    for bi, run in enumerate(boots):
+        for r in run.get("results", []):
+            for m in r.get("metrics", []):
+                if m.get("unit") != "ms" or not m.get("samples"):
+                    continue
+                d = per.setdefault(f"{r['path']}/{m['name']}", {"context": bool(m.get("context")), "boots": {}})
+                d["boots"].setdefault(bi, []).extend(float(x) for x in m["samples"])
+    out = {}
+    for k, d in per.items():
+        b = np.concatenate([np.asarray(v, float) for v in d["boots"].values()])
+        q1, med, q3, p90 = (float(x) for x in np.percentile(b, [25, 50, 75, 90]))
+        medians = [float(np.median(v)) for v in d["boots"].values()]
+        out[k] = {"verdict_metric": not d["context"], "verdict": None, "boots_base": len(d["boots"]),
+                  "n_base": int(b.size), "median": round(med, 2), "iqr": round(q3 - q1, 2),
+                  "p90_minus_median": round(p90 - med, 2),
+                  "boot_medians_range": round(max(medians) - min(medians), 2), "mde": None}
     return out
 
 
@@ -63,7 +88,11 @@ def main(argv: list[str]) -> int:
     runs = {}
     for arg in argv:
         label, _, path = arg.partition("=")
-        r = json.loads(Path(path).read_text())
+        raw = Path(path).read_bytes()
+        r = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        if isinstance(r, list):         # a calibration's boots
+            runs[label] = {"boots": len(r), "metrics": spread_boots(r)}
+            continue
         v = r.get("verdict") or {}
         runs[label] = {"run_id": r.get("run_id"), "series": r["series"]["name"], "tree": r["tree"]["name"],
                        "accel": (r.get("env") or {}).get("accel"), "rule": v.get("rule"),

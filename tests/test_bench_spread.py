@@ -56,3 +56,28 @@ def test_a_runs_doubt_and_setup_errors_are_on_record(tmp_path):
     assert p.returncode == 0, p.stderr
     got = json.loads(p.stdout)["doubt"]
     assert got["in_doubt"] == ["a.check/m", "b.check"] and got["setup_errors"] == {"base": 1, "patched": 2}
+
+
+def test_spread_of_a_calibrations_boots(tmp_path):
+    """A calibration keeps its boots as guest runs (runs.json, gzip-compressed in docs/evidence): every
+    boot's samples pooled, the spread of the boots' medians, context metrics marked as such."""
+    import gzip
+
+    def boot(samples, ctx):
+        return {"results": [{"path": "linkwatch.x", "status": "PASS", "metrics": [
+            {"name": "lat_kernel", "unit": "ms", "samples": samples},
+            {"name": "where", "unit": "ms", "samples": ctx, "context": True},
+            {"name": "count", "unit": "", "samples": [1.0]}]}]}
+
+    boots = [boot([1.0, 2.0, 3.0], [5.0]), boot([3.0, 4.0, 5.0], [6.0])]
+    f = tmp_path / "runs.json.gz"
+    f.write_bytes(gzip.compress(json.dumps(boots).encode()))
+    p = subprocess.run([sys.executable, "ci/bench_spread.py", f"cal={f}"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)["cal"]
+    assert got["boots"] == 2 and set(got["metrics"]) == {"linkwatch.x/lat_kernel", "linkwatch.x/where"}
+    m = got["metrics"]["linkwatch.x/lat_kernel"]
+    q1, med, q3, p90 = np.percentile([1, 2, 3, 3, 4, 5], [25, 50, 75, 90])
+    assert (m["iqr"], m["p90_minus_median"], m["n_base"]) == (round(q3 - q1, 2), round(p90 - med, 2), 6)
+    assert m["boot_medians_range"] == 2.0 and m["verdict_metric"]
+    assert not got["metrics"]["linkwatch.x/where"]["verdict_metric"]
