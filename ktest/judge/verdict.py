@@ -471,24 +471,23 @@ def expected_effects(expected: Json | None, checks: list[Json]) -> list[Json]:
     return out
 
 
-def has_evidence(checks: list[Json], areas: list[str] | None = None) -> bool:
-    """Did both sides run at least one check that asserted something (PASS or FAIL, not SKIP/MISS)?
-    With `areas` (the areas whose checks the run chose for the series), a check of one of them: the
-    smoke checks always run, and a linkwatch series whose every linkwatch check skipped has no evidence
-    about linkwatch however well the guest booted."""
+SMOKE = "smoke."           # the checks of testcases/test_smoke.py: every run has them
+
+
+def has_evidence(checks: list[Json]) -> bool:
+    """Did both sides run at least one check that asserted something (PASS or FAIL, not SKIP/MISS)?  Not
+    counting the smoke checks when the run has others: they always run, and a linkwatch series whose
+    every linkwatch check skipped proved nothing about linkwatch however well the guest booted."""
     ran = ("PASS", "FAIL", "ERROR", "FLAKY")
-    if areas:
-        checks = [c for c in checks if c["path"].split(".", 1)[0] in areas]
+    checks = [c for c in checks if not c["path"].startswith(SMOKE)] or checks
     return any(c["base"]["status"] in ran and c["patched"]["status"] in ran and c["transition"] != "not compared"
                for c in checks) or \
         any(c["transition"] == "regression" for c in checks)
 
 
-def overall(checks: list[Json], splats: Json, builds_ok: bool = True, crashes: Json | None = None,
-            areas: list[str] | None = None) -> Verdict:
+def overall(checks: list[Json], splats: Json, builds_ok: bool = True, crashes: Json | None = None) -> Verdict:
     """The run's verdict.  A new crash of the patched kernel comes first, as one regression: the checks
-    it kept from running are listed under it (`not_run`), not as regressions of their own.  `areas`: the
-    check areas the run chose; evidence must come from one of them (has_evidence)."""
+    it kept from running are listed under it (`not_run`), not as regressions of their own."""
     crashes = crashes or {"base": [], "patched": [], "new": []}
     crash_fps = {c["fingerprint"] for c in crashes["new"]}
     regressions = [f"new {c['kind']}: {c['fingerprint']}" for c in crashes["new"]]
@@ -518,10 +517,10 @@ def overall(checks: list[Json], splats: Json, builds_ok: bool = True, crashes: J
         rule=RULE,
         crash={**lead, "side": "patched" if lead in crashes["patched"] else "base",
                "new": lead in crashes["new"]} if lead else None)
-    if not regressions and not has_evidence(checks, areas):
+    if not regressions and not has_evidence(checks):
         # a run with no evidence is never "no regression"
-        which = f" of the {' and '.join(areas)} area" if areas and has_evidence(checks) else ""
-        v = v.cannot_run("checks", f"no check{which} ran and asserted something on both sides: there is no "
+        smoke = " but the smoke checks" if any(c["path"].startswith(SMOKE) for c in checks) else ""
+        v = v.cannot_run("checks", f"no check{smoke} ran and asserted something on both sides: there is no "
                                    f"evidence either way")
     return v
 
@@ -622,7 +621,7 @@ def conclude(result: Result, base_runs: list[Json], patched_runs: list[Json],
     result.checks = [CheckResult.from_json(c) for c in checks]
     result.splats, result.crashes = splats, crashes
     result.expected = [Expectation.from_json(e) for e in expected_effects(result.series.expected, checks)]
-    verdict = overall(checks, splats, crashes=crashes, areas=result.settings.check_areas)
+    verdict = overall(checks, splats, crashes=crashes)
     # Without a base that ran its checks there is nothing to compare against: a kernel that cannot
     # boot on both sides is not "no regression".  (A patched side that cannot boot is a regression.)
     if base_runs and all(r.get("started") is None for r in base_runs):
