@@ -143,8 +143,7 @@ def _restricted_rates(ka: "np.ndarray", n_a: int, kb: "np.ndarray", n_b: int, ma
 
     rb = np.linspace(0.0, 1.0 - margin, grid)
     ra = rb + margin
-    with np.errstate(divide="ignore", invalid="ignore"):
-        la, l1a, lb, l1b = (np.log(np.clip(x, 1e-300, 1.0)) for x in (ra, 1 - ra, rb, 1 - rb))
+    la, l1a, lb, l1b = (np.log(np.clip(x, 1e-300, 1.0)) for x in (ra, 1 - ra, rb, 1 - rb))
     ll = ka[..., None] * la + (n_a - ka)[..., None] * l1a + kb[..., None] * lb + (n_b - kb)[..., None] * l1b
     best = rb[np.argmax(ll, axis=-1)]
     return best + margin, best
@@ -163,8 +162,7 @@ def rise_ruled_out_p(kb: int, n_b: int, kp: int, n_p: int, margin: float = FAIL_
     import numpy as np
     from scipy.stats import beta, binom
 
-    i = np.arange(n_p + 1)[:, None] * np.ones((1, n_b + 1), dtype=int)
-    j = np.ones((n_p + 1, 1), dtype=int) * np.arange(n_b + 1)[None, :]
+    i, j = np.indices((n_p + 1, n_b + 1))          # every outcome: i patched and j base failures
     ra, rb = _restricted_rates(i, n_p, j, n_b, margin)
     se = np.sqrt(np.maximum(ra * (1 - ra) / n_p + rb * (1 - rb) / n_b, 1e-12))
     score = (i / n_p - j / n_b - margin) / se
