@@ -96,3 +96,24 @@ def test_a_tracepoint_is_enabled_with_its_filter_and_a_missing_one_is_said(tmp_p
     assert len(t.read()) == 1 and t.jiffy_ms() == 4.0          # 1000 ms and 250 jiffies after the first start
     t.close()
     assert (tmp_path / "events/timer/timer_start/enable").read_text() == "0"
+
+
+def test_how_late_the_timer_softirq_ran_the_timers_of_a_window():
+    """timer_expire_entry lines as 6.12 prints them: `now` is jiffies when the softirq ran the timer,
+    `baseclk` the wheel's jiffy it expired at.  A vCPU its host preempted for 100 ms runs them 25 jiffies
+    late at HZ=250; only the window's timers count."""
+    from ktest.guest.ktrace import parse, timer_lag
+
+    lines = "\n".join([
+        " <idle>-0 [001] ..s1. 100.000100: timer_expire_entry: timer=00000000a1b2c3d4 "
+        "function=delayed_work_timer_fn now=4295000000 baseclk=4295000000",
+        " <idle>-0 [000] ..s1. 100.012100: timer_expire_entry: timer=00000000a1b2c3d4 "
+        "function=delayed_work_timer_fn now=4295000004 baseclk=4295000003",
+        " kworker/0:1-31 [000] ..s1. 100.200000: timer_expire_entry: timer=00000000deadbeef "
+        "function=delayed_work_timer_fn now=4295000050 baseclk=4295000025",
+    ])
+    ev = parse(lines)
+    assert [e.name for e in ev] == ["timer_expire_entry"] * 3 and ev[2].args["now"] == 4295000050
+    assert timer_lag(ev, 100_000.0, 100_100.0) == 1
+    assert timer_lag(ev, 100_000.0, 100_300.0) == 25
+    assert timer_lag(ev, 100_300.0, 100_400.0) is None, "no timer expired in the window"

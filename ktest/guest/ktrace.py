@@ -14,6 +14,8 @@ A check may also enable a tracepoint with a filter on a function pointer field, 
 for delayed works' timers ({"timer/timer_start": ("function", "delayed_work_timer_fn")}): its events
 carry the timer's jiffies (`expires`, `timeout`, `bucket_expiry`), which tell how far the timer wheel
 rounded a delay up (`wheel_rounding`), and the length of a jiffy in this boot (`KTrace.jiffy_ms`).
+timer:timer_expire_entry, on the same filter, says how late the timer softirq ran each of them
+(`timer_lag`: `now - baseclk` jiffies), which a guest its host starves cannot hide.
 """
 
 from __future__ import annotations
@@ -239,3 +241,13 @@ def wheel_rounding(events: list[Event], started: Event, within_ms: float = 20.0)
         if same and e.args.get("timeout", 0) > 0 and "bucket_expiry" in e.args:
             return e
     return None
+
+
+def timer_lag(events: list[Event], t0: float, t1: float) -> int | None:
+    """The most jiffies by which the timer softirq ran an expired timer late between t0 and t1 (ms):
+    timer_expire_entry's `now` (jiffies when it ran) minus `baseclk` (the wheel's jiffy it expired at).
+    0 or 1 on a guest that runs at its pace; a vCPU its host preempted runs its timers when it is back.
+    None: no timer expired in the window (or the trace does not have the tracepoint)."""
+    lags = [e.args["now"] - e.args["baseclk"] for e in events
+            if e.name == "timer_expire_entry" and t0 <= e.t_ms <= t1 and {"now", "baseclk"} <= e.args.keys()]
+    return max(lags) if lags else None

@@ -64,6 +64,9 @@ PROBES = {"config_irq": ("virtnet_config_changed", ""), "carrier_off": ("netif_c
 # fell on decides it, so it is spread that no patch causes: the verdict metrics (`*_unrounded_kernel`)
 # leave it out.
 TIMERS = {"timer/timer_start": ("function", "delayed_work_timer_fn")}
+# and when the timer softirq ran them (timer:timer_expire_entry): how late, in jiffies, in the window a
+# repetition times (context: timer_lag_kernel, a guest its host starved)
+TIMERS["timer/timer_expire_entry"] = ("function", "delayed_work_timer_fn")
 # Where in the measured interval the cut lands, after the observed arming run: right after it (the
 # check's original "armed"), in the middle and late.  A harm in part of the interval shows in that part.
 PHASES = {"expired": None, "armed": (0.0, 0.2), "armed_mid": (0.35, 0.65), "armed_late": (0.72, 0.95)}
@@ -97,6 +100,13 @@ def _wheel_ms(ktrace, ev: list, off) -> float | None:
     return (t.args["bucket_expiry"] - t.args["expires"]) * jms
 
 
+def _lag_ms(ktrace, ev: list, t0: float, t1: float) -> float | None:
+    """The most the timer softirq ran a delayed work's timer late between t0 and t1 (ms; ktrace.timer_lag);
+    None without the tracepoint, a jiffy measured, or a timer expiring in the window."""
+    lag, jms = ktrace_mod.timer_lag(ev, t0, t1), ktrace.jiffy_ms()
+    return None if lag is None or jms is None else lag * jms
+
+
 def _record_from_arm(record, ktrace, results: list, key: str, name: str) -> None:
     """The verdict metric timed from the arming run (`name`_kernel): without the timer wheel's rounding
     (`name`_unrounded_kernel) where the trace times the wheel, the rounding and the metric with it as
@@ -111,6 +121,8 @@ def _record_from_arm(record, ktrace, results: list, key: str, name: str) -> None
                   min_effect=MIN_EFFECT_K_MS, min_effect_tail=MIN_EFFECT_K_MS)
     record.metric(f"{name}_kernel", full, "ms", context=True)
     record.metric("wheel_rounding_kernel", [r["wheel"] for r in results], "ms", context=True)
+    if results and all(r.get("lag") is not None for r in results):
+        record.metric("timer_lag_kernel", [r["lag"] for r in results], "ms", context=True)
 
 
 class KernelTimes:
@@ -157,7 +169,9 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
       carrier-off queued, by the same task: 4-32 ms at HZ=250 for the armed and armed_mid delays, 4 ms for
       armed_late's, set by which jiffy the arming run fell on, so spread that no patch causes).  The
       metric with the rounding (arm_to_down_kernel) and the rounding (wheel_rounding_kernel) are
-      context; in a kernel whose trace has no timer events, arm_to_down_kernel is the verdict metric.
+      context, and so is timer_lag_kernel: the most the timer softirq ran a delayed work's timer late
+      between the arming run and the down (timer:timer_expire_entry), a guest its host starved; in a
+      kernel whose trace has no timer events, arm_to_down_kernel is the verdict metric.
       A repetition whose timer is not in the trace is redone.  Each repetition is aimed at its window
       and kept by where it landed: one that lands in another phase's window is that check's sample
       (`reps_from_other_checks`), one that lands in none is redone (its own budget, lib.AIM_MISSES).
@@ -202,7 +216,8 @@ def test_host_cable_pull_and_restore(bench, record, reps, nic, ktrace, limit):
                   "rtt": [ack["request_ms"], ack_on["request_ms"]]}
         if t_arm_k is None:
             return sample
-        sample.update(arm_to_down=k.down - t_arm_k, cut_after_arm=k.cut - t_arm_k, wheel=_wheel_ms(ktrace, ev, k.off))
+        sample.update(arm_to_down=k.down - t_arm_k, cut_after_arm=k.cut - t_arm_k, wheel=_wheel_ms(ktrace, ev, k.off),
+                      lag=_lag_ms(ktrace, ev, t_arm_k, k.down))
         return LANDINGS.land(limit, k.cut - t_arm_k, iv, sample)
 
     kept = LANDINGS.take(limit, reps)
@@ -290,7 +305,7 @@ def test_host_short_flap(bench, record, reps, nic, ktrace, gap_ms):
         check_invariants(tl)
         return {"down": 1.0 if downs else 0.0, "restore_to_running": ups[-1].t_ms - _after(ack_on),
                 "timeline": sorted(tl, key=lambda e: e["t_ms"]), "arm_to_running": ups[-1].t_ms - t_arm,
-                "arm_to_notify": last.t_ms - arming.t_ms, "wheel": wheel}
+                "arm_to_notify": last.t_ms - arming.t_ms, "wheel": wheel, "lag": _lag_ms(ktrace, ev, arming.t_ms, last.t_ms)}
 
     results, redone = repeat(reps, one)
     saw_down = [r["down"] for r in results]
