@@ -353,6 +353,45 @@ def test_a_miimon_failover_splits_into_the_wait_for_the_tick_and_the_runs_own_wo
     ev = [run(995.0), _carrier(1000.0, False), run(1005.0), run(1009.0), _to(1009.2, B), run(1021.0)]
     got = veth_switch_ms(ev, "carrier_off", 990.0)
     assert (got.total, got.wait, got.retry, got.work) == pytest.approx((9.2, 5.0, 4.0, 0.2))
+    assert (got.runs, got.gap_max) == (2, pytest.approx(5.0))
+
+
+def test_an_updelay_failback_says_whether_it_counted_more_ticks_or_waited_longer_for_each():
+    """updelay 300 ms at miimon 10 is 30 of the monitor's ticks (12 ms each at HZ=250): a failback of
+    about 370 ms on a guest that ran at its pace, and the same 31 runs over 1300 ms on a guest its host
+    starved (one gap of 250 ms among them; seen 1300 ms under load, 530-850 ms quiet).  The context
+    metrics tell the two apart: the runs, and the longest gap."""
+    from bondlib import record_monitor_split, veth_switch_ms
+    from ktest.guest.ktrace import Event
+
+    def plug_and_ticks(period, stall_at=None, stall=0.0):
+        ev, t = [_carrier(1000.0, True)], 1000.0
+        for i in range(31):
+            t += period + (stall if i == stall_at else 0.0)
+            ev.append(Event(t, "mii_monitor", {}))
+        return ev + [_to(t + 0.3, A)]
+
+    pace, starved = (veth_switch_ms(plug_and_ticks(12.0), "carrier_on", 990.0),
+                     veth_switch_ms(plug_and_ticks(32.0, 10, 250.0), "carrier_on", 990.0))
+    assert pace.runs == starved.runs == 31
+    assert pace.total == pytest.approx(372.3) and starved.total == pytest.approx(1242.3)
+    assert (pace.gap_max, starved.gap_max) == (pytest.approx(12.0), pytest.approx(282.0))
+
+    class Rec:
+        def __init__(self):
+            self.metrics = {}
+
+        def metric(self, name, samples, unit, context=False, min_effect=None):
+            self.metrics[name] = (samples, unit, context, min_effect)
+
+    rec = Rec()
+    record_monitor_split(rec, [pace, starved])
+    assert rec.metrics["monitor_runs"] == ([31.0, 31.0], "count", True, None)
+    assert rec.metrics["monitor_gap_max_kernel"][0] == [pytest.approx(12.0), pytest.approx(282.0)]
+    assert all(m[2] for m in rec.metrics.values()), "context only, unless the runs are judged"
+    rec = Rec()
+    record_monitor_split(rec, [pace, starved], judge_runs=True)
+    assert rec.metrics["monitor_runs"] == ([31.0, 31.0], "count", False, 2.0), "the count is the verdict metric"
 
 
 def test_a_veth_bond_left_with_no_slave_or_no_change_is_the_kernels_fail():

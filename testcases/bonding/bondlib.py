@@ -280,6 +280,9 @@ class Switch(NamedTuple):
     total: float                 # the cable event to the change
     wait: float | None           # the cable event to the MII monitor's first run after it (the tick's phase)
     work: float | None           # the monitor's last run before the change to the change (its own work)
+    runs: int = 0                # the monitor's runs from the cable event to the change
+    gap_max: float | None = None  # the longest time between two of them (or from the event to the first):
+    #                              a tick of a few jiffies by design, longer in a guest its host starved
 
     @property
     def retry(self) -> float | None:
@@ -324,16 +327,30 @@ def monitor_split(events: list, t_event: float, t_change: float) -> Switch:
     tick's phase) and the last run's own work; with no run in the trace (an ARP monitor, or no probe on
     the monitor), no split."""
     runs = [e.t_ms for e in events if e.name == "mii_monitor" and t_event <= e.t_ms <= t_change]
-    return Switch(t_change - t_event, runs[0] - t_event if runs else None, t_change - runs[-1] if runs else None)
+    gaps = [b - a for a, b in zip([t_event] + runs, runs)]
+    return Switch(t_change - t_event, runs[0] - t_event if runs else None, t_change - runs[-1] if runs else None,
+                  len(runs), max(gaps) if gaps else None)
 
 
-def record_monitor_split(record, kernel: list[Switch]) -> None:
+RUNS_MIN_EFFECT = 2.0      # monitor_runs: two more ticks than the base's is a change that matters
+
+
+def record_monitor_split(record, kernel: list[Switch], judge_runs: bool = False) -> None:
     """The parts of these switches as context metrics: monitor_wait_kernel, monitor_retry_kernel and
-    monitor_work_kernel (see Switch), when every switch was split."""
-    for part in ("wait", "retry", "work"):
+    monitor_work_kernel (see Switch), when every switch was split; and the monitor's runs in each
+    (monitor_runs; the verdict metric with `judge_runs`) and the longest gap between them
+    (monitor_gap_max_kernel), which say whether a long switch counted more ticks or waited longer for
+    each (a guest its host starved)."""
+    for part in ("wait", "retry", "work", "gap_max"):
         xs = [getattr(k, part) for k in kernel]
         if xs and all(x is not None for x in xs):
             record.metric(f"monitor_{part}_kernel", xs, "ms", context=True)
+    if kernel and all(k.runs for k in kernel):
+        runs = [float(k.runs) for k in kernel]
+        if judge_runs:
+            record.metric("monitor_runs", runs, "count", min_effect=RUNS_MIN_EFFECT)
+        else:
+            record.metric("monitor_runs", runs, "count", context=True)
 
 
 class PeerNotify(NamedTuple):
