@@ -102,7 +102,11 @@ def _wheel_ms(ktrace, ev: list, off) -> float | None:
 
 def _lag_ms(ktrace, ev: list, t0: float, t1: float) -> float | None:
     """The most the timer softirq ran a delayed work's timer late between t0 and t1 (ms; ktrace.timer_lag);
-    None without the tracepoint, a jiffy measured, or a timer expiring in the window."""
+    None without the tracepoint, a jiffy measured, or a timer expiring in the window.  Context, not a
+    precondition: redoing a repetition whose timers ran late (a guest its host starved: 28 jiffies in a
+    short flap's repetition that read 979.6 ms against 1001.5) could not be established beside 4 other
+    guests on a 2-core host, where 1 to 7 repetitions of a check ran a timer 3 or more jiffies late and
+    the cable pull's `armed` ran out of retries in one boot of two."""
     lag, jms = ktrace_mod.timer_lag(ev, t0, t1), ktrace.jiffy_ms()
     return None if lag is None or jms is None else lag * jms
 
