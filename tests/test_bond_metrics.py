@@ -438,3 +438,22 @@ def test_a_failover_without_gratuitous_arp_or_change_is_the_kernels_fail():
         peer_notify_ms([_to(1011.0, B), _arp(1012.0, dev=A), _arp(1013.0, op=2)], 990.0)
     with pytest.raises(AssertionError, match="no change of active slave"):
         peer_notify_ms([_to(950.0, B), _arp(1000.0)], 990.0)
+
+
+def test_a_peer_notification_has_ended_after_20_monitor_ticks_without_an_arp():
+    """Counted in the MII monitor's runs, not in wall-clock time: a starved guest's first gratuitous ARP
+    192.7 ms after the change, with no tick between, is still to come; 20 ticks after the last ARP it
+    has ended.  The previous repetition's failback and its ticks do not count."""
+    from bondlib import notifications_done
+    from ktest.guest.ktrace import Event
+
+    def ticks(start, n, every=12.0):
+        return [Event(start + every * i, "mii_monitor", {}) for i in range(n)]
+
+    old = [_to(450.0, A), _arp(450.1)] + ticks(455.0, 30)
+    assert not notifications_done(old, 990.0), "no change after the request yet"
+    change = [_to(1011.0, B)]
+    assert not notifications_done(old + change, 990.0)
+    assert not notifications_done(old + change + [_arp(1203.7)] + ticks(1210.0, 19), 990.0)
+    assert notifications_done(old + change + [_arp(1203.7)] + ticks(1210.0, 20), 990.0)
+    assert notifications_done(change + ticks(1015.0, 20), 990.0), "none sent: ended all the same, and judged"

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from bondlib import (BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, peer_notify_ms, ping, record_monitor_split,
-                     Switch, veth_switch_ms, wait_drained)
+from bondlib import (BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, notifications_done, peer_notify_ms, ping,
+                     record_monitor_split, Switch, veth_switch_ms, wait_drained)
 from ktest.guest.lib import KMsg, netns, sh
 from ktest.guest.nl import now_ms
 
@@ -234,7 +234,9 @@ def _is_unsol_na(p: bytes, mac: bytes) -> bool:
 def _failovers(t: BondTopo, n: int, miimon: int, kclock=None):
     """n failovers s1 -> s2 (and back), each observed: yields (link events of the bond, frames received
     on s2's peer, the bond's MAC, a PeerNotify of the failover in the kernel's clock or None without
-    kprobe events).  Collection ends when the bond has been quiet for 20 miimon ticks after the failover."""
+    kprobe events).  Collection ends when the bond has been quiet for 20 miimon ticks after the failover:
+    counted in the trace's MII monitor runs where there is one (bondlib.notifications_done), and then
+    20 x miimon of quiet on the capture (the wall-clock quiet alone without kprobe events)."""
     mac = bytes.fromhex(sh(f"ip netns exec {H1} cat /sys/class/net/{BOND}/address").strip().replace(":", ""))
     from ktest.guest.nl import Monitor
     quiet_s = max(0.2, 20 * miimon / 1000.0)
@@ -251,13 +253,20 @@ def _failovers(t: BondTopo, n: int, miimon: int, kclock=None):
         t_req = now_ms()
         t.cut("s1")
         t.wait_active("s2")
+        trace: list = []
+        if kclock is not None:
+            # the notification's end, observed in the kernel's trace (bondlib.notifications_done), before
+            # the capture's own end on quiet
+            end = time.monotonic() + 10.0
+            while not notifications_done(trace := trace + kclock.read(), t_req) and time.monotonic() < end:
+                time.sleep(miimon / 1000.0)
         done.set()
         cap.join()
         sink: list = []
         while evs := mon.events(0):              # what arrived meanwhile (the capture ended on quiet)
             sink += evs
         mon.close()
-        yield sink, pkts, mac, (peer_notify_ms(kclock.read(), t_req) if kclock is not None else None)
+        yield sink, pkts, mac, (peer_notify_ms(trace + kclock.read(), t_req) if kclock is not None else None)
         t.plug("s1")
         t.wait_active("s1")
 
