@@ -28,15 +28,19 @@ def spread(result: dict) -> dict:
             b = np.asarray(m.get("base_samples") or [], float)
             if m.get("unit") != "ms" or b.size == 0:
                 continue
-            q1, med, q3, p90 = (float(x) for x in np.percentile(b, [25, 50, 75, 90]))
             boots = (m.get("boot_values") or {}).get("centre", {}).get("base") or []
-            out[f"{c['path']}/{m['metric']}"] = {
-                "verdict_metric": m.get("verdict") != "context", "verdict": m.get("verdict"),
-                "boots_base": m.get("boots_base"), "n_base": int(b.size), "median": round(med, 2),
-                "iqr": round(q3 - q1, 2), "p90_minus_median": round(p90 - med, 2),
-                "boot_medians_range": round(max(boots) - min(boots), 2) if boots else None,
-                "mde": None if m.get("mde") is None else round(m["mde"], 2)}
+            out[f"{c['path']}/{m['metric']}"] = _summary(
+                b, boots, verdict_metric=m.get("verdict") != "context", verdict=m.get("verdict"),
+                boots_base=m.get("boots_base"), mde=None if m.get("mde") is None else round(m["mde"], 2))
     return out
+
+
+def _summary(b: np.ndarray, boot_medians: list[float], **head: object) -> dict:
+    """One metric's base spread: `head`, then n, median, IQR, p90 - median and the boots' medians' range."""
+    q1, med, q3, p90 = (float(x) for x in np.percentile(b, [25, 50, 75, 90]))
+    return {**head, "n_base": int(b.size), "median": round(med, 2), "iqr": round(q3 - q1, 2),
+            "p90_minus_median": round(p90 - med, 2),
+            "boot_medians_range": round(max(boot_medians) - min(boot_medians), 2) if boot_medians else None}
 
 
 def spread_boots(boots: list[dict]) -> dict:
@@ -52,12 +56,8 @@ def spread_boots(boots: list[dict]) -> dict:
     out = {}
     for k, d in per.items():
         b = np.concatenate([np.asarray(v, float) for v in d["boots"].values()])
-        q1, med, q3, p90 = (float(x) for x in np.percentile(b, [25, 50, 75, 90]))
-        medians = [float(np.median(v)) for v in d["boots"].values()]
-        out[k] = {"verdict_metric": not d["context"], "verdict": None, "boots_base": len(d["boots"]),
-                  "n_base": int(b.size), "median": round(med, 2), "iqr": round(q3 - q1, 2),
-                  "p90_minus_median": round(p90 - med, 2),
-                  "boot_medians_range": round(max(medians) - min(medians), 2), "mde": None}
+        out[k] = _summary(b, [float(np.median(v)) for v in d["boots"].values()], verdict_metric=not d["context"],
+                          verdict=None, boots_base=len(d["boots"]), mde=None)
     return out
 
 
