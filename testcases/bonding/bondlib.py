@@ -15,7 +15,7 @@ import json
 import socket
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ktest.guest.lib import ip_batch, netns, proc_net, sh
 from ktest.guest.nl import Link
@@ -346,11 +346,8 @@ def record_monitor_split(record, kernel: list[Switch], judge_runs: bool = False)
         if xs and all(x is not None for x in xs):
             record.metric(f"monitor_{part}_kernel", xs, "ms", context=True)
     if kernel and all(k.runs for k in kernel):
-        runs = [float(k.runs) for k in kernel]
-        if judge_runs:
-            record.metric("monitor_runs", runs, "count", min_effect=RUNS_MIN_EFFECT)
-        else:
-            record.metric("monitor_runs", runs, "count", context=True)
+        record.metric("monitor_runs", [float(k.runs) for k in kernel], "count", context=not judge_runs,
+                      min_effect=RUNS_MIN_EFFECT if judge_runs else None)
 
 
 class PeerNotify(NamedTuple):
@@ -360,18 +357,27 @@ class PeerNotify(NamedTuple):
     sent: int                    # gratuitous ARPs the bond sent
 
 
+def _notification(events: list, t_req: float) -> tuple[list, Any, list[float]]:
+    """The events at or after `t_req`, the first change of active slave onto a slave among them (None if
+    none), and the times of the gratuitous ARPs the bond sent after it: arp_send of a request on the
+    bond's own net_device (FAILOVER_PROBES)."""
+    ev = [e for e in events if e.t_ms >= t_req]
+    onto = next((e for e in ev if e.name == "change_active" and e.args.get("new")), None)
+    arps = [] if onto is None else [e.t_ms for e in ev if e.name == "arp_send" and e.t_ms >= onto.t_ms
+                                    and e.args.get("dev") == onto.args.get("bond")
+                                    and e.args.get("type") == ARPOP_REQUEST]
+    return ev, onto, arps
+
+
 def notifications_done(events: list, t_req: float, ticks: int = 20) -> bool:
     """Has the bond finished the peer notification of its first change of active slave after `t_req`
     (CLOCK_MONOTONIC ms), as the kernel's trace shows it: `ticks` runs of the MII monitor after its last
     gratuitous ARP (or after the change, before any)?  Counted in the monitor's ticks, not in wall-clock
     time, which a guest its host starves outlasts before its monitor has ticked (seen: a repetition whose
     capture ended on 200 ms of quiet saw 0 ARPs; the kernel sent its first 192.7 ms after the change)."""
-    ev = [e for e in events if e.t_ms >= t_req]
-    onto = next((e for e in ev if e.name == "change_active" and e.args.get("new")), None)
+    ev, onto, arps = _notification(events, t_req)
     if onto is None:
         return False
-    arps = [e.t_ms for e in ev if e.name == "arp_send" and e.t_ms >= onto.t_ms
-            and e.args.get("dev") == onto.args.get("bond") and e.args.get("type") == ARPOP_REQUEST]
     since = arps[-1] if arps else onto.t_ms
     return sum(e.name == "mii_monitor" and e.t_ms > since for e in ev) >= ticks
 
@@ -383,13 +389,10 @@ def peer_notify_ms(events: list, t_req: float) -> PeerNotify:
     bond_change_active_slave and the rest from the MII monitor's ticks, one every peer_notif_delay.  What
     the new active's peer receives is counted by the check; this is when the bond sent them.  No change,
     or no gratuitous ARP after it, is the kernel's FAIL."""
-    ev = [e for e in events if e.t_ms >= t_req]
-    onto = next((e for e in ev if e.name == "change_active" and e.args.get("new")), None)
+    ev, onto, arps = _notification(events, t_req)
     if onto is None:
         raise AssertionError("the kernel trace has no change of active slave after the request: "
                              f"{[(e.name, round(e.t_ms - t_req, 1)) for e in ev if e.name not in BACKGROUND_PROBES][:12]}")
-    arps = [e.t_ms for e in ev if e.name == "arp_send" and e.t_ms >= onto.t_ms
-            and e.args.get("dev") == onto.args.get("bond") and e.args.get("type") == ARPOP_REQUEST]
     if not arps:
         raise AssertionError("the bond sent no gratuitous ARP after its change of active slave")
     return PeerNotify(arps[0] - onto.t_ms, [b - a for a, b in zip(arps, arps[1:])], len(arps))
