@@ -39,6 +39,9 @@ def test_boot_runs_smoke_checks_and_returns_structured_results(base_kernel, tmp_
     assert run.env["accel"] in ("kvm", "tcg") and run.env["clocksource"]
     assert run.started["uptime_at_harness_s"] > 0 and run.finished["pytest_exit"] == 0
     assert run.splats == []
+    # the host read its QEMU's threads while the checks ran, and cut the wait into each check's window
+    assert 0.0 <= run.env["host_wait_share"] <= 1.0
+    assert all(0.0 <= r["host_wait_share"] <= 1.0 for r in run.results), run.results
 
 
 def test_crash_mid_run_keeps_results_and_splats(base_kernel, tmp_path):

@@ -380,6 +380,8 @@ class CheckResult(Doc):
     failures: Json | None = None     # failure counts a side, Fisher's p and the decision
     not_run: Json | None = None      # a crash kept it from running: side, fingerprint, reason, during
     known_issue: str | None = None   # a known base failure, and why
+    # per side, the share of the time the check's guests waited for a host CPU, a boot each (boot.hostwait)
+    host_wait: Json = field(default_factory=dict)
     extra: Json = _extra()
 
     def side(self, side: Side | str) -> SideResult:

@@ -17,6 +17,7 @@ from ktest.judge import console
 from ktest.judge import crash as crash_mod
 from ktest.base.cache import Cache, write_json_atomic
 from ktest.base.progress import Progress
+from ktest.boot.hostwait import Sampler
 from ktest.boot.vm import BootResult, BootSpec, boot_with_retry, choose_accel, host_env, lean_udev_rules
 
 from ktest.base.home import PACKAGE
@@ -201,6 +202,25 @@ def slow_checks(paths: Iterable[str | Path], expr: str | None = None,
     return {i: c["cost"] for i, c in collect_checks(paths, expr, shard).items() if c["slow"]}
 
 
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def add_host_wait(results: list[dict[str, Any]], starts: list[dict[str, Any]], sampler: Sampler) -> None:
+    """Each result's `host_wait_share`: of the time the guest's QEMU threads wanted a host CPU while the
+    check ran (its start record to its result, in the guest's uptime), the share they waited for one
+    (hostwait).  A sub-result (an upstream program's case) has its program's window."""
+    began = {s["id"]: s.get("uptime_s") for s in starts if "id" in s}
+    for r in results:
+        node = r.get("id", "")
+        t0 = began.get(node, began.get(node.rpartition("::")[0]))
+        t1 = r.get("finished_at_uptime_s")
+        if t0 is not None and t1 is not None:
+            share = sampler.share_guest(t0, t1)
+            if share is not None:
+                r["host_wait_share"] = round(share, 3)
+
+
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel",
                paths: Sequence[str] | Sequence[Path] | None = None,
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
@@ -244,9 +264,15 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
                    launch_to_harness_s=round(res.started_after_s, 2) if res.started_after_s else None)
     finished, results, selection = (_read_json(rwdir / "finished.json"), _read_results(rwdir / "results.jsonl"),
                                     _read_json(rwdir / "selection.json"))
+    starts = _read_results(rwdir / "checks-started.jsonl")
+    if res.host_wait is not None:
+        add_host_wait(results, starts, res.host_wait)
+        if started and finished:
+            env["host_wait_share"] = _rounded(res.host_wait.share_guest(started.get("uptime_at_harness_s") or 0.0,
+                                                                        finished.get("uptime_s") or 0.0))
     crash = crash_mod.analyse(text, splats, outcome=res.outcome, harness_started=started is not None,
                               harness_finished=finished is not None, results=results,
-                              starts=_read_results(rwdir / "checks-started.jsonl"), selection=selection,
+                              starts=starts, selection=selection,
                               ended_because=res.ended_because)
     if crash:
         progress.warn(f"{label}: the kernel crashed ({crash.label} {crash.fingerprint}) in {crash.where}"

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +27,7 @@ from ktest.base.machine import host_key, qemu_version
 from ktest.base.errors import Interrupted, MissingHostTools, NotABzImage
 from ktest.base.proc import kill_group
 from ktest.base.progress import Progress
+from ktest.boot.hostwait import Sampler
 
 VNG_EXIT_DIED = 255  # vng's code for "panic or QEMU died"
 
@@ -80,6 +81,9 @@ class BootResult:
     env: dict[str, Any] = field(default_factory=dict)
     ended_because: str | None = None   # why ktest ended the boot itself (a crash, a timeout)
     infra_error: str | None = None     # the machine failed a service the guest asked for (host link control)
+    # the host's scheduler statistics of the guest's QEMU threads, sampled while it ran (hostwait): not
+    # serialised, cut into the checks' windows by checks.run_checks
+    host_wait: Sampler | None = field(default=None, repr=False, compare=False)
 
     @property
     def infra_failure(self) -> bool:
@@ -89,7 +93,7 @@ class BootResult:
                                                                  "no-harness")
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "host_wait"}
         d["console_log"], d["stdout_log"] = str(self.console_log), str(self.stdout_log)
         return d
 
@@ -270,6 +274,12 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, errors="replace", start_new_session=True,
                             env=vng_env())
+    sampler = Sampler(sid=proc.pid)        # its own session: vng's pid is the session of its QEMU
+    crash_tee = _crash_watch(crash_seen)
+
+    def console_tee(line: str) -> None:
+        crash_tee(line)
+        sampler.console(line, time.monotonic())
     pumps: list[threading.Thread] = []
     agent = None
     outcome, started_after, ended_because = None, None, None
@@ -280,8 +290,8 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
             from ktest.boot.linkctl import LinkAgent
 
             agent = LinkAgent(qmp_dir / "qmp.sock", spec.rwdir / "link").start()
-        pumps += [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity,
-                                                       _crash_watch(crash_seen)), daemon=True),
+        pumps += [threading.Thread(target=_pump, args=(proc.stderr, console_log, activity, console_tee),
+                                   daemon=True),
                   threading.Thread(target=_pump, args=(proc.stdout, stdout_log, activity, stdout_tee), daemon=True)]
         for t in pumps:
             t.start()
@@ -292,6 +302,7 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
                 break
             rc = proc.poll()
             now = time.monotonic()
+            sampler.poll(now)
             if started_after is None and started_file.exists():
                 started_after = now - t0
             if rc is not None:
@@ -352,7 +363,7 @@ def _boot_once(spec: BootSpec, logdir: Path, progress: Progress, label: str) -> 
                                                                        "crash") else None,
                       duration_s=time.monotonic() - t0, started_after_s=started_after,
                       console_log=console_log, stdout_log=stdout_log, ended_because=ended_because,
-                      infra_error=agent.infra_error if agent is not None else None)
+                      infra_error=agent.infra_error if agent is not None else None, host_wait=sampler)
 
 
 _live: set[subprocess.Popen[str]] = set()         # guests running now, in any thread
