@@ -447,3 +447,72 @@ def test_the_drift_test_is_shared_among_the_runs_noise_models():
     assert "drifted" in one[0]["metrics"][0]["noise"]
     two = compare_checks(base, patched, noise={"lw.c0/n": model, "lw.c1/n": model})
     assert all("drifted" not in c["metrics"][0]["noise"] for c in two)
+
+
+def _waited(r, share):
+    return {**r, "host_wait_share": share}
+
+
+def _clear_regression(base_wait, patched_wait):
+    """A 40 -> 90 ms shift in every boot, clear at 3 boots a side, each boot's check with its host wait
+    (None: not recorded)."""
+    def boot(r, w):
+        return run([r if w is None else _waited(r, w)])
+    base = [boot(res("lw", samples=[40.0 + i, 41 + i, 42 + i, 43 + i]), w) for i, w in enumerate(base_wait)]
+    patched = [boot(res("lw", samples=[90.0 + i, 91 + i, 92 + i, 93 + i]), w) for i, w in enumerate(patched_wait)]
+    (c,) = compare_checks(base, patched)
+    return c
+
+
+def test_a_timing_change_on_the_side_the_host_starved_more_is_undecided():
+    """Every patched boot's guests waited for a host CPU far more while the check ran (a job on the host
+    beside the patched boots only, as in a bonding run whose updelay check doubled): the slower side is
+    the starved side, so the change is in doubt and buys boots, never a regression on that evidence."""
+    same = _clear_regression([0.55, 0.60, 0.58], [0.57, 0.59, 0.61])
+    assert same["metrics"][0]["verdict"] == "regressed" and same["verdict"] == "metric regression"
+    assert same["host_wait"] == {"base": [0.55, 0.60, 0.58], "patched": [0.57, 0.59, 0.61]}
+    c = _clear_regression([0.55, 0.60, 0.58], [0.80, 0.85, 0.78])
+    (m,) = c["metrics"]
+    assert (m["verdict"], m["doubt"], m["needs_boots"], c["verdict"]) == ("inconclusive", "harm", True, "undecided")
+    assert "host starved the patched side" in m["reason"] and "55-60 %" in m["reason"] and "78-85 %" in m["reason"]
+    v = overall([c], {"new": []})
+    assert (v.status, v.exit_code) == ("undecided", 3)
+
+
+def test_host_load_on_the_faster_side_or_overlapping_leaves_the_change_decided():
+    # the base starved more, the patched slower all the same: the load does not explain the change
+    assert _clear_regression([0.80, 0.85, 0.78], [0.55, 0.60, 0.58])["verdict"] == "metric regression"
+    # one patched boot as starved as a base boot: the sides' loads overlap
+    assert _clear_regression([0.55, 0.60, 0.70], [0.70, 0.85, 0.90])["verdict"] == "metric regression"
+    # apart, but by less than HOST_LOAD_GAP at the medians
+    assert _clear_regression([0.55, 0.56, 0.57], [0.58, 0.60, 0.62])["verdict"] == "metric regression"
+    # no host wait recorded (a result from before it was, or a check without a window): as before
+    assert _clear_regression([None] * 3, [None] * 3)["verdict"] == "metric regression"
+
+
+def test_an_improvement_on_the_side_the_host_starved_less_is_undecided_and_counts_are_not_times():
+    base = [run([_waited(res("lw", samples=[900.0 + i, 905, 899]), 0.85)]) for i in range(3)]
+    patched = [run([_waited(res("lw", samples=[3.0 + i, 4, 3]), 0.50)]) for i in range(3)]
+    (c,) = compare_checks(base, patched)
+    assert (c["metrics"][0]["verdict"], c["metrics"][0]["doubt"]) == ("inconclusive", "benefit")
+    assert "host starved the base side" in c["metrics"][0]["reason"]
+    base = [run([_waited(res("lw", samples=[30.0, 31, 32], unit="runs"), 0.5)]) for _ in range(3)]
+    patched = [run([_waited(res("lw", samples=[60.0, 61, 62], unit="runs"), 0.9)]) for _ in range(3)]
+    (c,) = compare_checks(base, patched)     # a count of monitor runs does not stretch with the host's load
+    assert c["metrics"][0]["verdict"] == "regressed"
+
+
+def test_the_report_shows_the_host_wait_of_each_boot_and_of_each_check(tmp_path):
+    from ktest.base.result import Result
+    from ktest.report.outputs import render_html
+
+    bw, pw = (0.55, 0.60, 0.58), (0.80, 0.85, 0.78)
+    base = [run([_waited(res("lw", samples=[40.0 + i, 41 + i, 42 + i]), w)]) for i, w in enumerate(bw)]
+    patched = [run([_waited(res("lw", samples=[90.0 + i, 91 + i, 92 + i]), w)]) for i, w in enumerate(pw)]
+    boots = [{"side": side, "round": i + 1, "purpose": "round", "label": f"{side}-{i + 1}", "results": [],
+              "boot": {"outcome": "ok", "console_log": "c.log", "stdout_log": "s.log"}, "env": {"host_wait_share": w}}
+             for side, ws in (("base", bw), ("patched", pw)) for i, w in enumerate(ws)]
+    html = render_html(Result.from_json(judged(minimal(boots=boots), base, patched)), tmp_path)
+    assert 'id="host-load"' in html and "; base boots 55 %, 60 %, 58 %; patched boots 80 %, 85 %, 78 %." in html
+    assert "its guests waited for a host CPU base 55 %, 60 %, 58 %; patched 80 %, 85 %, 78 % of the time" in html
+    assert "the host starved the patched side" in html

@@ -7,6 +7,7 @@ splats per boot.  Status order follows KCIDB: FAIL > ERROR > MISS > PASS > DONE 
 from __future__ import annotations
 
 import functools
+import statistics
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -35,7 +36,8 @@ def side_status(statuses: list[str]) -> str:
 
 def _entry() -> Json:
     """A check's collected results on one side before any is added (collect)."""
-    return {"statuses": [], "metrics": OrderedDict(), "timelines": [], "messages": [], "notes": {}, "infra": 0}
+    return {"statuses": [], "metrics": OrderedDict(), "timelines": [], "messages": [], "notes": {}, "infra": 0,
+            "host_wait": []}
 
 
 def collect(runs: list[Json]) -> "OrderedDict[str, Json]":
@@ -47,6 +49,8 @@ def collect(runs: list[Json]) -> "OrderedDict[str, Json]":
             c = out.setdefault(r["path"], _entry())
             c["statuses"].append(r["status"])
             c["infra"] += bool(r.get("infra"))
+            if r.get("host_wait_share") is not None:
+                c["host_wait"].append(r["host_wait_share"])
             if r.get("message"):
                 c["messages"].append(r["message"])
             for m in r.get("metrics", []):
@@ -62,7 +66,7 @@ def collect(runs: list[Json]) -> "OrderedDict[str, Json]":
     return out
 
 
-EMPTY = {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}, "infra": 0}
+EMPTY = {"statuses": [], "metrics": {}, "timelines": [], "messages": [], "notes": {}, "infra": 0, "host_wait": []}
 
 
 def add_unreported(sides: list[tuple[list[Json], "OrderedDict[str, Json]"]]) -> None:
@@ -268,6 +272,35 @@ def transition(base: str, patched: str) -> str:
     return "unchanged"
 
 
+# A timing metric's decided change is in doubt when the host starved one side's guests more while the
+# check ran (ktest.boot.hostwait: the share of the time the guest's QEMU threads wanted a host CPU that
+# they waited for one, per boot): every boot of the slower side waited more than every boot of the
+# other, by HOST_LOAD_GAP or more at the medians.  Under TCG a starved guest's own clock counts the
+# time it did not run, so such a change may be the host's; more boots, under other load, settle it.
+HOST_LOAD_GAP = 0.10
+TIME_UNITS = frozenset({"ms", "s", "us", "ns"})
+
+
+def host_load_doubt(c: Comparison, base: list[float], patched: list[float]) -> str | None:
+    """Why `c`'s decided change (regressed or improved) may be the host's load and not the kernel's, or
+    None.  base, patched: the check's host wait share in each boot of each side (hostwait)."""
+    if c.verdict not in ("regressed", "improved") or c.unit not in TIME_UNITS or not base or not patched:
+        return None
+    patched_slower = (c.verdict == "regressed") == c.lower_is_better
+    slow, fast = (patched, base) if patched_slower else (base, patched)
+    if min(slow) <= max(fast) or statistics.median(slow) - statistics.median(fast) < HOST_LOAD_GAP:
+        return None
+
+    def pct(xs: list[float]) -> str:
+        lo, hi = f"{100 * min(xs):.0f}", f"{100 * max(xs):.0f}"
+        return (lo if lo == hi else f"{lo}-{hi}") + " %"
+    seen = "longer" if patched_slower else "shorter"
+    return (f"{c.reason}; not decided: the patched times are {seen}, and the host starved the "
+            f"{'patched' if patched_slower else 'base'} side's guests more while this check ran (they waited "
+            f"for a host CPU {pct(slow)} of the time they wanted one, the other side's {pct(fast)}): the "
+            "change may be the host's load, not the kernel's; more boots can settle it")
+
+
 def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration: Json | None = None,
                    once: frozenset[str] | set[str] = frozenset(), noise: Json | None = None,
                    fail_history: Json | None = None) -> list[Json]:
@@ -280,6 +313,7 @@ def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration:
     add_unreported([(base_runs, b), (patched_runs, p)])
     checks: list[Json] = []
     pending: list[tuple[Comparison, Json | None, Json | None]] = []
+    waits: dict[int, tuple[list[float], list[float]]] = {}      # id(comparison) -> the check's host waits
     # the run's base boots are tested against each noise model it uses: DRIFT_ALPHA is shared among them,
     # so that a run warns of drift by chance in DRIFT_ALPHA of runs, not in one per metric
     models = sum(sum(a in model for a in ("centre", "tail")) for path, c in b.items() for name, m in c["metrics"].items()
@@ -308,6 +342,7 @@ def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration:
                 cmp.verdict, cmp.reason = "context", "recorded to explain the check's metrics; not compared"
                 cmp.needs_boots, cmp.doubt = False, None
             pending.append((cmp, bm, pm))
+            waits[id(cmp)] = (bc["host_wait"], pc["host_wait"])
             metrics.append(cmp)
         checks.append({
             "path": path, "base": {"status": bs, "statuses": bc["statuses"], "infra_errors": bc["infra"]},
@@ -318,10 +353,15 @@ def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration:
             "timelines": {"base": bc["timelines"][:1], "patched": pc["timelines"][:1]},
             "messages": {"base": bc["messages"][:3], "patched": pc["messages"][:3]},
             "notes": {"base": bc["notes"], "patched": pc["notes"]},
+            "host_wait": {"base": bc["host_wait"], "patched": pc["host_wait"]},
         })
     correct_failure_tests([c["failures"] for c in checks if c["failures"]])
     _mark_crashed(checks, crash_diff(base_runs, patched_runs))
     judge([c for c, _, _ in pending])
+    for cmp, _, _ in pending:
+        if why := host_load_doubt(cmp, *waits[id(cmp)]):
+            cmp.doubt = "harm" if cmp.verdict == "regressed" else "benefit"
+            cmp.verdict, cmp.needs_boots, cmp.aspect, cmp.reason = "inconclusive", True, None, why
     js = {id(c): {**c.to_json(), "base_samples": bm["samples"] if bm else [], "patched_samples": pm["samples"] if pm else []}
           for c, bm, pm in pending}
     for c in checks:
