@@ -61,6 +61,17 @@ def spread_boots(boots: list[dict]) -> dict:
     return out
 
 
+def host_wait(result: dict) -> dict:
+    """Per side, each boot's host wait share (the share of the time its guest wanted a host CPU that it
+    waited for one, ktest.boot.hostwait), in boot order; empty for a run recorded before ktest kept it."""
+    out: dict[str, list[float]] = {}
+    for b in result.get("boots") or []:
+        share = (b.get("env") or {}).get("host_wait_share")
+        if share is not None:
+            out.setdefault(b.get("side") or "?", []).append(share)
+    return out
+
+
 def table(runs: dict) -> str:
     """Markdown: one row per metric (verdict metrics and `*_kernel` ones), whether it judges the run (or is
     context, e.g. where an event landed in the interval), and per run "IQR / p90 - median"."""
@@ -102,6 +113,7 @@ def main(argv: list[str]) -> int:
                        "in_doubt": sorted(set(v.get("undecided") or []) | set(v.get("inconclusive") or [])),
                        "setup_errors": {side: sum((c.get(side) or {}).get("infra_errors") or 0 for c in r["checks"])
                                         for side in ("base", "patched")},
+                       "host_wait": host_wait(r),
                        "metrics": spread(r)}
     json.dump(runs, sys.stdout, indent=1)
     print()

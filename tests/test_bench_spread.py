@@ -50,12 +50,18 @@ def test_a_runs_doubt_and_setup_errors_are_on_record(tmp_path):
     r["verdict"].update(undecided=["b.check"], inconclusive=["a.check/m", "b.check"])
     r["checks"][0]["base"]["infra_errors"] = 1
     r["checks"][1]["patched"]["infra_errors"] = 2
+    for b, share in zip(r["boots"], (0.7, 0.81, 0.65, 0.9)):
+        b.setdefault("env", {})["host_wait_share"] = share
     fx = tmp_path / "result.json"
     fx.write_text(json.dumps(r))
     p = subprocess.run([sys.executable, "ci/bench_spread.py", f"doubt={fx}"], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     got = json.loads(p.stdout)["doubt"]
     assert got["in_doubt"] == ["a.check/m", "b.check"] and got["setup_errors"] == {"base": 1, "patched": 2}
+    want: dict = {}
+    for b, share in zip(r["boots"], (0.7, 0.81, 0.65, 0.9)):
+        want.setdefault(b["side"], []).append(share)
+    assert got["host_wait"] == want and sum(map(len, want.values())) == min(4, len(r["boots"])) > 0
 
 
 def test_spread_of_a_calibrations_boots(tmp_path):
