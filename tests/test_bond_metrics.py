@@ -426,6 +426,7 @@ def test_a_peer_notification_is_timed_from_the_change_of_slave_to_each_gratuitou
           _arp(1015.0, op=2), _arp(1021.1)]
     got = peer_notify_ms(failback + ev, 990.0)
     assert got.first == pytest.approx(0.08) and got.gaps == pytest.approx([10.02]) and got.sent == 2
+    assert got.at == pytest.approx((1011.08, 1021.1))      # when, for a reader to set beside the wire's count
     late = peer_notify_ms([_to(1011.0, B), _arp(1021.0), _arp(1041.0), _arp(1061.0)], 990.0)
     assert (late.first, *late.gaps, late.sent) == pytest.approx((10.0, 20.0, 20.0, 3)), \
         "a notification a tick late, and spaced two ticks apart, is what the metrics show"

@@ -355,6 +355,7 @@ class PeerNotify(NamedTuple):
     first: float                 # the change of active slave to the first gratuitous ARP
     gaps: list[float]            # between consecutive gratuitous ARPs (the notification's interval)
     sent: int                    # gratuitous ARPs the bond sent
+    at: tuple[float, ...] = ()   # when it sent them (CLOCK_MONOTONIC ms)
 
 
 def _notification(events: list, t_req: float) -> tuple[list, Any, list[float]]:
@@ -395,4 +396,4 @@ def peer_notify_ms(events: list, t_req: float) -> PeerNotify:
                              f"{[(e.name, round(e.t_ms - t_req, 1)) for e in ev if e.name not in BACKGROUND_PROBES][:12]}")
     if not arps:
         raise AssertionError("the bond sent no gratuitous ARP after its change of active slave")
-    return PeerNotify(arps[0] - onto.t_ms, [b - a for a, b in zip(arps, arps[1:])], len(arps))
+    return PeerNotify(arps[0] - onto.t_ms, [b - a for a, b in zip(arps, arps[1:])], len(arps), tuple(arps))
