@@ -1,5 +1,5 @@
 """`ktest doctor`: is this machine ready for a first run?  One line per item (the tools and their
-versions, KVM, the cache dir, free disk and memory, the default tree), each with a fix when it is not
+versions, KVM, the cache dir, free disk and memory, the host's load, the default tree), each with a fix when it is not
 ready.  Nothing is built or booted: KVM is the cached probe's answer (`ktest kvm` writes it); only
 `--probe`, with no answer cached, boots a guest to find out.
 
@@ -153,6 +153,38 @@ def memory(avail_gib: float | None = None) -> Item:
                 f"({os.cpu_count()} core(s))")
 
 
+# a host busier than this (some task waited for a CPU in this % of the last minute, PSI) makes timings
+# noisier before ktest's own guests add to it
+BUSY_PSI = 20.0
+
+
+def host_load(pressure: str | None = None, schedstat: bool | None = None) -> Item:
+    """Can ktest see how hard the host starves a guest (its QEMU threads' schedstat: boot.hostwait), and
+    is the host busy now (the CPU's pressure stall information, avg60 of "some")?"""
+    if schedstat is None:
+        schedstat = Path("/proc/self/schedstat").exists()
+    if not schedstat:
+        return Item("host load", "warn", "no /proc/PID/schedstat (a kernel without CONFIG_SCHED_INFO): ktest "
+                    "cannot tell a kernel that got slower from a host that got busier for one side",
+                    "run on a kernel with scheduler statistics (Debian's and Ubuntu's have them)")
+    if pressure is None:
+        try:
+            pressure = Path("/proc/pressure/cpu").read_text()
+        except OSError:
+            pressure = ""
+    avg60 = next((float(f.split("=", 1)[1]) for line in pressure.splitlines() if line.startswith("some ")
+                  for f in line.split() if f.startswith("avg60=")), None)
+    if avg60 is None:
+        return Item("host load", "ok", "guests' waits for a host CPU readable (schedstat); no CPU pressure "
+                    "information (PSI) to say how busy the host is now")
+    if avg60 > BUSY_PSI:
+        return Item("host load", "warn", f"busy: some task waited for a CPU {avg60:.0f} % of the last minute",
+                    "let other work finish first: timings get noisier, and a timing change on the side the "
+                    "host starved more is held as undecided")
+    return Item("host load", "ok", f"quiet: some task waited for a CPU {avg60:.0f} % of the last minute; "
+                "guests' waits for a host CPU readable (schedstat)")
+
+
 def default_tree(cache: Cache, kernel: str) -> Item:
     from ktest.host.tree import _deb_version
 
@@ -178,7 +210,7 @@ def default_tree(cache: Cache, kernel: str) -> Item:
 
 
 def diagnose(cache: Cache, kernel: str, probe: Callable[[], tuple[bool, str]] | None = None) -> list[Item]:
-    return [*tools(), kvm(cache, probe), cache_dir(cache), disk(cache, kernel), memory(),
+    return [*tools(), kvm(cache, probe), cache_dir(cache), disk(cache, kernel), memory(), host_load(),
             default_tree(cache, kernel)]
 
 

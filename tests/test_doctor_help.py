@@ -67,6 +67,7 @@ def _all_ok(monkeypatch, tmp_path):
     monkeypatch.setattr(doctor, "version_of", lambda path, args: f"{Path(path).name} 1.0")
     monkeypatch.setenv("KTEST_VNG", "/usr/bin/vng")
     monkeypatch.setattr(doctor, "memory", lambda: doctor.Item("free memory", "ok", "8 GiB"))
+    monkeypatch.setattr(doctor, "host_load", lambda: doctor.Item("host load", "ok", "quiet"))
     monkeypatch.setattr(doctor, "default_tree", lambda cache, k: doctor.Item("default tree", "ok", "prepared"))
 
 
@@ -80,7 +81,7 @@ def test_doctor_ready_is_exit_0_with_one_line_per_item(tmp_path, monkeypatch, ca
     names = [l[6:26].strip() for l in out[:-1]]
     assert names[:3] == ["vng (virtme-ng)", "qemu-system-x86_64", "iproute2 (ip)"]
     for item in ("tcpdump", "gcc", "make", "flex", "bison", "bc", "udev (udevadm)", "KVM", "cache dir",
-                 "free disk", "free memory", "default tree"):
+                 "free disk", "free memory", "host load", "default tree"):
         assert item in names
     assert all(l.startswith("ok ") for l in out[:-1]), out
     assert "usable (a KVM guest booted in 1.2s; cached probe)" in "\n".join(out)
@@ -126,3 +127,17 @@ def test_doctor_memory_and_disk_thresholds(tmp_path):
     (tmp_path / "trees" / "linux-source-6.12_6.12.1-1" / ".git" / "ktest-ready").write_text("6.12.1\n")
     assert doctor.disk(cache, "6.12", free_bytes=4 * 2**30).status == "ok"
     assert doctor.default_tree(cache, "6.12").status == "ok"
+
+
+def test_doctor_host_load_says_whether_the_host_is_busy_and_whether_ktest_can_see_it():
+    busy = "some avg10=61.20 avg60=48.93 avg300=22.13 total=17771115480\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    item = doctor.host_load(pressure=busy, schedstat=True)
+    assert (item.status, item.detail) == ("warn", "busy: some task waited for a CPU 49 % of the last minute")
+    assert "held as undecided" in item.fix
+    quiet = busy.replace("avg60=48.93", "avg60=3.54")
+    assert doctor.host_load(pressure=quiet, schedstat=True).status == "ok"
+    assert "no CPU pressure information" in doctor.host_load(pressure="", schedstat=True).detail
+    blind = doctor.host_load(pressure=quiet, schedstat=False)
+    assert blind.status == "warn" and "CONFIG_SCHED_INFO" in blind.detail
+    real = doctor.host_load()            # this host: whatever its load, one of the three answers, never an error
+    assert real.name == "host load" and real.status in ("ok", "warn") and real.detail
