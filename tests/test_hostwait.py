@@ -69,8 +69,40 @@ def test_session_qemus_finds_a_qemu_named_process_in_that_session_only(tmp_path)
     try:
         assert session_qemus(other.pid) == [other.pid]
         assert session_qemus(plain.pid) == []
+        other.kill()
+        os.waitid(os.P_PID, other.pid, os.WEXITED | os.WNOWAIT)     # ended, left unreaped: a zombie
+        assert session_qemus(other.pid) == [] and read_threads([other.pid]) == {}
         assert other.pid not in session_qemus(os.getsid(0))
     finally:
         for p in (other, plain):
             p.kill()
             p.wait()
+
+
+def test_the_sampler_follows_the_guests_qemu_after_a_short_lived_one_in_its_session(tmp_path):
+    """vng may run a QEMU before the guest's own in the same session: the sampler must not keep the pid
+    of one that has gone (observed, not timed: each step waits for the process table to show it)."""
+    sleep = shutil.which("sleep")
+    (tmp_path / "qemu-probe").symlink_to(sleep)
+    (tmp_path / "qemu-system-x86_64").symlink_to(sleep)
+    sh = subprocess.Popen(["sh", "-c", f"{tmp_path}/qemu-probe 1; read x; exec {tmp_path}/qemu-system-x86_64 30"],
+                          stdin=subprocess.PIPE, start_new_session=True, text=True)
+    try:
+        s = Sampler(sid=sh.pid, every=0.0)
+        while not session_qemus(sh.pid):
+            os.sched_yield()
+        (probe,) = session_qemus(sh.pid)
+        assert probe != sh.pid
+        s.poll(1.0)
+        assert list(s.samples[-1].threads) == [probe]
+        while probe in session_qemus(sh.pid):
+            os.sched_yield()              # the probe has ended (a zombie counts as ended)
+        sh.stdin.write("\n")
+        sh.stdin.flush()
+        while session_qemus(sh.pid) != [sh.pid]:
+            os.sched_yield()              # sh has exec'ed the guest's QEMU
+        s.poll(2.0)
+        assert list(s.samples[-1].threads) == [sh.pid]
+    finally:
+        sh.kill()
+        sh.wait()

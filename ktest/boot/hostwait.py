@@ -39,6 +39,8 @@ def read_threads(pids: Iterable[int], proc: Path = PROC) -> dict[int, tuple[int,
     out: dict[int, tuple[int, int]] = {}
     for pid in pids:
         try:
+            if _state(proc / str(pid)) == "Z":      # ended, not yet reaped: nothing of it runs or waits
+                continue
             tids = os.listdir(proc / str(pid) / "task")
         except OSError:
             continue
@@ -49,6 +51,12 @@ def read_threads(pids: Iterable[int], proc: Path = PROC) -> dict[int, tuple[int,
             except (OSError, ValueError):
                 continue
     return out
+
+
+def _state(d: Path) -> str:
+    """A process's state letter from /proc/PID/stat (after the comm, which may hold spaces and parentheses)."""
+    stat = (d / "stat").read_text()
+    return stat[stat.rfind(")") + 2:].split()[0]
 
 
 def session_qemus(sid: int, proc: Path = PROC) -> list[int]:
@@ -63,7 +71,7 @@ def session_qemus(sid: int, proc: Path = PROC) -> list[int]:
             continue
         # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses
         comm, rest = stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:].split()
-        if comm.startswith("qemu") and len(rest) > 3 and rest[3] == str(sid):
+        if comm.startswith("qemu") and len(rest) > 3 and rest[3] == str(sid) and rest[0] != "Z":
             found.append(int(d.name))
     return found
 
@@ -115,11 +123,12 @@ class Sampler:
     def poll(self, now: float) -> None:
         if self.samples and now - self.samples[-1].t < self.every:
             return
-        if not self._pids:
+        threads = read_threads(self._pids, self.proc) if self._pids else {}
+        if not threads:
+            # none found yet, or the one found has gone: a short-lived QEMU before the guest's own (seen:
+            # one boot in 16 kept a gone process's pid and recorded nothing), so look again
             self._pids = session_qemus(self.sid, self.proc)
-            if not self._pids:
-                return
-        threads = read_threads(self._pids, self.proc)
+            threads = read_threads(self._pids, self.proc) if self._pids else {}
         if threads:
             self.samples.append(Sample(now, threads))
 
