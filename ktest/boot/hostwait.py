@@ -11,7 +11,7 @@ threads wanted a host CPU they spent waiting for one (0: never starved, 0.9: ran
 wanted), so that the verdict can tell a kernel that got slower from a host that got busier on one side
 (verdict.host_load_doubt).
 
-The functions below are pure but for `read_threads` and `Sampler.poll`, which read /proc."""
+The functions below are pure but for `read_threads`, `session_qemus` and `Sampler.poll`, which read /proc."""
 
 from __future__ import annotations
 
@@ -125,8 +125,8 @@ class Sampler:
             return
         threads = read_threads(self._pids, self.proc) if self._pids else {}
         if not threads:
-            # none found yet, or the one found has gone: a short-lived QEMU before the guest's own (seen:
-            # one boot in 16 kept a gone process's pid and recorded nothing), so look again
+            # none found yet, or the one found has gone: vng runs `qemu --version` in the same session
+            # before the guest's QEMU (4 boots of 80 kept that pid and recorded nothing), so look again
             self._pids = session_qemus(self.sid, self.proc)
             threads = read_threads(self._pids, self.proc) if self._pids else {}
         if threads:
