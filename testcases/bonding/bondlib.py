@@ -354,8 +354,12 @@ class PeerNotify(NamedTuple):
     """A failover's peer notification in the kernel's clock (ms; see peer_notify_ms)."""
     first: float                 # the change of active slave to the first gratuitous ARP
     gaps: list[float]            # between consecutive gratuitous ARPs (the notification's interval)
-    sent: int                    # gratuitous ARPs the bond sent
-    at: tuple[float, ...] = ()   # when it sent them (CLOCK_MONOTONIC ms)
+    at: tuple[float, ...]        # when the bond sent each gratuitous ARP (CLOCK_MONOTONIC ms)
+
+    @property
+    def sent(self) -> int:
+        """Gratuitous ARPs the bond sent."""
+        return len(self.at)
 
 
 def _notification(events: list, t_req: float) -> tuple[list, Any, list[float]]:
@@ -396,4 +400,4 @@ def peer_notify_ms(events: list, t_req: float) -> PeerNotify:
                              f"{[(e.name, round(e.t_ms - t_req, 1)) for e in ev if e.name not in BACKGROUND_PROBES][:12]}")
     if not arps:
         raise AssertionError("the bond sent no gratuitous ARP after its change of active slave")
-    return PeerNotify(arps[0] - onto.t_ms, [b - a for a, b in zip(arps, arps[1:])], len(arps), tuple(arps))
+    return PeerNotify(arps[0] - onto.t_ms, [b - a for a, b in zip(arps, arps[1:])], tuple(arps))
