@@ -39,7 +39,7 @@ def read_threads(pids: Iterable[int], proc: Path = PROC) -> dict[int, tuple[int,
     out: dict[int, tuple[int, int]] = {}
     for pid in pids:
         try:
-            if _state(proc / str(pid)) == "Z":      # ended, not yet reaped: nothing of it runs or waits
+            if _stat(proc / str(pid))[1][0] == "Z":      # ended, not yet reaped: nothing of it runs or waits
                 continue
             tids = os.listdir(proc / str(pid) / "task")
         except OSError:
@@ -53,10 +53,11 @@ def read_threads(pids: Iterable[int], proc: Path = PROC) -> dict[int, tuple[int,
     return out
 
 
-def _state(d: Path) -> str:
-    """A process's state letter from /proc/PID/stat (after the comm, which may hold spaces and parentheses)."""
+def _stat(d: Path) -> tuple[str, list[str]]:
+    """A process's comm and the fields after it (state, ppid, pgrp, session, ...) from /proc/PID/stat: the
+    comm may hold spaces and parentheses."""
     stat = (d / "stat").read_text()
-    return stat[stat.rfind(")") + 2:].split()[0]
+    return stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:].split()
 
 
 def session_qemus(sid: int, proc: Path = PROC) -> list[int]:
@@ -66,11 +67,9 @@ def session_qemus(sid: int, proc: Path = PROC) -> list[int]:
         if not d.name.isdigit():
             continue
         try:
-            stat = (d / "stat").read_text()
+            comm, rest = _stat(d)
         except OSError:
             continue
-        # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses
-        comm, rest = stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:].split()
         if comm.startswith("qemu") and len(rest) > 3 and rest[3] == str(sid) and rest[0] != "Z":
             found.append(int(d.name))
     return found
