@@ -226,14 +226,15 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
                progress: Progress | None = None, boot_timeout: float | None = None,
                slow: bool | str | list[str] = True, shard: tuple[int, int] | None = None,
-               ids: list[str] | None = None, crash_quiet: float | None = None) -> GuestRun:
+               ids: list[str] | None = None, crash_quiet: float | None = None, cpus: int = 2) -> GuestRun:
     """Boot `bzimage` and run the checks.  The kernel tree's selftests are taken from the build
     artifact next to the image (bzimage.parent/selftests), when it has them.  Checks marked slow (the
     upstream selftests): slow=True runs them with the rest, False skips them (`ktest run`'s later
     rounds), "only" runs them alone and "none" leaves them out (round 1 on a pool: one guest each); a
     list of their node ids runs just those, alone (round 1 on a larger pool: slow checks split by cost).
     ids: run just these node ids of the collection (a side's checks split over guests by cost).
-    shard=(i, n) runs only the i-th of n parts of the collected checks (ktest.base.shard)."""
+    shard=(i, n) runs only the i-th of n parts of the collected checks (ktest.base.shard).  cpus: the
+    guest's vCPUs."""
     progress = progress or Progress()
     paths = [check_path(p) for p in (paths or [DEFAULT_TESTCASES])]
     accel = choose_accel(cache, bzimage, accel, progress)
@@ -245,7 +246,7 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
     spec = BootSpec(bzimage=bzimage, command=guest_command(rwdir, paths, expr, reps, _selftests_of(bzimage),
                                                           {**_select_env(slow, ids), "KTEST_LINKCTL": rwdir / "link",
                                                            "KTEST_VIRTIO_NICS": 2 + EXTRA_NICS}, shard),
-                    rwdir=rwdir, accel=accel,
+                    rwdir=rwdir, accel=accel, cpus=cpus,
                     boot_timeout=boot_timeout or (60.0 if accel == "kvm" else 120.0),
                     udev_rules=lean_udev_rules(outdir / "udev-rules.d"), link_control=True, extra_nics=EXTRA_NICS)
     if crash_quiet is not None:
