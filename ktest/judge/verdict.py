@@ -10,7 +10,7 @@ import functools
 import statistics
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ktest.judge.crash import LABEL
 from ktest.base.result import CheckResult, Expectation, Json, Outcome, Result, Verdict
@@ -301,6 +301,16 @@ def host_load_doubt(c: Comparison, base: list[float], patched: list[float]) -> s
             "change may be the host's load, not the kernel's; more boots can settle it")
 
 
+class _Pending(NamedTuple):
+    """A metric's comparison on its way to a verdict: its two sides' collected metric (None: the side did
+    not measure it) and its check's host wait share per boot of each side."""
+    cmp: Comparison
+    base: Json | None
+    patched: Json | None
+    base_wait: list[float]
+    patched_wait: list[float]
+
+
 def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration: Json | None = None,
                    once: frozenset[str] | set[str] = frozenset(), noise: Json | None = None,
                    fail_history: Json | None = None) -> list[Json]:
@@ -312,8 +322,7 @@ def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration:
     b, p = collect(base_runs), collect(patched_runs)
     add_unreported([(base_runs, b), (patched_runs, p)])
     checks: list[Json] = []
-    pending: list[tuple[Comparison, Json | None, Json | None]] = []
-    waits: dict[int, tuple[list[float], list[float]]] = {}      # id(comparison) -> the check's host waits
+    pending: list[_Pending] = []
     # the run's base boots are tested against each noise model it uses: DRIFT_ALPHA is shared among them,
     # so that a run warns of drift by chance in DRIFT_ALPHA of runs, not in one per metric
     models = sum(sum(a in model for a in ("centre", "tail")) for path, c in b.items() for name, m in c["metrics"].items()
@@ -341,8 +350,7 @@ def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration:
             elif m0.get("context"):
                 cmp.verdict, cmp.reason = "context", "recorded to explain the check's metrics; not compared"
                 cmp.needs_boots, cmp.doubt = False, None
-            pending.append((cmp, bm, pm))
-            waits[id(cmp)] = (bc["host_wait"], pc["host_wait"])
+            pending.append(_Pending(cmp, bm, pm, bc["host_wait"], pc["host_wait"]))
             metrics.append(cmp)
         checks.append({
             "path": path, "base": {"status": bs, "statuses": bc["statuses"], "infra_errors": bc["infra"]},
@@ -357,13 +365,15 @@ def compare_checks(base_runs: list[Json], patched_runs: list[Json], calibration:
         })
     correct_failure_tests([c["failures"] for c in checks if c["failures"]])
     _mark_crashed(checks, crash_diff(base_runs, patched_runs))
-    judge([c for c, _, _ in pending])
-    for cmp, _, _ in pending:
-        if why := host_load_doubt(cmp, *waits[id(cmp)]):
+    judge([x.cmp for x in pending])
+    for x in pending:
+        cmp = x.cmp
+        if why := host_load_doubt(cmp, x.base_wait, x.patched_wait):
             cmp.doubt = "harm" if cmp.verdict == "regressed" else "benefit"
             cmp.verdict, cmp.needs_boots, cmp.aspect, cmp.reason = "inconclusive", True, None, why
-    js = {id(c): {**c.to_json(), "base_samples": bm["samples"] if bm else [], "patched_samples": pm["samples"] if pm else []}
-          for c, bm, pm in pending}
+    js = {id(x.cmp): {**x.cmp.to_json(), "base_samples": x.base["samples"] if x.base else [],
+                      "patched_samples": x.patched["samples"] if x.patched else []}
+          for x in pending}
     for c in checks:
         c["metrics"] = [js[id(m)] for m in c["metrics"]]
         c["verdict"] = check_verdict((c["failures"] or {}).get("verdict") or c["transition"],
