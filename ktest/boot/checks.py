@@ -202,8 +202,9 @@ def slow_checks(paths: Iterable[str | Path], expr: str | None = None,
     return {i: c["cost"] for i, c in collect_checks(paths, expr, shard).items() if c["slow"]}
 
 
-def _rounded(x: float | None) -> float | None:
-    return None if x is None else round(x, 3)
+def _rounded(share: float | None) -> float | None:
+    """A host wait share as it is recorded (per result and per boot): to 0.001."""
+    return None if share is None else round(share, 3)
 
 
 def add_host_wait(results: list[dict[str, Any]], starts: list[dict[str, Any]], sampler: Sampler) -> None:
@@ -216,9 +217,8 @@ def add_host_wait(results: list[dict[str, Any]], starts: list[dict[str, Any]], s
         t0 = began.get(node, began.get(node.rpartition("::")[0]))
         t1 = r.get("finished_at_uptime_s")
         if t0 is not None and t1 is not None:
-            share = sampler.share_guest(t0, t1)
-            if share is not None:
-                r["host_wait_share"] = round(share, 3)
+            if (share := _rounded(sampler.share_guest(t0, t1))) is not None:
+                r["host_wait_share"] = share
 
 
 def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kernel",
