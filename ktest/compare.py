@@ -132,15 +132,17 @@ def compare(a: tuple[Result, Path], b: tuple[Result, Path], out: Path, side: str
         from ktest.judge import calibration
         from ktest.report.history import base_build, judged_with
 
-        t, accel = rb.tree.to_json(), (rb.env or {}).get("accel")
+        from ktest.base.machine import env_guest_key
+
+        t, guest = rb.tree.to_json(), env_guest_key(rb.env)
         cal = calibration.for_run(cache, Tree(**{**t, "repo": Path(t["repo"]), "shadow": Path(t["shadow"])}),
-                                  rb.settings.check_areas, accel)
+                                  rb.settings.check_areas, guest)
         m.calibration = cal.summary() if cal else None
         # the noise of B's base kernel on this machine, as a run of B's tree is judged with (B's own base
         # boots left out when they are the side being judged); its failure rates only when A's side is
         # that same kernel
         build, a_build = base_build(rb), _build(ra, side)
-        m.judged_with = judged_with(history or cache.history_db, build, accel, cal,
+        m.judged_with = judged_with(history or cache.history_db, build, guest, cal,
                                     exclude=rb.run_id if side == "base" else None,
                                     failures=bool(build) and a_build is not None and a_build.key == build)
     conclude(m, base, patched)

@@ -403,12 +403,13 @@ class _Run:
     def judged_with(self) -> dict[str, Any]:
         """The calibrated floors and, from the history, the base kernel's noise model, failure rates and
         the floors grown from them where the history knows a metric better than the calibration (every
-        earlier run's base boots of this build and accel are A/A data); kept in the result."""
+        earlier run's base boots of this build and guest shape are A/A data); kept in the result."""
+        from ktest.base.machine import env_guest_key
         from ktest.report.history import base_build, judged_with
 
         if self.result.judged_with is None:
             self.result.judged_with = judged_with(self.opts.db or self.cache.history_db, base_build(self.result),
-                                                  (self.result.env or {}).get("accel"), self.cal,
+                                                  env_guest_key(self.result.env), self.cal,
                                                   exclude=self.result.run_id)
         return self.result.judged_with
 

@@ -41,11 +41,20 @@ def test_stored_calibration_is_found_for_a_run(tmp_path):
         base, name = "ab" * 20, "fake"
     rng = np.random.default_rng(1)
     runs = [guest({"lw.x": list(100 + rng.random(5))}) for _ in range(4)]
+    for r in runs:
+        r["env"].update(accel="tcg", cpus=1)
     data = calibration.record(cache, Tree, "linkwatch", "tcg", runs, 2, 5)
-    got = calibration.for_run(cache, Tree, ["linkwatch", "bonding"], accel="tcg")
+    assert data["guest"] == "tcg-1cpu"
+    got = calibration.for_run(cache, Tree, ["linkwatch", "bonding"], guest="tcg-1cpu")
     assert got.floors == data["floors"] and "lw.x/lat" in got.floors
     assert got.summary()["boots"] == 4 and got.summary()["rule"] == "ktest-rule/3"
-    assert calibration.for_run(cache, Tree, ["linkwatch"], accel="kvm") is None
+    assert calibration.for_run(cache, Tree, ["linkwatch"], guest="kvm-1cpu") is None
+    # guests of another shape are another machine's noise: 2-vCPU guests' floors do not judge 1-vCPU guests
+    for r in runs:
+        r["env"]["cpus"] = 2
+    assert calibration.record(cache, Tree, "bonding", "tcg", runs, 2, 5)["guest"] == "tcg-2cpu"
+    assert calibration.for_run(cache, Tree, ["bonding"], guest="tcg-1cpu") is None
+    assert calibration.for_run(cache, Tree, ["bonding"], guest="tcg-2cpu") is not None
 
 
 def test_held_out_floors_come_only_from_boots_the_split_does_not_use():

@@ -251,8 +251,9 @@ def test_the_history_database_is_ktest_db_else_the_caches(cache, tmp_path, monke
     assert cache.history_db == tmp_path / "elsewhere.sqlite"
 
 
-def _aa_run(run_id: str, boot_medians: list[float], statuses: list[str], accel="tcg", build="k1") -> dict:
-    """A run whose base boots measured `boot_medians` (one metric) and `statuses` (one check)."""
+def _aa_run(run_id: str, boot_medians: list[float], statuses: list[str], accel="tcg", build="k1", cpus=1) -> dict:
+    """A run whose base boots (guests of `cpus` vCPUs) measured `boot_medians` (one metric) and `statuses`
+    (one check)."""
     boots = [{"side": "base", "purpose": "round", "round": i + 1,
               "results": [{"path": "lw.x", "status": "PASS",
                            "metrics": [{"name": "lat", "unit": "ms", "samples": [m - 1, m, m + 1]}]},
@@ -261,7 +262,7 @@ def _aa_run(run_id: str, boot_medians: list[float], statuses: list[str], accel="
     patched = [{**b, "side": "patched"} for b in boots]
     return {"run_id": run_id, "created": f"2026-12-0{len(run_id)}T00:00:00Z", "series": {"name": "s"},
             "checkout": {"patchset_hash": "ph"}, "tree": {"name": "t", "base_rev": "v1", "base": "b" * 40},
-            "builds": [{"label": "base", "key": build, "commit": None, "status": "PASS"}], "env": {"accel": accel},
+            "builds": [{"label": "base", "key": build, "commit": None, "status": "PASS"}], "env": {"accel": accel, "cpus": cpus},
             "settings": {"rounds": len(boot_medians), "reps": 3}, "command": "ktest run s",
             "boots": boots + patched, "checks": [], "verdict": {"status": "no regression", "exit_code": 0,
                                                                  "regressions": [], "improvements": [], "flaky": []}}
@@ -269,21 +270,23 @@ def _aa_run(run_id: str, boot_medians: list[float], statuses: list[str], accel="
 
 def test_base_boots_of_earlier_runs_grow_the_noise_model_and_failure_rates(tmp_path):
     """Within-run spread only: a run whose base boots all sat 50 ms higher adds no noise, and the run
-    being judged is left out.  Another accel or base build is another machine or kernel."""
+    being judged is left out.  Another accel, guest shape or base build is another machine or kernel."""
     import math
 
     hist = History.open(tmp_path / "h.sqlite")
     hist.record(R(_aa_run("r1", [100, 104, 96], ["PASS", "FAIL", "PASS"])), tmp_path / "1.json")
     hist.record(R(_aa_run("r22", [150, 154, 146], ["PASS", "PASS", "PASS"])), tmp_path / "2.json")
     hist.record(R(_aa_run("r333", [100, 200, 300], ["FAIL", "FAIL", "FAIL"], accel="kvm")), tmp_path / "3.json")
-    model = hist.noise_model("k1", "tcg", exclude="r999")
+    hist.record(R(_aa_run("r4444", [100, 300, 500], ["FAIL", "PASS", "PASS"], cpus=2)), tmp_path / "4.json")
+    model = hist.noise_model("k1", "tcg-1cpu", exclude="r999")
     m = model["lw.x/lat"]
     assert m["centre"]["df"] == 4 and m["source"] == "history (2 earlier runs)"
     # log(x + 5 ms) of 100, 104, 96 and of 150, 154, 146: the within-run variance, pooled
     within = [math.log(v + 5) for v in (100, 104, 96)], [math.log(v + 5) for v in (150, 154, 146)]
     ss = sum(sum((x - sum(xs) / 3) ** 2 for x in xs) for xs in within)
     assert m["centre"]["var"] == pytest.approx(ss / 4)
-    assert hist.noise_model("k1", "tcg", exclude="r22") == {}, "one run's 2 degrees of freedom are too few"
-    assert hist.fail_history("k1", "tcg") == {"lw.x": (0, 6), "lw.flaky": (1, 6)}
-    assert hist.fail_history("k1", "kvm") == {"lw.x": (0, 3), "lw.flaky": (3, 3)}
-    assert hist.noise_model("k2", "tcg") == {} and hist.fail_history("k2", "tcg") == {}
+    assert hist.noise_model("k1", "tcg-1cpu", exclude="r22") == {}, "one run's 2 degrees of freedom are too few"
+    assert hist.fail_history("k1", "tcg-1cpu") == {"lw.x": (0, 6), "lw.flaky": (1, 6)}
+    assert hist.fail_history("k1", "kvm-1cpu") == {"lw.x": (0, 3), "lw.flaky": (3, 3)}
+    assert hist.fail_history("k1", "tcg-2cpu") == {"lw.x": (0, 3), "lw.flaky": (1, 3)}
+    assert hist.noise_model("k2", "tcg-1cpu") == {} and hist.fail_history("k2", "tcg-1cpu") == {}

@@ -16,6 +16,7 @@ import pytest
 from fakekernel import make_series
 from ktest.base import shard
 from ktest.base.errors import BadShard, NoResults, ShardsDisagree, ShardsIncomplete
+from ktest.base.machine import guest_key
 from ktest.merge import merge
 from ktest.base.progress import Silent
 from ktest.run import RunOptions, run_series
@@ -267,7 +268,7 @@ def test_with_a_stored_calibration_sharded_and_merged_judges_as_unsharded(tmp_pa
 
     floors = {f"{target}/up_to_running": {"centre": 5000.0, "tail": 5000.0}}
     for area in plain["settings"]["check_areas"]:
-        calibration.store(cache, {"schema": calibration.SCHEMA, "key": calibration.key(t.base, "tcg", area),
+        calibration.store(cache, {"schema": calibration.SCHEMA, "key": calibration.key(t.base, guest_key("tcg"), area),
                                   "area": area, "rule": calibration.RULE, "boots": 8, "rounds": 2, "reps": 5,
                                   "floors": floors, "noise": {}})
     whole, _ = _run(cache, t, series, tmp_path, "whole", rounds, runner=runner)
@@ -276,7 +277,7 @@ def test_with_a_stored_calibration_sharded_and_merged_judges_as_unsharded(tmp_pa
     assert {c["path"]: c["verdict"] for c in whole["checks"]}[target] != "metric improvement", "the floor was used"
     parts = [_run(cache, t, series, tmp_path, f"shard{i}", rounds, (i, 2), runner=runner) for i in (1, 2)]
     for area in plain["settings"]["check_areas"]:       # the merging machine has no calibration
-        calibration.path_for(cache, calibration.key(t.base, "tcg", area)).unlink()
+        calibration.path_for(cache, calibration.key(t.base, guest_key("tcg"), area)).unlink()
     m = merge([parts[0][1], parts[1][1]], tmp_path / "merged", cache, tmp_path / "history.sqlite")
     (run,) = m["runs"]
     merged = json.loads((tmp_path / "merged" / run["dir"] / "result.json").read_text())

@@ -17,6 +17,7 @@ from ktest.judge import console
 from ktest.judge import crash as crash_mod
 from ktest.base.cache import Cache, write_json_atomic
 from ktest.base.progress import Progress
+from ktest.base.machine import GUEST_CPUS
 from ktest.boot.hostwait import Sampler
 from ktest.boot.vm import BootResult, BootSpec, boot_with_retry, choose_accel, host_env, lean_udev_rules
 
@@ -226,7 +227,7 @@ def run_checks(cache: Cache, bzimage: Path, outdir: Path, *, label: str = "kerne
                expr: str | None = None, reps: int = 5, accel: str = "auto", known_issues: Path | None = None,
                progress: Progress | None = None, boot_timeout: float | None = None,
                slow: bool | str | list[str] = True, shard: tuple[int, int] | None = None,
-               ids: list[str] | None = None, crash_quiet: float | None = None, cpus: int = 2) -> GuestRun:
+               ids: list[str] | None = None, crash_quiet: float | None = None, cpus: int = GUEST_CPUS) -> GuestRun:
     """Boot `bzimage` and run the checks.  The kernel tree's selftests are taken from the build
     artifact next to the image (bzimage.parent/selftests), when it has them.  Checks marked slow (the
     upstream selftests): slow=True runs them with the rest, False skips them (`ktest run`'s later

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ktest.base.cache import Cache, write_json_atomic
-from ktest.base.machine import host_key, qemu_version
+from ktest.base.machine import GUEST_CPUS, host_key, qemu_version
 from ktest.base.errors import Interrupted, MissingHostTools, NotABzImage
 from ktest.base.proc import kill_group
 from ktest.base.progress import Progress
@@ -38,7 +38,7 @@ class BootSpec:
     command: str                 # shell command run inside the guest
     rwdir: Path                  # host dir, mounted read-write at the same path in the guest
     accel: str = "tcg"           # "kvm" | "tcg"
-    cpus: int = 2
+    cpus: int = GUEST_CPUS        # base.machine: measured
     memory: str = "1G"
     boot_timeout: float = 90.0   # until started.json appears
     idle_timeout: float = 180.0  # no console/stdout output and no rwdir writes

@@ -4,7 +4,7 @@ Boot one kernel K times with a check area's checks.  Every split of those boots 
 run-sized groups (`rounds` boots each) is a harmless "series": judged with exactly the rule `ktest run`
 uses, any regression it reports is a false alarm.  From the same splits, each metric's noise: the largest
 shift of its median (and p90) between two groups of boots of one kernel.  That is the smallest change
-the rule can tell from noise here; stored per (kernel, accel, area, rule), `ktest run` uses it as the
+the rule can tell from noise here; stored per (kernel, guest, area, rule), `ktest run` uses it as the
 metric's floor and the report shows it.
 
 The splits share boots, so they are not independent runs: each rate carries a 95 % interval from the
@@ -40,8 +40,10 @@ Split = tuple[tuple[int, ...], tuple[int, ...]]
 FloorsOf = Callable[[tuple[int, ...], tuple[int, ...]], dict[str, Any]]
 
 
-def key(tree_base: str, accel: str, area: str, rule: str = RULE) -> str:
-    return f"{tree_base[:12]}-{accel}-{area}-{rule.replace('/', '_')}"
+def key(tree_base: str, guest: str, area: str, rule: str = RULE) -> str:
+    """A calibration's name: the base kernel, the guests' accel and vCPUs (base.machine.guest_key), the area
+    and the rule."""
+    return f"{tree_base[:12]}-{guest}-{area}-{rule.replace('/', '_')}"
 
 
 def path_for(cache: Cache, k: str) -> Path:
@@ -327,7 +329,7 @@ class Calibration:
 
     def summary(self) -> dict[str, Any]:
         d = self.data
-        return {k: d.get(k) for k in ("key", "created", "kernel_release", "accel", "area", "rule", "boots",
+        return {k: d.get(k) for k in ("key", "created", "kernel_release", "accel", "guest", "area", "rule", "boots",
                                       "rounds", "reps", "splits", "rates", "intervals")}
 
 
@@ -347,14 +349,15 @@ def load(cache: Cache, k: str) -> dict[str, Any] | None:
     return d if isinstance(d, dict) and d.get("schema") == SCHEMA else None
 
 
-def for_run(cache: Cache, tree: Tree, areas: list[str], accel: str | None = None) -> Calibration | None:
+def for_run(cache: Cache, tree: Tree, areas: list[str], guest: str | None = None) -> Calibration | None:
     """The stored calibrations of this tree's base for the run's check areas, merged (None if there is
-    none).  Without `accel`, the host's KVM answer decides which calibration applies."""
-    if accel is None:
-        from ktest.base.machine import kvm_answer
+    none).  `guest`: the guests' base.machine.guest_key; without it, the host's KVM answer and this
+    ktest's guests decide which calibration applies."""
+    if guest is None:
+        from ktest.base.machine import guest_key, kvm_answer
 
-        accel = "kvm" if (kvm_answer(cache) or {}).get("ok") else "tcg"
-    found = [d for a in areas if (d := load(cache, key(tree.base, accel, a)))]
+        guest = guest_key("kvm" if (kvm_answer(cache) or {}).get("ok") else "tcg")
+    found = [d for a in areas if (d := load(cache, key(tree.base, guest, a)))]
     if not found:
         return None
     merged = dict(found[0])
@@ -367,9 +370,13 @@ def for_run(cache: Cache, tree: Tree, areas: list[str], accel: str | None = None
 def record(cache: Cache, tree: Tree, area: str, accel: str, runs: list[dict[str, Any]], rounds: int,
            reps: int) -> dict[str, Any]:
     res = calibrate(runs, rounds)
-    rel = next((r.get("env", {}).get("kernel_release") for r in runs if r.get("env")), None)
-    data = {"schema": SCHEMA, "key": key(tree.base, accel, area), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "tree": tree.name, "base": tree.base, "kernel_release": rel, "accel": accel, "area": area, "rule": RULE,
+    from ktest.base.machine import env_guest_key, guest_key
+
+    env: dict[str, Any] = next((r["env"] for r in runs if r.get("env")), {})
+    guest = env_guest_key(env) or guest_key(accel)
+    data = {"schema": SCHEMA, "key": key(tree.base, guest, area), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "tree": tree.name, "base": tree.base, "kernel_release": env.get("kernel_release"), "accel": accel,
+            "guest": guest, "area": area, "rule": RULE,
             "boots": len(runs), "rounds": rounds, "reps": reps, **res,
             "noise": noise_model(runs, f"calibration ({len(runs)} boots)")}
     store(cache, data)

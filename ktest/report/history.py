@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS base_boots (
     run_id TEXT NOT NULL,
     build TEXT NOT NULL,
-    accel TEXT NOT NULL,
+    accel TEXT NOT NULL,            -- the guests' base.machine.guest_key (accel and vCPUs)
     boot INTEGER NOT NULL,
     path TEXT NOT NULL,
     metric TEXT NOT NULL,
@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS base_boots (
 CREATE INDEX IF NOT EXISTS base_boots_build ON base_boots(build, accel);
 """
 # `base_boots` (each base boot's status per check, metric = "", and its median and p90 per metric): every
-# run's base boots are free A/A data, from which the noise model and failure rates of a base kernel grow.
+# run's base boots are free A/A data, from which the noise model and failure rates of a base kernel grow,
+# per guest shape (its `accel` column holds base.machine.guest_key: "tcg-1cpu"; rows written before the
+# key had the vCPUs hold the bare accel, and match no guest of today).
 # `metrics` came after `runs`: opening a database made before it adds the table (CREATE ... IF NOT
 # EXISTS), and the runs recorded before simply have no metric rows.
 
@@ -106,7 +108,9 @@ def base_build(result: Result) -> str | None:
 def _base_boot_rows(result: Result) -> list[_BaseBootRow]:
     from ktest.judge.stats import p90
 
-    build, accel = base_build(result), (result.env or {}).get("accel")
+    from ktest.base.machine import env_guest_key
+
+    build, accel = base_build(result), env_guest_key(result.env)
     if not build or not accel or result.settings.shard or result.compare:
         return []
     rows: dict[tuple[int, str, str], _BaseBootRow] = {}
@@ -148,9 +152,9 @@ class History:
             self.db.execute("DELETE FROM base_boots WHERE run_id = ?", (result.run_id,))
             self.db.executemany("INSERT INTO base_boots VALUES (?,?,?,?,?,?,?,?,?,?)", _base_boot_rows(result))
 
-    def noise_model(self, build: str, accel: str, exclude: str | None = None, min_df: int = 4) -> dict[str, Any]:
+    def noise_model(self, build: str, guest: str, exclude: str | None = None, min_df: int = 4) -> dict[str, Any]:
         """Each metric's between-boot variance on the compared scale (stats.to_scale), pooled within the
-        earlier runs of this base kernel and accel (run-to-run shifts left out: within a run, base and
+        earlier runs of this base kernel and guest shape (base.machine.guest_key; run-to-run shifts left out: within a run, base and
         patched boot side by side): {"path/metric": {"centre": {"var", "df"}, "tail": ..., "source"}}.
         Only metrics with at least `min_df` degrees of freedom."""
         from ktest.judge.stats import to_scale
@@ -158,7 +162,7 @@ class History:
         per: dict[tuple[str, str], dict[str, Any]] = {}
         for run_id, path, metric, unit, centre, tail in self.db.execute(
                 "SELECT run_id, path, metric, unit, centre, tail FROM base_boots WHERE build = ? AND accel = ? "
-                "AND metric != '' AND run_id != ?", (build, accel, exclude or "")):
+                "AND metric != '' AND run_id != ?", (build, guest, exclude or "")):
             fwd, _ = to_scale(unit)
             d = per.setdefault((path, metric), {})
             for aspect, v in (("centre", centre), ("tail", tail)):
@@ -177,14 +181,14 @@ class History:
                 out[f"{path}/{metric}"] = {**model, "source": f"history ({n} earlier run{'s' if n != 1 else ''})"}
         return out
 
-    def fail_history(self, build: str, accel: str, exclude: str | None = None) -> dict[str, Any]:
+    def fail_history(self, build: str, guest: str, exclude: str | None = None) -> dict[str, Any]:
         """{path: (base boots that failed it, base boots that passed or failed it)} in earlier runs of this
-        base kernel and accel."""
+        base kernel and guest shape."""
         out = {}
         for path, failed, ran in self.db.execute(
                 "SELECT path, SUM(status IN ('FAIL', 'ERROR')), SUM(status IN ('PASS', 'FAIL', 'ERROR')) "
                 "FROM base_boots WHERE build = ? AND accel = ? AND metric = '' AND run_id != ? GROUP BY path",
-                (build, accel, exclude or "")):
+                (build, guest, exclude or "")):
             if ran:
                 out[path] = (int(failed or 0), int(ran))
         return out
@@ -267,22 +271,22 @@ class History:
         return [g for g in groups.values() if g["runs"]]
 
 
-def judged_with(db: Path, build: str | None, accel: str | None, cal: Any = None,
+def judged_with(db: Path, build: str | None, guest: str | None, cal: Any = None,
                 exclude: str | None = None, failures: bool = True) -> dict[str, Any]:
     """What a comparison is judged with: the calibration's floors (`cal`, a judge.calibration.Calibration
     or None) and, from the history, the base kernel's noise model, failure rates and the floors grown
     from them where the history knows a metric better than the calibration (every earlier run's base
-    boots of this build and accel are A/A data; `exclude`: the run being judged).  `ktest run` and
+    boots of this build and guest shape, base.machine.guest_key, are A/A data; `exclude`: the run being judged).  `ktest run` and
     `ktest compare` both judge with it; `failures=False` when the base side is not that kernel (its
     failure rates are the kernel's, while its noise is the machine's and the metric's)."""
     from ktest.judge import calibration
 
     noise: dict[str, Any] = {}
     fails: dict[str, Any] = {}
-    if build and accel:
+    if build and guest:
         hist = History.open(db)
-        noise = hist.noise_model(build, accel, exclude=exclude)
-        fails = hist.fail_history(build, accel, exclude=exclude) if failures else {}
+        noise = hist.noise_model(build, guest, exclude=exclude)
+        fails = hist.fail_history(build, guest, exclude=exclude) if failures else {}
     floors = {**(cal.floors if cal else {}), **calibration.history_floors(noise, cal.noise if cal else None)}
     return {"floors": floors or None, "noise": calibration.pool_noise(cal.noise if cal else {}, noise),
             "fail_history": fails}
