@@ -186,7 +186,7 @@ def _add_calibrate(sub: Any, common: Sequence[argparse.ArgumentParser]) -> None:
                        description="Boot one kernel (the tree's base) K times with an area's checks, judge every "
                                    "split of those boots into two run-sized groups with the rule `ktest run` uses, and "
                                    "report the false-alarm rate per metric, per check and per run, and the smallest "
-                                   "change the rule tells from noise. Stored per (kernel, accel, area, rule) in the "
+                                   "change the rule tells from noise. Stored per (kernel, guest shape: accel and vCPUs, area, rule) in the "
                                    "cache; `ktest run` then uses each metric's measured noise as its floor.")
     _tree_args(p)
     _boot_args(p)
