@@ -128,11 +128,10 @@ def compare(a: tuple[Result, Path], b: tuple[Result, Path], out: Path, side: str
         if bd := _build(r, side):
             m.builds.append(BuildRecord.from_json({**bd.to_json(), "label": label}))
     if cache is not None:
+        from ktest.base.machine import env_guest_key
         from ktest.base.records import Tree
         from ktest.judge import calibration
         from ktest.report.history import base_build, judged_with
-
-        from ktest.base.machine import env_guest_key
 
         t, guest = rb.tree.to_json(), env_guest_key(rb.env)
         cal = calibration.for_run(cache, Tree(**{**t, "repo": Path(t["repo"]), "shadow": Path(t["shadow"])}),
