@@ -5,6 +5,7 @@ import pytest
 
 from ktest.judge import calibration
 from ktest.base.cache import Cache
+from ktest.base.machine import env_guest_key
 
 
 def guest(samples_by_path):
@@ -213,3 +214,18 @@ def test_floors_grow_from_the_history_once_it_knows_a_metric_better_than_the_cal
     assert math.isclose(fwd(50.0 + at6) - fwd(50.0), q * math.sqrt(0.02 / 3)), "a mean of more boots is steadier"
     # never under the declared smallest change that matters
     assert stats.floors("ms", base, 500.0, f)[::2] == (500.0, "declared")
+
+
+@pytest.mark.parametrize("env, key", [
+    ({"accel": "tcg", "cpus": 1}, "tcg-1cpu"),
+    ({"accel": "kvm", "cpus": 4}, "kvm-4cpu"),
+    ({"accel": "tcg"}, "tcg-2cpu"),                       # recorded before guests had one vCPU
+    ({"accel": "../../etc/x", "cpus": 1}, None),          # the key names a file under cache/calibration
+    ({"accel": "tcg", "cpus": "1"}, None),
+    ({"accel": "tcg", "cpus": True}, None),
+    ({"accel": "tcg", "cpus": 0}, None),
+    ({}, None),
+    (None, None),
+])
+def test_a_results_guest_shape_is_taken_only_from_sane_values(env, key):
+    assert env_guest_key(env) == key

@@ -22,6 +22,7 @@ from ktest.base.cache import Cache, short_hash
 GUEST_CPUS = 1
 # what a guest had before GUEST_CPUS was recorded as 1: results without "cpus" in their env had 2
 EARLIER_GUEST_CPUS = 2
+ACCELS = ("kvm", "tcg")
 
 
 @functools.cache
@@ -60,6 +61,9 @@ def guest_key(accel: str, cpus: int = GUEST_CPUS) -> str:
 
 
 def env_guest_key(env: dict[str, Any] | None) -> str | None:
-    """guest_key of a recorded guest run's or result's env (None without an accel)."""
-    accel = (env or {}).get("accel")
-    return guest_key(accel, int((env or {}).get("cpus") or EARLIER_GUEST_CPUS)) if isinstance(accel, str) else None
+    """guest_key of a recorded guest run's or result's env; None without a known accel or with a vCPU
+    count that is not one (a result.json from elsewhere may say anything, and the key names a file)."""
+    accel, cpus = (env or {}).get("accel"), (env or {}).get("cpus", EARLIER_GUEST_CPUS)
+    if accel not in ACCELS or isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 64:
+        return None
+    return guest_key(accel, cpus)
