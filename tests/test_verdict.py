@@ -492,10 +492,14 @@ def test_host_load_on_the_faster_side_or_overlapping_leaves_the_change_decided()
 
 def test_an_improvement_on_the_side_the_host_starved_less_is_undecided_and_counts_are_not_times():
     base = [run([_waited(res("lw", samples=[900.0 + i, 905, 899]), 0.85)]) for i in range(3)]
-    patched = [run([_waited(res("lw", samples=[3.0 + i, 4, 3]), 0.50)]) for i in range(3)]
+    patched = [run([_waited(res("lw", samples=[300.0 + i, 304, 303]), 0.50)]) for i in range(3)]
     (c,) = compare_checks(base, patched)
     assert (c["metrics"][0]["verdict"], c["metrics"][0]["doubt"]) == ("inconclusive", "benefit")
     assert "host starved the base side" in c["metrics"][0]["reason"]
+    # a change larger than any the host's load makes (HOST_LOAD_MAX_RATIO): the seed's 916 -> 0.8 ms
+    patched = [run([_waited(res("lw", samples=[0.8 + i, 0.7, 0.9]), 0.30)]) for i in range(3)]
+    (c,) = compare_checks(base, patched)
+    assert c["metrics"][0]["verdict"] == "improved"
     base = [run([_waited(res("lw", samples=[30.0, 31, 32], unit="runs"), 0.5)]) for _ in range(3)]
     patched = [run([_waited(res("lw", samples=[60.0, 61, 62], unit="runs"), 0.9)]) for _ in range(3)]
     (c,) = compare_checks(base, patched)     # a count of monitor runs does not stretch with the host's load

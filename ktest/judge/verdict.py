@@ -278,6 +278,11 @@ def transition(base: str, patched: str) -> str:
 # other, by HOST_LOAD_GAP or more at the medians.  Under TCG a starved guest's own clock counts the
 # time it did not run, so such a change may be the host's; more boots, under other load, settle it.
 HOST_LOAD_GAP = 0.10
+# ... unless the change is larger than any the host's load could make: a guest that waits for a host CPU
+# 90 % of the time it wants one runs 10x slower, and the largest shift a one-sided load made here was 2x
+# (the loss window, docs/evidence/2026-12-07-one-sided-load-6.12-tcg).  Seen: the linkwatch seed's bounce,
+# 916 -> 0.8 ms, held back on 1-vCPU guests because the base guests waited 46-55 % and the patched 26-40 %.
+HOST_LOAD_MAX_RATIO = 10.0
 TIME_UNITS = frozenset({"ms", "s", "us", "ns"})
 
 
@@ -289,6 +294,9 @@ def host_load_doubt(c: Comparison, base: list[float], patched: list[float]) -> s
     patched_slower = (c.verdict == "regressed") == c.lower_is_better
     slow, fast = (patched, base) if patched_slower else (base, patched)
     if min(slow) <= max(fast) or statistics.median(slow) - statistics.median(fast) < HOST_LOAD_GAP:
+        return None
+    lo, hi = sorted((abs(c.base_median or 0.0), abs(c.patched_median or 0.0)))
+    if hi > HOST_LOAD_MAX_RATIO * lo:
         return None
 
     def pct(xs: list[float]) -> str:
