@@ -27,6 +27,16 @@ def test_wait_share_is_the_waited_part_of_the_wanted_time_over_threads_seen_at_b
     assert wait_share([Sample(1.0, {1: (5, 5)}), Sample(2.0, {1: (5, 5)})], 1.0, 2.0) is None   # nothing wanted
 
 
+def test_a_window_the_guest_outlived_by_less_than_the_slack_ends_at_the_last_sample():
+    samples = [Sample(10.0, {1: (0, 0)}), Sample(10.2, {1: (100 * MS, 100 * MS)}),
+               Sample(10.4, {1: (200 * MS, 100 * MS)})]
+    # the guest powered off 0.04 s after its last record and 0.1 s after the last reading
+    assert wait_share(samples, 10.0, 10.5) is None
+    assert wait_share(samples, 10.0, 10.5, slack=0.4) == pytest.approx(100 / 300)
+    assert wait_share(samples, 10.0, 10.9, slack=0.4) is None        # more than the slack is missing
+    assert wait_share(samples, 10.4, 10.5, slack=0.4) is None        # nothing sampled inside the window
+
+
 def test_the_guest_clock_is_placed_by_the_console_line_that_arrived_soonest():
     assert console_stamp("[   47.701503] ktest: check start x") == pytest.approx(47.701503)
     assert console_stamp("ktest: no stamp") is None and console_stamp("[ not a stamp] x") is None
@@ -40,7 +50,7 @@ def test_the_guest_clock_is_placed_by_the_console_line_that_arrived_soonest():
     s.samples = [Sample(149.0, {7: (0, 0)}), Sample(152.0, {7: (MS, 3 * MS)})]
     assert s.share_guest(99.5, 101.0) == pytest.approx(0.75)      # host 149.6-151.1
     results = [{"id": "f.py::t", "finished_at_uptime_s": 101.0}, {"id": "f.py::t::case", "finished_at_uptime_s": 101.0},
-               {"id": "f.py::u", "finished_at_uptime_s": 120.0}]
+               {"id": "f.py::u", "finished_at_uptime_s": 120.0}]     # 18 s past the last sample
     add_host_wait(results, [{"id": "f.py::t", "uptime_s": 99.5}, {"id": "f.py::u", "uptime_s": 101.0}], s)
     # a sub-result takes its program's window; a window past the last sample gets none
     assert [r.get("host_wait_share") for r in results] == [0.75, 0.75, None]
