@@ -13,6 +13,7 @@ The second form prints, per metric, each run's base IQR and p90 - median side by
 the timing metrics that judge a run and the kernel-clock ones; a metric a run did not measure is "-".
 """
 
+import argparse
 import gzip
 import json
 import sys
@@ -89,32 +90,52 @@ def table(runs: dict) -> str:
     return "\n".join(rows)
 
 
+def _read(path: str) -> object:
+    """A JSON file, gzipped or not."""
+    raw = Path(path).read_bytes()
+    return json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["--table"]:
-        runs = {}
-        for path in argv[1:]:
-            runs.update(json.loads(Path(path).read_text()))
-        print(table(runs))
-        return 0
-    runs = {}
-    for arg in argv:
-        label, _, path = arg.partition("=")
-        raw = Path(path).read_bytes()
-        r = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
-        if isinstance(r, list):         # a calibration's boots
-            runs[label] = {"boots": len(r), "metrics": spread_boots(r)}
-            continue
-        v = r.get("verdict") or {}
-        runs[label] = {"run_id": r.get("run_id"), "series": r["series"]["name"], "tree": r["tree"]["name"],
-                       "accel": (r.get("env") or {}).get("accel"), "rule": v.get("rule"),
-                       "status": v.get("status"), "exit_code": v.get("exit_code"),
-                       "rounds": (r.get("rounds") or {}).get("booted"), "duration_s": r.get("duration_s"),
-                       "ktest_version": r.get("ktest_version"),
-                       "in_doubt": sorted(set(v.get("undecided") or []) | set(v.get("inconclusive") or [])),
-                       "setup_errors": {side: sum((c.get(side) or {}).get("infra_errors") or 0 for c in r["checks"])
-                                        for side in ("base", "patched")},
-                       "host_wait": host_wait(r),
-                       "metrics": spread(r)}
+    ap = argparse.ArgumentParser(prog="bench_spread.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", metavar="LABEL=PATH",
+                    help="a ktest run's result.json or a calibration's runs.json(.gz); with --table, spread.json files")
+    ap.add_argument("--table", action="store_true", help="print the markdown table of spread.json files")
+    args = ap.parse_args(argv)
+    runs: dict = {}
+    path = ""
+    try:
+        if args.table:
+            for path in args.runs:
+                runs.update(_read(path))        # type: ignore[call-overload]
+            print(table(runs))
+            return 0
+        for arg in args.runs:
+            label, eq, path = arg.partition("=")
+            if not eq or not label or not path:
+                ap.error(f"'{arg}' is not LABEL=PATH")
+            r = _read(path)
+            if isinstance(r, list):         # a calibration's boots
+                runs[label] = {"boots": len(r), "metrics": spread_boots(r)}
+                continue
+            if not isinstance(r, dict) or "series" not in r or "checks" not in r:
+                raise ValueError("neither a ktest result.json nor a calibration's runs.json")
+            v = r.get("verdict") or {}
+            runs[label] = {"run_id": r.get("run_id"), "series": r["series"]["name"], "tree": r["tree"]["name"],
+                           "accel": (r.get("env") or {}).get("accel"), "rule": v.get("rule"),
+                           "status": v.get("status"), "exit_code": v.get("exit_code"),
+                           "rounds": (r.get("rounds") or {}).get("booted"), "duration_s": r.get("duration_s"),
+                           "ktest_version": r.get("ktest_version"),
+                           "in_doubt": sorted(set(v.get("undecided") or []) | set(v.get("inconclusive") or [])),
+                           "setup_errors": {side: sum((c.get(side) or {}).get("infra_errors") or 0
+                                                      for c in r["checks"]) for side in ("base", "patched")},
+                           "host_wait": host_wait(r),
+                           "metrics": spread(r)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        why = getattr(e, "strerror", None) or (f"no {e}" if isinstance(e, KeyError) else str(e))
+        print(f"bench_spread.py: error: {path}: {why}", file=sys.stderr)
+        return 2
     json.dump(runs, sys.stdout, indent=1)
     print()
     return 0

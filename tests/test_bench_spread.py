@@ -87,3 +87,19 @@ def test_spread_of_a_calibrations_boots(tmp_path):
     assert (m["iqr"], m["p90_minus_median"], m["n_base"]) == (round(q3 - q1, 2), round(p90 - med, 2), 6)
     assert m["boot_medians_range"] == 2.0 and m["verdict_metric"]
     assert not got["metrics"]["linkwatch.x/where"]["verdict_metric"]
+
+
+def test_bad_arguments_get_one_error_line_and_exit_2(tmp_path):
+    (tmp_path / "other.json").write_text('{"x": 1}')
+    (tmp_path / "text.json").write_text("not json")
+    cases = [([], "required"), (["no-label"], "is not LABEL=PATH"),
+             ([f"a={tmp_path / 'absent.json'}"], "No such file"),
+             ([f"a={tmp_path / 'other.json'}"], "neither a ktest result.json"),
+             ([f"a={tmp_path / 'text.json'}"], "text.json: Expecting value"),
+             (["--table", str(tmp_path / "text.json")], "text.json")]
+    for argv, said in cases:
+        p = subprocess.run([sys.executable, "ci/bench_spread.py", *argv], cwd=ROOT, capture_output=True, text=True)
+        assert p.returncode == 2 and said in p.stderr and "Traceback" not in p.stderr, (argv, p.stderr)
+        assert p.stdout == ""
+    p = subprocess.run([sys.executable, "ci/bench_spread.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0 and "LABEL=PATH" in p.stdout
