@@ -15,6 +15,7 @@ A negative (expect "none", a behaviour-preserving refactor) is *clean* (exit 0),
 *undecided* (exit 3) or *could not run*.  Mutants carry no expected.json, so any improvement called is
 a false one, for either kind."""
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -120,7 +121,19 @@ def table(rows: list[dict], t: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    out, names = Path(argv[1]), argv[2:]
+    ap = argparse.ArgumentParser(prog="bench_confusion.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", type=Path, help="the bench's output directory (KTEST_BENCH_OUT)")
+    ap.add_argument("mutants", nargs="+", metavar="MUTANT", help=f"names under {MUTANTS}/")
+    args = ap.parse_args(argv[1:])
+    out, names = args.out, args.mutants
+    if not out.is_dir():
+        print(f"bench_confusion.py: error: {out}: not a directory", file=sys.stderr)
+        return 2
+    unknown = [m for m in names if not (MUTANTS / m / "mutant.json").is_file()]
+    if unknown:
+        print(f"bench_confusion.py: error: no mutant {', '.join(unknown)} in {MUTANTS}/ (run from the repository root)",
+              file=sys.stderr)
+        return 2
     rows = [row(out, m) for m in names]
     t = totals(rows)
     accels = sorted({r["accel"] for r in rows if r["accel"]})

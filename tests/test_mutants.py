@@ -130,6 +130,19 @@ def test_bench_refuses_bad_selections(tmp_path, args, env):
     assert not (tmp_path / "calls").exists()
 
 
+@pytest.mark.parametrize("args, said", [(["--help"], None), ([], "arguments are required"),
+                                        (["/no/such/dir", "lw-interval-2hz"], "not a directory"),
+                                        (["OUT", "no-such-mutant"], "no mutant no-such-mutant")])
+def test_the_table_alone_refuses_bad_arguments_in_one_line(tmp_path, args, said):
+    args = [str(tmp_path) if a == "OUT" else a for a in args]
+    p = subprocess.run([sys.executable, "ci/bench_confusion.py", *args], cwd=ROOT, capture_output=True, text=True)
+    assert "Traceback" not in p.stderr
+    if said is None:
+        assert p.returncode == 0 and "MUTANT" in p.stdout
+    else:
+        assert p.returncode == 2 and said in p.stderr and not (tmp_path / "confusion.json").exists()
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("name", ["lw-stacked-not-urgent", "bond-xmit-any-slave"])
 def test_mutant_is_caught(name, tmp_path):
