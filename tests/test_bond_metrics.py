@@ -7,7 +7,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testcases" / "bonding"))
 
+import bondlib  # noqa: E402
 from bondlib import longest_gap_ms, loss_window_ms, lost_after, wait_drained  # noqa: E402
+from ktest.guest.lib import SetupNotEstablished  # noqa: E402
 
 
 def test_loss_window_is_measured_in_the_senders_clock():
@@ -458,3 +460,24 @@ def test_a_peer_notification_has_ended_after_20_monitor_ticks_without_an_arp():
     assert not notifications_done(old + change + [_arp(1203.7)] + ticks(1210.0, 19), 990.0)
     assert notifications_done(old + change + [_arp(1203.7)] + ticks(1210.0, 20), 990.0)
     assert notifications_done(change + ticks(1015.0, 20), 990.0), "none sent: ended all the same, and judged"
+
+
+def test_a_setup_ping_that_never_gets_a_reply_is_a_setup_error_not_the_kernels_fail(monkeypatch):
+    """The loss check's ping before its stream failed in 2 of 8 base boots beside a CPU-bound process
+    (`ping -c 2 -W 1`, one try): a FAIL on an unchanged kernel.  Now a few tries, then SetupNotEstablished."""
+    calls = []
+
+    def sh(cmd, check=True):
+        calls.append(cmd)
+        if len(calls) < ok_on:
+            raise RuntimeError(f"`{cmd}` failed (1):")
+        return ""
+    monkeypatch.setattr(bondlib, "sh", sh)
+    ok_on = 3
+    bondlib.setup_ping("kt_h1", "192.0.2.2")
+    assert len(calls) == 3 and all("ip netns exec kt_h1 ping -q -n -c 2" in c and "-W 2 192.0.2.2" in c for c in calls)
+    calls.clear()
+    ok_on = 99
+    with pytest.raises(SetupNotEstablished, match="kt_h1 to 192.0.2.2 got no reply in 3 tries"):
+        bondlib.setup_ping("kt_h1", "192.0.2.2")
+    assert len(calls) == 3

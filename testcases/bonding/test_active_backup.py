@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from bondlib import (BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, notifications_done, peer_notify_ms, ping,
+from bondlib import (BOND, H1, H2, H2_IP, SW, BondTopo, ipj, loss_window_ms, notifications_done, peer_notify_ms, ping, setup_ping,
                      record_monitor_split, Switch, veth_switch_ms, wait_drained)
 from ktest.guest.lib import KMsg, netns, sh
 from ktest.guest.nl import now_ms
@@ -359,7 +359,7 @@ def test_peer_notification(record, reps, kclock):
 def test_xmit_only_through_active(record):
     with BondTopo(prios=[0, 10, 5]) as t:
         t.wait_active("s1")
-        ping(H1, H2_IP, count=3)
+        setup_ping(H1, H2_IP, count=3)
         before = t.peer_rx()
         ping(H1, H2_IP, count=20, interval=0.02)
         after = t.peer_rx()
@@ -428,7 +428,7 @@ def test_loss_during_failover(record, reps):
     lost, window, arrival_gap = [], [], []
     with BondTopo(prios=[0, 10, 5]) as t:
         t.wait_active("s1")
-        ping(H1, H2_IP, count=2)
+        setup_ping(H1, H2_IP)
         for _ in range(max(3, reps // 2)):
             with netns(H2):
                 rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -476,7 +476,7 @@ def test_loss_during_failover(record, reps):
             arrival_gap.append(max(b - a for a, b in zip(times, times[1:])) * 1000.0)
             t.plug("s1")
             t.wait_active("s1")
-            ping(H1, H2_IP, count=2)   # traffic flows through s1 again before the next cut
+            setup_ping(H1, H2_IP)   # traffic flows through s1 again before the next cut
     record.metric("lost_packets", lost, "count")
     record.metric("loss_window", window, "ms")
     record.metric("arrival_gap", arrival_gap, "ms", context=True)

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from bondlib import H1, H2_IP, BondTopo, ping
+from bondlib import H1, H2_IP, BondTopo, setup_ping
 from ktest.guest.lib import netns
 
 
@@ -34,7 +34,7 @@ def test_transmit_distribution(record, mode):
     opts = "xmit_hash_policy layer3+4" if mode == "balance-xor" else ""
     with BondTopo(mode=mode, opts=opts) as t:
         _all_up(t)
-        ping(H1, H2_IP, count=2)
+        setup_ping(H1, H2_IP)
         before = t.peer_rx()
         sent = _udp_from_h1(flows=30 if mode == "balance-xor" else 1, per_flow=2 if mode == "balance-xor" else 60)
         d = t.wait_peer_rx(before, 3 * sent if mode == "broadcast" else sent)

@@ -20,7 +20,7 @@ import pytest
 
 from ktest.guest.lib import PreconditionNotMet, SetupNotEstablished, netns, repeat
 from ktest.guest.nl import now_ms
-from bondlib import (BACKGROUND_PROBES, Switch, longest_gap_ms, loss_window_ms, lost_after, monitor_split,
+from bondlib import (BACKGROUND_PROBES, setup_ping, Switch, longest_gap_ms, loss_window_ms, lost_after, monitor_split,
                      record_monitor_split, wait_drained, wait_until)
 from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
 
@@ -36,22 +36,6 @@ FAILBACK_ARP_MISSED_MAX = 10
 
 def _interval_ms(monitor: str) -> float:
     return float(MIIMON_MS if monitor == "miimon" else ARP_MS)
-
-
-def _ping(count: int = 2, tries: int = 3) -> None:
-    """The setup's connectivity check.  A starved guest (four guests on two host cores) can miss a 50 ms
-    ARP monitor's replies and drop a ping: try again, and if no try gets a reply the boot could not set
-    the check up (a setup ERROR, left out of the comparison), which is not the kernel's FAIL."""
-    from ktest.guest.lib import SetupNotEstablished, sh
-
-    why = ""
-    for _ in range(tries):
-        try:
-            sh(f"ip netns exec {VB} ping -q -n -c {count} -i 0.05 -W 2 {VP_IP}")
-            return
-        except RuntimeError as e:
-            why = str(e)
-    raise SetupNotEstablished(f"the bond's setup ping got no reply in {tries} tries: {why[-200:]}")
 
 
 class Stream:
@@ -164,7 +148,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     with VirtioBond(monitor) as vb:
         record.note("topology_setup_ms", round(vb.setup_ms, 1))
         vb.wait_active(vb.a)
-        _ping()
+        setup_ping(VB, VP_IP)
 
         def one():
             mon = vb.monitor_events()
@@ -192,7 +176,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
             t_restore = now_ms()
             vb.host(vb.a, True)
             vb.wait_active(vb.a)              # prio 10 over 0, primary_reselect always: back to A
-            _ping()
+            setup_ping(VB, VP_IP)
             if lost_b >= sent_b // 2 and b_failed:
                 # B itself was declared down while its cable was up: an ARP monitor's verdict after the
                 # guest went without running for longer than its miss window; the precondition "B stays
