@@ -60,12 +60,18 @@ def test_two_shards_merged_equal_the_unsharded_run(tmp_path, fake_tree, cache, m
     m = merge([parts[1][1], parts[0][1]], tmp_path / "merged", cache, tmp_path / "history.sqlite")
 
     # the replay reproduces the recorded run, so the comparison below is about real results
-    # (a check whose metric is in doubt under ktest-rule/3 is "undecided" where the old rule said "unchanged")
-    assert [c["verdict"] for c in whole["checks"]] == [
-        "undecided" if w["verdict"] == "undecided" and c["verdict"] == "unchanged" else c["verdict"]
-        for c, w in zip(recorded["checks"], whole["checks"])]
+    # (a check whose metric is in doubt under ktest-rule/3 is "undecided" where the old rule said "unchanged";
+    # a FAIL -> PASS that the exact test does not back at so few boots is "not compared", not "fixed")
+    def now(c, w):
+        if w["verdict"] == "undecided" and c["verdict"] == "unchanged":
+            return "undecided"
+        if c["verdict"] == "fixed" and w["verdict"] == "not compared":
+            return "not compared" if "too few boots to show it fixed" in w["why"] else "fixed"
+        return c["verdict"]
+    assert [c["verdict"] for c in whole["checks"]] == [now(c, w) for c, w in zip(recorded["checks"], whole["checks"])]
     assert any(c["verdict"] != "undecided" for c in whole["checks"])
-    assert whole["verdict"]["improvements"] and whole["expected"]
+    assert whole["expected"]
+    assert whole["verdict"]["improvements"] or any(c["transition"] == "fixed" for c in whole["checks"])
     paths = [{c["path"] for c in r["checks"]} for r, _ in parts]
     assert paths[0] and paths[1] and not paths[0] & paths[1], "each shard has its own, non-empty part"
     assert all(r["settings"]["shard"]["count"] == 2 and r["history"].get("skipped") for r, _ in parts)

@@ -367,8 +367,30 @@ def test_a_check_run_once_a_side_is_not_called_fixed_on_one_boot_each():
     assert c["verdict"] == "not compared" and "one boot a side" in c["why"]
     v = overall([c], {"new": []})
     assert v.improvements == [] and v.not_compared == ["a"]
-    (c,) = compare_checks([bad, bad], [ok, ok])
+    (c,) = compare_checks([bad] * 3, [ok] * 3)
     assert c["verdict"] == "fixed", "a check with a boot of its own each round keeps its verdict"
+
+
+def test_fixed_is_a_claim_the_exact_test_must_back():
+    """A check failing in every base boot and passing in every patched one: at 2 boots a side Fisher's
+    p = 1/6, not "fixed" (seen: a starved guest's setup ping failed the loss check in 2 of 8 boots of one
+    kernel, and every split with both on one side called it fixed); at 3, p = 1/20, fixed.  A base that
+    passed the check in earlier runs of the same kernel makes its failures here less of a base trait."""
+    ok, bad = run([res("a")]), run([res("a", "FAIL")])
+    (c,) = compare_checks([bad] * 2, [ok] * 2)
+    assert c["verdict"] == "not compared" and c["transition"] == "fixed"
+    assert c["why"] == "fails in 2 of 2 base boots and none of 2 patched: p=0.167, too few boots to show it fixed"
+    v = overall([c], {"new": []})
+    assert v.improvements == [] and v.exit_code == 0, "an unproven fix buys no rounds and blocks nothing"
+    (c,) = compare_checks([bad] * 3, [ok] * 3)
+    assert c["verdict"] == "fixed" and overall([c], {"new": []}).improvements == ["a"]
+    (c,) = compare_checks([bad] * 2, [ok] * 2, fail_history={"a": (4, 4)})
+    assert c["verdict"] == "fixed", "a base that failed it in 4 earlier boots too: 6 of 6 against 0 of 2"
+    (c,) = compare_checks([bad] * 3, [ok] * 3, fail_history={"a": (0, 10)})
+    assert c["verdict"] == "not compared" and ", 0 of 10 in earlier runs of this base" in c["why"]
+    # and the series' declared transition is the statuses', as before
+    (e,) = expected_effects({"checks": [{"check": "a", "transition": "fixed"}]}, compare_checks([bad] * 2, [ok] * 2))
+    assert e["held"] is True
 
 
 def test_a_case_its_program_never_reached_is_a_failed_boot_not_a_regression_of_one_draw():
