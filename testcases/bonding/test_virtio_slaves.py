@@ -148,7 +148,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     with VirtioBond(monitor) as vb:
         record.note("topology_setup_ms", round(vb.setup_ms, 1))
         vb.wait_active(vb.a)
-        setup_ping(VB, VP_IP)
+        setup_ping(VB, VP_IP, exc=SetupNotEstablished)
 
         def one():
             mon = vb.monitor_events()
@@ -176,7 +176,7 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
             t_restore = now_ms()
             vb.host(vb.a, True)
             vb.wait_active(vb.a)              # prio 10 over 0, primary_reselect always: back to A
-            setup_ping(VB, VP_IP)
+            setup_ping(VB, VP_IP, exc=SetupNotEstablished)
             if lost_b >= sent_b // 2 and b_failed:
                 # B itself was declared down while its cable was up: an ARP monitor's verdict after the
                 # guest went without running for longer than its miss window; the precondition "B stays
