@@ -20,8 +20,8 @@ import pytest
 
 from ktest.guest.lib import PreconditionNotMet, SetupNotEstablished, netns, repeat
 from ktest.guest.nl import now_ms
-from bondlib import (BACKGROUND_PROBES, setup_ping, Switch, longest_gap_ms, loss_window_ms, lost_after, monitor_split,
-                     record_monitor_split, wait_drained, wait_until)
+from bondlib import (BACKGROUND_PROBES, Switch, longest_gap_ms, loss_window_ms, lost_after, monitor_split,
+                     record_monitor_split, setup_ping, wait_drained, wait_until)
 from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
 
 PERIOD_S = 0.002
