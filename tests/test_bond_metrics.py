@@ -485,3 +485,29 @@ def test_a_setup_ping_retries_and_then_fails_as_told(monkeypatch):
     assert len(calls) == 3
     with pytest.raises(SetupNotEstablished):
         bondlib.setup_ping("kt_vb", "192.0.2.9", exc=SetupNotEstablished)
+
+
+def test_how_late_the_mii_monitors_own_tick_ran_in_a_failover():
+    """The monitor's run at 988 ms queues its next tick for jiffy J+3 (its timer_start, same task); the
+    softirq runs that timer at J+5: 2 jiffies late, the host did not run the guest when it was due.
+    Another delayed work's timer (a deferrable one, late by design on an idle CPU) does not count; a
+    monitor whose delay a patch made longer is not late; no expiry of the monitor's timer, no lag."""
+    from bondlib import tick_lag
+    from ktest.guest.ktrace import Event
+
+    j = 4295000000
+
+    def started(t, bucket, pid=40):
+        return Event(t, "timer_start", {"expires": bucket, "timeout": 3, "bucket_expiry": bucket}, 0, pid)
+
+    def expired(t, now, baseclk):
+        return Event(t, "timer_expire_entry", {"now": now, "baseclk": baseclk}, 0, 0)
+
+    run = Event(988.0, "mii_monitor", {}, 0, 40)
+    other = [started(900.0, j + 1, pid=77), expired(1002.0, j + 19, j + 1)]
+    ev = [*other[:1], run, started(988.3, j + 3), _carrier(1000.0, False), other[1], expired(1010.0, j + 5, j + 3)]
+    assert tick_lag(ev, 1000.0, 1012.0) == 2
+    assert tick_lag(ev, 1000.0, 1005.0) is None, "the monitor's timer expired after the window"
+    assert tick_lag([e for e in ev if e is not run], 1000.0, 1012.0) is None, "no monitor run: no timer of its"
+    on_time = [run, started(988.3, j + 10), expired(1030.0, j + 10, j + 10)]
+    assert tick_lag(on_time, 1000.0, 1040.0) == 0

@@ -121,3 +121,32 @@ def test_a_missed_aim_has_a_budget_of_its_own():
         repeat(2, always_off)
     assert len(tries) == AIM_MISSES * 2 + 1
     assert repeat(0, always_off) == ([], 0) and len(tries) == AIM_MISSES * 2 + 1, "nothing left to aim"
+
+
+def test_a_repetition_the_host_starved_is_redone_on_a_budget_of_its_own():
+    """HostStarved is not counted in a row (a busy host starves a guest now and then, not for good), and
+    a boot that spends its budget is a setup error that says so, never a sample."""
+    import pytest
+
+    from ktest.guest.lib import STARVED, HostStarved, PreconditionNotMet, SetupNotEstablished, repeat
+
+    script = iter(["starved"] * 3 + ["ok", "not", "starved", "ok"])     # 4 starved: 2 repetitions' budget
+
+    def timed():
+        what = next(script)
+        if what == "starved":
+            raise HostStarved("the MII monitor's tick ran 5 jiffies late")
+        if what == "not":
+            raise PreconditionNotMet("the bond was already on s2")
+        return 1.0
+
+    why: list[str] = []
+    assert STARVED == 2
+    assert repeat(2, timed, why) == ([1.0, 1.0], 5)
+    assert sum("jiffies late" in w for w in why) == 4
+
+    def always():
+        raise HostStarved("the MII monitor's tick ran 9 jiffies late")
+
+    with pytest.raises(SetupNotEstablished, match=f"the host starved the guest {STARVED * 3 + 1} times for 3"):
+        repeat(3, always)

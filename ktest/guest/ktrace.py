@@ -104,13 +104,14 @@ def available() -> str | None:
 
 
 @contextmanager
-def optional(probes: dict[str, tuple[str, str]]) -> Iterator[KTrace | None]:
-    """A KTrace of these probes, closed afterwards; None in a kernel without kprobe events (a check then
-    keeps its user-space times only)."""
+def optional(probes: dict[str, tuple[str, str]],
+             tracepoints: dict[str, tuple[str, str]] | None = None) -> Iterator[KTrace | None]:
+    """A KTrace of these probes (and tracepoints, see KTrace), closed afterwards; None in a kernel without
+    kprobe events (a check then keeps its user-space times only)."""
     if available():
         yield None
         return
-    t = KTrace(probes)
+    t = KTrace(probes, tracepoints)
     try:
         yield t
     finally:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ktest.guest import ktrace
 from ktest.guest.lib import ip_batch, netns, proc_net, sh
 from ktest.guest.nl import Link
 
@@ -48,7 +49,11 @@ FAILOVER_PROBES = {"carrier_off": ("netif_carrier_off", "dev=%di:x64"),
 ARPOP_REQUEST = 1
 # probes that fire on every tick or every notification, not once per cable event: left out of a cable
 # event's interval and of what a failed one prints
-BACKGROUND_PROBES = ("mii_monitor", "arp_send")
+BACKGROUND_PROBES = ("mii_monitor", "arp_send", "timer_start", "timer_expire_entry")
+# the timers of delayed works (the MII monitor's among them): when each was due and when the timer softirq
+# ran it, which says whether the host ran the guest while a failover was timed (tick_lag)
+FAILOVER_TIMERS = {"timer/timer_start": ("function", "delayed_work_timer_fn"),
+                   "timer/timer_expire_entry": ("function", "delayed_work_timer_fn")}
 
 SETUP_MS: list[float] = []   # each topology's build time in this check (the conftest records it)
 
@@ -348,6 +353,29 @@ def monitor_split(events: list, t_event: float, t_change: float) -> Switch:
     gaps = [b - a for a, b in zip([t_event] + runs, runs)]
     return Switch(t_change - t_event, runs[0] - t_event if runs else None, t_change - runs[-1] if runs else None,
                   len(runs), max(gaps) if gaps else None)
+
+
+STARVED_JIFFIES = 2   # the MII monitor's tick run this many jiffies late: the host did not run the guest
+
+
+def tick_lag(events: list, t0: float, t1: float) -> int | None:
+    """The most jiffies by which the timer softirq ran the MII monitor's own timer late between t0 and t1
+    (kernel ms): the timer each run of bond_mii_monitor (FAILOVER_PROBES' mii_monitor) queued for its next
+    run (timer:timer_start by the same task just after it, ktrace.wheel_rounding: its `bucket_expiry`),
+    when it expired (timer:timer_expire_entry at that `baseclk`: `now - baseclk`).  0 on a guest that
+    runs at its pace.  A patch that changes the monitor's delay moves the expiry, not the lag; only a
+    CPU that did not take the timer interrupt when it was due delays it, here a vCPU its host did not run
+    (ktest.guest.lib.HostStarved).  Other delayed works are not asked: a deferrable one runs late by
+    design on an idle CPU (seen: 18 jiffies of lag in a 100 ms failover whose monitor ran on time).
+    None: no expiry of the monitor's timer in the window in the trace (no timer tracepoints)."""
+    due = set()
+    for m in events:
+        if m.name == "mii_monitor" and m.t_ms <= t1 and (started := ktrace.wheel_rounding(events, m)) is not None:
+            due.add(started.args["bucket_expiry"])
+    lags = [e.args["now"] - e.args["baseclk"] for e in events
+            if e.name == "timer_expire_entry" and t0 <= e.t_ms <= t1 and "now" in e.args
+            and e.args.get("baseclk") in due]
+    return max(lags) if lags else None
 
 
 RUNS_MIN_EFFECT = 2.0      # monitor_runs: two more ticks than the base's is a change that matters

@@ -18,7 +18,7 @@ def topology_setup_time(record):
 
 @pytest.fixture
 def kclock():
-    """A kernel tracer of bondlib.FAILOVER_PROBES for the check, or None in a kernel without kprobe events
-    (the user-space time is then the verdict metric)."""
-    with ktrace.optional(bondlib.FAILOVER_PROBES) as t:
+    """A kernel tracer of bondlib.FAILOVER_PROBES and the delayed works' timers (FAILOVER_TIMERS) for the
+    check, or None in a kernel without kprobe events (the user-space time is then the verdict metric)."""
+    with ktrace.optional(bondlib.FAILOVER_PROBES, bondlib.FAILOVER_TIMERS) as t:
         yield t
