@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ktest.guest import ktrace
-from ktest.guest.lib import ip_batch, netns, proc_net, sh
+from ktest.guest.lib import HostStarved, ip_batch, netns, proc_net, sh
 from ktest.guest.nl import Link
 
 H1, SW, H2 = "kt_h1", "kt_sw", "kt_h2"
@@ -306,6 +306,7 @@ class Switch(NamedTuple):
     runs: int = 0                # the monitor's runs from the cable event to the change
     gap_max: float | None = None  # the longest time between two of them (or from the event to the first):
     #                              a tick of a few jiffies by design, longer in a guest its host starved
+    at: float | None = None      # when the cable event was (kernel ms)
 
     @property
     def retry(self) -> float | None:
@@ -352,7 +353,7 @@ def monitor_split(events: list, t_event: float, t_change: float) -> Switch:
     runs = [e.t_ms for e in events if e.name == "mii_monitor" and t_event <= e.t_ms <= t_change]
     gaps = [b - a for a, b in zip([t_event] + runs, runs)]
     return Switch(t_change - t_event, runs[0] - t_event if runs else None, t_change - runs[-1] if runs else None,
-                  len(runs), max(gaps) if gaps else None)
+                  len(runs), max(gaps) if gaps else None, t_event)
 
 
 STARVED_JIFFIES = 2   # the MII monitor's tick run this many jiffies late: the host did not run the guest
@@ -376,6 +377,20 @@ def tick_lag(events: list, t0: float, t1: float) -> int | None:
             if e.name == "timer_expire_entry" and t0 <= e.t_ms <= t1 and "now" in e.args
             and e.args.get("baseclk") in due]
     return max(lags) if lags else None
+
+
+def switch_lag(events: list, sw: Switch) -> int | None:
+    """tick_lag over the switch `sw`; `events` must include the trace read before its request, which
+    holds the timer the monitor's last run before the cable event queued."""
+    return None if sw.at is None else tick_lag(events, sw.at, sw.at + sw.total)
+
+
+def refuse_starved(lag: int | None, sw: Switch) -> None:
+    """HostStarved where the MII monitor's tick ran STARVED_JIFFIES or more late in the switch `sw`
+    (switch_lag): what was timed is the host's, and the repetition is redone (lib.repeat).  Called once
+    the topology is back as the next repetition needs it."""
+    if lag is not None and lag >= STARVED_JIFFIES:
+        raise HostStarved(f"the MII monitor's tick ran {lag} jiffies late in a switch of {sw.total:.1f} ms")
 
 
 RUNS_MIN_EFFECT = 2.0      # monitor_runs: two more ticks than the base's is a change that matters
