@@ -511,3 +511,26 @@ def test_how_late_the_mii_monitors_own_tick_ran_in_a_failover():
     assert tick_lag([e for e in ev if e is not run], 1000.0, 1012.0) is None, "no monitor run: no timer of its"
     on_time = [run, started(988.3, j + 10), expired(1030.0, j + 10, j + 10)]
     assert tick_lag(on_time, 1000.0, 1040.0) == 0
+
+
+def test_a_switch_whose_monitor_tick_ran_late_is_refused_as_the_hosts():
+    """switch_lag times the lag over the switch's own interval (from its cable event to its change);
+    refuse_starved redoes from STARVED_JIFFIES on, and takes a switch without a trace as it is."""
+    import pytest
+
+    from bondlib import STARVED_JIFFIES, Switch, refuse_starved, switch_lag
+    from ktest.guest.ktrace import Event
+    from ktest.guest.lib import HostStarved
+
+    j = 4295000000
+    ev = [Event(988.0, "mii_monitor", {}, 0, 40),
+          Event(988.3, "timer_start", {"expires": j + 3, "timeout": 3, "bucket_expiry": j + 3}, 0, 40),
+          Event(1010.0, "timer_expire_entry", {"now": j + 3 + STARVED_JIFFIES, "baseclk": j + 3}, 0, 0)]
+    sw = Switch(12.0, 10.5, 1.5, 1, 10.5, 1000.0)
+    assert switch_lag(ev, sw) == STARVED_JIFFIES
+    assert switch_lag(ev, sw._replace(at=None)) is None, "no cable event in the trace: nothing to ask"
+    assert switch_lag(ev, sw._replace(total=5.0)) is None, "the tick expired after this switch's change"
+    with pytest.raises(HostStarved, match=f"ran {STARVED_JIFFIES} jiffies late in a switch of 12.0 ms"):
+        refuse_starved(STARVED_JIFFIES, sw)
+    refuse_starved(STARVED_JIFFIES - 1, sw)
+    refuse_starved(None, sw)
