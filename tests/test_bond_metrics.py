@@ -198,6 +198,29 @@ def test_a_virtio_miimon_failover_splits_at_the_monitors_runs_as_the_veths_does(
     assert (got.total, got.wait, got.retry, got.work) == pytest.approx((8.5, 3.0, 5.0, 0.5))
 
 
+def test_a_virtio_miimon_failover_whose_tick_ran_late_is_redone_an_arp_one_is_not_asked():
+    """The monitor's run at 997 ms (read before the request) queued its tick for jiffy J+3; it expired 5
+    jiffies late and the change came 21 ms after the carrier-off: the host's time, redone.  The same
+    trace on time is timed; an ARP bond's switch has no MII monitor to ask."""
+    from test_virtio_slaves import _kernel_change
+
+    from ktest.guest.ktrace import Event
+    from ktest.guest.lib import HostStarved
+
+    j = 4295000000
+    earlier = [Event(997.0, "mii_monitor", {}, 0, 40),
+               Event(997.2, "timer_start", {"expires": j + 3, "timeout": 3, "bucket_expiry": j + 3}, 0, 40)]
+
+    def trace(now):
+        return [_carrier(1000.0, False), Event(1020.0, "timer_expire_entry", {"now": now, "baseclk": j + 3}, 0, 0),
+                Event(1020.5, "mii_monitor", {}, 0, 40), _to(1021.0, B)]
+
+    with pytest.raises(HostStarved, match="ran 5 jiffies late in a switch of 21.0 ms"):
+        _kernel_change(_Trace(trace(j + 8)), "carrier_off", 990.0, False, earlier=earlier)
+    assert _kernel_change(_Trace(trace(j + 3)), "carrier_off", 990.0, False, earlier=earlier).total == 21.0
+    assert _kernel_change(_Trace(trace(j + 8)), "carrier_off", 990.0, True, earlier=earlier).total == 21.0
+
+
 def test_a_bond_that_never_fails_over_is_a_fail_not_the_change_after_the_restore():
     """The cut's trace is read after A's cable is back and the bond on A again: a bond that stayed on A
     after the carrier-off (or changed only ahead of it) must not be timed to the change back to A."""
