@@ -385,11 +385,14 @@ def switch_lag(events: list, sw: Switch) -> int | None:
     return None if sw.at is None else tick_lag(events, sw.at, sw.at + sw.total)
 
 
-def refuse_starved(lag: int | None, sw: Switch) -> None:
+def refuse_starved(lag: int | None, sw: Switch, refused: list | None = None) -> None:
     """HostStarved where the MII monitor's tick ran STARVED_JIFFIES or more late in the switch `sw`
     (switch_lag): what was timed is the host's, and the repetition is redone (lib.repeat).  Called once
-    the topology is back as the next repetition needs it."""
+    the topology is back as the next repetition needs it.  `refused` collects what each refused switch
+    timed, (ms, lag in jiffies), for the check's notes: the record of what redoing left out."""
     if lag is not None and lag >= STARVED_JIFFIES:
+        if refused is not None:
+            refused.append((round(sw.total, 1), lag))
         raise HostStarved(f"the MII monitor's tick ran {lag} jiffies late in a switch of {sw.total:.1f} ms")
 
 

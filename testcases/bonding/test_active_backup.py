@@ -142,10 +142,11 @@ def test_failover_to_highest_prio_survivor(record, reps, miimon, kclock):
             t.plug("s1")
             t.wait_active("s1")  # prio failback (primary_reselect always, the default)
             if sw.kernel is not None:
-                refuse_starved(sw.lag, sw.kernel)
+                refuse_starved(sw.lag, sw.kernel, refused)
             return sw
 
         why: list[str] = []
+        refused: list[tuple[float, int]] = []
         done, redone = repeat(reps, one, why)
         kern, lat = [sw.kernel for sw in done], [sw.printk_ms for sw in done]
         _record_switch(record, "failover_latency", kern, lat)
@@ -155,6 +156,8 @@ def test_failover_to_highest_prio_survivor(record, reps, miimon, kclock):
         record.note("reps_redone", redone)
         if why:
             record.note("redone_because", "; ".join(why[:6]))
+        if refused:
+            record.note("starved_switches", [{"ms": ms, "lag_jiffies": lag} for ms, lag in refused])
     km.close()
 
 
@@ -503,11 +506,12 @@ def test_loss_during_failover(record, reps, kclock):
             t.wait_active("s1")
             setup_ping(H1, H2_IP)   # traffic flows through s1 again before the next cut
             if sw is not None:
-                refuse_starved(lag, sw)
+                refuse_starved(lag, sw, refused)
             return (sent - len(set(seqs)), loss_window_ms(send_t, set(seqs)),
                     max(b - a for a, b in zip(times, times[1:])) * 1000.0)
 
         why: list[str] = []
+        refused: list[tuple[float, int]] = []
         done, redone = repeat(max(3, reps // 2), one, why)
     lost, window, arrival_gap = (list(x) for x in zip(*done))
     record.metric("lost_packets", lost, "count")
@@ -516,3 +520,5 @@ def test_loss_during_failover(record, reps, kclock):
     record.note("reps_redone", redone)
     if why:
         record.note("redone_because", "; ".join(why[:6]))
+    if refused:
+        record.note("starved_switches", [{"ms": ms, "lag_jiffies": lag} for ms, lag in refused])
