@@ -369,14 +369,25 @@ def tick_lag(events: list, t0: float, t1: float) -> int | None:
     (ktest.guest.lib.HostStarved).  Other delayed works are not asked: a deferrable one runs late by
     design on an idle CPU (seen: 18 jiffies of lag in a 100 ms failover whose monitor ran on time).
     None: no expiry of the monitor's timer in the window in the trace (no timer tracepoints)."""
-    due = set()
-    for m in events:
-        if m.name == "mii_monitor" and m.t_ms <= t1 and (started := ktrace.wheel_rounding(events, m)) is not None:
-            due.add(started.args["bucket_expiry"])
+    runs = [m for m in events if m.name == "mii_monitor" and m.t_ms <= t1]
+    # each run's timer starts the next run: those before the last run ahead of t0 expired before it
+    first = max((i for i, m in enumerate(runs) if m.t_ms < t0), default=0)
+    due = {started.args["bucket_expiry"] for m in runs[first:]
+           if (started := ktrace.wheel_rounding(events, m)) is not None}
     lags = [e.args["now"] - e.args["baseclk"] for e in events
             if e.name == "timer_expire_entry" and t0 <= e.t_ms <= t1 and "now" in e.args
             and e.args.get("baseclk") in due]
     return max(lags) if lags else None
+
+
+def note_redone(record, redone: int, why: list[str], refused: list | None = None) -> None:
+    """A check's record of its redone repetitions: how many, the first reasons, and what each switch
+    refused as the host's timed (refuse_starved's `refused`)."""
+    record.note("reps_redone", redone)
+    if why:
+        record.note("redone_because", "; ".join(why[:6]))
+    if refused:
+        record.note("starved_switches", [{"ms": ms, "lag_jiffies": lag} for ms, lag in refused])
 
 
 def switch_lag(events: list, sw: Switch) -> int | None:

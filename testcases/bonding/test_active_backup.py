@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from bondlib import (BOND, H1, H2, H2_IP, SW, BondTopo, Switch, ipj, loss_window_ms, notifications_done, peer_notify_ms,
-                     ping, record_monitor_split, refuse_starved, setup_ping, switch_lag, veth_switch_ms, wait_drained)
+                     note_redone, ping, record_monitor_split, refuse_starved, setup_ping, switch_lag, veth_switch_ms,
+                     wait_drained)
 from ktest.guest.lib import KMsg, netns, repeat, sh
 from ktest.guest.nl import now_ms
 
@@ -153,11 +154,7 @@ def test_failover_to_highest_prio_survivor(record, reps, miimon, kclock):
         if all(k is not None for k in kern):
             record_monitor_split(record, [k for k in kern if k is not None])
         record.note("miimon_ms", miimon)
-        record.note("reps_redone", redone)
-        if why:
-            record.note("redone_because", "; ".join(why[:6]))
-        if refused:
-            record.note("starved_switches", [{"ms": ms, "lag_jiffies": lag} for ms, lag in refused])
+        note_redone(record, redone, why, refused)
     km.close()
 
 
@@ -517,8 +514,4 @@ def test_loss_during_failover(record, reps, kclock):
     record.metric("lost_packets", lost, "count")
     record.metric("loss_window", window, "ms")
     record.metric("arrival_gap", arrival_gap, "ms", context=True)
-    record.note("reps_redone", redone)
-    if why:
-        record.note("redone_because", "; ".join(why[:6]))
-    if refused:
-        record.note("starved_switches", [{"ms": ms, "lag_jiffies": lag} for ms, lag in refused])
+    note_redone(record, redone, why, refused)

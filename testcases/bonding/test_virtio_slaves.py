@@ -21,7 +21,8 @@ import pytest
 from ktest.guest.lib import PreconditionNotMet, SetupNotEstablished, netns, repeat
 from ktest.guest.nl import now_ms
 from bondlib import (BACKGROUND_PROBES, Switch, longest_gap_ms, loss_window_ms, lost_after, monitor_split,
-                     record_monitor_split, refuse_starved, setup_ping, switch_lag, wait_drained, wait_until)
+                     note_redone, record_monitor_split, refuse_starved, setup_ping, switch_lag, wait_drained,
+                     wait_until)
 from vbond import ARP_MS, MIIMON_MS, VB, VP, VP_IP, VirtioBond
 
 PERIOD_S = 0.002
@@ -142,8 +143,8 @@ def test_host_cut_fails_over(record, reps, monitor, kclock):
     carrier-off, once taken for it, was another event (one sample of 8.6 s).  A flap that came back to A
     before the carrier-off leaves the failover to time; and so is a miimon one in which the MII
     monitor's own tick ran late, a guest its host did not run (_kernel_change, bondlib.refuse_starved).
-    Under miimon, which reads the carrier, either order is the kernel's FAIL; so is, under both monitors, no change from A to another slave between
-    the carrier-off and the restore's request."""
+    Under miimon, which reads the carrier, either order is the kernel's FAIL; so is, under both
+    monitors, no change from A to another slave between the carrier-off and the restore's request."""
     failover, cut_to_carrier, lost, window, rtt, timelines = [], [], [], [], [], []
     failover_k: list[Switch] = []
     with VirtioBond(monitor) as vb:
@@ -404,9 +405,7 @@ def test_host_restore_fails_back_by_prio(record, reps, monitor, reselect, kclock
         results, n_redone = repeat(reps, one, why)
         failback = [r[0] for r in results if r is not None]
         failback_k = [r[1] for r in results if r is not None and r[1] is not None]
-    record.note("reps_redone", n_redone)
-    if why:
-        record.note("redone_because", "; ".join(why[:6]))
+    note_redone(record, n_redone, why)
     if reselect == "always" and failback_k:
         record.metric("failback_ms_kernel", [k.total for k in failback_k], "ms", min_effect=2 * iv,
                       min_effect_tail=4 * iv)
